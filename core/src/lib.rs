@@ -1,0 +1,41 @@
+//! # steadyllm-core
+//!
+//! The sans-IO heart of steadyllm, a chat-completions client for OpenAI-compatible APIs (and
+//! Anthropic's Messages API) that never hangs and never loses streamed output.
+//!
+//! This crate contains no networking code, reads no clock and gathers no entropy. It is
+//! `#![no_std]` and never allocates: every byte lands in a buffer the caller owns, every input
+//! that depends on time carries a `now`, and every random choice comes from a caller-seeded
+//! [`rng::Rng`]. "Need more bytes" is a state, not an error. Adapters (`steadyllm-embassy`,
+//! `steadyllm-wasm`) move bytes and time between the network and this crate.
+//!
+//! Layers, each a module with one job:
+//! - [`request`]: the chat request model and its JSON body (OpenAI or Anthropic dialect),
+//!   written into a caller buffer.
+//! - [`http`]: base URLs, the HTTP/1.1 request head, validated header values, the redacted
+//!   [`http::ApiKey`].
+//! - [`sse`]: an incremental, bounded, spec-exact WHATWG event-stream parser.
+//! - [`decode`]: zero-copy decoding of streamed chunks and error bodies into semantic items.
+//! - [`json`]: the JSON writer and single-pass reader the other layers share.
+//! - [`time`], [`rng`]: the core's own `Instant`/`Duration` and a seeded PRNG.
+//! - [`call`]: the resilience engine (timeouts, retries, failover, breakers, retry budget).
+//!
+//! ## Panics
+//! No public function panics on any input: malformed bytes, oversized lines, hostile headers
+//! and invalid JSON produce typed errors. Buffers that are too small produce errors that say
+//! how many bytes were needed.
+#![no_std]
+#![warn(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod call;
+pub mod decode;
+pub mod http;
+pub mod json;
+pub mod request;
+pub mod rng;
+pub mod sse;
+pub mod time;

@@ -1,0 +1,7 @@
+//! steadyllm's test harness: the fault-injecting mock server, the resilience simulator and
+//! helpers shared by the end-to-end tests and the `conformance` CLI.
+#![warn(missing_docs)]
+
+pub mod conformance;
+pub mod mock;
+pub mod sim;
