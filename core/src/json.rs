@@ -399,13 +399,12 @@ fn decode_escape(bytes: &[u8]) -> (char, usize) {
             };
             if (0xD800..0xDC00).contains(&hi) {
                 // A high surrogate: combine with a following `\uDC00..\uDFFF`.
-                if bytes.get(6) == Some(&b'\\') && bytes.get(7) == Some(&b'u') {
-                    if let Some(lo) = hex4(bytes.get(8..12)) {
-                        if (0xDC00..0xE000).contains(&lo) {
-                            let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                            return (char::from_u32(cp).unwrap_or('\u{fffd}'), 12);
-                        }
-                    }
+                if bytes.get(6..8) == Some(b"\\u")
+                    && let Some(lo) = hex4(bytes.get(8..12))
+                    && (0xDC00..0xE000).contains(&lo)
+                {
+                    let cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                    return (char::from_u32(cp).unwrap_or('\u{fffd}'), 12);
                 }
                 return ('\u{fffd}', 6);
             }
@@ -551,7 +550,7 @@ impl<'a> Reader<'a> {
     /// Reads a non-negative integer (no fraction, no exponent) that fits in `u64`.
     pub fn u64(&mut self) -> Result<u64, Error> {
         let start = self.pos;
-        if !matches!(self.peek()?, b'0'..=b'9') {
+        if !self.peek()?.is_ascii_digit() {
             return Err(self.err(ErrorKind::WrongType));
         }
         let tok = self.number()?;

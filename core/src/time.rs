@@ -41,12 +41,16 @@ impl Instant {
 
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
     pub const fn saturating_since(self, earlier: Instant) -> Duration {
-        Duration { millis: self.millis.saturating_sub(earlier.millis) }
+        Duration {
+            millis: self.millis.saturating_sub(earlier.millis),
+        }
     }
 
     /// `self + d`, saturating at [`Instant::FAR_FUTURE`].
     pub const fn saturating_add(self, d: Duration) -> Instant {
-        Instant { millis: self.millis.saturating_add(d.millis) }
+        Instant {
+            millis: self.millis.saturating_add(d.millis),
+        }
     }
 }
 
@@ -63,7 +67,9 @@ impl Duration {
 
     /// A duration of `secs` seconds (saturating).
     pub const fn from_secs(secs: u64) -> Self {
-        Duration { millis: secs.saturating_mul(1000) }
+        Duration {
+            millis: secs.saturating_mul(1000),
+        }
     }
 
     /// The duration in milliseconds.
@@ -73,27 +79,41 @@ impl Duration {
 
     /// `self + other`, saturating.
     pub const fn saturating_add(self, other: Duration) -> Duration {
-        Duration { millis: self.millis.saturating_add(other.millis) }
+        Duration {
+            millis: self.millis.saturating_add(other.millis),
+        }
     }
 
     /// `self - other`, zero if `other` is longer.
     pub const fn saturating_sub(self, other: Duration) -> Duration {
-        Duration { millis: self.millis.saturating_sub(other.millis) }
+        Duration {
+            millis: self.millis.saturating_sub(other.millis),
+        }
     }
 
     /// `self * n`, saturating.
     pub const fn saturating_mul(self, n: u64) -> Duration {
-        Duration { millis: self.millis.saturating_mul(n) }
+        Duration {
+            millis: self.millis.saturating_mul(n),
+        }
     }
 
     /// The shorter of two durations.
     pub const fn min(self, other: Duration) -> Duration {
-        if self.millis < other.millis { self } else { other }
+        if self.millis < other.millis {
+            self
+        } else {
+            other
+        }
     }
 
     /// The longer of two durations.
     pub const fn max(self, other: Duration) -> Duration {
-        if self.millis > other.millis { self } else { other }
+        if self.millis > other.millis {
+            self
+        } else {
+            other
+        }
     }
 }
 
@@ -138,7 +158,7 @@ impl fmt::Debug for Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.millis >= 1000 && self.millis % 1000 == 0 {
+        if self.millis >= 1000 && self.millis.is_multiple_of(1000) {
             write!(f, "{} s", self.millis / 1000)
         } else {
             write!(f, "{} ms", self.millis)
