@@ -1,1 +1,998 @@
-//! (being written)
+//! Zero-copy decoding of streamed chat completions and of error bodies.
+//!
+//! [`StreamDecoder`] turns the `data` of each server-sent event into semantic
+//! [`StreamItem`]s — role, content, reasoning, refusal, tool-call fragments, finish reasons,
+//! usage, in-stream errors and the end marker — for OpenAI-compatible
+//! `chat.completion.chunk` streams and for Anthropic Messages streams ([`Dialect`]).
+//! [`ApiError::parse`] reads the body of a non-2xx response.
+//!
+//! The JSON is scanned once; strings are borrowed from the event as [`JsonStr`] and only
+//! decoded when they contain escapes and the caller asks. Unknown fields are skipped (but
+//! still validated). Nothing is allocated.
+//!
+//! ```
+//! use steadyllm_core::decode::{Dialect, StreamDecoder, StreamItem};
+//!
+//! let mut dec = StreamDecoder::new(Dialect::OpenAi);
+//! let mut text = String::new();
+//! for data in [
+//!     r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+//!     r#"{"choices":[{"index":0,"delta":{"content":"Hi \u00e9"},"finish_reason":null}]}"#,
+//!     r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+//!     "[DONE]",
+//! ] {
+//!     dec.decode(data, |item| {
+//!         if let StreamItem::Content { text: t, .. } = item {
+//!             text.push_str(&t.to_string());
+//!         }
+//!     })
+//!     .unwrap();
+//! }
+//! assert_eq!(text, "Hi é");
+//! assert!(dec.finish().is_complete());
+//! ```
+
+use core::fmt;
+
+use crate::json::{self, JsonStr, Reader};
+
+/// Which API shape a stream or error body has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Dialect {
+    /// OpenAI-compatible `/chat/completions` (OpenAI, Azure, vLLM, Ollama, OpenRouter, Groq,
+    /// Gemini's compatibility endpoint, LiteLLM, …).
+    #[default]
+    OpenAi,
+    /// Anthropic's `/v1/messages`.
+    Anthropic,
+}
+
+/// One semantic piece of a streamed answer. Strings borrow the event's data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamItem<'a> {
+    /// The author role of a choice (`assistant`), usually in the first chunk.
+    Role {
+        /// Choice index.
+        choice: u32,
+        /// The role.
+        role: JsonStr<'a>,
+    },
+    /// Answer text (never empty).
+    Content {
+        /// Choice index.
+        choice: u32,
+        /// The text fragment.
+        text: JsonStr<'a>,
+    },
+    /// Reasoning text (`reasoning_content` / `reasoning`, Anthropic `thinking`; never empty).
+    Reasoning {
+        /// Choice index.
+        choice: u32,
+        /// The text fragment.
+        text: JsonStr<'a>,
+    },
+    /// Refusal text (never empty).
+    Refusal {
+        /// Choice index.
+        choice: u32,
+        /// The text fragment.
+        text: JsonStr<'a>,
+    },
+    /// A fragment of a tool call.
+    ToolCall(ToolCallDelta<'a>),
+    /// Why a choice ended (`stop`, `length`, `tool_calls`, `content_filter`, Anthropic
+    /// `end_turn`, `max_tokens`, `tool_use`, …).
+    Finish {
+        /// Choice index.
+        choice: u32,
+        /// The reason as sent.
+        reason: JsonStr<'a>,
+    },
+    /// Token usage.
+    Usage(Usage),
+    /// An error the server sent inside the stream.
+    Error(ApiError<'a>),
+    /// The end marker (`[DONE]`, Anthropic `message_stop`).
+    Done,
+}
+
+/// A fragment of a streamed tool call. Fragments with the same `choice` and `index` belong
+/// to the same call; `arguments` fragments concatenate to the JSON arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToolCallDelta<'a> {
+    /// Choice index.
+    pub choice: u32,
+    /// Position of the call (`index`, or its position in the chunk's array when missing;
+    /// the content block index for Anthropic).
+    pub index: u32,
+    /// Call id, usually only in the first fragment.
+    pub id: Option<JsonStr<'a>>,
+    /// Function name, usually only in the first fragment.
+    pub name: Option<JsonStr<'a>>,
+    /// A piece of the arguments JSON (may be empty).
+    pub arguments: JsonStr<'a>,
+}
+
+/// Token counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+    /// Their sum as reported (or computed when the server omits it).
+    pub total_tokens: u64,
+}
+
+/// An error object from the server, in a stream or in a non-2xx body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ApiError<'a> {
+    /// Human-readable message (empty if the server sent none).
+    pub message: JsonStr<'a>,
+    /// `type` (OpenAI `invalid_request_error`, Anthropic `overloaded_error`, …).
+    pub kind: Option<JsonStr<'a>>,
+    /// `code`, as text whether the server sent a string or a number.
+    pub code: Option<JsonStr<'a>>,
+    /// `param`, when present.
+    pub param: Option<JsonStr<'a>>,
+}
+
+/// Why an event or body could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DecodeError {
+    /// The data is not valid JSON, or not a JSON object.
+    Json(json::Error),
+    /// An error body that is valid JSON but carries no error object.
+    NotAnError,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Json(e) => write!(f, "malformed event: {e}"),
+            DecodeError::NotAnError => f.write_str("response body holds no error object"),
+        }
+    }
+}
+
+impl core::error::Error for DecodeError {}
+
+impl From<json::Error> for DecodeError {
+    fn from(e: json::Error) -> Self {
+        DecodeError::Json(e)
+    }
+}
+
+/// How a stream ended, from [`StreamDecoder::finish`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamEnd {
+    /// The end marker arrived.
+    Complete,
+    /// The input ended without the end marker: the answer may be cut short.
+    Truncated,
+}
+
+impl StreamEnd {
+    /// `true` for [`StreamEnd::Complete`].
+    pub fn is_complete(self) -> bool {
+        self == StreamEnd::Complete
+    }
+}
+
+/// Decodes the events of one streamed response.
+///
+/// Call order: [`StreamDecoder::decode`] with the `data` of every event in order, then
+/// [`StreamDecoder::finish`] at the end of the body. Items of one event are passed to the
+/// callback in document order, except that a choice's `Finish` follows its delta. If an event
+/// turns out malformed, the items found before the fault have already been passed on (they
+/// are complete and correct); the error says where the JSON broke.
+#[derive(Clone, Debug, Default)]
+pub struct StreamDecoder {
+    dialect: Dialect,
+    done: bool,
+    /// Anthropic: prompt tokens from `message_start`, reported with `message_delta`'s usage.
+    input_tokens: u64,
+}
+
+impl StreamDecoder {
+    /// A decoder for a stream of the given dialect.
+    pub const fn new(dialect: Dialect) -> Self {
+        StreamDecoder {
+            dialect,
+            done: false,
+            input_tokens: 0,
+        }
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// `true` once the end marker was decoded.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Decodes one event's data and passes each item to `emit`. Events after the end marker
+    /// produce nothing.
+    pub fn decode<'a, F>(&mut self, data: &'a str, mut emit: F) -> Result<(), DecodeError>
+    where
+        F: FnMut(StreamItem<'a>),
+    {
+        if self.done {
+            return Ok(());
+        }
+        match self.dialect {
+            Dialect::OpenAi => {
+                if data.trim_ascii() == "[DONE]" {
+                    self.done = true;
+                    emit(StreamItem::Done);
+                    return Ok(());
+                }
+                decode_openai_chunk(data, &mut emit)
+            }
+            Dialect::Anthropic => self.decode_anthropic(data, &mut emit),
+        }
+    }
+
+    /// Ends the stream and says whether the end marker came. Resets the decoder for reuse.
+    pub fn finish(&mut self) -> StreamEnd {
+        let end = if self.done {
+            StreamEnd::Complete
+        } else {
+            StreamEnd::Truncated
+        };
+        self.done = false;
+        self.input_tokens = 0;
+        end
+    }
+
+    fn decode_anthropic<'a>(
+        &mut self,
+        data: &'a str,
+        emit: &mut impl FnMut(StreamItem<'a>),
+    ) -> Result<(), DecodeError> {
+        let mut r = Reader::new(data);
+        let kind = find_key_str(r, "type")?;
+        let mut obj = r.object()?;
+        let is = |k: &str| kind.is_some_and(|t: JsonStr<'_>| t.eq_str(k));
+        let mut index: Option<u32> = None;
+        // Items whose block index may come after them in the document.
+        let mut pending: Option<StreamItem<'a>> = None;
+        while let Some(key) = obj.next_key(&mut r)? {
+            match key.raw() {
+                "index" => index = r.u64_or_null()?.map(clamp_u32),
+                "message" if is("message_start") => {
+                    let mut m = r.object()?;
+                    while let Some(k) = m.next_key(&mut r)? {
+                        match k.raw() {
+                            "role" => {
+                                if let Some(role) = r.string_or_null()? {
+                                    emit(StreamItem::Role { choice: 0, role });
+                                }
+                            }
+                            "usage" => {
+                                if let Some(u) = read_usage(&mut r)? {
+                                    self.input_tokens = u.input_tokens;
+                                }
+                            }
+                            _ => r.skip_value()?,
+                        }
+                    }
+                }
+                "content_block" if is("content_block_start") => {
+                    pending = read_anthropic_block(&mut r, true)?;
+                }
+                "delta" if is("content_block_delta") => {
+                    pending = read_anthropic_block(&mut r, false)?;
+                }
+                "delta" if is("message_delta") => {
+                    let mut d = r.object()?;
+                    while let Some(k) = d.next_key(&mut r)? {
+                        match k.raw() {
+                            "stop_reason" => {
+                                if let Some(reason) = r.string_or_null()? {
+                                    pending = Some(StreamItem::Finish { choice: 0, reason });
+                                }
+                            }
+                            _ => r.skip_value()?,
+                        }
+                    }
+                }
+                "usage" if is("message_delta") => {
+                    if let Some(u) = read_usage(&mut r)? {
+                        if u.has_input {
+                            self.input_tokens = u.input_tokens;
+                        }
+                        // Emitted after the stop reason, below.
+                        let usage = Usage {
+                            prompt_tokens: self.input_tokens,
+                            completion_tokens: u.output_tokens,
+                            total_tokens: self.input_tokens.saturating_add(u.output_tokens),
+                        };
+                        if let Some(p) = pending.take() {
+                            emit(p);
+                        }
+                        pending = Some(StreamItem::Usage(usage));
+                    }
+                }
+                "error" if is("error") => {
+                    if let Some(e) = read_error_object(&mut r)? {
+                        emit(StreamItem::Error(e));
+                    }
+                }
+                _ => r.skip_value()?,
+            }
+        }
+        r.end()?;
+        if let Some(mut item) = pending {
+            if let StreamItem::ToolCall(tc) = &mut item {
+                tc.index = index.unwrap_or(0);
+            }
+            emit(item);
+        }
+        if is("message_stop") {
+            self.done = true;
+            emit(StreamItem::Done);
+        }
+        Ok(())
+    }
+}
+
+/// Anthropic usage counters.
+struct AnthropicUsage {
+    input_tokens: u64,
+    has_input: bool,
+    output_tokens: u64,
+}
+
+fn read_usage(r: &mut Reader<'_>) -> Result<Option<AnthropicUsage>, DecodeError> {
+    if r.null()? {
+        return Ok(None);
+    }
+    let mut u = AnthropicUsage {
+        input_tokens: 0,
+        has_input: false,
+        output_tokens: 0,
+    };
+    let mut o = r.object()?;
+    while let Some(k) = o.next_key(r)? {
+        match k.raw() {
+            "input_tokens" => {
+                if let Some(v) = r.u64_or_null()? {
+                    u.input_tokens = v;
+                    u.has_input = true;
+                }
+            }
+            "output_tokens" => u.output_tokens = r.u64_or_null()?.unwrap_or(0),
+            _ => r.skip_value()?,
+        }
+    }
+    Ok(Some(u))
+}
+
+/// Reads an Anthropic `content_block` (start) or block `delta` object.
+fn read_anthropic_block<'a>(
+    r: &mut Reader<'a>,
+    start: bool,
+) -> Result<Option<StreamItem<'a>>, DecodeError> {
+    let kind = find_key_str(*r, "type")?;
+    let is = |k: &str| kind.is_some_and(|t: JsonStr<'_>| t.eq_str(k));
+    let mut o = r.object()?;
+    let mut item = None;
+    let (mut id, mut name) = (None, None);
+    while let Some(k) = o.next_key(r)? {
+        match (k.raw(), start) {
+            ("text", _) if is("text") || is("text_delta") => {
+                let text = r.string()?;
+                if !text.is_empty() {
+                    item = Some(StreamItem::Content { choice: 0, text });
+                }
+            }
+            ("thinking", _) if is("thinking") || is("thinking_delta") => {
+                let text = r.string()?;
+                if !text.is_empty() {
+                    item = Some(StreamItem::Reasoning { choice: 0, text });
+                }
+            }
+            ("partial_json", false) if is("input_json_delta") => {
+                let arguments = r.string()?;
+                item = Some(StreamItem::ToolCall(ToolCallDelta {
+                    choice: 0,
+                    index: 0,
+                    id: None,
+                    name: None,
+                    arguments,
+                }));
+            }
+            ("id", true) => id = r.string_or_null()?,
+            ("name", true) => name = r.string_or_null()?,
+            _ => r.skip_value()?,
+        }
+    }
+    if start && is("tool_use") {
+        item = Some(StreamItem::ToolCall(ToolCallDelta {
+            choice: 0,
+            index: 0,
+            id,
+            name,
+            arguments: JsonStr::default(),
+        }));
+    }
+    Ok(item)
+}
+
+/// Looks ahead in the object at `r` for a string member `key` without moving `r`.
+/// The common case — the key comes first — costs one key comparison.
+fn find_key_str<'a>(mut r: Reader<'a>, key: &str) -> Result<Option<JsonStr<'a>>, DecodeError> {
+    let mut o = r.object()?;
+    while let Some(k) = o.next_key(&mut r)? {
+        if k.eq_str(key) {
+            return Ok(r.string_or_null().ok().flatten());
+        }
+        r.skip_value()?;
+    }
+    Ok(None)
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn decode_openai_chunk<'a>(
+    data: &'a str,
+    emit: &mut impl FnMut(StreamItem<'a>),
+) -> Result<(), DecodeError> {
+    let mut r = Reader::new(data);
+    let mut root = r.object()?;
+    let mut usage = None;
+    let mut error = None;
+    // The bare error shape: {"object":"error","message":...}
+    let mut object_is_error = false;
+    let mut bare = ApiError::default();
+    let mut bare_seen = false;
+    while let Some(key) = root.next_key(&mut r)? {
+        match key.raw() {
+            "choices" => {
+                if r.null()? {
+                    continue;
+                }
+                let mut arr = r.array()?;
+                let mut position = 0u32;
+                while arr.next(&mut r)? {
+                    decode_choice(&mut r, position, emit)?;
+                    position = position.saturating_add(1);
+                }
+            }
+            "usage" => {
+                if !r.null()? {
+                    usage = Some(read_openai_usage(&mut r)?);
+                }
+            }
+            "error" => error = read_error_object(&mut r)?,
+            "object" => {
+                object_is_error = r.string_or_null()?.is_some_and(|s| s.eq_str("error"));
+            }
+            "message" => {
+                bare_seen = true;
+                bare.message = r.string_or_null()?.unwrap_or_default();
+            }
+            "type" => bare.kind = r.string_or_null()?,
+            "code" => bare.code = r.string_or_number()?,
+            "param" => bare.param = r.string_or_number()?,
+            _ => r.skip_value()?,
+        }
+    }
+    r.end()?;
+    if let Some(u) = usage {
+        emit(StreamItem::Usage(u));
+    }
+    if let Some(e) = error {
+        emit(StreamItem::Error(e));
+    } else if object_is_error && bare_seen {
+        emit(StreamItem::Error(bare));
+    }
+    Ok(())
+}
+
+fn read_openai_usage(r: &mut Reader<'_>) -> Result<Usage, DecodeError> {
+    let mut u = Usage::default();
+    let mut total = None;
+    let mut o = r.object()?;
+    while let Some(k) = o.next_key(r)? {
+        match k.raw() {
+            "prompt_tokens" => u.prompt_tokens = r.u64_or_null()?.unwrap_or(0),
+            "completion_tokens" => u.completion_tokens = r.u64_or_null()?.unwrap_or(0),
+            "total_tokens" => total = r.u64_or_null()?,
+            _ => r.skip_value()?,
+        }
+    }
+    u.total_tokens = total.unwrap_or(u.prompt_tokens.saturating_add(u.completion_tokens));
+    Ok(u)
+}
+
+fn decode_choice<'a>(
+    r: &mut Reader<'a>,
+    position: u32,
+    emit: &mut impl FnMut(StreamItem<'a>),
+) -> Result<(), DecodeError> {
+    if r.null()? {
+        return Ok(());
+    }
+    // The choice index is needed before the delta's items; it is nearly always the first
+    // key, and a cheap look-ahead finds it otherwise.
+    let mut choice = position;
+    {
+        let mut look = *r;
+        let mut o = look.object()?;
+        while let Some(k) = o.next_key(&mut look)? {
+            if k.raw() == "index" {
+                if let Ok(Some(i)) = look.u64_or_null() {
+                    choice = clamp_u32(i);
+                }
+                break;
+            }
+            look.skip_value()?;
+        }
+    }
+    let mut finish = None;
+    let mut o = r.object()?;
+    while let Some(k) = o.next_key(r)? {
+        match k.raw() {
+            // "message" is the non-streamed form of "delta".
+            "delta" | "message" => decode_delta(r, choice, emit)?,
+            "finish_reason" => finish = r.string_or_null()?,
+            _ => r.skip_value()?,
+        }
+    }
+    if let Some(reason) = finish {
+        emit(StreamItem::Finish { choice, reason });
+    }
+    Ok(())
+}
+
+fn decode_delta<'a>(
+    r: &mut Reader<'a>,
+    choice: u32,
+    emit: &mut impl FnMut(StreamItem<'a>),
+) -> Result<(), DecodeError> {
+    if r.null()? {
+        return Ok(());
+    }
+    let mut o = r.object()?;
+    while let Some(k) = o.next_key(r)? {
+        let text_item: fn(u32, JsonStr<'a>) -> StreamItem<'a> = match k.raw() {
+            "content" => |choice, text| StreamItem::Content { choice, text },
+            "reasoning_content" | "reasoning" => {
+                |choice, text| StreamItem::Reasoning { choice, text }
+            }
+            "refusal" => |choice, text| StreamItem::Refusal { choice, text },
+            "role" => {
+                if let Some(role) = r.string_or_null()? {
+                    emit(StreamItem::Role { choice, role });
+                }
+                continue;
+            }
+            "tool_calls" => {
+                if r.null()? {
+                    continue;
+                }
+                let mut arr = r.array()?;
+                let mut position = 0u32;
+                while arr.next(r)? {
+                    if let Some(tc) = read_tool_call(r, choice, position)? {
+                        emit(StreamItem::ToolCall(tc));
+                    }
+                    position = position.saturating_add(1);
+                }
+                continue;
+            }
+            _ => {
+                r.skip_value()?;
+                continue;
+            }
+        };
+        // Text fields: a string, or null; other shapes (content part arrays) are skipped.
+        if r.peek()? == b'"' {
+            let text = r.string()?;
+            if !text.is_empty() {
+                emit(text_item(choice, text));
+            }
+        } else {
+            r.skip_value()?;
+        }
+    }
+    Ok(())
+}
+
+fn read_tool_call<'a>(
+    r: &mut Reader<'a>,
+    choice: u32,
+    position: u32,
+) -> Result<Option<ToolCallDelta<'a>>, DecodeError> {
+    if r.null()? {
+        return Ok(None);
+    }
+    let mut tc = ToolCallDelta {
+        choice,
+        index: position,
+        id: None,
+        name: None,
+        arguments: JsonStr::default(),
+    };
+    let mut o = r.object()?;
+    while let Some(k) = o.next_key(r)? {
+        match k.raw() {
+            "index" => {
+                if let Some(i) = r.u64_or_null()? {
+                    tc.index = clamp_u32(i);
+                }
+            }
+            "id" => tc.id = r.string_or_null()?,
+            "function" => {
+                if r.null()? {
+                    continue;
+                }
+                let mut f = r.object()?;
+                while let Some(fk) = f.next_key(r)? {
+                    match fk.raw() {
+                        "name" => tc.name = r.string_or_null()?,
+                        "arguments" => tc.arguments = r.string_or_null()?.unwrap_or_default(),
+                        _ => r.skip_value()?,
+                    }
+                }
+            }
+            _ => r.skip_value()?,
+        }
+    }
+    Ok(Some(tc))
+}
+
+/// Reads an `error` member: an object with `message`/`type`/`code`/`param`, or a bare string.
+fn read_error_object<'a>(r: &mut Reader<'a>) -> Result<Option<ApiError<'a>>, DecodeError> {
+    match r.peek()? {
+        b'"' => {
+            let message = r.string()?;
+            Ok(Some(ApiError {
+                message,
+                ..ApiError::default()
+            }))
+        }
+        b'{' => {
+            let mut e = ApiError::default();
+            let mut o = r.object()?;
+            while let Some(k) = o.next_key(r)? {
+                match k.raw() {
+                    "message" => e.message = r.string_or_null()?.unwrap_or_default(),
+                    "type" => e.kind = r.string_or_null()?,
+                    "code" => e.code = r.string_or_number()?,
+                    "param" => e.param = r.string_or_number()?,
+                    _ => r.skip_value()?,
+                }
+            }
+            Ok(Some(e))
+        }
+        _ => {
+            r.skip_value()?;
+            Ok(None)
+        }
+    }
+}
+
+impl<'a> ApiError<'a> {
+    /// Parses the body of a non-2xx response: OpenAI's `{"error":{...}}` (also Anthropic's
+    /// `{"type":"error","error":{...}}`, and `{"error":"text"}`) or the bare
+    /// `{"object":"error","message":...}` shape (vLLM and others).
+    pub fn parse(body: &'a str) -> Result<ApiError<'a>, DecodeError> {
+        let mut r = Reader::new(body);
+        let mut o = r.object()?;
+        let mut nested = None;
+        let mut bare = ApiError::default();
+        let mut has_message = false;
+        while let Some(k) = o.next_key(&mut r)? {
+            match k.raw() {
+                "error" => nested = read_error_object(&mut r)?,
+                "message" => {
+                    has_message = true;
+                    bare.message = r.string_or_null()?.unwrap_or_default();
+                }
+                "type" => bare.kind = r.string_or_null()?,
+                "code" => bare.code = r.string_or_number()?,
+                "param" => bare.param = r.string_or_number()?,
+                _ => r.skip_value()?,
+            }
+        }
+        r.end()?;
+        match nested {
+            Some(e) => Ok(e),
+            None if has_message => Ok(bare),
+            None => Err(DecodeError::NotAnError),
+        }
+    }
+
+    /// `true` when `code` (or `type`) is `insufficient_quota`: a 429 that retrying cannot fix.
+    pub fn is_insufficient_quota(&self) -> bool {
+        self.code.is_some_and(|c| c.eq_str("insufficient_quota"))
+            || self.kind.is_some_and(|c| c.eq_str("insufficient_quota"))
+    }
+}
+
+impl fmt::Display for ApiError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if let Some(k) = self.kind {
+            write!(f, " (type {k}")?;
+            if let Some(c) = self.code {
+                write!(f, ", code {c}")?;
+            }
+            f.write_str(")")?;
+        } else if let Some(c) = self.code {
+            write!(f, " (code {c})")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::prelude::rust_2024::*;
+    use std::{format, vec};
+
+    /// Items rendered as compact strings for comparison.
+    fn items(dialect: Dialect, events: &[&str]) -> (Vec<String>, StreamEnd) {
+        let mut dec = StreamDecoder::new(dialect);
+        let mut out = Vec::new();
+        for e in events {
+            dec.decode(e, |item| out.push(render(&item)))
+                .expect("valid event");
+        }
+        (out, dec.finish())
+    }
+
+    fn render(item: &StreamItem<'_>) -> String {
+        let o = |s: &Option<JsonStr<'_>>| s.map_or("-".to_string(), |s| s.to_string());
+        match item {
+            StreamItem::Role { choice, role } => format!("role {choice} {role}"),
+            StreamItem::Content { choice, text } => format!("content {choice} {text}"),
+            StreamItem::Reasoning { choice, text } => format!("reasoning {choice} {text}"),
+            StreamItem::Refusal { choice, text } => format!("refusal {choice} {text}"),
+            StreamItem::ToolCall(t) => format!(
+                "tool {} {} {} {} {}",
+                t.choice,
+                t.index,
+                o(&t.id),
+                o(&t.name),
+                t.arguments
+            ),
+            StreamItem::Finish { choice, reason } => format!("finish {choice} {reason}"),
+            StreamItem::Usage(u) => {
+                format!(
+                    "usage {} {} {}",
+                    u.prompt_tokens, u.completion_tokens, u.total_tokens
+                )
+            }
+            StreamItem::Error(e) => format!("error {} {} {}", e.message, o(&e.kind), o(&e.code)),
+            StreamItem::Done => "done".into(),
+        }
+    }
+
+    #[test]
+    fn openai_stream() {
+        let (got, end) = items(
+            Dialect::OpenAi,
+            &[
+                r#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+                r#"{"choices":[{"delta":{"content":"a\"b"},"index":1}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"reasoning_content":"think"}},{"index":2,"delta":{"reasoning":"more"}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"refusal":"no"}}]}"#,
+                r#"{"choices":[{"finish_reason":"length","index":0,"delta":{"content":"end"}}]}"#,
+                r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+                "[DONE]",
+                r#"{"choices":[{"index":0,"delta":{"content":"after done"}}]}"#,
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "role 0 assistant",
+                "content 1 a\"b",
+                "reasoning 0 think",
+                "reasoning 2 more",
+                "refusal 0 no",
+                "content 0 end",
+                "finish 0 length",
+                "usage 5 2 7",
+                "done"
+            ]
+        );
+        assert_eq!(end, StreamEnd::Complete);
+    }
+
+    #[test]
+    fn tool_call_fragments() {
+        let (got, _) = items(
+            Dialect::OpenAi,
+            &[
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}}]}"#,
+                // Gemini-style: no index, several calls in one chunk; null index.
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{}"}},{"index":null,"id":"b","function":{"name":"g"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"content":null,"tool_calls":null},"finish_reason":"tool_calls"}]}"#,
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "tool 0 0 call_1 get_weather ",
+                "tool 0 0 - - {\"city\":",
+                "tool 0 0 a f {}",
+                "tool 0 1 b g ",
+                "finish 0 tool_calls"
+            ]
+        );
+    }
+
+    #[test]
+    fn filtered_and_keepalive_chunks_produce_nothing() {
+        let (got, end) = items(
+            Dialect::OpenAi,
+            &[
+                r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}"#,
+                r#"{"choices":[{"index":0,"content_filter_offsets":{"check_offset":35},"content_filter_results":{}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{}}]}"#,
+                r#"{"choices":null,"usage":null}"#,
+            ],
+        );
+        assert!(got.is_empty(), "{got:?}");
+        assert_eq!(end, StreamEnd::Truncated);
+    }
+
+    #[test]
+    fn errors_in_stream() {
+        let (got, _) = items(
+            Dialect::OpenAi,
+            &[
+                r#"{"error":{"message":"Rate limited","type":"rate_limit","param":null,"code":429}}"#,
+                r#"{"error":{"message":"Bad","type":null,"code":"bad_thing"}}"#,
+                r#"{"object":"error","message":"vllm says no","type":"BadRequestError","code":400}"#,
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "error Rate limited rate_limit 429",
+                "error Bad - bad_thing",
+                "error vllm says no BadRequestError 400"
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_events_are_errors() {
+        let mut dec = StreamDecoder::new(Dialect::OpenAi);
+        for bad in [
+            "{not json",
+            "",
+            "42",
+            r#"{"choices":[{"delta":{"content":"x"}}]"#,
+            "{} x",
+        ] {
+            assert!(dec.decode(bad, |_| {}).is_err(), "{bad:?}");
+        }
+        // items before the fault are delivered, and are correct
+        let mut got = vec![];
+        let r = dec.decode(
+            r#"{"choices":[{"index":0,"delta":{"content":"ok"}},{"#,
+            |i| got.push(render(&i)),
+        );
+        assert!(r.is_err());
+        assert_eq!(got, ["content 0 ok"]);
+    }
+
+    #[test]
+    fn anthropic_stream() {
+        let (got, end) = items(
+            Dialect::Anthropic,
+            &[
+                r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#,
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"abc"}}"#,
+                r#"{"type":"content_block_stop","index":0}"#,
+                r#"{"type":"ping"}"#,
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hello"}}"#,
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}"#,
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"loc"}}"#,
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+                r#"{"type":"message_stop"}"#,
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "role 0 assistant",
+                "reasoning 0 hmm",
+                "content 0 Hello",
+                "tool 0 2 toolu_1 get_weather ",
+                "tool 0 2 - - {\"loc",
+                "finish 0 tool_use",
+                "usage 25 15 40",
+                "done"
+            ]
+        );
+        assert_eq!(end, StreamEnd::Complete);
+        let (got, end) = items(
+            Dialect::Anthropic,
+            &[r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#],
+        );
+        assert_eq!(got, ["error Overloaded overloaded_error -"]);
+        assert_eq!(end, StreamEnd::Truncated);
+    }
+
+    #[test]
+    fn error_bodies() {
+        let e = ApiError::parse(
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+        )
+        .expect("openai shape");
+        assert!(e.is_insufficient_quota());
+        assert_eq!(e.message.to_string(), "You exceeded your current quota");
+        let e = ApiError::parse(
+            r#"{"object":"error","message":"m","type":"t","param":"p","code":400}"#,
+        )
+        .expect("bare shape");
+        assert_eq!(
+            (e.code.map(|c| c.raw()), e.param.map(|c| c.raw())),
+            (Some("400"), Some("p"))
+        );
+        let e =
+            ApiError::parse(r#"{"type":"error","error":{"type":"not_found_error","message":"x"}}"#)
+                .expect("anthropic shape");
+        assert_eq!(e.kind.map(|k| k.raw()), Some("not_found_error"));
+        let e = ApiError::parse(r#"{"error":"plain text"}"#).expect("string error");
+        assert_eq!(e.message.raw(), "plain text");
+        assert_eq!(
+            ApiError::parse(r#"{"ok":true}"#),
+            Err(DecodeError::NotAnError)
+        );
+        assert!(ApiError::parse("<html>502 Bad Gateway</html>").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn content_matches_serde_json(
+            texts in proptest::collection::vec(proptest::string::string_regex("(\\PC|[\\x00-\\x1f\"\\\\\\n])*").expect("regex"), 1..5),
+            extra in proptest::collection::vec(("[a-z]{1,8}", proptest::num::i64::ANY), 0..4),
+        ) {
+            for t in &texts {
+                let mut chunk = serde_json::json!({
+                    "id": "chatcmpl-1",
+                    "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": null}],
+                });
+                for (k, v) in &extra {
+                    chunk[k.as_str()] = serde_json::json!({"nested": [v, null, true, {"x": "y"}]});
+                }
+                let data = serde_json::to_string(&chunk).expect("serialize");
+                let mut got = String::new();
+                StreamDecoder::new(Dialect::OpenAi)
+                    .decode(&data, |i| if let StreamItem::Content { text, .. } = i { got.push_str(&text.to_string()) })
+                    .expect("decodes");
+                proptest::prop_assert_eq!(&got, t);
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(s in "\\PC{0,80}") {
+            let _ = StreamDecoder::new(Dialect::OpenAi).decode(&s, |_| {});
+            let _ = StreamDecoder::new(Dialect::Anthropic).decode(&s, |_| {});
+            let _ = ApiError::parse(&s);
+        }
+    }
+}

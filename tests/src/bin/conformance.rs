@@ -1,0 +1,66 @@
+//! `conformance MODE [--chunk N] [--dialect openai|anthropic]`: reads stdin to its end, feeds
+//! it to steadyllm-core in pieces of N bytes (whole without `--chunk`) and prints JSON lines.
+//! See `steadyllm_tests::conformance` for the contract.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use steadyllm_core::decode::Dialect;
+use steadyllm_tests::conformance::{run_decode, run_error, run_sse};
+
+const USAGE: &str = "usage: conformance sse|decode|error [--chunk N] [--dialect openai|anthropic]";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut mode = None;
+    let mut chunk = None;
+    let mut dialect = Dialect::OpenAi;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--chunk" => match args.next().and_then(|v| v.parse::<usize>().ok()) {
+                Some(n) if n > 0 => chunk = Some(n),
+                _ => return fail("--chunk needs a positive integer"),
+            },
+            "--dialect" => match args.next().as_deref() {
+                Some("openai") => dialect = Dialect::OpenAi,
+                Some("anthropic") => dialect = Dialect::Anthropic,
+                _ => return fail("--dialect is openai or anthropic"),
+            },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            m if mode.is_none() && !m.starts_with('-') => mode = Some(m.to_string()),
+            other => return fail(&format!("unexpected argument {other:?}")),
+        }
+    }
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        return fail(&format!("reading stdin: {e}"));
+    }
+    let out = match mode.as_deref().unwrap_or("decode") {
+        "sse" => run_sse(&input, chunk),
+        "decode" => run_decode(&input, chunk, dialect),
+        "error" => run_error(&input),
+        m => return fail(&format!("unknown mode {m:?}")),
+    };
+    let mut stdout = std::io::stdout().lock();
+    for l in &out.lines {
+        if writeln!(stdout, "{l}").is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    for p in &out.problems {
+        eprintln!("conformance: {p}");
+    }
+    if out.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("conformance: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}
