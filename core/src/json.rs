@@ -478,6 +478,18 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn peek(&mut self) -> Result<u8, Error> {
         let b = self.bytes();
+        // Compact JSON has no whitespace: one comparison decides (whitespace is <= b' ').
+        if let Some(&c) = b.get(self.pos)
+            && c > b' '
+        {
+            return Ok(c);
+        }
+        self.peek_slow()
+    }
+
+    #[cold]
+    fn peek_slow(&mut self) -> Result<u8, Error> {
+        let b = self.bytes();
         while let Some(&c) = b.get(self.pos) {
             if !is_ws(c) {
                 return Ok(c);
@@ -776,7 +788,7 @@ impl Object {
     /// The next key (with its `:` consumed), or `None` after the closing `}`.
     #[inline]
     pub fn next_key<'a>(&mut self, r: &mut Reader<'a>) -> Result<Option<JsonStr<'a>>, Error> {
-        let c = r.peek()?;
+        let mut c = r.peek()?;
         if c == b'}' {
             r.pos += 1;
             return Ok(None);
@@ -785,16 +797,15 @@ impl Object {
             self.first = false;
         } else if c == b',' {
             r.pos += 1;
+            c = r.peek()?;
         } else {
             return Err(r.err(ErrorKind::UnexpectedByte));
         }
-        let k = r.string().map_err(|e| match e.kind {
-            ErrorKind::WrongType => Error {
-                kind: ErrorKind::UnexpectedByte,
-                ..e
-            },
-            _ => e,
-        })?;
+        if c != b'"' {
+            return Err(r.err(ErrorKind::UnexpectedByte));
+        }
+        r.pos += 1;
+        let k = r.string_after_quote()?;
         r.expect(b':')?;
         Ok(Some(k))
     }
@@ -847,22 +858,27 @@ fn validate_escape(b: &[u8], i: usize) -> Result<usize, Error> {
 }
 
 /// Index of the first `"`, `\` or control byte at or after `i`, or `b.len()`.
+///
+/// Eight bytes at a time (SWAR): a lane is special when it equals `"` or `\` or is below
+/// 0x20. The classic "has zero byte" test can only report false positives in lanes *above* a
+/// true one, so the lowest flagged lane is exact. The last partial word is padded with spaces.
 #[inline]
 fn find_string_special(b: &[u8], mut i: usize) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    // Eight bytes at a time: a lane is special when it equals '"' or '\\' or is below 0x20.
+    #[inline(always)]
+    fn special(v: u64) -> u64 {
+        let q = v ^ (LO * u64::from(b'"'));
+        let s = v ^ (LO * u64::from(b'\\'));
+        ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s) | (v.wrapping_sub(LO * 0x20) & !v))
+            & HI
+    }
     while let Some(chunk) = b.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(w);
-        let q = v ^ (LO * u64::from(b'"'));
-        let s = v ^ (LO * u64::from(b'\\'));
-        let t = (q.wrapping_sub(LO) & !q)
-            | (s.wrapping_sub(LO) & !s)
-            | (v.wrapping_sub(LO * 0x20) & !v);
-        if t & HI != 0 {
-            break;
+        let m = special(u64::from_le_bytes(w));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }

@@ -26,7 +26,10 @@
 //! how many bytes were needed.
 #![no_std]
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;

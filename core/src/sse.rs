@@ -203,7 +203,14 @@ impl<const N: usize> SseParser<N> {
     ///
     /// An `Err` means an event outgrew the capacity; it was dropped, `input` is advanced past
     /// the bytes consumed, and the next call continues.
-    pub fn feed(&mut self, input: &mut &[u8]) -> Result<Option<SseItem<'_>>, SseError> {
+    ///
+    /// An event whose block lies whole in `input` and has one `data` line is returned without
+    /// copying: its `data` then borrows `input`. That is why the item's lifetime is bounded by
+    /// both the parser and the input.
+    pub fn feed<'p, 'i: 'p>(
+        &'p mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<SseItem<'p>>, SseError> {
         if self.dispatched {
             self.dispatched = false;
             self.type_len = 0;
@@ -248,6 +255,41 @@ impl<const N: usize> SseParser<N> {
                 return Ok(None);
             };
             let (line, rest) = input.split_at_checked(end).unwrap_or((input, &[]));
+            if self.line_len == 0
+                && self.data_len == 0
+                && !self.skipping_line
+                && !self.discard_event
+                && let Some(value) = line.strip_prefix(b"data:")
+            {
+                // Fast path: `data:...` followed by a blank line, all in this piece.
+                let block_end = if rest.starts_with(b"\n\n") {
+                    Some(2)
+                } else if rest.starts_with(b"\r\n\r\n") {
+                    Some(4)
+                } else {
+                    None
+                };
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                // The capacity applies as if the data had been buffered, so the outcome never
+                // depends on where the pieces were split.
+                if let Some(skip) = block_end
+                    && !value.is_empty()
+                    && self.data_start() + value.len() < N
+                    && is_utf8(value)
+                {
+                    *input = rest.get(skip..).unwrap_or_default();
+                    self.dispatched = true;
+                    let b = &self.buf;
+                    let id = b.get(..self.id_len).unwrap_or_default();
+                    let kind = b.get(self.id_len..self.data_start()).unwrap_or_default();
+                    return Ok(Some(SseItem::Event(Event {
+                        kind: core::str::from_utf8(kind).unwrap_or_default(),
+                        // SAFETY: `is_utf8(value)` just returned true.
+                        data: unsafe { core::str::from_utf8_unchecked(value) },
+                        last_event_id: core::str::from_utf8(id).unwrap_or_default(),
+                    })));
+                }
+            }
             if rest.first() == Some(&b'\r') {
                 self.after_cr = true;
             }
@@ -273,10 +315,12 @@ impl<const N: usize> SseParser<N> {
                     let id = b.get(..self.id_len).unwrap_or_default();
                     let kind = b.get(self.id_len..ds).unwrap_or_default();
                     let data = b.get(ds..ds + self.data_len).unwrap_or_default();
-                    // All three regions hold valid UTF-8 by construction.
                     return Ok(Some(SseItem::Event(Event {
                         kind: core::str::from_utf8(kind).unwrap_or_default(),
-                        data: core::str::from_utf8(data).unwrap_or_default(),
+                        // SAFETY: `dispatch` validated the data region (or rewrote it with
+                        // U+FFFD, which yields valid UTF-8) just before returning `Dispatch`,
+                        // and nothing wrote to the buffer since.
+                        data: unsafe { core::str::from_utf8_unchecked(data) },
                         last_event_id: core::str::from_utf8(id).unwrap_or_default(),
                     })));
                 }
@@ -471,7 +515,7 @@ impl<const N: usize> SseParser<N> {
         let ds = self.data_start();
         let len = self.data_len;
         let data = self.buf.get(ds..ds + len).unwrap_or_default();
-        if core::str::from_utf8(data).is_err() {
+        if !is_utf8(data) {
             // Rare: decode with U+FFFD in place. Decoding the joined lines equals decoding
             // each line, because LF never belongs to a multi-byte sequence.
             let need = ds + lossy_len(data);
@@ -490,6 +534,22 @@ impl<const N: usize> SseParser<N> {
         }
         Ok(LineOutcome::Dispatch)
     }
+}
+
+/// `true` when `bytes` is valid UTF-8. Chat streams are mostly ASCII, so the bytes are first
+/// checked 16 at a time for the high bit (a loop the compiler vectorizes); the full validator
+/// runs only from the first word that holds a non-ASCII byte.
+fn is_utf8(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(16);
+    let mut ascii_prefix = 0;
+    for c in &mut chunks {
+        if c.iter().fold(0u8, |a, b| a | b) >= 0x80 {
+            break;
+        }
+        ascii_prefix += 16;
+    }
+    let rest = bytes.get(ascii_prefix..).unwrap_or_default();
+    rest.is_ascii() || core::str::from_utf8(rest).is_ok()
 }
 
 /// Length of `bytes` decoded as UTF-8 with U+FFFD for each maximal invalid subpart.
