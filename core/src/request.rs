@@ -1,1 +1,898 @@
-//! (being written)
+//! The chat request model and its JSON body.
+//!
+//! A [`ChatRequest`] borrows everything (messages, tools, strings) from the caller and is
+//! `Copy`. [`ChatRequest::write_body`] serializes it into a caller buffer for either
+//! [`Dialect`]; a buffer that is too small is a [`RequestError::BufferTooSmall`] saying how many
+//! bytes are needed, and the buffer is left untouched (the size is measured first).
+//!
+//! ```
+//! use steadyllm_core::decode::Dialect;
+//! use steadyllm_core::request::{ChatRequest, Message};
+//!
+//! let messages = [Message::system("Be brief."), Message::user("Why is the sky blue?")];
+//! let mut req = ChatRequest::new("gpt-4o-mini", &messages);
+//! req.max_tokens = Some(200);
+//! let mut buf = [0u8; 512];
+//! let n = req.write_body(Dialect::OpenAi, &mut buf).unwrap();
+//! assert!(core::str::from_utf8(&buf[..n]).unwrap().starts_with(r#"{"model":"gpt-4o-mini","messages":["#));
+//! ```
+
+use core::fmt;
+
+use crate::decode::Dialect;
+use crate::json::{self, BufferTooSmall, Reader, Writer};
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Role {
+    /// Instructions (Anthropic: the top-level `system`).
+    System,
+    /// Newer OpenAI models' name for system instructions (Anthropic: `system`).
+    Developer,
+    /// The user.
+    User,
+    /// The model.
+    Assistant,
+    /// A tool's result (needs `tool_call_id`).
+    Tool,
+}
+
+impl Role {
+    /// The role's name on the wire (OpenAI).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::Developer => "developer",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+/// One piece of multi-part content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// Text.
+    Text(&'a str),
+    /// An image by URL (`https://…` or a `data:image/…;base64,…` URL).
+    ImageUrl {
+        /// The URL.
+        url: &'a str,
+        /// OpenAI `detail`: `low`, `high` or `auto`.
+        detail: Option<&'a str>,
+    },
+}
+
+/// A message's content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// Plain text.
+    Text(&'a str),
+    /// Text and images.
+    Parts(&'a [Part<'a>]),
+}
+
+/// A tool call the assistant made earlier in the conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToolCall<'a> {
+    /// The call id the tool result refers to.
+    pub id: &'a str,
+    /// Function name.
+    pub name: &'a str,
+    /// Arguments as JSON text (as the model produced it).
+    pub arguments: &'a str,
+}
+
+/// One message of the conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Author.
+    pub role: Role,
+    /// Content (`None` for an assistant turn that only calls tools).
+    pub content: Option<Content<'a>>,
+    /// Optional participant name (OpenAI).
+    pub name: Option<&'a str>,
+    /// For [`Role::Tool`]: the call this result answers.
+    pub tool_call_id: Option<&'a str>,
+    /// For [`Role::Assistant`]: calls it made.
+    pub tool_calls: &'a [ToolCall<'a>],
+}
+
+impl<'a> Message<'a> {
+    /// A message with text content.
+    pub const fn text(role: Role, text: &'a str) -> Self {
+        Message {
+            role,
+            content: Some(Content::Text(text)),
+            name: None,
+            tool_call_id: None,
+            tool_calls: &[],
+        }
+    }
+
+    /// A system message.
+    pub const fn system(text: &'a str) -> Self {
+        Self::text(Role::System, text)
+    }
+
+    /// A user message.
+    pub const fn user(text: &'a str) -> Self {
+        Self::text(Role::User, text)
+    }
+
+    /// A user message with text and images.
+    pub const fn user_parts(parts: &'a [Part<'a>]) -> Self {
+        Message {
+            role: Role::User,
+            content: Some(Content::Parts(parts)),
+            name: None,
+            tool_call_id: None,
+            tool_calls: &[],
+        }
+    }
+
+    /// An assistant message.
+    pub const fn assistant(text: &'a str) -> Self {
+        Self::text(Role::Assistant, text)
+    }
+
+    /// An assistant turn that called tools.
+    pub const fn assistant_tool_calls(calls: &'a [ToolCall<'a>]) -> Self {
+        Message {
+            role: Role::Assistant,
+            content: None,
+            name: None,
+            tool_call_id: None,
+            tool_calls: calls,
+        }
+    }
+
+    /// A tool result.
+    pub const fn tool(tool_call_id: &'a str, text: &'a str) -> Self {
+        Message {
+            role: Role::Tool,
+            content: Some(Content::Text(text)),
+            name: None,
+            tool_call_id: Some(tool_call_id),
+            tool_calls: &[],
+        }
+    }
+}
+
+/// JSON text passed through verbatim (a tool's JSON-schema `parameters`), checked to be one
+/// valid JSON value when constructed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// Validates `text` as one JSON value.
+    pub fn new(text: &'a str) -> Result<Self, json::Error> {
+        let mut r = Reader::new(text);
+        r.skip_value()?;
+        r.end()?;
+        Ok(RawJson(text))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &'a str {
+        self.0
+    }
+}
+
+/// A function the model may call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tool<'a> {
+    /// Function name.
+    pub name: &'a str,
+    /// What it does.
+    pub description: Option<&'a str>,
+    /// JSON schema of its arguments.
+    pub parameters: Option<RawJson<'a>>,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ToolChoice<'a> {
+    /// The model decides.
+    Auto,
+    /// No tool calls.
+    None,
+    /// At least one tool call.
+    Required,
+    /// This function.
+    Function(&'a str),
+}
+
+/// A chat-completion request. Every field borrows from the caller.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChatRequest<'a> {
+    /// Model name (an [`crate::http::Endpoint`] may override it).
+    pub model: &'a str,
+    /// The conversation.
+    pub messages: &'a [Message<'a>],
+    /// `max_tokens` (Anthropic requires one; [`DEFAULT_ANTHROPIC_MAX_TOKENS`] is used when
+    /// neither limit is set).
+    pub max_tokens: Option<u32>,
+    /// `max_completion_tokens` (newer OpenAI models).
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling.
+    pub top_p: Option<f32>,
+    /// Stop sequences.
+    pub stop: &'a [&'a str],
+    /// Sampling seed (OpenAI).
+    pub seed: Option<i64>,
+    /// End-user id (OpenAI `user`, Anthropic `metadata.user_id`).
+    pub user: Option<&'a str>,
+    /// Functions the model may call.
+    pub tools: &'a [Tool<'a>],
+    /// Tool choice.
+    pub tool_choice: Option<ToolChoice<'a>>,
+    /// Stream the answer as server-sent events.
+    pub stream: bool,
+    /// Ask for a usage chunk at the end of the stream (`stream_options.include_usage`).
+    pub include_usage: bool,
+}
+
+/// `max_tokens` sent to Anthropic when the request sets no limit.
+pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 1024;
+
+/// Why a body could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RequestError {
+    /// The buffer is too small (it was left untouched).
+    BufferTooSmall(BufferTooSmall),
+    /// `temperature` or `top_p` is NaN or infinite.
+    NonFiniteNumber,
+    /// A tool call's `arguments` is not valid JSON (Anthropic needs it as an object).
+    InvalidToolArguments,
+    /// A tool message without `tool_call_id`.
+    MissingToolCallId,
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::BufferTooSmall(e) => write!(f, "request body: {e}"),
+            RequestError::NonFiniteNumber => f.write_str("temperature/top_p must be finite"),
+            RequestError::InvalidToolArguments => {
+                f.write_str("tool call arguments are not valid JSON")
+            }
+            RequestError::MissingToolCallId => f.write_str("tool message without tool_call_id"),
+        }
+    }
+}
+
+impl core::error::Error for RequestError {}
+
+impl<'a> ChatRequest<'a> {
+    /// A streaming request with usage reporting and no other options.
+    pub const fn new(model: &'a str, messages: &'a [Message<'a>]) -> Self {
+        ChatRequest {
+            model,
+            messages,
+            max_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            stop: &[],
+            seed: None,
+            user: None,
+            tools: &[],
+            tool_choice: None,
+            stream: true,
+            include_usage: true,
+        }
+    }
+
+    /// Bytes [`ChatRequest::write_body`] needs.
+    pub fn body_len(&self, dialect: Dialect) -> Result<usize, RequestError> {
+        let mut w = Writer::new(&mut []);
+        self.emit(dialect, &mut w)?;
+        Ok(w.len())
+    }
+
+    /// Writes the JSON body into `out` and returns its length. The size is measured first,
+    /// so on `BufferTooSmall` the buffer is untouched.
+    pub fn write_body(&self, dialect: Dialect, out: &mut [u8]) -> Result<usize, RequestError> {
+        let need = self.body_len(dialect)?;
+        if need > out.len() {
+            return Err(RequestError::BufferTooSmall(BufferTooSmall {
+                required: need,
+            }));
+        }
+        let mut w = Writer::new(out);
+        self.emit(dialect, &mut w)?;
+        w.finish().map_err(RequestError::BufferTooSmall)
+    }
+
+    fn emit(&self, dialect: Dialect, w: &mut Writer<'_>) -> Result<(), RequestError> {
+        for v in [self.temperature, self.top_p].into_iter().flatten() {
+            if !v.is_finite() {
+                return Err(RequestError::NonFiniteNumber);
+            }
+        }
+        match dialect {
+            Dialect::OpenAi => self.emit_openai(w),
+            Dialect::Anthropic => self.emit_anthropic(w),
+        }
+    }
+
+    fn emit_openai(&self, w: &mut Writer<'_>) -> Result<(), RequestError> {
+        w.raw(b"{\"model\":");
+        w.string(self.model);
+        w.raw(b",\"messages\":[");
+        for (i, m) in self.messages.iter().enumerate() {
+            if i > 0 {
+                w.byte(b',');
+            }
+            w.raw(b"{\"role\":\"");
+            w.raw(m.role.as_str().as_bytes());
+            w.raw(b"\",\"content\":");
+            match m.content {
+                None => w.raw(b"null"),
+                Some(Content::Text(t)) => w.string(t),
+                Some(Content::Parts(parts)) => {
+                    w.byte(b'[');
+                    for (j, p) in parts.iter().enumerate() {
+                        if j > 0 {
+                            w.byte(b',');
+                        }
+                        match p {
+                            Part::Text(t) => {
+                                w.raw(b"{\"type\":\"text\",\"text\":");
+                                w.string(t);
+                                w.byte(b'}');
+                            }
+                            Part::ImageUrl { url, detail } => {
+                                w.raw(b"{\"type\":\"image_url\",\"image_url\":{\"url\":");
+                                w.string(url);
+                                if let Some(d) = detail {
+                                    w.raw(b",\"detail\":");
+                                    w.string(d);
+                                }
+                                w.raw(b"}}");
+                            }
+                        }
+                    }
+                    w.byte(b']');
+                }
+            }
+            if let Some(n) = m.name {
+                w.raw(b",\"name\":");
+                w.string(n);
+            }
+            if m.role == Role::Tool {
+                let id = m.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
+                w.raw(b",\"tool_call_id\":");
+                w.string(id);
+            }
+            if !m.tool_calls.is_empty() {
+                w.raw(b",\"tool_calls\":[");
+                for (j, c) in m.tool_calls.iter().enumerate() {
+                    if j > 0 {
+                        w.byte(b',');
+                    }
+                    w.raw(b"{\"id\":");
+                    w.string(c.id);
+                    w.raw(b",\"type\":\"function\",\"function\":{\"name\":");
+                    w.string(c.name);
+                    w.raw(b",\"arguments\":");
+                    w.string(c.arguments);
+                    w.raw(b"}}");
+                }
+                w.byte(b']');
+            }
+            w.byte(b'}');
+        }
+        w.byte(b']');
+        let num = |w: &mut Writer<'_>, key: &[u8], v: Option<u32>| {
+            if let Some(v) = v {
+                w.raw(key);
+                w.u64(u64::from(v));
+            }
+        };
+        num(w, b",\"max_tokens\":", self.max_tokens);
+        num(
+            w,
+            b",\"max_completion_tokens\":",
+            self.max_completion_tokens,
+        );
+        self.emit_sampling(w);
+        if !self.stop.is_empty() {
+            w.raw(b",\"stop\":");
+            string_array(w, self.stop);
+        }
+        if let Some(s) = self.seed {
+            w.raw(b",\"seed\":");
+            w.i64(s);
+        }
+        if let Some(u) = self.user {
+            w.raw(b",\"user\":");
+            w.string(u);
+        }
+        if !self.tools.is_empty() {
+            w.raw(b",\"tools\":[");
+            for (i, t) in self.tools.iter().enumerate() {
+                if i > 0 {
+                    w.byte(b',');
+                }
+                w.raw(b"{\"type\":\"function\",\"function\":{\"name\":");
+                w.string(t.name);
+                if let Some(d) = t.description {
+                    w.raw(b",\"description\":");
+                    w.string(d);
+                }
+                if let Some(p) = t.parameters {
+                    w.raw(b",\"parameters\":");
+                    w.raw(p.as_str().as_bytes());
+                }
+                w.raw(b"}}");
+            }
+            w.byte(b']');
+        }
+        if let Some(tc) = self.tool_choice {
+            w.raw(b",\"tool_choice\":");
+            match tc {
+                ToolChoice::Auto => w.raw(b"\"auto\""),
+                ToolChoice::None => w.raw(b"\"none\""),
+                ToolChoice::Required => w.raw(b"\"required\""),
+                ToolChoice::Function(name) => {
+                    w.raw(b"{\"type\":\"function\",\"function\":{\"name\":");
+                    w.string(name);
+                    w.raw(b"}}");
+                }
+            }
+        }
+        if self.stream {
+            w.raw(b",\"stream\":true");
+            if self.include_usage {
+                w.raw(b",\"stream_options\":{\"include_usage\":true}");
+            }
+        } else {
+            w.raw(b",\"stream\":false");
+        }
+        w.byte(b'}');
+        Ok(())
+    }
+
+    fn emit_sampling(&self, w: &mut Writer<'_>) {
+        if let Some(t) = self.temperature {
+            w.raw(b",\"temperature\":");
+            w.f32(t);
+        }
+        if let Some(p) = self.top_p {
+            w.raw(b",\"top_p\":");
+            w.f32(p);
+        }
+    }
+
+    fn emit_anthropic(&self, w: &mut Writer<'_>) -> Result<(), RequestError> {
+        w.raw(b"{\"model\":");
+        w.string(self.model);
+        w.raw(b",\"max_tokens\":");
+        let max = self
+            .max_tokens
+            .or(self.max_completion_tokens)
+            .unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS);
+        w.u64(u64::from(max));
+        // System and developer messages become the top-level `system` blocks.
+        let is_system = |m: &&Message<'_>| matches!(m.role, Role::System | Role::Developer);
+        if self.messages.iter().any(|m| is_system(&m)) {
+            w.raw(b",\"system\":[");
+            let mut first = true;
+            for m in self.messages.iter().filter(is_system) {
+                for_each_text(m.content, |t| {
+                    if !first {
+                        w.byte(b',');
+                    }
+                    first = false;
+                    w.raw(b"{\"type\":\"text\",\"text\":");
+                    w.string(t);
+                    w.byte(b'}');
+                });
+            }
+            w.byte(b']');
+        }
+        w.raw(b",\"messages\":[");
+        let mut first = true;
+        for m in self.messages.iter().filter(|m| !is_system(m)) {
+            if !first {
+                w.byte(b',');
+            }
+            first = false;
+            match m.role {
+                Role::Tool => {
+                    let id = m.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
+                    w.raw(b"{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":");
+                    w.string(id);
+                    w.raw(b",\"content\":");
+                    anthropic_content(w, m.content);
+                    w.raw(b"}]}");
+                }
+                role => {
+                    w.raw(if role == Role::Assistant {
+                        b"{\"role\":\"assistant\",\"content\":"
+                    } else {
+                        b"{\"role\":\"user\",\"content\":"
+                    });
+                    if m.tool_calls.is_empty() {
+                        anthropic_content(w, m.content);
+                    } else {
+                        w.byte(b'[');
+                        let mut n = 0;
+                        if let Some(c) = m.content {
+                            n = anthropic_blocks(w, c);
+                        }
+                        for c in m.tool_calls {
+                            let input = RawJson::new(if c.arguments.trim().is_empty() {
+                                "{}"
+                            } else {
+                                c.arguments
+                            })
+                            .map_err(|_| RequestError::InvalidToolArguments)?;
+                            if n > 0 {
+                                w.byte(b',');
+                            }
+                            n += 1;
+                            w.raw(b"{\"type\":\"tool_use\",\"id\":");
+                            w.string(c.id);
+                            w.raw(b",\"name\":");
+                            w.string(c.name);
+                            w.raw(b",\"input\":");
+                            w.raw(input.as_str().as_bytes());
+                            w.byte(b'}');
+                        }
+                        w.byte(b']');
+                    }
+                    w.byte(b'}');
+                }
+            }
+        }
+        w.byte(b']');
+        self.emit_sampling(w);
+        if !self.stop.is_empty() {
+            w.raw(b",\"stop_sequences\":");
+            string_array(w, self.stop);
+        }
+        if let Some(u) = self.user {
+            w.raw(b",\"metadata\":{\"user_id\":");
+            w.string(u);
+            w.byte(b'}');
+        }
+        if !self.tools.is_empty() {
+            w.raw(b",\"tools\":[");
+            for (i, t) in self.tools.iter().enumerate() {
+                if i > 0 {
+                    w.byte(b',');
+                }
+                w.raw(b"{\"name\":");
+                w.string(t.name);
+                if let Some(d) = t.description {
+                    w.raw(b",\"description\":");
+                    w.string(d);
+                }
+                w.raw(b",\"input_schema\":");
+                match t.parameters {
+                    Some(p) => w.raw(p.as_str().as_bytes()),
+                    None => w.raw(b"{\"type\":\"object\"}"),
+                }
+                w.byte(b'}');
+            }
+            w.byte(b']');
+        }
+        if let Some(tc) = self.tool_choice {
+            w.raw(b",\"tool_choice\":");
+            match tc {
+                ToolChoice::Auto => w.raw(b"{\"type\":\"auto\"}"),
+                ToolChoice::None => w.raw(b"{\"type\":\"none\"}"),
+                ToolChoice::Required => w.raw(b"{\"type\":\"any\"}"),
+                ToolChoice::Function(name) => {
+                    w.raw(b"{\"type\":\"tool\",\"name\":");
+                    w.string(name);
+                    w.byte(b'}');
+                }
+            }
+        }
+        w.raw(if self.stream {
+            b",\"stream\":true}"
+        } else {
+            b",\"stream\":false}"
+        });
+        Ok(())
+    }
+}
+
+fn string_array(w: &mut Writer<'_>, items: &[&str]) {
+    w.byte(b'[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            w.byte(b',');
+        }
+        w.string(s);
+    }
+    w.byte(b']');
+}
+
+fn for_each_text(content: Option<Content<'_>>, mut f: impl FnMut(&str)) {
+    match content {
+        None => {}
+        Some(Content::Text(t)) => f(t),
+        Some(Content::Parts(parts)) => {
+            for p in parts {
+                if let Part::Text(t) = p {
+                    f(t);
+                }
+            }
+        }
+    }
+}
+
+/// Anthropic message content: a string, or blocks for multi-part content.
+fn anthropic_content(w: &mut Writer<'_>, content: Option<Content<'_>>) {
+    match content {
+        None => w.raw(b"\"\""),
+        Some(Content::Text(t)) => w.string(t),
+        Some(c @ Content::Parts(_)) => {
+            w.byte(b'[');
+            anthropic_blocks(w, c);
+            w.byte(b']');
+        }
+    }
+}
+
+/// Writes content blocks (comma-separated, no brackets); returns how many.
+fn anthropic_blocks(w: &mut Writer<'_>, content: Content<'_>) -> usize {
+    let mut n = 0;
+    let mut sep = |w: &mut Writer<'_>| {
+        if n > 0 {
+            w.byte(b',');
+        }
+        n += 1;
+    };
+    match content {
+        Content::Text(t) => {
+            sep(w);
+            w.raw(b"{\"type\":\"text\",\"text\":");
+            w.string(t);
+            w.byte(b'}');
+        }
+        Content::Parts(parts) => {
+            for p in parts {
+                sep(w);
+                match p {
+                    Part::Text(t) => {
+                        w.raw(b"{\"type\":\"text\",\"text\":");
+                        w.string(t);
+                        w.byte(b'}');
+                    }
+                    Part::ImageUrl { url, .. } => {
+                        w.raw(b"{\"type\":\"image\",\"source\":");
+                        match parse_data_url(url) {
+                            Some((media_type, data)) => {
+                                w.raw(b"{\"type\":\"base64\",\"media_type\":");
+                                w.string(media_type);
+                                w.raw(b",\"data\":");
+                                w.string(data);
+                            }
+                            None => {
+                                w.raw(b"{\"type\":\"url\",\"url\":");
+                                w.string(url);
+                            }
+                        }
+                        w.raw(b"}}");
+                    }
+                }
+            }
+        }
+    }
+    n
+}
+
+/// `data:<media type>;base64,<data>` → (media type, data).
+fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((media, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::prelude::rust_2024::*;
+
+    fn body(req: &ChatRequest<'_>, d: Dialect) -> Value {
+        let n = req.body_len(d).expect("valid");
+        let mut buf = vec![0u8; n];
+        assert_eq!(req.write_body(d, &mut buf), Ok(n));
+        serde_json::from_slice(&buf).expect("valid JSON")
+    }
+
+    const CALLS: [ToolCall<'static>; 1] = [ToolCall {
+        id: "call_1",
+        name: "get_weather",
+        arguments: "{\"city\":\"Paris\"}",
+    }];
+
+    fn conversation() -> [Message<'static>; 5] {
+        [
+            Message::system("You are terse."),
+            Message::user("Weather in \"Paris\"?\n"),
+            Message::assistant_tool_calls(&CALLS),
+            Message::tool("call_1", "12°C"),
+            Message::assistant("It is 12°C."),
+        ]
+    }
+
+    #[test]
+    fn openai_body_has_every_field() {
+        let msgs = conversation();
+        let params = RawJson::new(r#"{"type":"object","properties":{"city":{"type":"string"}}}"#)
+            .expect("valid");
+        let tools = [Tool {
+            name: "get_weather",
+            description: Some("Weather"),
+            parameters: Some(params),
+        }];
+        let mut r = ChatRequest::new("gpt-4o", &msgs);
+        r.max_tokens = Some(100);
+        r.max_completion_tokens = Some(200);
+        r.temperature = Some(0.7);
+        r.top_p = Some(0.9);
+        r.stop = &["\n\n", "END"];
+        r.seed = Some(-5);
+        r.user = Some("u-1");
+        r.tools = &tools;
+        r.tool_choice = Some(ToolChoice::Function("get_weather"));
+        let v = body(&r, Dialect::OpenAi);
+        assert_eq!(
+            v,
+            json!({
+                "model": "gpt-4o",
+                "messages": [
+                    {"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": "Weather in \"Paris\"?\n"},
+                    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                    {"role": "tool", "content": "12°C", "tool_call_id": "call_1"},
+                    {"role": "assistant", "content": "It is 12°C."}
+                ],
+                "max_tokens": 100, "max_completion_tokens": 200,
+                "temperature": 0.7, "top_p": 0.9, "stop": ["\n\n", "END"], "seed": -5, "user": "u-1",
+                "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type":"object","properties":{"city":{"type":"string"}}}}}],
+                "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "stream": true, "stream_options": {"include_usage": true}
+            })
+        );
+        r.stream = false;
+        r.tool_choice = Some(ToolChoice::Required);
+        let v = body(&r, Dialect::OpenAi);
+        assert_eq!(
+            (
+                v["stream"].clone(),
+                v.get("stream_options"),
+                v["tool_choice"].clone()
+            ),
+            (json!(false), None, json!("required"))
+        );
+    }
+
+    #[test]
+    fn anthropic_body() {
+        let msgs = conversation();
+        let parts = [
+            Part::Text("What is this?"),
+            Part::ImageUrl {
+                url: "data:image/png;base64,iVBOR",
+                detail: None,
+            },
+        ];
+        let mut all = msgs.to_vec();
+        all.push(Message::user_parts(&parts));
+        let tools = [Tool {
+            name: "get_weather",
+            description: None,
+            parameters: None,
+        }];
+        let mut r = ChatRequest::new("claude-sonnet-4", &all);
+        r.tools = &tools;
+        r.tool_choice = Some(ToolChoice::Required);
+        r.stop = &["END"];
+        let v = body(&r, Dialect::Anthropic);
+        assert_eq!(
+            v,
+            json!({
+                "model": "claude-sonnet-4",
+                "max_tokens": 1024,
+                "system": [{"type": "text", "text": "You are terse."}],
+                "messages": [
+                    {"role": "user", "content": "Weather in \"Paris\"?\n"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "12°C"}]},
+                    {"role": "assistant", "content": "It is 12°C."},
+                    {"role": "user", "content": [{"type": "text", "text": "What is this?"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}]}
+                ],
+                "stop_sequences": ["END"],
+                "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+                "tool_choice": {"type": "any"},
+                "stream": true
+            })
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let msgs = [Message::user("hi")];
+        let mut r = ChatRequest::new("m", &msgs);
+        let need = r.body_len(Dialect::OpenAi).expect("ok");
+        let mut small = vec![7u8; need - 1];
+        assert_eq!(
+            r.write_body(Dialect::OpenAi, &mut small),
+            Err(RequestError::BufferTooSmall(BufferTooSmall {
+                required: need
+            }))
+        );
+        assert!(small.iter().all(|&b| b == 7), "buffer untouched");
+        r.temperature = Some(f32::NAN);
+        assert_eq!(
+            r.body_len(Dialect::OpenAi),
+            Err(RequestError::NonFiniteNumber)
+        );
+        let bad_calls = [ToolCall {
+            id: "c",
+            name: "f",
+            arguments: "{oops",
+        }];
+        let msgs = [Message::assistant_tool_calls(&bad_calls)];
+        assert_eq!(
+            ChatRequest::new("m", &msgs).body_len(Dialect::Anthropic),
+            Err(RequestError::InvalidToolArguments)
+        );
+        let mut t = Message::tool("x", "y");
+        t.tool_call_id = None;
+        let msgs = [t];
+        assert_eq!(
+            ChatRequest::new("m", &msgs).body_len(Dialect::OpenAi),
+            Err(RequestError::MissingToolCallId)
+        );
+        assert!(RawJson::new("{\"a\":").is_err());
+        assert!(RawJson::new("{} {}").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn strings_round_trip_through_serde_json(
+            model in "\\PC*", text in ".*|[\\x00-\\x1f\"\\\\\u{80}-\u{10ffff}]*", user in "\\PC*",
+        ) {
+            let msgs = [Message::user(&text), Message::assistant(&text)];
+            let mut r = ChatRequest::new(&model, &msgs);
+            r.user = Some(&user);
+            let stop = [text.as_str()];
+            r.stop = &stop;
+            for d in [Dialect::OpenAi, Dialect::Anthropic] {
+                let v = body(&r, d);
+                proptest::prop_assert_eq!(v["model"].as_str(), Some(model.as_str()));
+                proptest::prop_assert_eq!(v["messages"][0]["content"].as_str(), Some(text.as_str()));
+                proptest::prop_assert_eq!(v["messages"][1]["content"].as_str(), Some(text.as_str()));
+            }
+            let v = body(&r, Dialect::OpenAi);
+            proptest::prop_assert_eq!(v["user"].as_str(), Some(user.as_str()));
+            proptest::prop_assert_eq!(v["stop"][0].as_str(), Some(text.as_str()));
+        }
+
+        #[test]
+        fn floats_round_trip(t in proptest::num::f32::NORMAL | proptest::num::f32::ZERO | proptest::num::f32::SUBNORMAL) {
+            let msgs = [Message::user("x")];
+            let mut r = ChatRequest::new("m", &msgs);
+            r.temperature = Some(t);
+            let v = body(&r, Dialect::OpenAi);
+            proptest::prop_assert_eq!(v["temperature"].as_f64().map(|x| x as f32), Some(t));
+        }
+    }
+}
