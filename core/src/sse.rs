@@ -103,14 +103,39 @@ impl core::error::Error for SseError {}
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 const REPLACEMENT: [u8; 3] = [0xEF, 0xBF, 0xBD];
 
-/// Where a completed line's bytes are.
-#[derive(Clone, Copy)]
-enum Line<'i> {
-    /// Entirely in the caller's input.
-    Input(&'i [u8]),
-    /// In the parser's line region.
-    Buffered,
+/// A field whose value is being stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Data,
+    Event,
+    Id,
+    Retry,
 }
+
+/// Where the parser is within the current line. Lines are processed as they arrive, so a
+/// line needs storage only for what the standard keeps: the field name is matched in a
+/// six-byte array, data values go straight into the data buffer, `event`/`id`/`retry` values
+/// into the line region, and comments and unknown fields are never stored. The same code
+/// runs whether a line arrives whole or in pieces, so the outcome — capacity errors
+/// included — never depends on the split.
+#[derive(Clone, Copy)]
+enum LineState {
+    /// Field name bytes so far (no colon yet). Known names have at most 5 bytes.
+    Name { buf: [u8; 5], len: u8 },
+    /// After the colon, before the optional single space.
+    ValueStart(Field),
+    /// Storing the value.
+    Value(Field),
+    /// A comment, an unknown field, or a field ignored while an overflowed event is dropped.
+    Ignore,
+    /// The value did not fit; the error was reported; skip to the end of the line.
+    Overflowed,
+}
+
+const LINE_START: LineState = LineState::Name {
+    buf: [0; 5],
+    len: 0,
+};
 
 enum LineOutcome {
     Nothing,
@@ -122,23 +147,27 @@ enum LineOutcome {
 ///
 /// Call order: [`SseParser::feed`] with each piece of the body until it returns `Ok(None)`
 /// (the piece is used up), then [`SseParser::finish`] at the end of the body. An item borrows
-/// the parser, so it must be dropped before the next `feed`.
+/// the parser (and possibly the piece), so it must be dropped before the next `feed`.
 ///
-/// Memory: the last event ID, the event type, the data of the event being built and an
-/// unfinished line all live in one `[u8; N]`; `N` = 4096 is comfortable for chat streams
-/// (a gpt-4o chunk is ~300 bytes), 64 KiB covers anything sane.
+/// Memory: the last event ID, the event type, the data of the event being built and the value
+/// of an unfinished `event`/`id`/`retry` line live in one `[u8; N]`; `N` = 4096 is comfortable
+/// for chat streams (a gpt-4o chunk is ~300 bytes), 64 KiB covers anything sane.
+///
+/// Capacity rule (the same however the input is split): the stored regions plus the value
+/// being stored must fit in `N`, counting the LF that ends each data line and, for `event`/`id`,
+/// the value after U+FFFD replacement. Comments and unknown fields need no room at all.
 pub struct SseParser<const N: usize> {
     buf: [u8; N],
     id_len: usize,
     type_len: usize,
     data_len: usize,
+    /// Bytes of an `event`/`id`/`retry` value stored after the data region.
     line_len: usize,
+    line: LineState,
     /// Bytes of the BOM matched so far; 3 once the start of stream is behind us.
     bom: u8,
     /// The previous piece ended with CR: an LF at the start of the next piece is part of it.
     after_cr: bool,
-    /// The current line overflowed: drop bytes up to its end.
-    skipping_line: bool,
     /// The current event overflowed: ignore `data`/`event` lines up to the next blank line.
     discard_event: bool,
     /// The last call dispatched: reset data and type before the next.
@@ -172,9 +201,9 @@ impl<const N: usize> SseParser<N> {
             type_len: 0,
             data_len: 0,
             line_len: 0,
+            line: LINE_START,
             bom: 0,
             after_cr: false,
-            skipping_line: false,
             discard_event: false,
             dispatched: false,
         }
@@ -194,8 +223,8 @@ impl<const N: usize> SseParser<N> {
         self.id_len + self.type_len
     }
 
-    fn used(&self) -> usize {
-        self.id_len + self.type_len + self.data_len + self.line_len
+    fn data_end(&self) -> usize {
+        self.id_len + self.type_len + self.data_len
     }
 
     /// Consumes bytes from the front of `input` until an item is complete (returned, with
@@ -228,11 +257,7 @@ impl<const N: usize> SseParser<N> {
                     // Not a BOM: the bytes matched so far are ordinary text of the first line.
                     let matched = usize::from(self.bom);
                     self.bom = 3;
-                    if matched > 0 {
-                        self.append_partial(&BOM[..matched]).inspect_err(|_| {
-                            self.skipping_line = true;
-                        })?;
-                    }
+                    self.line_bytes(&BOM[..matched])?;
                 }
                 continue;
             }
@@ -244,67 +269,33 @@ impl<const N: usize> SseParser<N> {
                 }
             }
             let Some(end) = memchr::memchr2(b'\n', b'\r', input) else {
-                // An unfinished line: keep it for the next piece.
+                // An unfinished line: take what it has so far.
                 let rest = *input;
                 *input = &[];
-                if self.skipping_line {
-                    return Ok(None);
-                }
-                self.append_partial(rest)
-                    .inspect_err(|_| self.skipping_line = true)?;
+                self.line_bytes(rest)?;
                 return Ok(None);
             };
             let (line, rest) = input.split_at_checked(end).unwrap_or((input, &[]));
-            if self.line_len == 0
-                && self.data_len == 0
-                && !self.skipping_line
-                && !self.discard_event
-                && let Some(value) = line.strip_prefix(b"data:")
-            {
-                // Fast path: `data:...` followed by a blank line, all in this piece.
-                let block_end = if rest.starts_with(b"\n\n") {
-                    Some(2)
-                } else if rest.starts_with(b"\r\n\r\n") {
-                    Some(4)
-                } else {
-                    None
-                };
-                let value = value.strip_prefix(b" ").unwrap_or(value);
-                // The capacity applies as if the data had been buffered, so the outcome never
-                // depends on where the pieces were split.
-                if let Some(skip) = block_end
-                    && !value.is_empty()
-                    && self.data_start() + value.len() < N
-                    && is_utf8(value)
-                {
-                    *input = rest.get(skip..).unwrap_or_default();
-                    self.dispatched = true;
-                    let b = &self.buf;
-                    let id = b.get(..self.id_len).unwrap_or_default();
-                    let kind = b.get(self.id_len..self.data_start()).unwrap_or_default();
-                    return Ok(Some(SseItem::Event(Event {
-                        kind: core::str::from_utf8(kind).unwrap_or_default(),
-                        // SAFETY: `is_utf8(value)` just returned true.
-                        data: unsafe { core::str::from_utf8_unchecked(value) },
-                        last_event_id: core::str::from_utf8(id).unwrap_or_default(),
-                    })));
-                }
+            if let Some((data, skip)) = self.whole_event(line, rest) {
+                *input = rest.get(skip..).unwrap_or_default();
+                self.dispatched = true;
+                let b = &self.buf;
+                let id = b.get(..self.id_len).unwrap_or_default();
+                let kind = b.get(self.id_len..self.data_start()).unwrap_or_default();
+                return Ok(Some(SseItem::Event(Event {
+                    kind: core::str::from_utf8(kind).unwrap_or_default(),
+                    // SAFETY: `whole_event` checked `is_utf8(data)`.
+                    data: unsafe { core::str::from_utf8_unchecked(data) },
+                    last_event_id: core::str::from_utf8(id).unwrap_or_default(),
+                })));
             }
             if rest.first() == Some(&b'\r') {
                 self.after_cr = true;
             }
             *input = rest.get(1..).unwrap_or_default();
-            if self.skipping_line {
-                self.skipping_line = false;
-                continue;
-            }
-            let outcome = if self.line_len == 0 {
-                self.process_line(Line::Input(line))
-            } else {
-                self.append_partial(line)?;
-                self.process_line(Line::Buffered)
-            };
-            self.line_len = 0;
+            let stored = self.line_bytes(line);
+            let outcome = self.line_end();
+            stored?;
             match outcome? {
                 LineOutcome::Nothing => {}
                 LineOutcome::Retry(ms) => return Ok(Some(SseItem::Retry(ms))),
@@ -328,23 +319,44 @@ impl<const N: usize> SseParser<N> {
         }
     }
 
+    /// The fast path: at the start of a line, with no event under way, `data:…` followed by
+    /// a blank line, all in this piece, valid UTF-8 and within the capacity rule. Returns the
+    /// data and how many bytes of `rest` end the block.
+    #[inline]
+    fn whole_event<'i>(&self, line: &'i [u8], rest: &[u8]) -> Option<(&'i [u8], usize)> {
+        if !matches!(self.line, LineState::Name { len: 0, .. })
+            || self.data_len != 0
+            || self.discard_event
+        {
+            return None;
+        }
+        let value = line.strip_prefix(b"data:")?;
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        let skip = if rest.starts_with(b"\n\n") {
+            2
+        } else if rest.starts_with(b"\r\n\r\n") {
+            4
+        } else {
+            return None;
+        };
+        (!value.is_empty() && self.data_start() + value.len() < N && is_utf8(value))
+            .then_some((value, skip))
+    }
+
     /// Ends the stream: an unfinished line or event is discarded, as the standard requires.
     /// Returns `true` when something was discarded. The last event ID is kept (as an
     /// `EventSource` keeps it across reconnections); the parser is ready for a new stream.
     pub fn finish(&mut self) -> bool {
-        let discarded = self.line_len > 0
+        let discarded = !matches!(self.line, LineState::Name { len: 0, .. })
             || (!self.dispatched && self.data_len > 0)
-            || self.skipping_line
             || (self.bom > 0 && self.bom < 3);
-        if self.dispatched {
-            self.dispatched = false;
-        }
+        self.dispatched = false;
         self.type_len = 0;
         self.data_len = 0;
         self.line_len = 0;
+        self.line = LINE_START;
         self.bom = 0;
         self.after_cr = false;
-        self.skipping_line = false;
         self.discard_event = false;
         discarded
     }
@@ -355,94 +367,6 @@ impl<const N: usize> SseParser<N> {
         self.id_len = 0;
     }
 
-    /// Appends bytes of an unfinished line to the line region.
-    fn append_partial(&mut self, bytes: &[u8]) -> Result<(), SseError> {
-        let start = self.used();
-        let end = start.saturating_add(bytes.len());
-        match self.buf.get_mut(start..end) {
-            Some(dst) => {
-                dst.copy_from_slice(bytes);
-                self.line_len += bytes.len();
-                Ok(())
-            }
-            None => Err(self.overflow(end)),
-        }
-    }
-
-    fn process_line(&mut self, line: Line<'_>) -> Result<LineOutcome, SseError> {
-        let line_start = self.data_start() + self.data_len;
-        let bytes: &[u8] = match line {
-            Line::Input(b) => b,
-            Line::Buffered => self
-                .buf
-                .get(line_start..line_start + self.line_len)
-                .unwrap_or_default(),
-        };
-        if bytes.is_empty() {
-            return self.dispatch();
-        }
-        if bytes.first() == Some(&b':') {
-            return Ok(LineOutcome::Nothing);
-        }
-        let (name_len, value_off) = match memchr::memchr(b':', bytes) {
-            Some(c) if bytes.get(c + 1) == Some(&b' ') => (c, c + 2),
-            Some(c) => (c, c + 1),
-            None => (bytes.len(), bytes.len()),
-        };
-        let value_len = bytes.len() - value_off;
-        match bytes.get(..name_len).unwrap_or_default() {
-            b"data" => {
-                if self.discard_event {
-                    return Ok(LineOutcome::Nothing);
-                }
-                let need = line_start + value_len + 1;
-                if need > N {
-                    return Err(self.overflow(need));
-                }
-                match line {
-                    Line::Input(b) => {
-                        let value = b.get(value_off..).unwrap_or_default();
-                        if let Some(d) = self.buf.get_mut(line_start..line_start + value_len) {
-                            d.copy_from_slice(value);
-                        }
-                    }
-                    Line::Buffered => {
-                        let src = line_start + value_off;
-                        self.buf.copy_within(src..src + value_len, line_start);
-                    }
-                }
-                if let Some(lf) = self.buf.get_mut(line_start + value_len) {
-                    *lf = b'\n';
-                }
-                self.data_len += value_len + 1;
-                Ok(LineOutcome::Nothing)
-            }
-            b"event" => {
-                if !self.discard_event {
-                    self.type_len = self.set_region(self.id_len, self.type_len, line, value_off)?;
-                }
-                Ok(LineOutcome::Nothing)
-            }
-            b"id" => {
-                if memchr::memchr(0, bytes.get(value_off..).unwrap_or_default()).is_none() {
-                    self.id_len = self.set_region(0, self.id_len, line, value_off)?;
-                }
-                Ok(LineOutcome::Nothing)
-            }
-            b"retry" => {
-                let value = bytes.get(value_off..).unwrap_or_default();
-                if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-                    return Ok(LineOutcome::Nothing);
-                }
-                let ms = value.iter().fold(0u64, |acc, d| {
-                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-                });
-                Ok(LineOutcome::Retry(ms))
-            }
-            _ => Ok(LineOutcome::Nothing),
-        }
-    }
-
     /// Drops the event being built after an overflow; `data`/`event` lines are ignored up to
     /// the next blank line.
     fn overflow(&mut self, required: usize) -> SseError {
@@ -450,51 +374,171 @@ impl<const N: usize> SseParser<N> {
         self.data_len = 0;
         self.line_len = 0;
         self.discard_event = true;
+        self.line = LineState::Overflowed;
         SseError::CapacityExceeded {
             capacity: N,
             required,
         }
     }
 
-    /// Replaces the region `[start, start + old)` (the ID or the type) with the line's value,
-    /// decoded with U+FFFD, shifting the regions after it. Returns the new length.
-    fn set_region(
-        &mut self,
-        start: usize,
-        old: usize,
-        line: Line<'_>,
-        value_off: usize,
-    ) -> Result<usize, SseError> {
-        let tail_end = self.data_start() + self.data_len;
-        let (new_len, limit) = match line {
-            Line::Input(b) => (lossy_len(b.get(value_off..).unwrap_or_default()), N),
-            Line::Buffered => {
-                // Park the value at the very top of the buffer, out of the way of the shift.
-                let src = tail_end + value_off;
-                let vlen = self.line_len.saturating_sub(value_off);
-                self.buf.copy_within(src..src + vlen, N - vlen);
-                self.line_len = 0;
-                (
-                    lossy_len(self.buf.get(N - vlen..).unwrap_or_default()),
-                    N - vlen,
-                )
+    /// Takes more bytes of the current line (no line terminator among them).
+    fn line_bytes(&mut self, mut bytes: &[u8]) -> Result<(), SseError> {
+        while !bytes.is_empty() {
+            match self.line {
+                LineState::Name { mut buf, len } => {
+                    let colon = memchr::memchr(b':', bytes);
+                    let name = bytes
+                        .get(..colon.unwrap_or(bytes.len()))
+                        .unwrap_or_default();
+                    let len = usize::from(len);
+                    let Some(dst) = buf.get_mut(len..len + name.len()) else {
+                        // Longer than any field we keep (this includes no comment: a comment
+                        // has an empty name).
+                        self.line = LineState::Ignore;
+                        return Ok(());
+                    };
+                    dst.copy_from_slice(name);
+                    let len = len + name.len();
+                    match colon {
+                        None => {
+                            self.line = LineState::Name {
+                                buf,
+                                len: len as u8,
+                            };
+                            return Ok(());
+                        }
+                        Some(c) => {
+                            self.line = match self.field(buf.get(..len).unwrap_or_default()) {
+                                Some(f) => LineState::ValueStart(f),
+                                None => LineState::Ignore,
+                            };
+                            bytes = bytes.get(c + 1..).unwrap_or_default();
+                        }
+                    }
+                }
+                LineState::ValueStart(f) => {
+                    if bytes.first() == Some(&b' ') {
+                        bytes = bytes.get(1..).unwrap_or_default();
+                    }
+                    self.line = LineState::Value(f);
+                }
+                LineState::Value(f) => {
+                    return self.store_value(f, bytes);
+                }
+                LineState::Ignore | LineState::Overflowed => return Ok(()),
             }
-        };
-        let total = tail_end - old + new_len;
-        if total > limit {
-            return Err(self.overflow(total + (N - limit)));
         }
-        self.buf.copy_within(start + old..tail_end, start + new_len);
-        match line {
-            Line::Input(b) => {
-                let value = b.get(value_off..).unwrap_or_default();
-                if let Some(dst) = self.buf.get_mut(start..start + new_len) {
-                    lossy_copy(value, dst);
+        Ok(())
+    }
+
+    /// Which stored field a name is, if any (data and event are ignored while an overflowed
+    /// event is being dropped).
+    fn field(&self, name: &[u8]) -> Option<Field> {
+        match name {
+            b"data" if !self.discard_event => Some(Field::Data),
+            b"event" if !self.discard_event => Some(Field::Event),
+            b"id" => Some(Field::Id),
+            b"retry" => Some(Field::Retry),
+            _ => None,
+        }
+    }
+
+    fn store_value(&mut self, f: Field, bytes: &[u8]) -> Result<(), SseError> {
+        let (at, reserve) = match f {
+            // Room for the LF that ends the line is part of the rule.
+            Field::Data => (self.data_end(), 1),
+            _ => (self.data_end() + self.line_len, 0),
+        };
+        let end = at + bytes.len();
+        match self.buf.get_mut(at..end) {
+            Some(dst) if end + reserve <= N => dst.copy_from_slice(bytes),
+            _ => return Err(self.overflow(end + reserve)),
+        }
+        match f {
+            Field::Data => self.data_len += bytes.len(),
+            _ => self.line_len += bytes.len(),
+        }
+        Ok(())
+    }
+
+    /// Processes the end of the current line.
+    fn line_end(&mut self) -> Result<LineOutcome, SseError> {
+        let state = self.line;
+        self.line = LINE_START;
+        let field = match state {
+            LineState::Name { len: 0, .. } => return self.dispatch(),
+            // A line without a colon: the whole line is the name, the value is empty.
+            LineState::Name { buf, len } => {
+                match self.field(buf.get(..usize::from(len)).unwrap_or_default()) {
+                    Some(f) => f,
+                    None => return Ok(LineOutcome::Nothing),
                 }
             }
-            Line::Buffered => {
-                lossy_within(&mut self.buf, limit, N, start);
+            LineState::ValueStart(f) | LineState::Value(f) => f,
+            LineState::Ignore | LineState::Overflowed => return Ok(LineOutcome::Nothing),
+        };
+        let value_start = self.data_end();
+        let vlen = core::mem::take(&mut self.line_len);
+        let value = self
+            .buf
+            .get(value_start..value_start + vlen)
+            .unwrap_or_default();
+        match field {
+            Field::Data => {
+                // `store_value` kept room for this LF.
+                let at = self.data_end();
+                if at >= N {
+                    return Err(self.overflow(at + 1));
+                }
+                if let Some(lf) = self.buf.get_mut(at) {
+                    *lf = b'\n';
+                }
+                self.data_len += 1;
             }
+            Field::Retry => {
+                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
+                    let ms = value.iter().fold(0u64, |acc, d| {
+                        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                    });
+                    return Ok(LineOutcome::Retry(ms));
+                }
+            }
+            Field::Id => {
+                if memchr::memchr(0, value).is_none() {
+                    self.id_len = self.set_region(0, self.id_len, vlen)?;
+                }
+            }
+            Field::Event => {
+                self.type_len = self.set_region(self.id_len, self.type_len, vlen)?;
+            }
+        }
+        Ok(LineOutcome::Nothing)
+    }
+
+    /// Replaces the region `[start, start + old)` (the ID or the type) with the `vlen`-byte
+    /// value stored right after the data region, decoded with U+FFFD, shifting the regions
+    /// in between. Needs no room beyond the result. Returns the new length.
+    fn set_region(&mut self, start: usize, old: usize, vlen: usize) -> Result<usize, SseError> {
+        let tail_end = self.data_end();
+        let raw = self.buf.get(tail_end..tail_end + vlen).unwrap_or_default();
+        let new_len = lossy_len(raw);
+        let total = tail_end - old + new_len;
+        if total > N {
+            return Err(self.overflow(total));
+        }
+        // [old][tail][value] -> [old][value][tail] -> [value][tail]
+        if let Some(s) = self.buf.get_mut(start + old..tail_end + vlen) {
+            s.rotate_right(vlen);
+        }
+        self.buf.copy_within(start + old..tail_end + vlen, start);
+        if new_len != vlen {
+            // Make room, park the raw bytes at the end of the new slot, decode forward.
+            let tail_from = start + vlen;
+            let tail_to = tail_end - old + vlen;
+            self.buf.copy_within(tail_from..tail_to, start + new_len);
+            let src = start + new_len - vlen;
+            self.buf.copy_within(start..start + vlen, src);
+            lossy_within(&mut self.buf, src, start + new_len, start);
         }
         Ok(new_len)
     }
@@ -567,34 +611,6 @@ fn lossy_len(bytes: &[u8]) -> usize {
                 rest = rest.get(e.valid_up_to() + bad..).unwrap_or_default();
             }
         }
-    }
-}
-
-/// Decodes `src` into `dst` (which must be exactly `lossy_len(src)` long).
-fn lossy_copy(src: &[u8], dst: &mut [u8]) {
-    let mut rest = src;
-    let mut w = 0;
-    loop {
-        let (valid, bad) = match core::str::from_utf8(rest) {
-            Ok(_) => (rest.len(), None),
-            Err(e) => (
-                e.valid_up_to(),
-                Some(
-                    e.error_len()
-                        .map_or(rest.len() - e.valid_up_to(), usize::from),
-                ),
-            ),
-        };
-        if let (Some(d), Some(s)) = (dst.get_mut(w..w + valid), rest.get(..valid)) {
-            d.copy_from_slice(s);
-        }
-        w += valid;
-        let Some(bad) = bad else { return };
-        if let Some(d) = dst.get_mut(w..w + REPLACEMENT.len()) {
-            d.copy_from_slice(&REPLACEMENT);
-        }
-        w += REPLACEMENT.len();
-        rest = rest.get(valid + bad..).unwrap_or_default();
     }
 }
 
@@ -867,6 +883,30 @@ mod tests {
         assert_eq!(
             run(&mut p, &[b"data: \xFF\xFF\xFF\xFF\xFF\xFF\n\ndata: k\n\n"]),
             [Out::Overflow, ev("message", "k", "")]
+        );
+    }
+
+    #[test]
+    fn ignorable_lines_need_no_room_however_split() {
+        // Found by the fuzzer: a long unknown-field line overflowed only when split.
+        let mut input = b"-\n*".to_vec();
+        input.extend_from_slice(&[0u8; 66]);
+        input.extend_from_slice(
+            b"\n\0\n: a comment longer than the whole parser capacity......\ndata: x\n\n",
+        );
+        let expected = [ev("message", "x", "")];
+        for piece in [1, 2, 5, input.len()] {
+            let mut p = SseParser::<16>::new();
+            let pieces: Vec<&[u8]> = input.chunks(piece).collect();
+            assert_eq!(run(&mut p, &pieces), expected, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn event_and_id_set_between_data_lines() {
+        assert_eq!(
+            whole(b"id: 1\ndata: a\nevent: \xFF\xFEx\nid: \xC3\xA9\xC3\ndata: b\n\n"),
+            [ev("\u{fffd}\u{fffd}x", "a\nb", "é\u{fffd}")]
         );
     }
 
