@@ -672,7 +672,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Scans a string whose opening quote was consumed.
-    #[inline]
+    #[inline(always)]
     fn string_after_quote(&mut self) -> Result<JsonStr<'a>, Error> {
         let b = self.bytes();
         let start = self.pos;
@@ -707,7 +707,21 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips one value of any type, validating it. Nesting is limited to [`MAX_DEPTH`].
+    #[inline]
     pub fn skip_value(&mut self) -> Result<(), Error> {
+        // Scalars, the common case, without the container machinery.
+        match self.peek()? {
+            b'"' => {
+                self.pos += 1;
+                self.string_after_quote().map(|_| ())
+            }
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number().map(|_| ()),
+            _ => self.skip_nested(),
+        }
+    }
+
+    fn skip_nested(&mut self) -> Result<(), Error> {
         // Bit `d` of `kinds` is 1 when nesting level `d` is an object.
         let mut kinds: u128 = 0;
         let mut depth: usize = 0;
