@@ -42,3 +42,8 @@ pub mod request;
 pub mod rng;
 pub mod sse;
 pub mod time;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
