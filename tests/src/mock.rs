@@ -403,10 +403,10 @@ impl Script {
 
     /// The step used once `steps` are exhausted.
     fn after(&self) -> Step {
-        if self.repeat {
-            if let Some(last) = self.steps.last() {
-                return last.clone();
-            }
+        if self.repeat
+            && let Some(last) = self.steps.last()
+        {
+            return last.clone();
         }
         self.then.clone().unwrap_or_else(|| Step::new(Fault::Ok))
     }
@@ -557,7 +557,9 @@ pub struct MockServer {
 
 impl std::fmt::Debug for MockServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockServer").field("addr", &self.addr).finish()
+        f.debug_struct("MockServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -933,7 +935,10 @@ fn default_error_body(api: Api, code: u16) -> String {
                 403 => ("permission_error", "Permission denied."),
                 404 => ("not_found_error", "Not found."),
                 413 => ("request_too_large", "Request too large."),
-                429 => ("rate_limit_error", "Number of requests has exceeded your rate limit."),
+                429 => (
+                    "rate_limit_error",
+                    "Number of requests has exceeded your rate limit.",
+                ),
                 529 | 503 => ("overloaded_error", "Overloaded"),
                 _ => ("api_error", "Internal server error"),
             };
@@ -956,15 +961,14 @@ enum Api {
     Anthropic,
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    ctl: Arc<ConnCtl>,
-    conn: u64,
-    req: Request<Incoming>,
-) -> Resp {
+async fn handle(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<Incoming>) -> Resp {
     let mut resp = route(shared, ctl, conn, req).await;
     set_header(&mut resp, "access-control-allow-origin", "*");
-    set_header(&mut resp, "access-control-expose-headers", CORS_EXPOSE_HEADERS);
+    set_header(
+        &mut resp,
+        "access-control-expose-headers",
+        CORS_EXPOSE_HEADERS,
+    );
     resp
 }
 
@@ -1169,7 +1173,12 @@ fn control(shared: &Shared, method: &Method, cmd: &str, body: &[u8]) -> Resp {
                 shared.push(step);
                 ok(shared.lock().steps.len())
             }
-            Err(e) => openai_error(400, &format!("invalid step: {e}"), "invalid_request_error", None),
+            Err(e) => openai_error(
+                400,
+                &format!("invalid step: {e}"),
+                "invalid_request_error",
+                None,
+            ),
         },
         (&Method::POST, "reset") => {
             shared.reset();
@@ -1309,7 +1318,11 @@ fn openai_events(req: &ChatRequest, id: &str, ans: &Answer) -> Vec<Bytes> {
     for d in &ans.deltas {
         ev.push(chunk(&format!("{{\"content\":{}}}", js(d)), "null"));
     }
-    let finish = if ans.truncated { "\"length\"" } else { "\"stop\"" };
+    let finish = if ans.truncated {
+        "\"length\""
+    } else {
+        "\"stop\""
+    };
     ev.push(chunk("{}", finish));
     if req.include_usage {
         ev.push(Bytes::from(format!(
@@ -1513,14 +1526,16 @@ const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Waits `dur` (forever when `None`), sending keep-alive comments if asked. Returns false when
 /// the client is gone.
-async fn wait(tx: &mpsc::Sender<Bytes>, dur: Option<Duration>, keepalive: Option<Duration>) -> bool {
+async fn wait(
+    tx: &mpsc::Sender<Bytes>,
+    dur: Option<Duration>,
+    keepalive: Option<Duration>,
+) -> bool {
     let deadline = dur.map(|d| tokio::time::Instant::now() + d);
     loop {
         let now = tokio::time::Instant::now();
-        if let Some(d) = deadline {
-            if now >= d {
-                return true;
-            }
+        if deadline.is_some_and(|d| now >= d) {
+            return true;
         }
         let next = match (deadline, keepalive) {
             (Some(d), Some(k)) => Some(d.min(now + k)),
@@ -1602,11 +1617,17 @@ async fn produce_stream(
         return;
     }
     let n = events.len();
-    for (i, ev) in events.into_iter().chain(std::iter::once(Bytes::new())).enumerate() {
+    for (i, ev) in events
+        .into_iter()
+        .chain(std::iter::once(Bytes::new()))
+        .enumerate()
+    {
         if cut.map(|c| c.min(n)) == Some(i) {
             match &fault {
                 Fault::StallAfter { ms, .. } => {
-                    if !wait(&tx, ms.map(Duration::from_millis), pacing.keepalive).await {
+                    let client_alive =
+                        wait(&tx, ms.map(Duration::from_millis), pacing.keepalive).await;
+                    if !client_alive {
                         return;
                     }
                 }
