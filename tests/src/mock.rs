@@ -1563,14 +1563,19 @@ async fn wait(
     }
 }
 
-/// Lets hyper take and flush the frames already queued, then resets the connection.
-async fn reset_connection(tx: mpsc::Sender<Bytes>, ctl: Arc<ConnCtl>) {
+/// Waits until hyper has taken the frames queued so far and (very likely) written them.
+async fn settle(tx: &mpsc::Sender<Bytes>) {
     // With a channel of capacity 1, a permit means hyper has taken the last frame; hyper flushes
     // in the same poll, and the short sleep covers the socket write.
     if let Ok(permit) = tx.reserve().await {
         drop(permit);
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// Lets hyper take and flush the frames already queued, then resets the connection.
+async fn reset_connection(tx: mpsc::Sender<Bytes>, ctl: Arc<ConnCtl>) {
+    settle(&tx).await;
     ctl.reset();
     // Keep the body open (no terminating chunk) until the connection is gone.
     tx.closed().await;
@@ -1674,7 +1679,11 @@ async fn produce_single(body: Bytes, fault: Fault, tx: mpsc::Sender<Bytes>, ctl:
         }
         Fault::TruncateAfter { .. } => {
             let half = body.len() / 2;
-            let _ = tx.send(body.slice(..half)).await;
+            if tx.send(body.slice(..half)).await.is_ok() {
+                // hyper drops buffered bytes when a body ends short of its Content-Length: let
+                // it write them before ending.
+                settle(&tx).await;
+            }
         }
         Fault::Drip { ms_per_byte } => {
             let _ = send_bytes(&tx, body, Some(Duration::from_millis(ms_per_byte))).await;

@@ -1079,3 +1079,81 @@ fn mock_server_binary_prints_address_and_serves() {
     assert_eq!(first.header("retry-after"), Some("3"));
     assert_eq!(second.status, 200);
 }
+
+#[tokio::test]
+async fn non_stream_requests_map_mid_stream_faults_onto_the_body() {
+    let server = server().await;
+    server.set_script(vec![
+        Fault::ResetAfter { events: 0 },
+        Fault::TruncateAfter { events: 1 },
+        Fault::MalformedAfter { events: 1 },
+        Fault::ErrorEventAfter {
+            events: 1,
+            message: None,
+            code: None,
+        },
+        Fault::StallAfter {
+            events: 1,
+            ms: Some(300),
+        },
+    ]);
+    let req = request("POST", "/v1/chat/completions", &[], PLAIN_BODY, true);
+    let send = || exchange(server.addr(), &req, Duration::from_secs(5));
+    let r = send().await;
+    assert_eq!(r.end, End::Reset);
+    let resp = parse(&r.bytes);
+    assert_eq!(resp.status, 200);
+    assert!(resp.body.is_empty());
+
+    let r = send().await;
+    let resp = parse(&r.bytes);
+    assert!(!resp.complete, "shorter than Content-Length");
+    assert!(!resp.body.is_empty());
+    assert_ne!(r.end, End::Timeout);
+
+    let resp = parse(&send().await.bytes);
+    assert_eq!(resp.text(), "{not json");
+
+    let resp = parse(&send().await.bytes);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["error"]["type"], "server_error");
+
+    let r = send().await;
+    let resp = parse(&r.bytes);
+    assert!(resp.complete);
+    let head_at = r.reads[0].0;
+    let body_at = r.reads.last().unwrap().0;
+    assert!(
+        body_at - head_at >= Duration::from_millis(250),
+        "{head_at:?} {body_at:?}"
+    );
+    assert_eq!(
+        resp.json()["choices"][0]["message"]["content"],
+        DEFAULT_ANSWER
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_server_closes_stalled_connections() {
+    let server = server().await;
+    server.push(Fault::StallAfter {
+        events: 2,
+        ms: None,
+    });
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    s.write_all(&request(
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        STREAM_BODY,
+        true,
+    ))
+    .await
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(n > 0);
+    drop(server);
+    let r = read_to_end(&mut s, Duration::from_secs(2), Instant::now()).await;
+    assert_ne!(r.end, End::Timeout, "connection closed on shutdown");
+}
