@@ -74,8 +74,7 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! use steadyllm_tests::mock::{Fault, MockServer};
 //! let server = MockServer::start(([127, 0, 0, 1], 0).into()).await?;
-//! server.set_script(vec![Fault::Status { code: 503, retry_after: Some("1".into()),
-//!     retry_after_ms: None, should_retry: None, body: None }, Fault::Ok]);
+//! server.set_script(vec![Fault::retry_after(503, "1"), Fault::Ok]);
 //! // point the client at server.base_url(), then:
 //! assert_eq!(server.requests().len(), 2);
 //! # Ok(()) }
@@ -341,6 +340,36 @@ impl Fault {
             body: None,
         }
     }
+    /// `status` with a `retry-after` header, e.g. `Fault::retry_after(429, "2")`.
+    pub fn retry_after(code: u16, value: impl Into<String>) -> Self {
+        Fault::Status {
+            code,
+            retry_after: Some(value.into()),
+            retry_after_ms: None,
+            should_retry: None,
+            body: None,
+        }
+    }
+    /// `status` with a `retry-after-ms` header.
+    pub fn retry_after_ms(code: u16, ms: u64) -> Self {
+        Fault::Status {
+            code,
+            retry_after: None,
+            retry_after_ms: Some(ms),
+            should_retry: None,
+            body: None,
+        }
+    }
+    /// `status` with `x-should-retry: <should_retry>`.
+    pub fn should_retry(code: u16, should_retry: bool) -> Self {
+        Fault::Status {
+            code,
+            retry_after: None,
+            retry_after_ms: None,
+            should_retry: Some(should_retry),
+            body: None,
+        }
+    }
 }
 
 /// A list of steps, one per request, and what to do once they are used up.
@@ -385,14 +414,7 @@ impl Script {
         Script {
             steps: vec![
                 Fault::StallBeforeHeaders { ms: Some(60_000) }.into(),
-                Fault::Status {
-                    code: 429,
-                    retry_after: Some("1".into()),
-                    retry_after_ms: None,
-                    should_retry: None,
-                    body: None,
-                }
-                .into(),
+                Fault::retry_after(429, "1").into(),
                 Fault::ResetAfter { events: 1 }.into(),
             ],
             repeat: false,

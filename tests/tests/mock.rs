@@ -413,13 +413,7 @@ async fn status_faults_carry_retry_headers_and_error_bodies() {
             should_retry: None,
             body: None,
         },
-        Fault::Status {
-            code: 500,
-            retry_after: None,
-            retry_after_ms: None,
-            should_retry: Some(false),
-            body: None,
-        },
+        Fault::should_retry(500, false),
         Fault::status(401),
         Fault::Status {
             code: 418,
