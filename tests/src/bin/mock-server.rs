@@ -1,0 +1,144 @@
+//! Runs the fault-injecting mock server standalone.
+//!
+//! ```text
+//! mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] [--answer TEXT] [--delay-ms N]
+//! ```
+//! Prints `listening on http://ADDR` as its first stdout line, then serves until killed.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use steadyllm_tests::mock::{Fault, MockServer, Script, Step};
+
+const USAGE: &str = "usage: mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] \
+[--answer TEXT] [--delay-ms N]
+
+  --port N         port to listen on (default 0: any free port)
+  --host ADDR      address to bind (default 127.0.0.1)
+  --script FILE    JSON script: a list of steps or {\"steps\":[...],\"repeat\":bool,\"then\":step,\"answer\":text}
+  --chaos          preset script: stall, 429 Retry-After 1, reset mid-stream, then ok
+  --answer TEXT    the answer text to stream
+  --delay-ms N     pause between events of normal answers (after the script)
+The script can also be set at run time with POST /__control/script.";
+
+struct Args {
+    host: IpAddr,
+    port: u16,
+    script: Option<String>,
+    chaos: bool,
+    answer: Option<String>,
+    delay_ms: Option<u64>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 0,
+        script: None,
+        chaos: false,
+        answer: None,
+        delay_ms: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--port" => {
+                let v = value("--port")?;
+                args.port = v.parse().map_err(|_| format!("bad port {v:?}"))?;
+            }
+            "--host" => {
+                let v = value("--host")?;
+                args.host = v.parse().map_err(|_| format!("bad host address {v:?}"))?;
+            }
+            "--script" => args.script = Some(value("--script")?),
+            "--answer" => args.answer = Some(value("--answer")?),
+            "--delay-ms" => {
+                let v = value("--delay-ms")?;
+                args.delay_ms = Some(v.parse().map_err(|_| format!("bad delay {v:?}"))?);
+            }
+            "--chaos" => args.chaos = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.chaos && args.script.is_some() {
+        return Err("--chaos and --script are exclusive".into());
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mock-server: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut script = if args.chaos {
+        Script::chaos()
+    } else if let Some(path) = &args.script {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("mock-server: cannot read {path}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match Script::from_json(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("mock-server: {path}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        Script::default()
+    };
+    if let Some(ms) = args.delay_ms {
+        let then = script.then.take().unwrap_or_else(|| Step::new(Fault::Ok));
+        script.then = Some(then.delay_between_events(ms));
+    }
+    if args.answer.is_some() {
+        script.answer = args.answer.clone();
+    }
+    let server = match MockServer::start(SocketAddr::new(args.host, args.port)).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "mock-server: cannot listen on {}:{}: {e}",
+                args.host, args.port
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let steps = script.steps.len();
+    server.set_script(script);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{}", server.addr());
+    let _ = writeln!(
+        out,
+        "base url {} ; {steps} scripted step(s){}",
+        server.base_url(),
+        if args.chaos { " (chaos)" } else { "" }
+    );
+    let _ = out.flush();
+    drop(out);
+    std::future::pending::<()>().await;
+    ExitCode::SUCCESS
+}
