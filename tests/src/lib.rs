@@ -5,3 +5,4 @@
 pub mod conformance;
 pub mod mock;
 pub mod sim;
+pub mod tls;

@@ -17,7 +17,12 @@ fn run(args: &[&str], input: &[u8]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn conformance");
-    child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
     let out = child.wait_with_output().expect("wait");
     let stdout = String::from_utf8(out.stdout).expect("utf-8 output");
     for l in stdout.lines() {
@@ -60,7 +65,10 @@ fn sse_mode() {
     let lines = run(&["sse"], b"data: \xFF\xFE\n\nid: \xC3\ndata: x\n\n").lines;
     assert_eq!(
         lines,
-        [r#"{"type":"message","data":"\ufffd\ufffd","id":""}"#.replace("\\ufffd", "\u{fffd}"), "{\"type\":\"message\",\"data\":\"x\",\"id\":\"\u{fffd}\"}".to_string()]
+        [
+            r#"{"type":"message","data":"\ufffd\ufffd","id":""}"#.replace("\\ufffd", "\u{fffd}"),
+            "{\"type\":\"message\",\"data\":\"x\",\"id\":\"\u{fffd}\"}".to_string()
+        ]
     );
 }
 
