@@ -4,5 +4,7 @@
 
 pub mod conformance;
 pub mod mock;
+#[cfg(target_os = "linux")]
+pub mod netns;
 pub mod sim;
 pub mod tls;
