@@ -32,6 +32,11 @@
 //! assert!(up);
 //! ```
 //!
+//! Trap: dropping an embassy-net TCP socket (also `TcpClient`'s connections, e.g. inside reqwless)
+//! removes it at once, so its FIN is never sent: the peer does not see the close. Servers in
+//! these tests should close themselves (`Connection: close`, one response per connection) or
+//! bound their reads with timeouts. Data the peer sends afterwards is answered with a RST.
+//!
 //! Needs Linux, root (CAP_SYS_ADMIN + CAP_NET_ADMIN), `ip` from iproute2 and `/dev/net/tun`;
 //! [`NetNs::available`] says which one is missing.
 
@@ -380,7 +385,9 @@ type Stop = Signal<CriticalSectionRawMutex, ()>;
 pub enum RunError {
     /// The future did not complete within the timeout (it was cancelled).
     Timeout,
-    /// The stack's thread is gone (a job panicked; the panic message is on stderr).
+    /// The future panicked (the message); the stack keeps running.
+    Panicked(String),
+    /// The stack's thread is gone.
     Stopped,
     /// The previous job, abandoned after its timeout, is still being cancelled.
     Busy,
@@ -390,9 +397,8 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RunError::Timeout => f.write_str("embassy job timed out"),
-            RunError::Stopped => {
-                f.write_str("embassy stack thread stopped (did the job panic? see stderr)")
-            }
+            RunError::Panicked(msg) => write!(f, "embassy job panicked: {msg}"),
+            RunError::Stopped => f.write_str("embassy stack thread stopped"),
             RunError::Busy => f.write_str("embassy stack still cancelling the previous job"),
         }
     }
@@ -478,7 +484,8 @@ impl EmbassyNet {
     /// The future gets the stack (`Copy`, `'static`) and may borrow locals it owns, e.g. a
     /// `TcpClientState` for a `TcpClient` (its sockets come out of the stack's pool of 8).
     /// The closure is sent to the executor thread; the future is made and polled there, so it
-    /// need not be `Send`. Calls are served one at a time; a panic in the future stops the stack.
+    /// need not be `Send`. Calls are served one at a time. A panic in the future is caught and
+    /// returned as [`RunError::Panicked`] (the panic hook still prints it).
     pub fn run<F, Fut, T>(&self, timeout: Duration, f: F) -> Result<T, RunError>
     where
         F: FnOnce(Stack<'static>) -> Fut + Send + 'static,
@@ -486,11 +493,17 @@ impl EmbassyNet {
         T: Send + 'static,
     {
         let _serial = self.busy.lock().unwrap_or_else(|p| p.into_inner());
-        let (tx, rx) = mpsc::sync_channel::<Option<T>>(1);
+        let (tx, rx) = mpsc::sync_channel::<Result<T, RunError>>(1);
         let limit = embassy_time::Duration::from_micros(timeout.as_micros() as u64);
         let job: Job = Box::new(move |stack| {
             Box::pin(async move {
-                let out = embassy_time::with_timeout(limit, f(stack)).await.ok();
+                let out = match embassy_time::with_timeout(limit, CatchUnwind(Box::pin(f(stack))))
+                    .await
+                {
+                    Ok(Ok(v)) => Ok(v),
+                    Ok(Err(msg)) => Err(RunError::Panicked(msg)),
+                    Err(embassy_time::TimeoutError) => Err(RunError::Timeout),
+                };
                 let _ = tx.send(out);
             })
         });
@@ -499,8 +512,7 @@ impl EmbassyNet {
         }
         // The executor enforces `timeout`; the grace covers a stuck executor thread.
         match rx.recv_timeout(timeout + Duration::from_secs(2)) {
-            Ok(Some(v)) => Ok(v),
-            Ok(None) => Err(RunError::Timeout),
+            Ok(out) => out,
             Err(mpsc::RecvTimeoutError::Timeout) => Err(RunError::Timeout),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(RunError::Stopped),
         }
@@ -525,6 +537,25 @@ impl Drop for EmbassyNet {
     fn drop(&mut self) {
         if let Err(e) = self.stop_and_join() {
             eprintln!("netns: embassy stack did not stop cleanly: {e}");
+        }
+    }
+}
+
+/// Polls the inner future, turning a panic into `Err(message)`.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> core::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(core::task::Poll::Ready(v)) => core::task::Poll::Ready(Ok(v)),
+            Ok(core::task::Poll::Pending) => core::task::Poll::Pending,
+            Err(payload) => core::task::Poll::Ready(Err(panic_text(&*payload))),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::{AddrType, Dns, TcpConnect};
-use steadyllm_tests::netns::{EmbassyNet, LiteralDns, NetNs, STACK_ADDR, join_timeout};
+use steadyllm_tests::netns::{EmbassyNet, LiteralDns, NetNs, RunError, STACK_ADDR, join_timeout};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const REQUEST: &[u8] = b"ping from embassy-net\n";
@@ -141,7 +141,7 @@ fn namespace_is_deleted_when_its_owner_panics() {
 }
 
 #[test]
-fn embassy_job_timeout_is_bounded_and_the_stack_stays_usable() {
+fn embassy_job_timeout_and_panic_are_contained_and_the_stack_stays_usable() {
     let Some(ns) = namespace_or_skip() else {
         return;
     };
@@ -150,7 +150,7 @@ fn embassy_job_timeout_is_bounded_and_the_stack_stays_usable() {
     let out = net.run(Duration::from_millis(200), |_stack| async {
         embassy_time::Timer::after_secs(60).await;
     });
-    assert_eq!(out, Err(steadyllm_tests::netns::RunError::Timeout));
+    assert_eq!(out, Err(RunError::Timeout));
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -163,7 +163,11 @@ fn embassy_job_timeout_is_bounded_and_the_stack_stays_usable() {
         })
         .expect("second job");
     assert_eq!(up, Some(STACK_ADDR));
-    eprintln!("netns e2e: job timeout bounded in namespace {}", ns.name());
+    net.shutdown().expect("embassy stack stops");
+    eprintln!(
+        "netns e2e: job timeout and panic contained in namespace {}",
+        ns.name()
+    );
 }
 
 #[test]
@@ -184,4 +188,90 @@ fn literal_dns_resolves_ip_literals_only() {
         embassy_futures::block_on(dns.get_host_by_address("10.0.0.1".parse().unwrap(), &mut buf))
             .unwrap();
     assert_eq!(&buf[..n], b"10.0.0.1");
+}
+
+#[test]
+fn reqwless_over_embassy_net_gets_from_hyper_in_the_namespace() {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use reqwless::client::HttpClient;
+    use reqwless::request::{Method, RequestBuilder};
+
+    let Some(ns) = namespace_or_skip() else {
+        return;
+    };
+    let listener = ns.tcp_listener(0).expect("listener inside the namespace");
+    let server_addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    // hyper (HTTP/1) on tokio inside the namespace; one connection, reports the Host it saw.
+    let server = ns
+        .spawn_tokio(move || async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (sock, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+                .await
+                .expect("no connection within 10 s")
+                .expect("accept");
+            let seen_host = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+            let seen = seen_host.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+                *seen.lock().unwrap() = host.unwrap_or_default().to_string();
+                async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"hello from hyper"),
+                    )))
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
+            tokio::time::timeout(Duration::from_secs(10), conn)
+                .await
+                .expect("connection still open after 10 s")
+                .expect("serve connection");
+            seen_host.lock().unwrap().clone()
+        })
+        .expect("server thread inside the namespace");
+
+    let net = EmbassyNet::start(&ns).expect("embassy-net stack on the TAP");
+    let (status, body) = net
+        .run(Duration::from_secs(10), move |stack| async move {
+            stack.wait_config_up().await;
+            let state: TcpClientState<1, 1024, 1024> = TcpClientState::new();
+            let tcp = TcpClient::new(stack, &state);
+            let mut http = HttpClient::new(&tcp, &LiteralDns);
+            let url = format!("http://{server_addr}/v1/models");
+            // reqwless sends Host without the port (DESIGN.md): set it. `Connection: close`
+            // because embassy-net drops a socket without sending its FIN (see netns docs), so
+            // the server would otherwise wait for the next request on this connection.
+            let host = server_addr.to_string();
+            let mut rx = [0u8; 1024];
+            let handle = http.request(Method::GET, &url).await;
+            let mut handle = handle
+                .map_err(|e| format!("request: {e:?}"))?
+                .host(&host)
+                .headers(&[("Connection", "close")]);
+            let response = handle
+                .send(&mut rx)
+                .await
+                .map_err(|e| format!("send: {e:?}"))?;
+            let status = response.status.0;
+            let body = response
+                .body()
+                .read_to_end()
+                .await
+                .map_err(|e| format!("body: {e:?}"))?
+                .to_vec();
+            Ok::<_, String>((status, body))
+        })
+        .expect("embassy job")
+        .expect("HTTP GET over embassy-net");
+    assert_eq!(status, 200);
+    assert_eq!(body, b"hello from hyper");
+    net.shutdown().expect("embassy stack stops");
+    let host = join_timeout(server, Duration::from_secs(5)).expect("server thread");
+    assert_eq!(host, server_addr.to_string());
+    eprintln!(
+        "netns e2e: reqwless over embassy-net got {status} from hyper at {server_addr} in {}",
+        ns.name()
+    );
 }
