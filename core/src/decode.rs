@@ -190,12 +190,41 @@ impl StreamEnd {
 /// callback in document order, except that a choice's `Finish` follows its delta. If an event
 /// turns out malformed, the items found before the fault have already been passed on (they
 /// are complete and correct); the error says where the JSON broke.
-#[derive(Clone, Debug, Default)]
+///
+/// ## Prefix memo
+/// The chunks of one OpenAI-compatible stream start with the same bytes: `{"id":…,"object":…,
+/// "created":…,"model":…,"system_fingerprint":…,` — members the decoder skips. The decoder
+/// remembers that run of skipped members (up to [`PREFIX_MEMO`] bytes) from one event, and when
+/// the next event starts with exactly the same bytes it resumes parsing right after them:
+/// identical bytes parse identically, so the result is the same as a full parse, while about
+/// two thirds of each chunk is not scanned again.
+#[derive(Clone)]
 pub struct StreamDecoder {
     dialect: Dialect,
     done: bool,
     /// Anthropic: prompt tokens from `message_start`, reported with `message_delta`'s usage.
     input_tokens: u64,
+    memo: [u8; PREFIX_MEMO],
+    memo_len: usize,
+}
+
+/// Bytes of a chunk's leading skipped members the decoder remembers.
+pub const PREFIX_MEMO: usize = 256;
+
+impl Default for StreamDecoder {
+    fn default() -> Self {
+        Self::new(Dialect::OpenAi)
+    }
+}
+
+impl fmt::Debug for StreamDecoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamDecoder")
+            .field("dialect", &self.dialect)
+            .field("done", &self.done)
+            .field("memo_len", &self.memo_len)
+            .finish()
+    }
 }
 
 impl StreamDecoder {
@@ -205,6 +234,8 @@ impl StreamDecoder {
             dialect,
             done: false,
             input_tokens: 0,
+            memo: [0; PREFIX_MEMO],
+            memo_len: 0,
         }
     }
 
@@ -234,7 +265,7 @@ impl StreamDecoder {
                     emit(StreamItem::Done);
                     return Ok(());
                 }
-                decode_openai_chunk(data, &mut emit)
+                self.decode_openai_chunk(data, &mut emit)
             }
             Dialect::Anthropic => self.decode_anthropic(data, &mut emit),
         }
@@ -249,6 +280,7 @@ impl StreamDecoder {
         };
         self.done = false;
         self.input_tokens = 0;
+        self.memo_len = 0;
         end
     }
 
@@ -444,60 +476,108 @@ fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn decode_openai_chunk<'a>(
-    data: &'a str,
-    emit: &mut impl FnMut(StreamItem<'a>),
-) -> Result<(), DecodeError> {
-    let mut r = Reader::new(data);
-    let mut root = r.object()?;
-    let mut usage = None;
-    let mut error = None;
-    // The bare error shape: {"object":"error","message":...}
-    let mut object_is_error = false;
-    let mut bare = ApiError::default();
-    let mut bare_seen = false;
-    while let Some(key) = root.next_key(&mut r)? {
-        match key.raw() {
-            "choices" => {
-                if r.null()? {
-                    continue;
+impl StreamDecoder {
+    fn decode_openai_chunk<'a>(
+        &mut self,
+        data: &'a str,
+        emit: &mut impl FnMut(StreamItem<'a>),
+    ) -> Result<(), DecodeError> {
+        let memo = self.memo.get(..self.memo_len).unwrap_or_default();
+        let resumed = !memo.is_empty() && data.as_bytes().starts_with(memo);
+        let (mut r, mut root) = if resumed {
+            // Same leading members (and the comma after them) as a chunk already parsed:
+            // continue with the next key.
+            (Reader::at(data, self.memo_len), json::Object::after_comma())
+        } else {
+            let mut r = Reader::new(data);
+            let root = r.object()?;
+            (r, root)
+        };
+        // While only skipped members have been seen, where the last one ended.
+        let mut skipped_run = if resumed { None } else { Some(0) };
+        let mut usage = None;
+        let mut error = None;
+        // The bare error shape: {"object":"error","message":...}
+        let mut object_is_error = false;
+        let mut bare = ApiError::default();
+        let mut bare_seen = false;
+        while let Some(key) = root.next_key(&mut r)? {
+            let mut skipped = false;
+            match key.raw() {
+                "choices" => {
+                    if r.null()? {
+                        continue;
+                    }
+                    let mut arr = r.array()?;
+                    let mut position = 0u32;
+                    while arr.next(&mut r)? {
+                        decode_choice(&mut r, position, emit)?;
+                        position = position.saturating_add(1);
+                    }
                 }
-                let mut arr = r.array()?;
-                let mut position = 0u32;
-                while arr.next(&mut r)? {
-                    decode_choice(&mut r, position, emit)?;
-                    position = position.saturating_add(1);
+                "usage" => {
+                    if !r.null()? {
+                        usage = Some(read_openai_usage(&mut r)?);
+                    }
+                }
+                "error" => error = read_error_object(&mut r)?,
+                "object" => {
+                    object_is_error = r.string_or_null()?.is_some_and(|s| s.eq_str("error"));
+                    skipped = !object_is_error;
+                }
+                "message" => {
+                    bare_seen = true;
+                    bare.message = r.string_or_null()?.unwrap_or_default();
+                }
+                "type" => bare.kind = r.string_or_null()?,
+                "code" => bare.code = r.string_or_number()?,
+                "param" => bare.param = r.string_or_number()?,
+                _ => {
+                    r.skip_value()?;
+                    skipped = true;
                 }
             }
-            "usage" => {
-                if !r.null()? {
-                    usage = Some(read_openai_usage(&mut r)?);
+            skipped_run = match skipped_run {
+                Some(_) if skipped => Some(r.offset()),
+                Some(end) => {
+                    self.remember(data, end);
+                    None
                 }
-            }
-            "error" => error = read_error_object(&mut r)?,
-            "object" => {
-                object_is_error = r.string_or_null()?.is_some_and(|s| s.eq_str("error"));
-            }
-            "message" => {
-                bare_seen = true;
-                bare.message = r.string_or_null()?.unwrap_or_default();
-            }
-            "type" => bare.kind = r.string_or_null()?,
-            "code" => bare.code = r.string_or_number()?,
-            "param" => bare.param = r.string_or_number()?,
-            _ => r.skip_value()?,
+                None => None,
+            };
+        }
+        r.end()?;
+        if let Some(u) = usage {
+            emit(StreamItem::Usage(u));
+        }
+        if let Some(e) = error {
+            emit(StreamItem::Error(e));
+        } else if object_is_error && bare_seen {
+            emit(StreamItem::Error(bare));
+        }
+        Ok(())
+    }
+
+    /// Remembers the run of skipped members that ends at `end`, through the comma after it
+    /// (so the memo always ends on a token boundary), when it fits.
+    fn remember(&mut self, data: &str, end: usize) {
+        self.memo_len = 0;
+        if end <= 1 {
+            return;
+        }
+        let rest = data.as_bytes().get(end..).unwrap_or_default();
+        let Some(ws) = rest.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) else {
+            return;
+        };
+        if rest.get(ws) != Some(&b',') {
+            return;
+        }
+        let len = end + ws + 1;
+        if let (Some(src), Some(dst)) = (data.as_bytes().get(..len), self.memo.get_mut(..len)) {
+            dst.copy_from_slice(src);
+            self.memo_len = len;
         }
     }
-    r.end()?;
-    if let Some(u) = usage {
-        emit(StreamItem::Usage(u));
-    }
-    if let Some(e) = error {
-        emit(StreamItem::Error(e));
-    } else if object_is_error && bare_seen {
-        emit(StreamItem::Error(bare));
-    }
-    Ok(())
 }
 
 fn read_openai_usage(r: &mut Reader<'_>) -> Result<Usage, DecodeError> {
@@ -965,7 +1045,48 @@ mod tests {
         assert!(ApiError::parse("<html>502 Bad Gateway</html>").is_err());
     }
 
+    /// Decodes `second` after `first` (so the prefix memo may apply) and alone; both must agree.
+    fn memo_agrees(first: &str, second: &str) {
+        let mut warm = StreamDecoder::new(Dialect::OpenAi);
+        let _ = warm.decode(first, |_| {});
+        let mut a = Vec::new();
+        let ra = warm.decode(second, |i| a.push(render(&i))).is_ok();
+        let mut b = Vec::new();
+        let rb = StreamDecoder::new(Dialect::OpenAi).decode(second, |i| b.push(render(&i))).is_ok();
+        assert_eq!((ra, &a), (rb, &b), "{first} then {second}");
+    }
+
+    #[test]
+    fn prefix_memo_never_changes_results() {
+        let first = r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}"#;
+        for second in [
+            r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#,
+            r#"{"id":"c1","object":"chat.completion.chunk","created":1234,"model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#,
+            r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m",}"#,
+            r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","choices":[{"index":0,"delta":{"content":"b"}}]} x"#,
+            r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","error":{"message":"x"}}"#,
+            r#"{"id":"c1","object":"error","message":"bare","created":123}"#,
+            r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m""#,
+            r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","choices":[]}"#,
+        ] {
+            memo_agrees(first, second);
+        }
+        // the memo was really used for the common case
+        let mut dec = StreamDecoder::new(Dialect::OpenAi);
+        dec.decode(first, |_| {}).expect("valid");
+        assert!(dec.memo_len > 0);
+    }
+
     proptest::proptest! {
+        #[test]
+        fn prefix_memo_agrees_on_random_edits(cut in 0usize..140, insert in proptest::sample::select(vec!["", ",", "}", "1", "\"", " ", "x", "]", "{}"])) {
+            let first = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1725,"model":"gpt","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}"#;
+            let cut = cut.min(first.len());
+            let second = format!("{}{}{}", &first[..cut], insert, &first[cut..]);
+            memo_agrees(first, &second);
+        }
+
         #[test]
         fn content_matches_serde_json(
             texts in proptest::collection::vec(proptest::string::string_regex("(\\PC|[\\x00-\\x1f\"\\\\\\n])*").expect("regex"), 1..5),

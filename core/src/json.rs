@@ -439,6 +439,8 @@ pub struct Reader<'a> {
 #[derive(Clone, Copy)]
 pub struct Object {
     first: bool,
+    /// Resumed after a comma: `}` is not allowed before the next key.
+    after_comma: bool,
 }
 
 /// Iteration state of one array; see [`Reader::array`].
@@ -455,6 +457,12 @@ impl<'a> Reader<'a> {
     /// A reader at the start of `src`.
     pub fn new(src: &'a str) -> Self {
         Reader { src, pos: 0 }
+    }
+
+    /// A reader positioned at byte `pos` of `src` (for resuming a document whose beginning
+    /// is known to be valid).
+    pub fn at(src: &'a str, pos: usize) -> Self {
+        Reader { src, pos: pos.min(src.len()) }
     }
 
     /// Current byte offset.
@@ -514,7 +522,7 @@ impl<'a> Reader<'a> {
         match self.peek()? {
             b'{' => {
                 self.pos += 1;
-                Ok(Object { first: true })
+                Ok(Object { first: true, after_comma: false })
             }
             _ => Err(self.err(ErrorKind::WrongType)),
         }
@@ -799,14 +807,21 @@ impl<'a> Reader<'a> {
 }
 
 impl Object {
+    /// The state right after the comma that follows a member: a key must come next. For
+    /// resuming with [`Reader::at`].
+    pub const fn after_comma() -> Self {
+        Object { first: true, after_comma: true }
+    }
+
     /// The next key (with its `:` consumed), or `None` after the closing `}`.
     #[inline]
     pub fn next_key<'a>(&mut self, r: &mut Reader<'a>) -> Result<Option<JsonStr<'a>>, Error> {
         let mut c = r.peek()?;
-        if c == b'}' {
+        if c == b'}' && !self.after_comma {
             r.pos += 1;
             return Ok(None);
         }
+        self.after_comma = false;
         if self.first {
             self.first = false;
         } else if c == b',' {
