@@ -73,8 +73,17 @@ fn content_of(data: &str, out: &mut Vec<u8>) {
 
 /// steadyllm: SSE parser + zero-copy decoder, content unescaped into one output buffer.
 fn steadyllm(input: &[u8], out: &mut Vec<u8>) -> usize {
+    steadyllm_with(input, out, true)
+}
+
+/// The same with the prefix memo off: every chunk parsed in full.
+fn steadyllm_full_parse(input: &[u8], out: &mut Vec<u8>) -> usize {
+    steadyllm_with(input, out, false)
+}
+
+fn steadyllm_with(input: &[u8], out: &mut Vec<u8>, memo: bool) -> usize {
     let mut parser = SseParser::<4096>::new();
-    let mut dec = StreamDecoder::new(Dialect::OpenAi);
+    let mut dec = StreamDecoder::new(Dialect::OpenAi).with_memo(memo);
     let mut events = 0;
     for piece in input.chunks(PIECE) {
         let mut rest = piece;
@@ -203,8 +212,13 @@ fn main() {
         c.content_bytes
     );
     // (name, decoder, whether it decodes content — the SSE-only row does not)
-    let decoders: [(&str, Decoder, bool); 4] = [
+    let decoders: [(&str, Decoder, bool); 5] = [
         ("steadyllm SSE only (no JSON)", sse_only, false),
+        (
+            "steadyllm, memo off (full parse)",
+            steadyllm_full_parse,
+            true,
+        ),
         ("steadyllm", steadyllm, true),
         ("sse-stream+serde_json", sse_stream, true),
         ("eventsource-stream+serde_json", eventsource_stream, true),
@@ -222,7 +236,7 @@ fn main() {
         }
         return;
     }
-    let mut lf = [0.0; 4];
+    let mut lf = [0.0; 5];
     for (variant, input) in [("LF", &c.lf), ("CRLF+keep-alive", &c.crlf)] {
         println!("\n{variant}:");
         for (i, (name, f, check)) in decoders.iter().enumerate() {
@@ -233,7 +247,7 @@ fn main() {
             println!("  {name:<32} {ns:>8.1} ns/event");
         }
     }
-    let [_, ours, sse_stream, eventsource] = lf;
+    let [_, _, ours, sse_stream, eventsource] = lf;
     println!(
         "\nsteadyllm is {:.1}x faster than sse-stream+serde_json and {:.1}x faster than eventsource-stream+serde_json (LF)",
         sse_stream / ours,

@@ -198,6 +198,12 @@ impl StreamEnd {
 /// the next event starts with exactly the same bytes it resumes parsing right after them:
 /// identical bytes parse identically, so the result is the same as a full parse, while about
 /// two thirds of each chunk is not scanned again.
+///
+/// Likewise, when a chunk after the memo held nothing but one `delta.content` string, the
+/// decoder remembers the bytes around that string. A later chunk made of exactly those bytes
+/// around *any* valid JSON string is the same document with another string, so it decodes to
+/// one `Content` item (or none when the string is empty) after scanning only the string. Any
+/// difference falls back to the full parse.
 #[derive(Clone)]
 pub struct StreamDecoder {
     dialect: Dialect,
@@ -206,6 +212,35 @@ pub struct StreamDecoder {
     input_tokens: u64,
     memo: [u8; PREFIX_MEMO],
     memo_len: usize,
+    shape: ContentShape,
+    memo_enabled: bool,
+}
+
+/// The learned layout of a content-only chunk after the prefix memo: `mid` up to and
+/// including the opening quote of `delta.content`, then the text, then `tail` from the closing
+/// quote to the end of the event.
+#[derive(Clone)]
+struct ContentShape {
+    mid: [u8; SHAPE_MID],
+    mid_len: usize,
+    tail: [u8; SHAPE_TAIL],
+    tail_len: usize,
+    choice: u32,
+    valid: bool,
+}
+
+const SHAPE_MID: usize = 64;
+const SHAPE_TAIL: usize = 128;
+
+impl ContentShape {
+    const EMPTY: ContentShape = ContentShape {
+        mid: [0; SHAPE_MID],
+        mid_len: 0,
+        tail: [0; SHAPE_TAIL],
+        tail_len: 0,
+        choice: 0,
+        valid: false,
+    };
 }
 
 /// Bytes of a chunk's leading skipped members the decoder remembers.
@@ -236,7 +271,16 @@ impl StreamDecoder {
             input_tokens: 0,
             memo: [0; PREFIX_MEMO],
             memo_len: 0,
+            shape: ContentShape::EMPTY,
+            memo_enabled: true,
         }
+    }
+
+    /// The same decoder with the prefix memo and content shape on (the default) or off. Off,
+    /// every chunk is parsed in full; results are identical either way.
+    pub const fn with_memo(mut self, enabled: bool) -> Self {
+        self.memo_enabled = enabled;
+        self
     }
 
     /// The dialect.
@@ -281,6 +325,7 @@ impl StreamDecoder {
         self.done = false;
         self.input_tokens = 0;
         self.memo_len = 0;
+        self.shape.valid = false;
         end
     }
 
@@ -482,6 +527,76 @@ impl StreamDecoder {
         data: &'a str,
         emit: &mut impl FnMut(StreamItem<'a>),
     ) -> Result<(), DecodeError> {
+        let bytes = data.as_bytes();
+        let memo = self.memo.get(..self.memo_len).unwrap_or_default();
+        let sh = &self.shape;
+        let mid = sh.mid.get(..sh.mid_len).unwrap_or_default();
+        if sh.valid
+            && bytes.starts_with(memo)
+            && bytes.get(memo.len()..).is_some_and(|r| r.starts_with(mid))
+        {
+            let mut r = Reader::at(data, memo.len() + mid.len());
+            if let Ok(text) = r.string_rest() {
+                let tail = sh.tail.get(..sh.tail_len).unwrap_or_default();
+                // `tail` starts with the closing quote.
+                if bytes.get(r.offset() - 1..) == Some(tail) {
+                    if !text.is_empty() {
+                        emit(StreamItem::Content {
+                            choice: sh.choice,
+                            text,
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        // The full parse; learn the content shape when the chunk held one content item.
+        let mut count = 0u32;
+        let mut single: Option<(u32, JsonStr<'a>)> = None;
+        self.decode_openai_full(data, &mut |item| {
+            count += 1;
+            single = match item {
+                StreamItem::Content { choice, text } => Some((choice, text)),
+                _ => None,
+            };
+            emit(item)
+        })?;
+        self.shape.valid = false;
+        if let (1, Some((choice, text)), true) =
+            (count, single, self.memo_len > 0 && self.memo_enabled)
+        {
+            self.learn_shape(data, choice, text);
+        }
+        Ok(())
+    }
+
+    fn learn_shape(&mut self, data: &str, choice: u32, text: JsonStr<'_>) {
+        let base = data.as_ptr() as usize;
+        let start = (text.raw().as_ptr() as usize).wrapping_sub(base);
+        let end = start + text.raw().len();
+        let bytes = data.as_bytes();
+        let (Some(mid), Some(tail)) = (bytes.get(self.memo_len..start), bytes.get(end..)) else {
+            return;
+        };
+        if mid.last() != Some(&b'"') || tail.first() != Some(&b'"') {
+            return;
+        }
+        let sh = &mut self.shape;
+        if let (Some(m), Some(t)) = (sh.mid.get_mut(..mid.len()), sh.tail.get_mut(..tail.len())) {
+            m.copy_from_slice(mid);
+            t.copy_from_slice(tail);
+            sh.mid_len = mid.len();
+            sh.tail_len = tail.len();
+            sh.choice = choice;
+            sh.valid = true;
+        }
+    }
+
+    fn decode_openai_full<'a>(
+        &mut self,
+        data: &'a str,
+        emit: &mut impl FnMut(StreamItem<'a>),
+    ) -> Result<(), DecodeError> {
         let memo = self.memo.get(..self.memo_len).unwrap_or_default();
         let resumed = !memo.is_empty() && data.as_bytes().starts_with(memo);
         let (mut r, mut root) = if resumed {
@@ -562,11 +677,14 @@ impl StreamDecoder {
     /// (so the memo always ends on a token boundary), when it fits.
     fn remember(&mut self, data: &str, end: usize) {
         self.memo_len = 0;
-        if end <= 1 {
+        if end <= 1 || !self.memo_enabled {
             return;
         }
         let rest = data.as_bytes().get(end..).unwrap_or_default();
-        let Some(ws) = rest.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) else {
+        let Some(ws) = rest
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        else {
             return;
         };
         if rest.get(ws) != Some(&b',') {
@@ -1052,7 +1170,9 @@ mod tests {
         let mut a = Vec::new();
         let ra = warm.decode(second, |i| a.push(render(&i))).is_ok();
         let mut b = Vec::new();
-        let rb = StreamDecoder::new(Dialect::OpenAi).decode(second, |i| b.push(render(&i))).is_ok();
+        let rb = StreamDecoder::new(Dialect::OpenAi)
+            .decode(second, |i| b.push(render(&i)))
+            .is_ok();
         assert_eq!((ra, &a), (rb, &b), "{first} then {second}");
     }
 
@@ -1079,6 +1199,16 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn content_shape_agrees_for_any_content(t in "(\\PC|[\\x00-\\x1f\"\\\\])*", tail in proptest::sample::select(vec!["", "null", "\"stop\"", "1"])) {
+            let first = r#"{"id":"c","model":"m","choices":[{"index":3,"delta":{"content":"x"},"finish_reason":null}]}"#;
+            let text = serde_json::to_string(&t).expect("json");
+            let second = format!(r#"{{"id":"c","model":"m","choices":[{{"index":3,"delta":{{"content":{text}}},"finish_reason":null}}]}}{}"#, if tail == "1" { " " } else { "" });
+            memo_agrees(first, &second);
+            let third = format!(r#"{{"id":"c","model":"m","choices":[{{"index":3,"delta":{{"content":{text}}},"finish_reason":{}}}]}}"#, if tail.is_empty() { "null" } else { tail });
+            memo_agrees(first, &third);
+        }
+
         #[test]
         fn prefix_memo_agrees_on_random_edits(cut in 0usize..140, insert in proptest::sample::select(vec!["", ",", "}", "1", "\"", " ", "x", "]", "{}"])) {
             let first = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1725,"model":"gpt","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}"#;

@@ -462,7 +462,10 @@ impl<'a> Reader<'a> {
     /// A reader positioned at byte `pos` of `src` (for resuming a document whose beginning
     /// is known to be valid).
     pub fn at(src: &'a str, pos: usize) -> Self {
-        Reader { src, pos: pos.min(src.len()) }
+        Reader {
+            src,
+            pos: pos.min(src.len()),
+        }
     }
 
     /// Current byte offset.
@@ -522,7 +525,10 @@ impl<'a> Reader<'a> {
         match self.peek()? {
             b'{' => {
                 self.pos += 1;
-                Ok(Object { first: true, after_comma: false })
+                Ok(Object {
+                    first: true,
+                    after_comma: false,
+                })
             }
             _ => Err(self.err(ErrorKind::WrongType)),
         }
@@ -555,6 +561,11 @@ impl<'a> Reader<'a> {
             return Err(self.err(ErrorKind::WrongType));
         }
         self.pos += 1;
+        self.string_after_quote()
+    }
+
+    /// Reads the rest of a string whose opening quote is already behind the reader.
+    pub fn string_rest(&mut self) -> Result<JsonStr<'a>, Error> {
         self.string_after_quote()
     }
 
@@ -810,7 +821,10 @@ impl Object {
     /// The state right after the comma that follows a member: a key must come next. For
     /// resuming with [`Reader::at`].
     pub const fn after_comma() -> Self {
-        Object { first: true, after_comma: true }
+        Object {
+            first: true,
+            after_comma: true,
+        }
     }
 
     /// The next key (with its `:` consumed), or `None` after the closing `}`.
