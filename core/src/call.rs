@@ -1,1 +1,1832 @@
-//! (being written)
+//! The resilience engine: one [`Call`] state machine per logical request, and one
+//! caller-owned [`ClientState`] shared by all calls (circuit breakers, rate-limit pauses, the
+//! retry budget). Sans-IO: every input carries `now`; every random choice comes from the seeded
+//! [`Rng`]; the adapter enforces the deadlines the engine hands out.
+//!
+//! ## Call order
+//! ```text
+//! let mut call = Call::new(&config, profile, now, seed);   // budget deposit happens here
+//! loop {
+//!     match call.next(&mut state, now) {
+//!         Step::Attempt(plan) => {
+//!             // connect by plan.connect_by, send with retry-count header plan.retry_count,
+//!             // headers by first_byte, first content by first_token, idle gaps ≤ idle,
+//!             // everything by plan.deadline; deliver content as it arrives.
+//!             let outcome = run_attempt(&plan).await;
+//!             call.finish_attempt(&mut state, outcome, now);
+//!         }
+//!         Step::Sleep(until) => sleep_until(until).await,
+//!         Step::Done(result) => break result,
+//!     }
+//!     while let Some(event) = call.poll_event() { log(event) }   // "retrying in 2 s…"
+//! }
+//! ```
+//! [`RetryHints::observe`] turns response headers (`retry-after`, `retry-after-ms`,
+//! `x-should-retry`, `x-ratelimit-*`) into the hints an [`Outcome`] carries.
+//!
+//! ## What it decides
+//! - **Endpoints**: each attempt uses the first endpoint whose breaker is not open, that is not
+//!   paused by rate-limit headers, and that this call has not already seen fail (when another
+//!   one is left). 401/403 and `insufficient_quota` fail over instead of retrying.
+//! - **Timeouts** ([`Timeouts::for_profile`]): connect, first byte, first token, idle, and a
+//!   total deadline over all attempts and sleeps, tiered by request size.
+//! - **Retries**: connect failures, timeouts, broken streams before any output, 408, 409, 429,
+//!   500, 502, 503, 504, 529 and `x-should-retry: true`; never 400, 401, 403, 404, 422,
+//!   `x-should-retry: false`, or 429 `insufficient_quota`.
+//! - **Backoff**: exponential with full or decorrelated jitter; `Retry-After` / `retry-after-ms`
+//!   honored up to [`CallConfig::retry_after_cap`] (beyond it: fail over, or fail with
+//!   [`CallError::RetryAfterTooLong`]); no sleep ever ends past the deadline — the call fails
+//!   at once instead.
+//! - **Circuit breaker** per endpoint: `failure_threshold` consecutive failures open it for
+//!   `cooldown`; then one probe (half-open); a success closes it.
+//! - **Retry budget** across calls: every call deposits `budget_ratio` of a retry, every retry
+//!   withdraws one, a `budget_floor` of retries is always allowed; an empty budget fails a
+//!   retryable error fast with [`CallError::BudgetExhausted`].
+//! - **Streams**: an attempt that delivered content is never retried silently: the call fails
+//!   with [`CallError::PartialOutput`] (the caller keeps what it got), unless
+//!   [`CallConfig::restart_on_partial`] is set, in which case the next attempt starts over and
+//!   [`CallEvent::DiscardDelivered`] tells the caller to drop what it showed.
+
+use core::fmt;
+
+use crate::rng::Rng;
+use crate::time::{Duration, Instant};
+
+/// Most endpoints a [`ClientState`] tracks when used through the default.
+pub const MAX_ENDPOINTS: usize = 4;
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts and tiers
+// ---------------------------------------------------------------------------------------------
+
+/// What the engine knows about a request when it picks timeouts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestProfile {
+    /// Bytes of prompt text (all messages).
+    pub prompt_bytes: u32,
+    /// The answer's token limit, if set.
+    pub max_tokens: Option<u32>,
+    /// Whether any message carries an image.
+    pub has_images: bool,
+}
+
+/// The timeouts of one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Timeouts {
+    /// TCP + TLS connect.
+    pub connect: Duration,
+    /// Request sent → response head.
+    pub first_byte: Duration,
+    /// Request sent → first content.
+    pub first_token: Duration,
+    /// Longest gap between two pieces of the body (keep-alive comments count as life).
+    pub idle: Duration,
+    /// The whole call: all attempts and all sleeps.
+    pub total: Duration,
+}
+
+impl Timeouts {
+    /// The default tier table:
+    ///
+    /// | request | connect | first byte | first token | idle | total |
+    /// |---|---|---|---|---|---|
+    /// | small (prompt < 8 KB) | 10 s | 30 s | 45 s | 30 s | 120 s |
+    /// | long prompt (≥ 8 KB) | 10 s | 60 s | 90 s | 30 s | 240 s |
+    /// | very long prompt (≥ 64 KB) | 10 s | 120 s | 180 s | 45 s | 420 s |
+    /// | images | +0 | +30 s | +30 s | +0 | +60 s |
+    /// | `max_tokens` = T | | | | | at least 3600 s × T / 128 000 + first token, ≤ 1 h |
+    ///
+    /// The last row is Anthropic's own estimate of how long an answer of T tokens can take.
+    pub fn for_profile(p: RequestProfile) -> Timeouts {
+        let (first_byte, first_token, idle, total) = if p.prompt_bytes >= 64 * 1024 {
+            (120, 180, 45, 420)
+        } else if p.prompt_bytes >= 8 * 1024 {
+            (60, 90, 30, 240)
+        } else {
+            (30, 45, 30, 120)
+        };
+        let img = if p.has_images { 30 } else { 0 };
+        let mut t = Timeouts {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(first_byte + img),
+            first_token: Duration::from_secs(first_token + img),
+            idle: Duration::from_secs(idle),
+            total: Duration::from_secs(total + 2 * img),
+        };
+        if let Some(max) = p.max_tokens {
+            let gen_ms = 3_600_000u64.saturating_mul(u64::from(max)) / 128_000;
+            let need = Duration::from_millis(gen_ms).saturating_add(t.first_token);
+            t.total = t.total.max(need).min(Duration::from_secs(3600));
+        }
+        t
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// How backoff delays are spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Jitter {
+    /// Uniform in `[0, min(cap, base × multiplierⁿ)]` (AWS "full jitter").
+    Full,
+    /// Uniform in `[base, previous × 3]`, capped (AWS "decorrelated jitter").
+    Decorrelated,
+    /// No randomness: `min(cap, base × multiplierⁿ)`.
+    None,
+}
+
+/// Engine settings shared by calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CallConfig {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// First backoff step.
+    pub backoff_base: Duration,
+    /// Growth per retry.
+    pub backoff_multiplier: u32,
+    /// Longest backoff.
+    pub backoff_cap: Duration,
+    /// Jitter strategy.
+    pub jitter: Jitter,
+    /// Longest `Retry-After` the engine will wait; beyond it the call fails over or fails.
+    pub retry_after_cap: Duration,
+    /// Timeouts; `None` derives them from the request profile ([`Timeouts::for_profile`]).
+    pub timeouts: Option<Timeouts>,
+    /// Consecutive failures that open an endpoint's breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker keeps an endpoint out.
+    pub breaker_cooldown: Duration,
+    /// Share of a retry each call earns, in per mille (150 = retries may add 15 % load).
+    pub budget_ratio_permille: u32,
+    /// Retries always allowed, however few calls were made.
+    pub budget_floor: u32,
+    /// Opt-in: retry after content was delivered, telling the caller to discard it.
+    pub restart_on_partial: bool,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        CallConfig {
+            max_attempts: 6,
+            backoff_base: Duration::from_millis(500),
+            backoff_multiplier: 2,
+            backoff_cap: Duration::from_secs(8),
+            jitter: Jitter::Full,
+            retry_after_cap: Duration::from_secs(60),
+            timeouts: None,
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(30),
+            budget_ratio_permille: 150,
+            budget_floor: 10,
+            restart_on_partial: false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state: breakers, rate-limit pauses, budget
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Breaker {
+    /// Healthy; consecutive failures so far.
+    Closed { failures: u32 },
+    /// Cooling down until then; afterwards half-open: the next attempt is a probe.
+    Open { until: Instant },
+    /// Half-open with a probe in flight; if it is never reported (a cancelled call), the
+    /// endpoint becomes half-open again at `until`.
+    Probing { until: Instant },
+}
+
+/// What the engine remembers about one endpoint across calls.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct EndpointState {
+    breaker: Breaker,
+    /// Rate-limit headers said "no more until then".
+    paused_until: Instant,
+}
+
+impl EndpointState {
+    const NEW: EndpointState = EndpointState {
+        breaker: Breaker::Closed { failures: 0 },
+        paused_until: Instant::ZERO,
+    };
+
+    /// `true` when an attempt may go to this endpoint at `now` (closed breaker, cooled-down
+    /// open breaker, or half-open without a probe in flight; not rate-limit paused).
+    pub fn is_available(&self, now: Instant) -> bool {
+        self.paused_until <= now
+            && match self.breaker {
+                Breaker::Closed { .. } => true,
+                Breaker::Open { until } | Breaker::Probing { until } => until <= now,
+            }
+    }
+
+    /// When this endpoint can next take an attempt (`now` when it can now).
+    pub fn available_at(&self, now: Instant) -> Instant {
+        let b = match self.breaker {
+            Breaker::Open { until } | Breaker::Probing { until } => until,
+            Breaker::Closed { .. } => now,
+        };
+        b.max(self.paused_until).max(now)
+    }
+
+    /// `true` while the breaker is open (cooling down).
+    pub fn is_cooling_down(&self, now: Instant) -> bool {
+        matches!(self.breaker, Breaker::Open { until } if until > now)
+    }
+}
+
+/// Shared, caller-owned state of up to `N` endpoints and the retry budget. One per client;
+/// calls borrow it mutably only inside `next`/`finish_attempt` (never across an await), so
+/// concurrent calls can share it behind a mutex.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClientState<const N: usize = MAX_ENDPOINTS> {
+    endpoints: [EndpointState; N],
+    count: usize,
+    /// Retry tokens in thousandths.
+    budget_milli: u64,
+    budget_max_milli: u64,
+}
+
+impl<const N: usize> ClientState<N> {
+    /// State for `endpoints` endpoints (at most `N`) and `config`'s budget.
+    pub fn new(endpoints: usize, config: &CallConfig) -> Self {
+        let floor = u64::from(config.budget_floor) * 1000;
+        ClientState {
+            endpoints: [EndpointState::NEW; N],
+            count: endpoints.min(N),
+            budget_milli: floor,
+            budget_max_milli: floor.max(1000),
+        }
+    }
+
+    /// How many endpoints there are.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// `true` with no endpoints.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// One endpoint's state.
+    pub fn endpoint(&self, i: usize) -> Option<&EndpointState> {
+        self.endpoints.get(..self.count)?.get(i)
+    }
+
+    /// Retries the budget allows right now.
+    pub fn budget_retries(&self) -> u64 {
+        self.budget_milli / 1000
+    }
+
+    fn deposit(&mut self, milli: u64) {
+        self.budget_milli = self
+            .budget_milli
+            .saturating_add(milli)
+            .min(self.budget_max_milli);
+    }
+
+    fn withdraw(&mut self) -> bool {
+        if self.budget_milli >= 1000 {
+            self.budget_milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn ep(&mut self, i: usize) -> Option<&mut EndpointState> {
+        self.endpoints.get_mut(..self.count)?.get_mut(i)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response hints
+// ---------------------------------------------------------------------------------------------
+
+/// What response headers (and the error body) say about retrying.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RetryHints {
+    /// `x-should-retry`.
+    pub should_retry: Option<bool>,
+    /// `retry-after-ms`, or `retry-after` (seconds, or an HTTP-date relative to `Date`).
+    pub retry_after: Option<Duration>,
+    /// The error body's code is `insufficient_quota` (set by the adapter from the body).
+    pub insufficient_quota: bool,
+    /// `x-ratelimit-remaining-requests` / `-tokens` reached 0: the reset delay, if given.
+    pub rate_limited_for: Option<Duration>,
+    retry_after_date: Option<u64>,
+    date: Option<u64>,
+    retry_after_ms_seen: bool,
+    remaining_zero_requests: bool,
+    remaining_zero_tokens: bool,
+    reset_requests: Option<Duration>,
+    reset_tokens: Option<Duration>,
+}
+
+impl RetryHints {
+    /// Takes one response header (name case-insensitive). Malformed values are ignored.
+    pub fn observe(&mut self, name: &str, value: &[u8]) {
+        let Ok(v) = core::str::from_utf8(value) else {
+            return;
+        };
+        let v = v.trim();
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if is("retry-after-ms") {
+            if let Some(ms) = parse_decimal_ms(v) {
+                self.retry_after = Some(ms);
+                self.retry_after_ms_seen = true;
+            }
+        } else if is("retry-after") {
+            if self.retry_after_ms_seen {
+                return;
+            }
+            if let Some(s) = parse_u64(v) {
+                self.retry_after = Some(Duration::from_secs(s));
+            } else if let Some(t) = parse_http_date(v) {
+                self.retry_after_date = Some(t);
+                self.resolve_date();
+            }
+        } else if is("date") {
+            self.date = parse_http_date(v);
+            self.resolve_date();
+        } else if is("x-should-retry") {
+            if v.eq_ignore_ascii_case("true") {
+                self.should_retry = Some(true);
+            } else if v.eq_ignore_ascii_case("false") {
+                self.should_retry = Some(false);
+            }
+        } else if is("x-ratelimit-remaining-requests") {
+            self.remaining_zero_requests = parse_u64(v) == Some(0);
+            self.resolve_rate_limit();
+        } else if is("x-ratelimit-remaining-tokens") {
+            self.remaining_zero_tokens = parse_u64(v) == Some(0);
+            self.resolve_rate_limit();
+        } else if is("x-ratelimit-reset-requests") {
+            self.reset_requests = parse_go_duration(v);
+            self.resolve_rate_limit();
+        } else if is("x-ratelimit-reset-tokens") {
+            self.reset_tokens = parse_go_duration(v);
+            self.resolve_rate_limit();
+        }
+    }
+
+    fn resolve_date(&mut self) {
+        if self.retry_after_ms_seen {
+            return;
+        }
+        if let (Some(at), Some(now)) = (self.retry_after_date, self.date) {
+            self.retry_after = Some(Duration::from_secs(at.saturating_sub(now)));
+        }
+    }
+
+    fn resolve_rate_limit(&mut self) {
+        let mut d: Option<Duration> = None;
+        if self.remaining_zero_requests {
+            d = Some(self.reset_requests.unwrap_or(Duration::from_secs(1)));
+        }
+        if self.remaining_zero_tokens {
+            let t = self.reset_tokens.unwrap_or(Duration::from_secs(1));
+            d = Some(d.map_or(t, |x| x.max(t)));
+        }
+        self.rate_limited_for = d;
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `retry-after-ms`: milliseconds, possibly fractional (`1500`, `20.5`).
+fn parse_decimal_ms(s: &str) -> Option<Duration> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms = parse_u64(int)?;
+    let round_up = frac.bytes().next().is_some_and(|d| d >= b'5');
+    Some(Duration::from_millis(
+        ms.saturating_add(u64::from(round_up)),
+    ))
+}
+
+/// Go's `time.Duration` format as OpenAI sends it: `1s`, `6m0s`, `12ms`, `1h2m3.5s`, `500us`.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    if s.is_empty() {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut total_us: u64 = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        let int = s.get(start..i)?;
+        let mut frac = "";
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let fs = i;
+            while i < b.len() && b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            frac = s.get(fs..i)?;
+        }
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        let us = s.get(i..)?;
+        let (unit_us, len): (u64, usize) = if us.starts_with("ms") {
+            (1000, 2)
+        } else if us.starts_with("us") || us.starts_with("µs") {
+            (1, if us.starts_with("us") { 2 } else { "µs".len() })
+        } else if us.starts_with("ns") {
+            (0, 2)
+        } else if us.starts_with('h') {
+            (3_600_000_000, 1)
+        } else if us.starts_with('m') {
+            (60_000_000, 1)
+        } else if us.starts_with('s') {
+            (1_000_000, 1)
+        } else {
+            return None;
+        };
+        i += len;
+        let whole = if int.is_empty() {
+            0
+        } else {
+            int.parse::<u64>().ok()?
+        };
+        let mut part = whole.saturating_mul(unit_us);
+        // Fraction of the unit, to microseconds (up to 9 digits considered).
+        let mut scale = unit_us;
+        for d in frac.bytes().take(9) {
+            scale /= 10;
+            part = part.saturating_add(u64::from(d - b'0').saturating_mul(scale));
+        }
+        total_us = total_us.saturating_add(part);
+    }
+    Some(Duration::from_millis(total_us.div_ceil(1000)))
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as seconds since the Unix epoch.
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    let mut it = s.split_ascii_whitespace();
+    let _weekday = it.next()?.strip_suffix(',')?;
+    let day: u64 = parse_u64(it.next()?)?;
+    let month = match it.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let year: u64 = parse_u64(it.next()?)?;
+    let mut hms = it.next()?.split(':');
+    let (h, m, sec) = (
+        parse_u64(hms.next()?)?,
+        parse_u64(hms.next()?)?,
+        parse_u64(hms.next()?)?,
+    );
+    if it.next()? != "GMT" || it.next().is_some() || hms.next().is_some() {
+        return None;
+    }
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm), all in u64 with year >= 1970.
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attempts, outcomes, events, errors
+// ---------------------------------------------------------------------------------------------
+
+/// Which deadline of an attempt passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Phase {
+    /// TCP/TLS connect.
+    Connect,
+    /// Response head.
+    FirstByte,
+    /// First content.
+    FirstToken,
+    /// Gap in the body.
+    Idle,
+}
+
+/// How a stream broke after its head arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamFault {
+    /// Reset or closed by the network.
+    Network,
+    /// Ended cleanly but without the end marker.
+    Truncated,
+    /// A malformed or oversized event.
+    Malformed,
+    /// The server sent an error event.
+    ServerError,
+}
+
+/// What went wrong in one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Failure {
+    /// The connection could not be made (refused, DNS, TLS).
+    Connect,
+    /// A deadline passed.
+    Timeout(Phase),
+    /// A non-2xx status.
+    Status(u16),
+    /// The stream broke.
+    Stream(StreamFault),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Connect => f.write_str("connection failed"),
+            Failure::Timeout(Phase::Connect) => f.write_str("connect timed out"),
+            Failure::Timeout(Phase::FirstByte) => f.write_str("no response head in time"),
+            Failure::Timeout(Phase::FirstToken) => f.write_str("no first token in time"),
+            Failure::Timeout(Phase::Idle) => f.write_str("stream stalled"),
+            Failure::Status(s) => write!(f, "HTTP {s}"),
+            Failure::Stream(StreamFault::Network) => f.write_str("stream reset"),
+            Failure::Stream(StreamFault::Truncated) => f.write_str("stream truncated"),
+            Failure::Stream(StreamFault::Malformed) => f.write_str("malformed stream"),
+            Failure::Stream(StreamFault::ServerError) => f.write_str("server error in stream"),
+        }
+    }
+}
+
+/// The result of one attempt, reported with [`Call::finish_attempt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Outcome {
+    /// `None` when the answer completed.
+    pub failure: Option<Failure>,
+    /// Content bytes this attempt delivered to the caller.
+    pub delivered_bytes: u64,
+    /// What the response said about retrying (also on success: rate-limit headers).
+    pub hints: RetryHints,
+}
+
+impl Outcome {
+    /// A completed answer.
+    pub fn completed(delivered_bytes: u64, hints: RetryHints) -> Self {
+        Outcome {
+            failure: None,
+            delivered_bytes,
+            hints,
+        }
+    }
+
+    /// A failed attempt.
+    pub fn failed(failure: Failure, delivered_bytes: u64, hints: RetryHints) -> Self {
+        Outcome {
+            failure: Some(failure),
+            delivered_bytes,
+            hints,
+        }
+    }
+}
+
+/// One attempt to run, from [`Call::next`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AttemptPlan {
+    /// Attempt number, 1 for the first.
+    pub number: u32,
+    /// Value of the retry-count header (`number - 1`).
+    pub retry_count: u32,
+    /// Index of the endpoint to use.
+    pub endpoint: usize,
+    /// The connection must be up by then.
+    pub connect_by: Instant,
+    /// Request sent → response head.
+    pub first_byte: Duration,
+    /// Request sent → first content.
+    pub first_token: Duration,
+    /// Longest gap in the body.
+    pub idle: Duration,
+    /// The call's total deadline.
+    pub deadline: Instant,
+}
+
+/// What the adapter does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Step {
+    /// Run this attempt, then call [`Call::finish_attempt`].
+    Attempt(AttemptPlan),
+    /// Sleep until then, then call [`Call::next`] again.
+    Sleep(Instant),
+    /// The call is over.
+    Done(Result<Summary, CallError>),
+}
+
+/// A successful call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Summary {
+    /// Attempts made.
+    pub attempts: u32,
+    /// The endpoint that answered.
+    pub endpoint: usize,
+    /// Content bytes of the answer.
+    pub delivered_bytes: u64,
+}
+
+/// Why a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CallError {
+    /// The total deadline passed (or a retry could not finish before it).
+    DeadlineExceeded {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's failure.
+        last: Option<Failure>,
+    },
+    /// `max_attempts` used up.
+    RetriesExhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's failure.
+        last: Failure,
+    },
+    /// The retry budget is empty (an outage: retrying would only add load).
+    BudgetExhausted {
+        /// The failure that was not retried.
+        last: Failure,
+    },
+    /// A failure that retrying cannot fix (400, 401/403 with no other endpoint, 404, 422,
+    /// `x-should-retry: false`, `insufficient_quota`).
+    NotRetryable {
+        /// The failure.
+        last: Failure,
+    },
+    /// Content was delivered before the failure; it was not retried (see
+    /// [`CallConfig::restart_on_partial`]). The caller has everything that was delivered.
+    PartialOutput {
+        /// Content bytes delivered.
+        delivered_bytes: u64,
+        /// What broke.
+        last: Failure,
+    },
+    /// The server asked to wait longer than [`CallConfig::retry_after_cap`] and no other
+    /// endpoint was available.
+    RetryAfterTooLong {
+        /// What it asked for.
+        requested: Duration,
+    },
+    /// Every endpoint is cooling down or paused beyond the deadline.
+    NoEndpointAvailable,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::DeadlineExceeded {
+                attempts,
+                last: Some(l),
+            } => {
+                write!(
+                    f,
+                    "deadline exceeded after {attempts} attempt(s); last: {l}"
+                )
+            }
+            CallError::DeadlineExceeded {
+                attempts,
+                last: None,
+            } => {
+                write!(f, "deadline exceeded after {attempts} attempt(s)")
+            }
+            CallError::RetriesExhausted { attempts, last } => {
+                write!(f, "gave up after {attempts} attempts; last: {last}")
+            }
+            CallError::BudgetExhausted { last } => {
+                write!(f, "retry budget exhausted (likely an outage); last: {last}")
+            }
+            CallError::NotRetryable { last } => write!(f, "{last} (not retryable)"),
+            CallError::PartialOutput {
+                delivered_bytes,
+                last,
+            } => {
+                write!(f, "{last} after {delivered_bytes} bytes were delivered")
+            }
+            CallError::RetryAfterTooLong { requested } => {
+                write!(
+                    f,
+                    "server asked to retry after {requested}, longer than allowed"
+                )
+            }
+            CallError::NoEndpointAvailable => {
+                f.write_str("no endpoint available before the deadline")
+            }
+        }
+    }
+}
+
+impl core::error::Error for CallError {}
+
+/// Why the engine waits before the next attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum WaitReason {
+    /// Exponential backoff after this failure.
+    Backoff(Failure),
+    /// The server's `Retry-After`.
+    RetryAfter(Failure),
+    /// Every usable endpoint is cooling down or rate-limit paused.
+    EndpointsUnavailable,
+}
+
+/// A decision, for logs and UIs ("server busy — retrying in 2 s").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CallEvent {
+    /// An attempt starts.
+    AttemptStarted {
+        /// Attempt number.
+        number: u32,
+        /// Endpoint index.
+        endpoint: usize,
+        /// Its timeouts.
+        timeouts: Timeouts,
+    },
+    /// An attempt failed.
+    AttemptFailed {
+        /// Attempt number.
+        number: u32,
+        /// Endpoint index.
+        endpoint: usize,
+        /// What went wrong.
+        failure: Failure,
+    },
+    /// Waiting before the next attempt.
+    Waiting {
+        /// How long.
+        delay: Duration,
+        /// Why.
+        reason: WaitReason,
+    },
+    /// The next attempt goes to another endpoint.
+    FailingOver {
+        /// From.
+        from: usize,
+        /// To.
+        to: usize,
+    },
+    /// An endpoint's breaker opened.
+    EndpointCoolingDown {
+        /// Endpoint index.
+        endpoint: usize,
+        /// Until.
+        until: Instant,
+    },
+    /// Rate-limit headers paused an endpoint.
+    EndpointPaused {
+        /// Endpoint index.
+        endpoint: usize,
+        /// Until.
+        until: Instant,
+    },
+    /// A retryable failure was not retried: the budget is empty.
+    BudgetExhausted,
+    /// Restarting after partial output: discard what was shown of this answer.
+    DiscardDelivered {
+        /// Bytes to discard.
+        bytes: u64,
+    },
+}
+
+impl fmt::Display for CallEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallEvent::AttemptStarted {
+                number, endpoint, ..
+            } => {
+                write!(f, "attempt {number} on endpoint {endpoint}")
+            }
+            CallEvent::AttemptFailed {
+                number,
+                endpoint,
+                failure,
+            } => {
+                write!(
+                    f,
+                    "attempt {number} on endpoint {endpoint} failed: {failure}"
+                )
+            }
+            CallEvent::Waiting { delay, reason } => match reason {
+                WaitReason::Backoff(fl) => write!(f, "{fl} — retrying in {delay}"),
+                WaitReason::RetryAfter(fl) => {
+                    write!(f, "{fl} — server asked to wait; retrying in {delay}")
+                }
+                WaitReason::EndpointsUnavailable => {
+                    write!(f, "all endpoints cooling down — retrying in {delay}")
+                }
+            },
+            CallEvent::FailingOver { from, to } => {
+                write!(f, "failing over from endpoint {from} to endpoint {to}")
+            }
+            CallEvent::EndpointCoolingDown { endpoint, until } => {
+                write!(f, "endpoint {endpoint} cooling down until {until:?}")
+            }
+            CallEvent::EndpointPaused { endpoint, until } => {
+                write!(f, "endpoint {endpoint} rate-limited until {until:?}")
+            }
+            CallEvent::BudgetExhausted => f.write_str("retry budget exhausted; not retrying"),
+            CallEvent::DiscardDelivered { bytes } => {
+                write!(f, "restarting the answer: discard the {bytes} bytes shown")
+            }
+        }
+    }
+}
+
+const EVENT_QUEUE: usize = 8;
+
+// ---------------------------------------------------------------------------------------------
+// The call
+// ---------------------------------------------------------------------------------------------
+
+/// One logical request: its attempts, sleeps and final result. See the module docs for the
+/// call order.
+#[derive(Clone, Debug)]
+pub struct Call {
+    config: CallConfig,
+    timeouts: Timeouts,
+    deadline: Instant,
+    attempts: u32,
+    in_flight: Option<AttemptPlan>,
+    wait_until: Option<Instant>,
+    last: Option<Failure>,
+    /// Endpoints that failed in this call (bit per index) — skipped while another is left.
+    failed_here: u32,
+    /// Endpoints that answered 401/403/insufficient quota in this call — never retried here.
+    excluded: u32,
+    prev_endpoint: Option<usize>,
+    prev_backoff: Duration,
+    rng: Rng,
+    done: Option<Result<Summary, CallError>>,
+    events: [Option<CallEvent>; EVENT_QUEUE],
+    ev_head: usize,
+    ev_len: usize,
+    delivered_total: u64,
+}
+
+impl Call {
+    /// Starts a call at `now`; the shared budget earns its share for this call.
+    pub fn new<const N: usize>(
+        config: &CallConfig,
+        profile: RequestProfile,
+        state: &mut ClientState<N>,
+        now: Instant,
+        seed: u64,
+    ) -> Call {
+        let timeouts = config
+            .timeouts
+            .unwrap_or_else(|| Timeouts::for_profile(profile));
+        state.deposit(u64::from(config.budget_ratio_permille));
+        Call {
+            config: *config,
+            timeouts,
+            deadline: now + timeouts.total,
+            attempts: 0,
+            in_flight: None,
+            wait_until: None,
+            last: None,
+            failed_here: 0,
+            excluded: 0,
+            prev_endpoint: None,
+            prev_backoff: config.backoff_base,
+            rng: Rng::new(seed),
+            done: None,
+            events: [None; EVENT_QUEUE],
+            ev_head: 0,
+            ev_len: 0,
+            delivered_total: 0,
+        }
+    }
+
+    /// The call's timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The total deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Attempts made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The next decision event, if any (the queue keeps the latest eight).
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        if self.ev_len == 0 {
+            return None;
+        }
+        let e = self.events.get_mut(self.ev_head).and_then(Option::take);
+        self.ev_head = (self.ev_head + 1) % EVENT_QUEUE;
+        self.ev_len -= 1;
+        e
+    }
+
+    fn push(&mut self, e: CallEvent) {
+        if self.ev_len == EVENT_QUEUE {
+            self.ev_head = (self.ev_head + 1) % EVENT_QUEUE;
+            self.ev_len -= 1;
+        }
+        let i = (self.ev_head + self.ev_len) % EVENT_QUEUE;
+        if let Some(slot) = self.events.get_mut(i) {
+            *slot = Some(e);
+        }
+        self.ev_len += 1;
+    }
+
+    fn finish(&mut self, r: Result<Summary, CallError>) -> Step {
+        self.done = Some(r);
+        Step::Done(r)
+    }
+
+    /// What to do next at `now`. While an attempt is in flight (planned but not finished)
+    /// this returns the same plan again.
+    pub fn next<const N: usize>(&mut self, state: &mut ClientState<N>, now: Instant) -> Step {
+        if let Some(r) = self.done {
+            return Step::Done(r);
+        }
+        if let Some(p) = self.in_flight {
+            return Step::Attempt(p);
+        }
+        if now >= self.deadline {
+            let last = self.last;
+            return self.finish(Err(CallError::DeadlineExceeded {
+                attempts: self.attempts,
+                last,
+            }));
+        }
+        if let Some(t) = self.wait_until {
+            if t > now {
+                return Step::Sleep(t);
+            }
+            self.wait_until = None;
+        }
+        let Some(endpoint) = self.pick(state, now) else {
+            // Nothing usable now: wait for the earliest endpoint, if it comes in time.
+            let at = (0..state.count)
+                .filter(|&i| self.excluded & (1 << i) == 0)
+                .filter_map(|i| state.endpoint(i).map(|e| e.available_at(now)))
+                .min();
+            return match at {
+                Some(at) if at < self.deadline => {
+                    self.wait_until = Some(at);
+                    self.push(CallEvent::Waiting {
+                        delay: at - now,
+                        reason: WaitReason::EndpointsUnavailable,
+                    });
+                    Step::Sleep(at)
+                }
+                _ if self.excluded != 0 || self.last.is_some() => {
+                    let last = self.last.unwrap_or(Failure::Connect);
+                    if self.excluded != 0 {
+                        self.finish(Err(CallError::NotRetryable { last }))
+                    } else {
+                        self.finish(Err(CallError::NoEndpointAvailable))
+                    }
+                }
+                _ => self.finish(Err(CallError::NoEndpointAvailable)),
+            };
+        };
+        let cooldown = self.config.breaker_cooldown;
+        if let Some(ep) = state.ep(endpoint)
+            && !matches!(ep.breaker, Breaker::Closed { .. })
+        {
+            // Half-open: this attempt is the probe.
+            ep.breaker = Breaker::Probing {
+                until: now + cooldown,
+            };
+        }
+        if let Some(prev) = self.prev_endpoint
+            && prev != endpoint
+        {
+            self.push(CallEvent::FailingOver {
+                from: prev,
+                to: endpoint,
+            });
+        }
+        self.prev_endpoint = Some(endpoint);
+        self.attempts += 1;
+        let t = self.timeouts;
+        let plan = AttemptPlan {
+            number: self.attempts,
+            retry_count: self.attempts - 1,
+            endpoint,
+            connect_by: (now + t.connect).min(self.deadline),
+            first_byte: t.first_byte,
+            first_token: t.first_token,
+            idle: t.idle,
+            deadline: self.deadline,
+        };
+        self.in_flight = Some(plan);
+        self.push(CallEvent::AttemptStarted {
+            number: plan.number,
+            endpoint,
+            timeouts: t,
+        });
+        Step::Attempt(plan)
+    }
+
+    /// The first available endpoint, preferring ones that have not failed in this call.
+    fn pick<const N: usize>(&self, state: &ClientState<N>, now: Instant) -> Option<usize> {
+        let usable = |i: usize| {
+            self.excluded & (1 << i) == 0 && state.endpoint(i).is_some_and(|e| e.is_available(now))
+        };
+        let n = state.count.min(32);
+        (0..n)
+            .find(|&i| usable(i) && self.failed_here & (1 << i) == 0)
+            .or_else(|| (0..n).find(|&i| usable(i)))
+    }
+
+    /// Reports how the planned attempt ended, at `now`.
+    pub fn finish_attempt<const N: usize>(
+        &mut self,
+        state: &mut ClientState<N>,
+        outcome: Outcome,
+        now: Instant,
+    ) {
+        let Some(plan) = self.in_flight.take() else {
+            return;
+        };
+        let ep_i = plan.endpoint;
+        self.delivered_total = self.delivered_total.saturating_add(outcome.delivered_bytes);
+        // Rate-limit headers count on any answer.
+        if let Some(d) = outcome.hints.rate_limited_for
+            && let Some(ep) = state.ep(ep_i)
+        {
+            let until = now + d;
+            ep.paused_until = ep.paused_until.max(until);
+            self.push(CallEvent::EndpointPaused {
+                endpoint: ep_i,
+                until,
+            });
+        }
+        let Some(failure) = outcome.failure else {
+            if let Some(ep) = state.ep(ep_i) {
+                ep.breaker = Breaker::Closed { failures: 0 };
+            }
+            self.finish(Ok(Summary {
+                attempts: self.attempts,
+                endpoint: ep_i,
+                delivered_bytes: outcome.delivered_bytes,
+            }));
+            return;
+        };
+        self.last = Some(failure);
+        self.push(CallEvent::AttemptFailed {
+            number: plan.number,
+            endpoint: ep_i,
+            failure,
+        });
+        let class = classify(failure, &outcome.hints);
+        // Breaker bookkeeping: endpoint health failures only.
+        if class.endpoint_fault {
+            self.record_failure(state, ep_i, now);
+            self.failed_here |= 1 << ep_i.min(31);
+        } else if let Some(ep) = state.ep(ep_i)
+            && matches!(ep.breaker, Breaker::Probing { .. })
+        {
+            // The endpoint answered: it is alive.
+            ep.breaker = Breaker::Closed { failures: 0 };
+        }
+        if outcome.delivered_bytes > 0 {
+            if !self.config.restart_on_partial {
+                self.finish(Err(CallError::PartialOutput {
+                    delivered_bytes: outcome.delivered_bytes,
+                    last: failure,
+                }));
+                return;
+            }
+            self.push(CallEvent::DiscardDelivered {
+                bytes: outcome.delivered_bytes,
+            });
+        }
+        match class.action {
+            Action::Fail => {
+                self.finish(Err(CallError::NotRetryable { last: failure }));
+                return;
+            }
+            Action::FailOver => {
+                self.excluded |= 1 << ep_i.min(31);
+                let other = (0..state.count.min(32)).any(|i| self.excluded & (1 << i) == 0);
+                if !other {
+                    self.finish(Err(CallError::NotRetryable { last: failure }));
+                    return;
+                }
+            }
+            Action::Retry => {}
+        }
+        if self.attempts >= self.config.max_attempts {
+            self.finish(Err(CallError::RetriesExhausted {
+                attempts: self.attempts,
+                last: failure,
+            }));
+            return;
+        }
+        if !state.withdraw() {
+            self.push(CallEvent::BudgetExhausted);
+            self.finish(Err(CallError::BudgetExhausted { last: failure }));
+            return;
+        }
+        // How long to wait.
+        let mut reason = WaitReason::Backoff(failure);
+        let delay = match (class.action, outcome.hints.retry_after) {
+            (Action::FailOver, _) => Duration::ZERO,
+            (_, Some(ra)) if ra > self.config.retry_after_cap => {
+                // Too long for this endpoint: pause it and try another one now, if any.
+                if let Some(ep) = state.ep(ep_i) {
+                    ep.paused_until = ep.paused_until.max(now + ra);
+                    self.push(CallEvent::EndpointPaused {
+                        endpoint: ep_i,
+                        until: now + ra,
+                    });
+                }
+                if self.pick(state, now).is_none() {
+                    self.finish(Err(CallError::RetryAfterTooLong { requested: ra }));
+                    return;
+                }
+                Duration::ZERO
+            }
+            (_, Some(ra)) => {
+                reason = WaitReason::RetryAfter(failure);
+                ra
+            }
+            _ => {
+                // Another healthy endpoint can take the retry at once.
+                if class.endpoint_fault && self.other_healthy(state, ep_i, now) {
+                    Duration::ZERO
+                } else {
+                    self.backoff()
+                }
+            }
+        };
+        let at = now + delay;
+        if at >= self.deadline {
+            let attempts = self.attempts;
+            self.finish(Err(CallError::DeadlineExceeded {
+                attempts,
+                last: Some(failure),
+            }));
+            return;
+        }
+        if delay > Duration::ZERO {
+            self.wait_until = Some(at);
+            self.push(CallEvent::Waiting { delay, reason });
+        }
+    }
+
+    fn other_healthy<const N: usize>(
+        &self,
+        state: &ClientState<N>,
+        except: usize,
+        now: Instant,
+    ) -> bool {
+        (0..state.count.min(32)).any(|i| {
+            i != except
+                && self.excluded & (1 << i) == 0
+                && self.failed_here & (1 << i) == 0
+                && state.endpoint(i).is_some_and(|e| e.is_available(now))
+        })
+    }
+
+    fn record_failure<const N: usize>(
+        &mut self,
+        state: &mut ClientState<N>,
+        i: usize,
+        now: Instant,
+    ) {
+        let threshold = self.config.breaker_threshold.max(1);
+        let cooldown = self.config.breaker_cooldown;
+        let Some(ep) = state.ep(i) else { return };
+        let open = match ep.breaker {
+            Breaker::Closed { failures } => {
+                let f = failures + 1;
+                ep.breaker = Breaker::Closed { failures: f };
+                f >= threshold
+            }
+            // A failed probe, or a failure reported late: (re)open.
+            Breaker::Probing { .. } | Breaker::Open { .. } => true,
+        };
+        if open {
+            let until = now + cooldown;
+            ep.breaker = Breaker::Open { until };
+            self.push(CallEvent::EndpointCoolingDown { endpoint: i, until });
+        }
+    }
+
+    /// The next backoff delay (also advances the decorrelated state).
+    fn backoff(&mut self) -> Duration {
+        let c = &self.config;
+        let n = self.attempts.saturating_sub(1).min(30);
+        let exp = c
+            .backoff_base
+            .saturating_mul(u64::from(c.backoff_multiplier.max(1)).saturating_pow(n))
+            .min(c.backoff_cap);
+        let d = match c.jitter {
+            Jitter::None => exp,
+            Jitter::Full => Duration::from_millis(self.rng.below_or_equal(exp.as_millis())),
+            Jitter::Decorrelated => {
+                let hi = self.prev_backoff.saturating_mul(3).max(c.backoff_base);
+                let v = self.rng.between(c.backoff_base.as_millis(), hi.as_millis());
+                Duration::from_millis(v).min(c.backoff_cap)
+            }
+        };
+        self.prev_backoff = d;
+        d
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Retry,
+    FailOver,
+    Fail,
+}
+
+struct Class {
+    action: Action,
+    /// Counts against the endpoint's health (breaker, in-call failover).
+    endpoint_fault: bool,
+}
+
+fn classify(f: Failure, h: &RetryHints) -> Class {
+    let (action, endpoint_fault) = match f {
+        Failure::Connect | Failure::Timeout(_) => (Action::Retry, true),
+        Failure::Stream(StreamFault::Malformed) => (Action::Retry, true),
+        Failure::Stream(_) => (Action::Retry, true),
+        Failure::Status(s) => {
+            if h.insufficient_quota {
+                (Action::FailOver, false)
+            } else if h.should_retry == Some(false) {
+                (Action::Fail, false)
+            } else if h.should_retry == Some(true) {
+                (Action::Retry, s >= 500)
+            } else {
+                match s {
+                    401 | 403 => (Action::FailOver, false),
+                    408 | 409 | 429 => (Action::Retry, false),
+                    500 | 502 | 503 | 504 | 529 => (Action::Retry, true),
+                    _ => (Action::Fail, false),
+                }
+            }
+        }
+    };
+    Class {
+        action,
+        endpoint_fault,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hints(headers: &[(&str, &str)]) -> RetryHints {
+        let mut h = RetryHints::default();
+        for (n, v) in headers {
+            h.observe(n, v.as_bytes());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(
+            hints(&[("Retry-After", "2")]).retry_after,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            hints(&[("retry-after-ms", "1500")]).retry_after,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            hints(&[("retry-after-ms", "20.5")]).retry_after,
+            Some(Duration::from_millis(21))
+        );
+        // retry-after-ms wins over retry-after, in either order
+        assert_eq!(
+            hints(&[("retry-after", "9"), ("retry-after-ms", "100")]).retry_after,
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            hints(&[("retry-after-ms", "100"), ("retry-after", "9")]).retry_after,
+            Some(Duration::from_millis(100))
+        );
+        // HTTP-date, relative to the response's Date header, in either order
+        let date = [
+            ("Date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("Retry-After", "Sun, 06 Nov 1994 08:50:07 GMT"),
+        ];
+        assert_eq!(hints(&date).retry_after, Some(Duration::from_secs(30)));
+        let rev = [date[1], date[0]];
+        assert_eq!(hints(&rev).retry_after, Some(Duration::from_secs(30)));
+        // a date in the past: retry now
+        assert_eq!(
+            hints(&[
+                ("Date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+                ("Retry-After", "Sun, 06 Nov 1994 08:00:00 GMT")
+            ])
+            .retry_after,
+            Some(Duration::ZERO)
+        );
+        // no Date header: the date form cannot be resolved without a clock, so it is ignored
+        assert_eq!(
+            hints(&[("Retry-After", "Sun, 06 Nov 1994 08:50:07 GMT")]).retry_after,
+            None
+        );
+        for bad in [
+            "-1",
+            "1.5",
+            "soon",
+            "",
+            "99999999999999999999999",
+            "Sun, 32 Nov 1994 08:50:07 GMT",
+            "Sun, 06 Foo 1994 08:50:07 GMT",
+        ] {
+            assert_eq!(
+                hints(&[
+                    ("retry-after", bad),
+                    ("date", "Sun, 06 Nov 1994 08:49:37 GMT")
+                ])
+                .retry_after,
+                None,
+                "{bad}"
+            );
+        }
+        assert_eq!(hints(&[("retry-after-ms", "x")]).retry_after, None);
+        assert_eq!(hints(&[("retry-after", "\u{ff}")]).retry_after, None);
+        let mut h = RetryHints::default();
+        h.observe("retry-after", b"\xff\xfe");
+        assert_eq!(h, RetryHints::default());
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            parse_http_date("Sat, 29 Feb 2020 12:00:00 GMT"),
+            Some(1_582_977_600)
+        );
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
+        assert_eq!(parse_http_date("06 Nov 1994 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 24:49:37 GMT"), None);
+    }
+
+    #[test]
+    fn go_durations() {
+        let ms = |s| parse_go_duration(s).map(Duration::as_millis);
+        assert_eq!(ms("1s"), Some(1000));
+        assert_eq!(ms("6m0s"), Some(360_000));
+        assert_eq!(ms("12ms"), Some(12));
+        assert_eq!(ms("1h2m3.5s"), Some(3_723_500));
+        assert_eq!(ms("0.5s"), Some(500));
+        assert_eq!(ms("500us"), Some(1));
+        assert_eq!(ms("17.123ms"), Some(18));
+        for bad in ["", "s", "1", "1x", "1.s.", "-1s", "1 s", "abc"] {
+            assert_eq!(ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rate_limit_headers() {
+        let h = hints(&[
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1s"),
+        ]);
+        assert_eq!(h.rate_limited_for, Some(Duration::from_secs(1)));
+        let h = hints(&[
+            ("x-ratelimit-reset-tokens", "6m0s"),
+            ("x-ratelimit-remaining-tokens", "0"),
+            ("x-ratelimit-remaining-requests", "10"),
+        ]);
+        assert_eq!(h.rate_limited_for, Some(Duration::from_secs(360)));
+        assert_eq!(
+            hints(&[("x-ratelimit-remaining-requests", "5")]).rate_limited_for,
+            None
+        );
+        assert_eq!(
+            hints(&[("x-should-retry", "false")]).should_retry,
+            Some(false)
+        );
+        assert_eq!(
+            hints(&[("X-Should-Retry", "TRUE")]).should_retry,
+            Some(true)
+        );
+        assert_eq!(hints(&[("x-should-retry", "maybe")]).should_retry, None);
+    }
+
+    #[test]
+    fn tiers() {
+        let small = Timeouts::for_profile(RequestProfile::default());
+        assert_eq!(small.first_byte, Duration::from_secs(30));
+        let long = Timeouts::for_profile(RequestProfile {
+            prompt_bytes: 100_000,
+            ..Default::default()
+        });
+        assert!(long.first_byte > small.first_byte && long.total > small.total);
+        let img = Timeouts::for_profile(RequestProfile {
+            has_images: true,
+            ..Default::default()
+        });
+        assert!(img.first_token > small.first_token);
+        let big = Timeouts::for_profile(RequestProfile {
+            max_tokens: Some(64_000),
+            ..Default::default()
+        });
+        assert_eq!(big.total, Duration::from_secs(1800 + 45));
+        let huge = Timeouts::for_profile(RequestProfile {
+            max_tokens: Some(u32::MAX),
+            ..Default::default()
+        });
+        assert_eq!(huge.total, Duration::from_secs(3600));
+    }
+
+    struct Harness {
+        cfg: CallConfig,
+        state: ClientState<4>,
+        now: Instant,
+    }
+
+    impl Harness {
+        fn new(endpoints: usize, cfg: CallConfig) -> Self {
+            Harness {
+                state: ClientState::new(endpoints, &cfg),
+                cfg,
+                now: Instant::from_millis(1_000),
+            }
+        }
+
+        /// Runs a call whose attempts end as `script` says (endpoint → outcome), in virtual time.
+        fn run(
+            &mut self,
+            mut script: impl FnMut(&AttemptPlan) -> (Outcome, u64),
+        ) -> (Result<Summary, CallError>, std::vec::Vec<usize>) {
+            let mut call = Call::new(
+                &self.cfg,
+                RequestProfile::default(),
+                &mut self.state,
+                self.now,
+                7,
+            );
+            let mut endpoints = std::vec::Vec::new();
+            loop {
+                match call.next(&mut self.state, self.now) {
+                    Step::Attempt(p) => {
+                        endpoints.push(p.endpoint);
+                        let (o, took) = script(&p);
+                        self.now += Duration::from_millis(took);
+                        call.finish_attempt(&mut self.state, o, self.now);
+                    }
+                    Step::Sleep(t) => {
+                        assert!(t > self.now && t < call.deadline());
+                        self.now = t;
+                    }
+                    Step::Done(r) => return (r, endpoints),
+                }
+            }
+        }
+    }
+
+    fn ok() -> (Outcome, u64) {
+        (Outcome::completed(10, RetryHints::default()), 100)
+    }
+
+    fn fail(f: Failure) -> (Outcome, u64) {
+        (Outcome::failed(f, 0, RetryHints::default()), 10)
+    }
+
+    #[test]
+    fn retries_then_succeeds() {
+        let mut h = Harness::new(1, CallConfig::default());
+        let mut n = 0;
+        let (r, eps) = h.run(|_| {
+            n += 1;
+            if n < 3 {
+                fail(Failure::Status(503))
+            } else {
+                ok()
+            }
+        });
+        assert_eq!(r.map(|s| s.attempts), Ok(3));
+        assert_eq!(eps, [0, 0, 0]);
+    }
+
+    #[test]
+    fn non_retryable_statuses_fail_at_once() {
+        for s in [400, 404, 422] {
+            let mut h = Harness::new(1, CallConfig::default());
+            let (r, eps) = h.run(|_| fail(Failure::Status(s)));
+            assert_eq!(
+                r,
+                Err(CallError::NotRetryable {
+                    last: Failure::Status(s)
+                })
+            );
+            assert_eq!(eps.len(), 1);
+        }
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, _) = h.run(|_| {
+            let mut hints = RetryHints::default();
+            hints.observe("x-should-retry", b"false");
+            (Outcome::failed(Failure::Status(500), 0, hints), 5)
+        });
+        assert!(matches!(r, Err(CallError::NotRetryable { .. })));
+    }
+
+    #[test]
+    fn auth_errors_and_quota_fail_over() {
+        let mut h = Harness::new(2, CallConfig::default());
+        let (r, eps) = h.run(|p| {
+            if p.endpoint == 0 {
+                fail(Failure::Status(401))
+            } else {
+                ok()
+            }
+        });
+        assert_eq!(r.map(|s| s.endpoint), Ok(1));
+        assert_eq!(eps, [0, 1]);
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, eps) = h.run(|_| {
+            let hints = RetryHints {
+                insufficient_quota: true,
+                ..RetryHints::default()
+            };
+            (Outcome::failed(Failure::Status(429), 0, hints), 5)
+        });
+        assert!(matches!(r, Err(CallError::NotRetryable { .. })));
+        assert_eq!(eps.len(), 1);
+    }
+
+    #[test]
+    fn dead_primary_fails_over_and_cools_down() {
+        let cfg = CallConfig::default();
+        let mut h = Harness::new(2, cfg);
+        for _ in 0..3 {
+            let (r, _) = h.run(|p| {
+                if p.endpoint == 0 {
+                    fail(Failure::Connect)
+                } else {
+                    ok()
+                }
+            });
+            assert_eq!(r.map(|s| s.endpoint), Ok(1));
+        }
+        assert!(
+            h.state
+                .endpoint(0)
+                .is_some_and(|e| e.is_cooling_down(h.now))
+        );
+        // while cooling down, calls go straight to the fallback
+        let (_, eps) = h.run(|_| ok());
+        assert_eq!(eps, [1]);
+        // after the cooldown one probe goes to the primary; success closes the breaker
+        h.now += cfg.breaker_cooldown;
+        let (_, eps) = h.run(|_| ok());
+        assert_eq!(eps, [0]);
+        assert!(h.state.endpoint(0).is_some_and(|e| e.is_available(h.now)));
+    }
+
+    #[test]
+    fn retry_after_is_honored_and_capped() {
+        let mut h = Harness::new(1, CallConfig::default());
+        let start = h.now;
+        let mut n = 0;
+        let (r, _) = h.run(|_| {
+            n += 1;
+            if n == 1 {
+                let mut hints = RetryHints::default();
+                hints.observe("retry-after", b"2");
+                (Outcome::failed(Failure::Status(429), 0, hints), 10)
+            } else {
+                ok()
+            }
+        });
+        assert!(r.is_ok());
+        assert!(h.now - start >= Duration::from_millis(2_010));
+        // 14 days with one endpoint: fail at once, clearly
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, _) = h.run(|_| {
+            let mut hints = RetryHints::default();
+            hints.observe("retry-after", b"1209600");
+            (Outcome::failed(Failure::Status(503), 0, hints), 10)
+        });
+        assert_eq!(
+            r,
+            Err(CallError::RetryAfterTooLong {
+                requested: Duration::from_secs(1_209_600)
+            })
+        );
+        // ... with a second endpoint: fail over instead
+        let mut h = Harness::new(2, CallConfig::default());
+        let (r, eps) = h.run(|p| {
+            if p.endpoint == 0 {
+                let mut hints = RetryHints::default();
+                hints.observe("retry-after", b"1209600");
+                (Outcome::failed(Failure::Status(503), 0, hints), 10)
+            } else {
+                ok()
+            }
+        });
+        assert!(r.is_ok());
+        assert_eq!(eps, [0, 1]);
+    }
+
+    #[test]
+    fn partial_output_is_never_retried_silently() {
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, eps) = h.run(|_| {
+            (
+                Outcome::failed(Failure::Timeout(Phase::Idle), 42, RetryHints::default()),
+                10,
+            )
+        });
+        assert_eq!(
+            r,
+            Err(CallError::PartialOutput {
+                delivered_bytes: 42,
+                last: Failure::Timeout(Phase::Idle)
+            })
+        );
+        assert_eq!(eps.len(), 1);
+        // opt-in: restart, and say so
+        let cfg = CallConfig {
+            restart_on_partial: true,
+            ..CallConfig::default()
+        };
+        let mut h = Harness::new(1, cfg);
+        let mut call = Call::new(&cfg, RequestProfile::default(), &mut h.state, h.now, 1);
+        let Step::Attempt(_) = call.next(&mut h.state, h.now) else {
+            panic!("attempt")
+        };
+        call.finish_attempt(
+            &mut h.state,
+            Outcome::failed(
+                Failure::Stream(StreamFault::Network),
+                42,
+                RetryHints::default(),
+            ),
+            h.now,
+        );
+        let mut saw_discard = false;
+        while let Some(e) = call.poll_event() {
+            saw_discard |= e == CallEvent::DiscardDelivered { bytes: 42 };
+        }
+        assert!(saw_discard);
+        assert!(!matches!(
+            call.next(&mut h.state, h.now + Duration::from_secs(10)),
+            Step::Done(_)
+        ));
+    }
+
+    #[test]
+    fn budget_limits_retries_in_an_outage() {
+        let cfg = CallConfig::default();
+        let mut h = Harness::new(1, cfg);
+        let mut attempts = 0u32;
+        let calls = 200u32;
+        for _ in 0..calls {
+            let (r, eps) = h.run(|_| fail(Failure::Status(503)));
+            assert!(r.is_err());
+            attempts += eps.len() as u32;
+            h.now += Duration::from_secs(1);
+        }
+        let extra = attempts - calls;
+        let allowed = calls * cfg.budget_ratio_permille / 1000 + cfg.budget_floor;
+        assert!(extra <= allowed, "{extra} retries > {allowed}");
+        assert!(extra > 0);
+    }
+
+    #[test]
+    fn never_sleeps_past_the_deadline() {
+        let cfg = CallConfig {
+            timeouts: Some(Timeouts {
+                total: Duration::from_secs(5),
+                ..Timeouts::for_profile(RequestProfile::default())
+            }),
+            ..CallConfig::default()
+        };
+        let mut h = Harness::new(1, cfg);
+        let start = h.now;
+        let (r, _) = h.run(|_| {
+            let mut hints = RetryHints::default();
+            hints.observe("retry-after", b"30");
+            (Outcome::failed(Failure::Status(429), 0, hints), 10)
+        });
+        assert!(matches!(r, Err(CallError::DeadlineExceeded { .. })));
+        assert!(
+            h.now - start < Duration::from_secs(1),
+            "failed fast instead of sleeping"
+        );
+    }
+
+    #[test]
+    fn backoff_stays_within_bounds() {
+        for jitter in [Jitter::Full, Jitter::Decorrelated, Jitter::None] {
+            let cfg = CallConfig {
+                jitter,
+                ..CallConfig::default()
+            };
+            let mut state = ClientState::<1>::new(1, &cfg);
+            let mut call = Call::new(
+                &cfg,
+                RequestProfile::default(),
+                &mut state,
+                Instant::ZERO,
+                3,
+            );
+            for n in 1..10 {
+                call.attempts = n;
+                let d = call.backoff();
+                assert!(d <= cfg.backoff_cap, "{jitter:?} {d:?}");
+                if jitter == Jitter::Decorrelated {
+                    assert!(d >= cfg.backoff_base);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn events_describe_decisions() {
+        let mut h = Harness::new(2, CallConfig::default());
+        let cfg = h.cfg;
+        let mut call = Call::new(&cfg, RequestProfile::default(), &mut h.state, h.now, 1);
+        let Step::Attempt(p) = call.next(&mut h.state, h.now) else {
+            panic!("attempt")
+        };
+        assert_eq!((p.number, p.retry_count, p.endpoint), (1, 0, 0));
+        call.finish_attempt(
+            &mut h.state,
+            Outcome::failed(Failure::Connect, 0, RetryHints::default()),
+            h.now,
+        );
+        let Step::Attempt(p) = call.next(&mut h.state, h.now) else {
+            panic!("attempt")
+        };
+        assert_eq!((p.number, p.retry_count, p.endpoint), (2, 1, 1));
+        let mut text = std::string::String::new();
+        while let Some(e) = call.poll_event() {
+            text += &std::format!("{e}\n");
+        }
+        assert!(
+            text.contains("attempt 1 on endpoint 0 failed: connection failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("failing over from endpoint 0 to endpoint 1"),
+            "{text}"
+        );
+    }
+}
