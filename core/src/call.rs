@@ -37,11 +37,18 @@
 //!   honored up to [`CallConfig::retry_after_cap`] (beyond it: fail over, or fail with
 //!   [`CallError::RetryAfterTooLong`]); no sleep ever ends past the deadline — the call fails
 //!   at once instead.
-//! - **Circuit breaker** per endpoint: `failure_threshold` consecutive failures open it for
-//!   `cooldown`; then one probe (half-open); a success closes it.
+//! - **Circuit breaker** per endpoint: when `breaker_threshold` of its last 16 attempts failed
+//!   (connect failures, timeouts, broken streams, 5xx — not 429, which Retry-After handles), it
+//!   opens for `breaker_cooldown`; then one probe (half-open); a success closes it. A ratio in a
+//!   window, not a run of failures, so an endpoint failing half the time stays in use (retries
+//!   get through) while a dead one is cut off. When every endpoint's
+//!   breaker is open the call fails fast ([`CallError::NoEndpointAvailable`]) instead of
+//!   hanging on; rate-limit pauses, by contrast, are waited out when they end before the
+//!   deadline.
 //! - **Retry budget** across calls: every call deposits `budget_ratio` of a retry, every retry
-//!   withdraws one, a `budget_floor` of retries is always allowed; an empty budget fails a
-//!   retryable error fast with [`CallError::BudgetExhausted`].
+//!   withdraws one, and `budget_floor_per_minute` retries a minute are always allowed (so a
+//!   device making a call now and then is never starved, while a busy client is held to the
+//!   ratio); an empty budget fails a retryable error fast with [`CallError::BudgetExhausted`].
 //! - **Streams**: an attempt that delivered content is never retried silently: the call fails
 //!   with [`CallError::PartialOutput`] (the caller keeps what it got), unless
 //!   [`CallConfig::restart_on_partial`] is set, in which case the next attempt starts over and
@@ -158,14 +165,16 @@ pub struct CallConfig {
     pub retry_after_cap: Duration,
     /// Timeouts; `None` derives them from the request profile ([`Timeouts::for_profile`]).
     pub timeouts: Option<Timeouts>,
-    /// Consecutive failures that open an endpoint's breaker.
+    /// Failures among an endpoint's last 16 attempts that open its breaker (1–16; above 16
+    /// it never opens).
     pub breaker_threshold: u32,
     /// How long an open breaker keeps an endpoint out.
     pub breaker_cooldown: Duration,
     /// Share of a retry each call earns, in per mille (150 = retries may add 15 % load).
     pub budget_ratio_permille: u32,
-    /// Retries always allowed, however few calls were made.
-    pub budget_floor: u32,
+    /// Retries a minute always allowed, however few calls were made (the budget holds at most
+    /// this many, or 10, spare retries).
+    pub budget_floor_per_minute: u32,
     /// Opt-in: retry after content was delivered, telling the caller to discard it.
     pub restart_on_partial: bool,
 }
@@ -180,10 +189,10 @@ impl Default for CallConfig {
             jitter: Jitter::Full,
             retry_after_cap: Duration::from_secs(60),
             timeouts: None,
-            breaker_threshold: 3,
+            breaker_threshold: 14,
             breaker_cooldown: Duration::from_secs(30),
             budget_ratio_permille: 150,
-            budget_floor: 10,
+            budget_floor_per_minute: 30,
             restart_on_partial: false,
         }
     }
@@ -197,7 +206,8 @@ impl Default for CallConfig {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 enum Breaker {
     /// Healthy; consecutive failures so far.
-    Closed { failures: u32 },
+    /// Healthy; the last 16 attempt results, one bit each (1 = failed), newest lowest.
+    Closed { window: u16 },
     /// Cooling down until then; afterwards half-open: the next attempt is a probe.
     Open { until: Instant },
     /// Half-open with a probe in flight; if it is never reported (a cancelled call), the
@@ -216,7 +226,7 @@ pub struct EndpointState {
 
 impl EndpointState {
     const NEW: EndpointState = EndpointState {
-        breaker: Breaker::Closed { failures: 0 },
+        breaker: Breaker::Closed { window: 0 },
         paused_until: Instant::ZERO,
     };
 
@@ -239,6 +249,12 @@ impl EndpointState {
         b.max(self.paused_until).max(now)
     }
 
+    /// When only a rate-limit pause (not an open breaker) keeps this endpoint out: its end.
+    pub fn paused_only_until(&self, now: Instant) -> Option<Instant> {
+        (matches!(self.breaker, Breaker::Closed { .. }) && self.paused_until > now)
+            .then_some(self.paused_until)
+    }
+
     /// `true` while the breaker is open (cooling down).
     pub fn is_cooling_down(&self, now: Instant) -> bool {
         matches!(self.breaker, Breaker::Open { until } if until > now)
@@ -256,17 +272,23 @@ pub struct ClientState<const N: usize = MAX_ENDPOINTS> {
     /// Retry tokens in thousandths.
     budget_milli: u64,
     budget_max_milli: u64,
+    /// Floor refill: thousandths of a retry per minute, and when it was last applied.
+    floor_milli_per_min: u64,
+    refilled_at: Option<Instant>,
 }
 
 impl<const N: usize> ClientState<N> {
     /// State for `endpoints` endpoints (at most `N`) and `config`'s budget.
     pub fn new(endpoints: usize, config: &CallConfig) -> Self {
-        let floor = u64::from(config.budget_floor) * 1000;
+        let floor = u64::from(config.budget_floor_per_minute) * 1000;
+        let max = floor.max(10_000);
         ClientState {
             endpoints: [EndpointState::NEW; N],
             count: endpoints.min(N),
-            budget_milli: floor,
-            budget_max_milli: floor.max(1000),
+            budget_milli: max,
+            budget_max_milli: max,
+            floor_milli_per_min: floor,
+            refilled_at: None,
         }
     }
 
@@ -288,6 +310,19 @@ impl<const N: usize> ClientState<N> {
     /// Retries the budget allows right now.
     pub fn budget_retries(&self) -> u64 {
         self.budget_milli / 1000
+    }
+
+    /// Adds the floor's refill for the time since the last refill.
+    fn refill(&mut self, now: Instant) {
+        if let Some(at) = self.refilled_at {
+            let ms = (now - at).as_millis();
+            let add = self.floor_milli_per_min.saturating_mul(ms) / 60_000;
+            if add == 0 && ms < 60_000 {
+                return; // keep the remainder for later
+            }
+            self.deposit(add);
+        }
+        self.refilled_at = Some(self.refilled_at.map_or(now, |at| at.max(now)));
     }
 
     fn deposit(&mut self, milli: u64) {
@@ -716,7 +751,8 @@ pub enum CallError {
         /// What it asked for.
         requested: Duration,
     },
-    /// Every endpoint is cooling down or paused beyond the deadline.
+    /// Every endpoint's breaker is open (they failed repeatedly and are cooling down), or a
+    /// rate-limit pause lasts past the deadline: failing fast.
     NoEndpointAvailable,
 }
 
@@ -758,7 +794,7 @@ impl fmt::Display for CallError {
                 )
             }
             CallError::NoEndpointAvailable => {
-                f.write_str("no endpoint available before the deadline")
+                f.write_str("no endpoint available: all cooling down after repeated failures")
             }
         }
     }
@@ -774,7 +810,7 @@ pub enum WaitReason {
     Backoff(Failure),
     /// The server's `Retry-After`.
     RetryAfter(Failure),
-    /// Every usable endpoint is cooling down or rate-limit paused.
+    /// Every usable endpoint is rate-limit paused (headers said the quota is spent).
     EndpointsUnavailable,
 }
 
@@ -861,7 +897,7 @@ impl fmt::Display for CallEvent {
                     write!(f, "{fl} — server asked to wait; retrying in {delay}")
                 }
                 WaitReason::EndpointsUnavailable => {
-                    write!(f, "all endpoints cooling down — retrying in {delay}")
+                    write!(f, "rate limit reached — continuing in {delay}")
                 }
             },
             CallEvent::FailingOver { from, to } => {
@@ -924,6 +960,7 @@ impl Call {
         let timeouts = config
             .timeouts
             .unwrap_or_else(|| Timeouts::for_profile(profile));
+        state.refill(now);
         state.deposit(u64::from(config.budget_ratio_permille));
         Call {
             config: *config,
@@ -1012,12 +1049,13 @@ impl Call {
             self.wait_until = None;
         }
         let Some(endpoint) = self.pick(state, now) else {
-            // Nothing usable now: wait for the earliest endpoint, if it comes in time.
-            let at = (0..state.count)
-                .filter(|&i| self.excluded & (1 << i) == 0)
-                .filter_map(|i| state.endpoint(i).map(|e| e.available_at(now)))
+            // Nothing usable now. A rate-limit pause is waited out when it ends in time; open
+            // breakers mean the endpoints are down: fail fast rather than hang on.
+            let paused_until = (0..state.count)
+                .filter(|&i| self.excluded & (1 << i.min(31)) == 0)
+                .filter_map(|i| state.endpoint(i).and_then(|e| e.paused_only_until(now)))
                 .min();
-            return match at {
+            return match paused_until {
                 Some(at) if at < self.deadline => {
                     self.wait_until = Some(at);
                     self.push(CallEvent::Waiting {
@@ -1026,15 +1064,12 @@ impl Call {
                     });
                     Step::Sleep(at)
                 }
-                _ if self.excluded != 0 || self.last.is_some() => {
-                    let last = self.last.unwrap_or(Failure::Connect);
-                    if self.excluded != 0 {
+                _ => match self.last {
+                    Some(last) if self.excluded != 0 => {
                         self.finish(Err(CallError::NotRetryable { last }))
-                    } else {
-                        self.finish(Err(CallError::NoEndpointAvailable))
                     }
-                }
-                _ => self.finish(Err(CallError::NoEndpointAvailable)),
+                    _ => self.finish(Err(CallError::NoEndpointAvailable)),
+                },
             };
         };
         let cooldown = self.config.breaker_cooldown;
@@ -1111,9 +1146,7 @@ impl Call {
             });
         }
         let Some(failure) = outcome.failure else {
-            if let Some(ep) = state.ep(ep_i) {
-                ep.breaker = Breaker::Closed { failures: 0 };
-            }
+            record_alive(state, ep_i);
             self.finish(Ok(Summary {
                 attempts: self.attempts,
                 endpoint: ep_i,
@@ -1132,11 +1165,9 @@ impl Call {
         if class.endpoint_fault {
             self.record_failure(state, ep_i, now);
             self.failed_here |= 1 << ep_i.min(31);
-        } else if let Some(ep) = state.ep(ep_i)
-            && matches!(ep.breaker, Breaker::Probing { .. })
-        {
-            // The endpoint answered: it is alive.
-            ep.breaker = Breaker::Closed { failures: 0 };
+        } else {
+            // The endpoint answered (a 4xx or 429): it is alive.
+            record_alive(state, ep_i);
         }
         if outcome.delivered_bytes > 0 {
             if !self.config.restart_on_partial {
@@ -1172,6 +1203,7 @@ impl Call {
             }));
             return;
         }
+        state.refill(now);
         if !state.withdraw() {
             self.push(CallEvent::BudgetExhausted);
             self.finish(Err(CallError::BudgetExhausted { last: failure }));
@@ -1244,14 +1276,14 @@ impl Call {
         i: usize,
         now: Instant,
     ) {
-        let threshold = self.config.breaker_threshold.max(1);
+        let threshold = self.config.breaker_threshold.clamp(1, 17);
         let cooldown = self.config.breaker_cooldown;
         let Some(ep) = state.ep(i) else { return };
         let open = match ep.breaker {
-            Breaker::Closed { failures } => {
-                let f = failures + 1;
-                ep.breaker = Breaker::Closed { failures: f };
-                f >= threshold
+            Breaker::Closed { window } => {
+                let w = (window << 1) | 1;
+                ep.breaker = Breaker::Closed { window: w };
+                w.count_ones() >= threshold
             }
             // A failed probe, or a failure reported late: (re)open.
             Breaker::Probing { .. } | Breaker::Open { .. } => true,
@@ -1282,6 +1314,18 @@ impl Call {
         };
         self.prev_backoff = d;
         d
+    }
+}
+
+/// An attempt reached a live endpoint: a 0 into its breaker window, or close a half-open one.
+fn record_alive<const N: usize>(state: &mut ClientState<N>, i: usize) {
+    if let Some(ep) = state.ep(i) {
+        ep.breaker = match ep.breaker {
+            Breaker::Closed { window } => Breaker::Closed {
+                window: window << 1,
+            },
+            Breaker::Open { .. } | Breaker::Probing { .. } => Breaker::Closed { window: 0 },
+        };
     }
 }
 
@@ -1614,7 +1658,7 @@ mod tests {
     fn dead_primary_fails_over_and_cools_down() {
         let cfg = CallConfig::default();
         let mut h = Harness::new(2, cfg);
-        for _ in 0..3 {
+        for _ in 0..cfg.breaker_threshold {
             let (r, _) = h.run(|p| {
                 if p.endpoint == 0 {
                     fail(Failure::Connect)
@@ -1732,8 +1776,45 @@ mod tests {
     }
 
     #[test]
-    fn budget_limits_retries_in_an_outage() {
+    fn open_breakers_fail_fast() {
         let cfg = CallConfig::default();
+        let mut h = Harness::new(1, cfg);
+        for _ in 0..cfg.breaker_threshold {
+            let _ = h.run(|_| fail(Failure::Connect));
+        }
+        let start = h.now;
+        let (r, eps) = h.run(|_| ok());
+        assert_eq!(r, Err(CallError::NoEndpointAvailable));
+        assert!(eps.is_empty());
+        assert_eq!(h.now, start);
+    }
+
+    #[test]
+    fn rate_limit_pause_is_waited_out() {
+        let mut h = Harness::new(1, CallConfig::default());
+        let _ = h.run(|_| {
+            let mut hints = RetryHints::default();
+            hints.observe("x-ratelimit-remaining-requests", b"0");
+            hints.observe("x-ratelimit-reset-requests", b"2s");
+            (Outcome::completed(10, hints), 100)
+        });
+        let start = h.now;
+        let (r, _) = h.run(|_| ok());
+        assert!(r.is_ok());
+        assert!(
+            h.now - start >= Duration::from_millis(1_900),
+            "waited for the reset"
+        );
+    }
+
+    #[test]
+    fn budget_limits_retries_in_an_outage() {
+        // Breakers off and no time-based floor, so only the ratio and the reserve limit retries.
+        let cfg = CallConfig {
+            breaker_threshold: u32::MAX,
+            budget_floor_per_minute: 0,
+            ..CallConfig::default()
+        };
         let mut h = Harness::new(1, cfg);
         let mut attempts = 0u32;
         let calls = 200u32;
@@ -1744,9 +1825,34 @@ mod tests {
             h.now += Duration::from_secs(1);
         }
         let extra = attempts - calls;
-        let allowed = calls * cfg.budget_ratio_permille / 1000 + cfg.budget_floor;
+        let allowed = calls * cfg.budget_ratio_permille / 1000 + 10;
         assert!(extra <= allowed, "{extra} retries > {allowed}");
+        // without the budget every call would have made max_attempts
+        assert!(attempts < calls * cfg.max_attempts / 2);
         assert!(extra > 0);
+    }
+
+    #[test]
+    fn budget_floor_keeps_a_slow_device_retrying() {
+        // One call a minute, each needing one retry: the floor always allows it.
+        let cfg = CallConfig {
+            breaker_threshold: u32::MAX,
+            ..CallConfig::default()
+        };
+        let mut h = Harness::new(1, cfg);
+        for _ in 0..100 {
+            let mut n = 0;
+            let (r, _) = h.run(|_| {
+                n += 1;
+                if n == 1 {
+                    fail(Failure::Status(503))
+                } else {
+                    ok()
+                }
+            });
+            assert!(r.is_ok());
+            h.now += Duration::from_secs(60);
+        }
     }
 
     #[test]

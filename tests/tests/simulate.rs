@@ -1,0 +1,152 @@
+//! The resilience engine's properties, checked in virtual time over many seeds and every
+//! scenario: calls end by their deadline, no sleep passes the Retry-After cap, nothing is
+//! delivered twice or out of order, a call with a healthy endpoint available succeeds, and a
+//! full outage does not multiply load beyond the retry budget.
+
+use steadyllm_core::call::CallConfig;
+use steadyllm_tests::sim::{
+    Behaviour, Scenario, check_properties, compare, run_openai_python, run_steadyllm, scenarios,
+};
+
+fn small(s: &Scenario) -> Scenario {
+    Scenario { calls: 300, ..*s }
+}
+
+#[test]
+fn properties_hold_for_every_scenario_and_seed() {
+    let config = CallConfig::default();
+    let mut runs = 0;
+    for s in scenarios() {
+        let s = small(&s);
+        for seed in 0..20u64 {
+            let r = run_steadyllm(&s, &config, seed);
+            let v = check_properties(&s, &config, &r);
+            assert!(
+                v.is_empty(),
+                "scenario {} seed {seed}: {:?}",
+                s.name,
+                &v[..v.len().min(5)]
+            );
+            runs += 1;
+        }
+    }
+    eprintln!("simulate: {runs} runs × 300 calls checked");
+}
+
+#[test]
+fn properties_hold_with_restart_and_decorrelated_jitter() {
+    let config = CallConfig {
+        restart_on_partial: true,
+        jitter: steadyllm_core::call::Jitter::Decorrelated,
+        ..CallConfig::default()
+    };
+    for s in scenarios() {
+        let s = small(&s);
+        for seed in 100..105u64 {
+            let r = run_steadyllm(&s, &config, seed);
+            let v = check_properties(&s, &config, &r);
+            assert!(
+                v.is_empty(),
+                "scenario {} seed {seed}: {:?}",
+                s.name,
+                &v[..v.len().min(5)]
+            );
+        }
+    }
+}
+
+#[test]
+fn restart_mode_recovers_streams_that_stall_mid_answer() {
+    let s = scenarios()
+        .into_iter()
+        .find(|s| s.name == "stall-mid-stream")
+        .expect("scenario");
+    let default = run_steadyllm(&s, &CallConfig::default(), 1);
+    let restart = run_steadyllm(
+        &s,
+        &CallConfig {
+            restart_on_partial: true,
+            ..CallConfig::default()
+        },
+        1,
+    );
+    assert!(
+        default.success_rate() < 0.99,
+        "partial answers are failures by default"
+    );
+    assert!(restart.success_rate() > 0.99, "{}", restart.success_rate());
+}
+
+#[test]
+fn the_checks_catch_a_policy_without_deadlines_or_budget() {
+    // openai-python's policy breaks the properties ours keeps: the checks are not vacuous.
+    let config = CallConfig::default();
+    let by_name = |n: &str| {
+        scenarios()
+            .into_iter()
+            .find(|s| s.name == n)
+            .expect("scenario")
+    };
+    let stall = by_name("stall-before-headers");
+    let v = check_properties(&stall, &config, &run_openai_python(&stall, 1));
+    assert!(v.iter().any(|m| m.contains("no deadline")), "{v:?}");
+    let outage = by_name("full-outage");
+    let v = check_properties(&outage, &config, &run_openai_python(&outage, 1));
+    assert!(
+        v.iter().any(|m| m.contains("outage amplification")),
+        "{v:?}"
+    );
+    let dead = by_name("primary-dead");
+    let v = check_properties(&dead, &config, &run_openai_python(&dead, 1));
+    assert!(
+        v.iter().any(|m| m.contains("healthy endpoint existed")),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn a_seed_reproduces_its_run() {
+    let s = small(&scenarios()[3]);
+    let a = run_steadyllm(&s, &CallConfig::default(), 77);
+    let b = run_steadyllm(&s, &CallConfig::default(), 77);
+    let key = |r: &steadyllm_tests::sim::RunResult| {
+        r.calls
+            .iter()
+            .map(|c| (c.end_ms, c.attempts, c.ok))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key(&a), key(&b));
+}
+
+#[test]
+fn scenarios_do_what_they_say() {
+    let mut rng = steadyllm_core::rng::Rng::new(1);
+    let by_name = |n: &str| {
+        scenarios()
+            .into_iter()
+            .find(|s| s.name == n)
+            .expect("scenario")
+    };
+    assert_eq!(
+        (by_name("primary-dead").behaviour)(0, 0, &mut rng),
+        Behaviour::Refuse
+    );
+    assert_eq!(
+        (by_name("primary-dead").behaviour)(1, 0, &mut rng),
+        Behaviour::Ok
+    );
+    assert_eq!(
+        (by_name("full-outage").behaviour)(1, 5, &mut rng),
+        Behaviour::Status(503, None)
+    );
+}
+
+#[test]
+fn ahead_on_every_faulty_scenario() {
+    let rows = compare(&CallConfig::default(), 42);
+    for r in &rows {
+        if r.scenario != "healthy" {
+            assert!(r.ahead(), "not ahead on {}", r.scenario);
+        }
+    }
+}
