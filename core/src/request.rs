@@ -289,6 +289,34 @@ impl<'a> ChatRequest<'a> {
         }
     }
 
+    /// What the resilience engine needs to pick timeouts: prompt size, answer limit, images.
+    pub fn profile(&self) -> crate::call::RequestProfile {
+        let mut bytes: usize = 0;
+        let mut images = false;
+        for m in self.messages {
+            match m.content {
+                Some(Content::Text(t)) => bytes = bytes.saturating_add(t.len()),
+                Some(Content::Parts(parts)) => {
+                    for p in parts {
+                        match p {
+                            Part::Text(t) => bytes = bytes.saturating_add(t.len()),
+                            Part::ImageUrl { .. } => images = true,
+                        }
+                    }
+                }
+                None => {}
+            }
+            for c in m.tool_calls {
+                bytes = bytes.saturating_add(c.arguments.len());
+            }
+        }
+        crate::call::RequestProfile {
+            prompt_bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
+            max_tokens: self.max_tokens.or(self.max_completion_tokens),
+            has_images: images,
+        }
+    }
+
     /// Bytes [`ChatRequest::write_body`] needs.
     pub fn body_len(&self, dialect: Dialect) -> Result<usize, RequestError> {
         let mut w = Writer::new(&mut []);
@@ -823,6 +851,16 @@ mod tests {
                 "stream": true
             })
         );
+    }
+
+    #[test]
+    fn profile_sums_prompt_and_sees_images() {
+        let parts = [Part::Text("abc"), Part::ImageUrl { url: "https://x/y.png", detail: None }];
+        let msgs = [Message::system("12345"), Message::user_parts(&parts)];
+        let mut r = ChatRequest::new("m", &msgs);
+        r.max_completion_tokens = Some(99);
+        let p = r.profile();
+        assert_eq!((p.prompt_bytes, p.max_tokens, p.has_images), (8, Some(99), true));
     }
 
     #[test]
