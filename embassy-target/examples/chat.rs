@@ -3,23 +3,27 @@
 //! ```text
 //! cargo run --release -p steadyllm-embassy --example chat -- "Why is the sky blue?"
 //! cargo run --release -p steadyllm-embassy --example chat -- --chaos "Why is the sky blue?"
-//! cargo run --release -p steadyllm-embassy --example chat -- --base-url https://api.openai.com/v1 --model gpt-4o-mini "Hi"
+//! cargo run --release -p steadyllm-embassy --example chat -- --base-url http://10.0.0.2:8080/v1 \
+//!     --base-url http://10.0.0.3:8080/v1 --model gpt-4o-mini "Hi"
 //! ```
 //!
-//! With no `--base-url` it starts the bundled mock server in-process on 127.0.0.1 and says so.
-//! The key comes from `--api-key`, `STEADYLLM_API_KEY` or `OPENAI_API_KEY`. `--json` prints the
-//! decoded items as JSON lines (the `conformance decode` format) and a final
-//! `{"kind":"outcome",...}` line. The exit status is 0 only for a complete answer.
+//! With no `--base-url` it starts the bundled mock server in-process on 127.0.0.1 and says so;
+//! `--chaos` makes the mock stall, answer 429 and reset a stream before it answers, so the
+//! recovery is visible. `--base-url` is repeatable (primary, then fallbacks). The key comes from
+//! `--api-key`, `STEADYLLM_API_KEY` or `OPENAI_API_KEY`. `--json` prints the decoded items as JSON
+//! lines (the `conformance decode` format) plus `attempt`/`backoff` lines and a final
+//! `{"kind":"outcome",...}`. The exit status is 0 only for a complete answer.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use embassy_time::Duration;
 use steadyllm_embassy::host::HostStack;
+use steadyllm_embassy::steadyllm_core::call::{CallConfig, CallEvent, Timeouts, WaitReason};
 use steadyllm_embassy::steadyllm_core::decode::StreamItem;
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
-use steadyllm_embassy::{Buffers, Client, Event, Timeouts};
+use steadyllm_embassy::steadyllm_core::time::Duration;
+use steadyllm_embassy::{Buffers, Client, Event, SharedState};
 use steadyllm_tests::conformance::{error_line, item_line};
 use steadyllm_tests::mock::{MockServer, Script};
 
@@ -27,12 +31,16 @@ const USAGE: &str = "usage: chat [--base-url URL]... [--api-key KEY] [--model M]
 [--connect-timeout-ms N] [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--deadline-ms N] \
 [--max-retries N] [--chaos] [--json] PROMPT";
 
+#[derive(Default)]
 struct Args {
     base_urls: Vec<String>,
     api_key: Option<String>,
-    model: String,
+    model: Option<String>,
     max_tokens: Option<u32>,
-    timeouts: Timeouts,
+    connect: Option<Duration>,
+    first_byte: Option<Duration>,
+    idle: Option<Duration>,
+    deadline: Option<Duration>,
     max_retries: Option<u32>,
     chaos: bool,
     json: bool,
@@ -41,48 +49,32 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
-        base_urls: Vec::new(),
         api_key: std::env::var("STEADYLLM_API_KEY")
             .or_else(|_| std::env::var("OPENAI_API_KEY"))
             .ok(),
-        model: "gpt-4o-mini".into(),
-        max_tokens: None,
-        timeouts: Timeouts::default(),
-        max_retries: None,
-        chaos: false,
-        json: false,
-        prompt: String::new(),
+        ..Args::default()
     };
     let mut it = std::env::args().skip(1);
-    let ms = |v: Option<String>, name: &str| -> Result<Duration, String> {
+    let num = |v: Option<String>, name: &str| -> Result<u64, String> {
         v.and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis)
-            .ok_or_else(|| format!("{name} needs a number of milliseconds"))
+            .ok_or_else(|| format!("{name} needs a number"))
     };
     let mut prompt = Vec::new();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--base-url" => a.base_urls.push(it.next().ok_or("--base-url needs a URL")?),
             "--api-key" => a.api_key = Some(it.next().ok_or("--api-key needs a key")?),
-            "--model" => a.model = it.next().ok_or("--model needs a name")?,
-            "--max-tokens" => {
-                a.max_tokens = Some(
-                    it.next()
-                        .and_then(|v| v.parse().ok())
-                        .ok_or("--max-tokens needs a number")?,
-                )
+            "--model" => a.model = Some(it.next().ok_or("--model needs a name")?),
+            "--max-tokens" => a.max_tokens = Some(num(it.next(), &arg)? as u32),
+            "--connect-timeout-ms" => {
+                a.connect = Some(Duration::from_millis(num(it.next(), &arg)?))
             }
-            "--connect-timeout-ms" => a.timeouts.connect = ms(it.next(), &arg)?,
-            "--first-byte-timeout-ms" => a.timeouts.first_byte = ms(it.next(), &arg)?,
-            "--idle-timeout-ms" => a.timeouts.idle = ms(it.next(), &arg)?,
-            "--deadline-ms" => a.timeouts.total = ms(it.next(), &arg)?,
-            "--max-retries" => {
-                a.max_retries = Some(
-                    it.next()
-                        .and_then(|v| v.parse().ok())
-                        .ok_or("--max-retries needs a number")?,
-                )
+            "--first-byte-timeout-ms" => {
+                a.first_byte = Some(Duration::from_millis(num(it.next(), &arg)?))
             }
+            "--idle-timeout-ms" => a.idle = Some(Duration::from_millis(num(it.next(), &arg)?)),
+            "--deadline-ms" => a.deadline = Some(Duration::from_millis(num(it.next(), &arg)?)),
+            "--max-retries" => a.max_retries = Some(num(it.next(), &arg)? as u32),
             "--chaos" => a.chaos = true,
             "--json" => a.json = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -121,7 +113,7 @@ fn main() -> ExitCode {
             "chat: no --base-url given: using the bundled mock server at {}{}",
             server.base_url(),
             if args.chaos {
-                " with --chaos faults"
+                " with --chaos faults (stall, 429, reset)"
             } else {
                 ""
             }
@@ -139,20 +131,46 @@ fn main() -> ExitCode {
     } else {
         args.api_key.as_deref()
     };
-    let endpoint = match Endpoint::new(&urls[0], key) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("chat: {}: {e}", urls[0]);
-            return ExitCode::from(2);
+    let mut endpoints = Vec::new();
+    for u in &urls {
+        match Endpoint::new(u, key) {
+            Ok(e) => endpoints.push(e),
+            Err(e) => {
+                eprintln!("chat: {u}: {e}");
+                return ExitCode::from(2);
+            }
         }
-    };
-    let _ = args.max_retries;
-    let stack = HostStack::new();
-    let mut client: Client<'_, _, _> =
-        Client::new(&stack, &stack, endpoint).with_timeouts(args.timeouts);
+    }
+    let model = args.model.clone().unwrap_or_else(|| "gpt-4o-mini".into());
     let messages = [Message::user(&args.prompt)];
-    let mut request = ChatRequest::new(&args.model, &messages);
+    let mut request = ChatRequest::new(&model, &messages);
     request.max_tokens = args.max_tokens;
+    // The timeout tier for this request, overridden from the command line. Under --chaos the
+    // first-byte and idle timeouts are short so the recovery shows within seconds.
+    let mut t = Timeouts::for_profile(request.profile());
+    if args.chaos {
+        t.first_byte = Duration::from_secs(3);
+        t.idle = Duration::from_secs(3);
+    }
+    t.connect = args.connect.unwrap_or(t.connect);
+    t.first_byte = args.first_byte.unwrap_or(t.first_byte);
+    t.idle = args.idle.unwrap_or(t.idle);
+    t.total = args.deadline.unwrap_or(t.total);
+    let mut config = CallConfig {
+        timeouts: Some(t),
+        ..CallConfig::default()
+    };
+    if let Some(n) = args.max_retries {
+        config.max_attempts = n.saturating_add(1);
+    }
+    let shared: SharedState = SharedState::new(endpoints.len(), &config);
+    let stack = HostStack::new();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    let mut client: Client<'_, _, _> =
+        Client::new(&stack, &stack, &endpoints, &shared, config, seed);
     let mut body = vec![0u8; 64 * 1024];
     let (mut head, mut response) = ([0u8; 1024], [0u8; 8192]);
     let mut bufs = Buffers {
@@ -161,13 +179,8 @@ fn main() -> ExitCode {
         response: &mut response,
     };
     let json = args.json;
-    if json {
-        println!(
-            "{{\"kind\":\"attempt\",\"n\":1,\"endpoint\":{}}}",
-            serde_json::json!(urls[0])
-        );
-    }
     let mut out = std::io::stdout();
+    let mut mid_line = false;
     let result = async_io::block_on(client.chat(&request, &mut bufs, |event| match event {
         Event::Item(item) => {
             if json {
@@ -175,13 +188,42 @@ fn main() -> ExitCode {
             } else if let StreamItem::Content { text, .. } = item {
                 let _ = write!(out, "{text}");
                 let _ = out.flush();
+                mid_line = true;
+            }
+        }
+        Event::Engine(ev) if json => match ev {
+            CallEvent::AttemptStarted {
+                number, endpoint, ..
+            } => {
+                let url = urls.get(endpoint).map(String::as_str).unwrap_or("");
+                let line = serde_json::json!({"kind": "attempt", "n": number, "endpoint": url});
+                let _ = writeln!(out, "{line}");
+            }
+            CallEvent::Waiting { delay, reason } => {
+                let r = match reason {
+                    WaitReason::Backoff(f) | WaitReason::RetryAfter(f) => f.to_string(),
+                    WaitReason::EndpointsUnavailable => "rate limited".into(),
+                };
+                let line =
+                    serde_json::json!({"kind": "backoff", "ms": delay.as_millis(), "reason": r});
+                let _ = writeln!(out, "{line}");
+            }
+            _ => {}
+        },
+        Event::Engine(ev) => {
+            if !matches!(ev, CallEvent::AttemptStarted { number: 1, .. }) {
+                if mid_line {
+                    eprintln!();
+                    mid_line = false;
+                }
+                eprintln!("[steadyllm] {ev}");
             }
         }
         Event::ServerError { status, error } => {
             if json {
                 let _ = writeln!(out, "{}", error_line(&error));
             } else {
-                eprintln!("\nchat: server answered {status}: {error}");
+                eprintln!("[steadyllm] server answered {status}: {error}");
             }
         }
     }));
@@ -189,12 +231,11 @@ fn main() -> ExitCode {
     if json {
         let (attempts, error) = match &result {
             Ok(o) => (o.attempts, serde_json::Value::Null),
-            Err(e) => (1, serde_json::json!(e.to_string())),
+            Err(e) => (0, serde_json::json!(e.to_string())),
         };
-        println!(
-            "{}",
-            serde_json::json!({"kind": "outcome", "ok": ok, "attempts": attempts, "error": error})
-        );
+        let line =
+            serde_json::json!({"kind": "outcome", "ok": ok, "attempts": attempts, "error": error});
+        let _ = writeln!(out, "{line}");
     } else {
         println!();
         if let Err(e) = &result {

@@ -37,6 +37,8 @@ pub enum AttemptFailure {
     Malformed,
     /// The body ended without the end marker.
     Truncated,
+    /// An `https://` endpoint, but this build has no TLS.
+    TlsNotConfigured,
 }
 
 /// Which deadline passed.
@@ -78,6 +80,7 @@ impl core::fmt::Display for AttemptFailure {
             }
             AttemptFailure::Malformed => f.write_str("malformed event"),
             AttemptFailure::Truncated => f.write_str("stream ended without its end marker"),
+            AttemptFailure::TlsNotConfigured => f.write_str("https:// needs the `tls` feature"),
         }
     }
 }

@@ -1,0 +1,377 @@
+//! The client: runs the core's `Call` engine, one attempt at a time, over the network.
+
+use core::cell::RefCell;
+
+use embassy_sync::blocking_mutex::Mutex;
+use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
+use embassy_time::{Duration, Instant, Timer};
+use embedded_io_async::{Read, Write};
+use embedded_nal_async::{Dns, TcpConnect};
+use reqwless::client::HttpConnection;
+use steadyllm_core::call::{
+    AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
+    Outcome, Phase, RetryHints, Step, StreamFault, Summary,
+};
+use steadyllm_core::decode::{ApiError, StreamDecoder, StreamItem};
+use steadyllm_core::http::{Endpoint, RequestHead};
+use steadyllm_core::request::ChatRequest;
+use steadyllm_core::sse::SseParser;
+use steadyllm_core::time;
+
+use crate::attempt::{self, AttemptDeadlines, AttemptFailure, StreamSink, TimeoutKind};
+use crate::connect;
+
+/// Breakers, rate-limit pauses and the retry budget, shared by every [`Client`] of the same
+/// endpoints. `M` is the mutex kind: [`NoopRawMutex`] when all tasks run on one executor,
+/// `CriticalSectionRawMutex` across executors or interrupts.
+pub struct SharedState<M: RawMutex = NoopRawMutex, const E: usize = MAX_ENDPOINTS> {
+    inner: Mutex<M, RefCell<ClientState<E>>>,
+}
+
+impl<M: RawMutex, const E: usize> SharedState<M, E> {
+    /// State for `endpoints` endpoints (at most `E`).
+    pub fn new(endpoints: usize, config: &CallConfig) -> Self {
+        SharedState {
+            inner: Mutex::new(RefCell::new(ClientState::new(endpoints, config))),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut ClientState<E>) -> R) -> R {
+        self.inner.lock(|c| f(&mut c.borrow_mut()))
+    }
+
+    /// A copy of the current state (for logs and tests).
+    pub fn snapshot(&self) -> ClientState<E> {
+        self.inner.lock(|c| c.borrow().clone())
+    }
+}
+
+/// Why a call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ChatError {
+    /// The request could not be written into the caller's buffer (too small, bad values).
+    Request(steadyllm_core::request::RequestError),
+    /// The request head could not be written.
+    Head(steadyllm_core::http::HeadError),
+    /// The engine gave up; the reason says why (deadline, budget, partial output …).
+    Call(CallError),
+}
+
+impl core::fmt::Display for ChatError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ChatError::Request(e) => write!(f, "{e}"),
+            ChatError::Head(e) => write!(f, "{e}"),
+            ChatError::Call(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for ChatError {}
+
+/// What the caller sees while a call runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'e> {
+    /// A decoded item of the answer (content, reasoning, tool-call fragment, finish, usage…),
+    /// delivered as soon as its event is complete.
+    Item(StreamItem<'e>),
+    /// A decision of the engine: attempt started, waiting, failing over, endpoint cooling
+    /// down, budget exhausted, discard what was shown (restart mode).
+    Engine(CallEvent),
+    /// The server's error object for a non-2xx answer (when its body was JSON).
+    ServerError {
+        /// HTTP status.
+        status: u16,
+        /// The parsed error.
+        error: ApiError<'e>,
+    },
+}
+
+/// The caller's buffers for one call.
+pub struct Buffers<'b> {
+    /// The JSON body is written here.
+    pub body: &'b mut [u8],
+    /// The request head is written here (512 bytes is plenty).
+    pub head: &'b mut [u8],
+    /// The response head and body are read through here (2 KiB or more).
+    pub response: &'b mut [u8],
+}
+
+/// A chat client over an `embedded-nal-async` stack, for a list of endpoints (primary first).
+///
+/// `N` is the SSE parser capacity: the largest event accepted (4096 is plenty for chat).
+/// Connections are plain TCP; `https://` endpoints fail with a connect error until TLS lands.
+pub struct Client<
+    'a,
+    T: TcpConnect,
+    D: Dns,
+    M: RawMutex = NoopRawMutex,
+    const E: usize = MAX_ENDPOINTS,
+    const N: usize = 4096,
+> {
+    tcp: &'a T,
+    dns: &'a D,
+    endpoints: &'a [Endpoint<'a>],
+    shared: &'a SharedState<M, E>,
+    config: CallConfig,
+    seed: u64,
+    sse: SseParser<N>,
+    /// A kept-alive connection and the endpoint it goes to.
+    idle_conn: Option<(usize, T::Connection<'a>)>,
+}
+
+fn now() -> time::Instant {
+    time::Instant::from_millis(Instant::now().as_millis())
+}
+
+fn to_embassy(t: time::Instant) -> Instant {
+    Instant::from_millis(t.as_millis())
+}
+
+fn dur(d: time::Duration) -> Duration {
+    Duration::from_millis(d.as_millis())
+}
+
+struct Sink<'f, F> {
+    on_event: &'f mut F,
+    delivered: u64,
+    server_error: bool,
+}
+
+impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
+    fn on_bytes(&mut self, _n: usize) {}
+
+    fn on_item(&mut self, item: StreamItem<'_>) -> bool {
+        match item {
+            StreamItem::Content { text, .. }
+            | StreamItem::Reasoning { text, .. }
+            | StreamItem::Refusal { text, .. } => self.delivered += text.decoded_len() as u64,
+            StreamItem::ToolCall(t) => self.delivered += t.arguments.decoded_len().max(1) as u64,
+            StreamItem::Error(_) => self.server_error = true,
+            _ => {}
+        }
+        (self.on_event)(Event::Item(item));
+        true
+    }
+}
+
+fn failure_of(f: AttemptFailure, streaming: bool) -> Failure {
+    match f {
+        AttemptFailure::Timeout(TimeoutKind::Connect) => Failure::Timeout(Phase::Connect),
+        AttemptFailure::Timeout(TimeoutKind::FirstByte) => Failure::Timeout(Phase::FirstByte),
+        AttemptFailure::Timeout(TimeoutKind::FirstToken) => Failure::Timeout(Phase::FirstToken),
+        AttemptFailure::Timeout(_) => Failure::Timeout(Phase::Idle),
+        AttemptFailure::Network(_) if streaming => Failure::Stream(StreamFault::Network),
+        AttemptFailure::Network(_) => Failure::Connect,
+        AttemptFailure::Protocol if !streaming => Failure::Connect,
+        AttemptFailure::Protocol | AttemptFailure::EventTooLarge | AttemptFailure::Malformed => {
+            Failure::Stream(StreamFault::Malformed)
+        }
+        AttemptFailure::Truncated => Failure::Stream(StreamFault::Truncated),
+        AttemptFailure::TlsNotConfigured => Failure::Connect,
+    }
+}
+
+impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
+    Client<'a, T, D, M, E, N>
+{
+    /// A client for `endpoints` (primary first), sharing `shared` with other clients of the same
+    /// endpoints. `seed` seeds the backoff jitter (take it from a hardware RNG).
+    pub fn new(
+        tcp: &'a T,
+        dns: &'a D,
+        endpoints: &'a [Endpoint<'a>],
+        shared: &'a SharedState<M, E>,
+        config: CallConfig,
+        seed: u64,
+    ) -> Self {
+        Client {
+            tcp,
+            dns,
+            endpoints,
+            shared,
+            config,
+            seed,
+            sse: SseParser::new(),
+            idle_conn: None,
+        }
+    }
+
+    /// Sends `request`, retrying and failing over as the engine decides, and passes each
+    /// decoded item and each engine decision to `on_event` as they happen.
+    pub async fn chat<F: FnMut(Event<'_>)>(
+        &mut self,
+        request: &ChatRequest<'_>,
+        bufs: &mut Buffers<'_>,
+        mut on_event: F,
+    ) -> Result<Summary, ChatError> {
+        // Check the request once (all endpoints get the same body, but for the model name).
+        request
+            .body_len(steadyllm_core::decode::Dialect::OpenAi)
+            .map_err(ChatError::Request)?;
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let profile = request.profile();
+        let config = self.config;
+        let seed = self.seed;
+        let mut call = self
+            .shared
+            .with(|s| Call::new(&config, profile, s, now(), seed));
+        loop {
+            let step = self.shared.with(|s| call.next(s, now()));
+            while let Some(e) = call.poll_event() {
+                on_event(Event::Engine(e));
+            }
+            match step {
+                Step::Attempt(plan) => {
+                    let outcome = match self.attempt(&plan, request, bufs, &mut on_event).await {
+                        Ok(o) => o,
+                        Err(e) => return Err(e),
+                    };
+                    self.shared.with(|s| call.finish_attempt(s, outcome, now()));
+                }
+                Step::Sleep(until) => Timer::at(to_embassy(until)).await,
+                Step::Done(r) => {
+                    while let Some(e) = call.poll_event() {
+                        on_event(Event::Engine(e));
+                    }
+                    return r.map_err(ChatError::Call);
+                }
+            }
+        }
+    }
+
+    async fn attempt<F: FnMut(Event<'_>)>(
+        &mut self,
+        plan: &AttemptPlan,
+        request: &ChatRequest<'_>,
+        bufs: &mut Buffers<'_>,
+        on_event: &mut F,
+    ) -> Result<Outcome, ChatError> {
+        let none = RetryHints::default();
+        let Some(ep) = self.endpoints.get(plan.endpoint).copied() else {
+            return Ok(Outcome::failed(Failure::Connect, 0, none));
+        };
+        let mut req = *request;
+        if let Some(m) = ep.model {
+            req.model = m;
+        }
+        let body_len = req
+            .write_body(ep.dialect, bufs.body)
+            .map_err(ChatError::Request)?;
+        let mut head = RequestHead::new(&ep, body_len, req.stream);
+        head.retry_count = plan.retry_count;
+        let head_len = head.write(bufs.head).map_err(ChatError::Head)?;
+        let total = to_embassy(plan.deadline);
+        if ep.base_url.is_tls() {
+            // No TLS in this build: the endpoint cannot be reached.
+            return Ok(Outcome::failed(
+                failure_of(AttemptFailure::TlsNotConfigured, false),
+                0,
+                none,
+            ));
+        }
+
+        // A kept-alive connection to the same endpoint, or a new one.
+        let socket = match self.idle_conn.take() {
+            Some((i, c)) if i == plan.endpoint => c,
+            _ => match connect::connect_tcp(
+                self.tcp,
+                self.dns,
+                &ep.base_url,
+                to_embassy(plan.connect_by),
+                total,
+            )
+            .await
+            {
+                Ok(c) => c,
+                Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+            },
+        };
+        let mut conn = HttpConnection::Plain(socket);
+        let sent = Instant::now();
+        let deadlines = AttemptDeadlines {
+            first_byte: sent + dur(plan.first_byte),
+            first_token: Some(sent + dur(plan.first_token)),
+            idle: dur(plan.idle),
+            total,
+        };
+        let head_bytes = bufs.head.get(..head_len).unwrap_or_default();
+        let body_bytes = bufs.body.get(..body_len).unwrap_or_default();
+        if let Err(f) = attempt::send(&mut conn, head_bytes, body_bytes, &deadlines).await {
+            return Ok(Outcome::failed(failure_of(f, false), 0, none));
+        }
+        let response = match attempt::read_head(&mut conn, bufs.response, &deadlines).await {
+            Ok(r) => r,
+            Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+        };
+        let status = response.status.0;
+        let mut hints = RetryHints::default();
+        let mut keep_alive = true;
+        for (name, value) in response.headers() {
+            if name.is_empty() {
+                break;
+            }
+            hints.observe(name, value);
+            if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case(b"close") {
+                keep_alive = false;
+            }
+        }
+        let mut body = response.body().reader();
+        if !(200..300).contains(&status) {
+            let mut err_buf = [0u8; 768];
+            if let Some(error) = attempt::read_error_body(&mut body, &mut err_buf, &deadlines).await
+            {
+                hints.insufficient_quota = error.is_insufficient_quota();
+                on_event(Event::ServerError { status, error });
+            }
+            return Ok(Outcome::failed(Failure::Status(status), 0, hints));
+        }
+        self.sse.finish();
+        let mut decoder = StreamDecoder::new(ep.dialect);
+        let mut sink = Sink {
+            on_event,
+            delivered: 0,
+            server_error: false,
+        };
+        let end = attempt::stream_body(
+            &mut body,
+            &mut self.sse,
+            &mut decoder,
+            &deadlines,
+            &mut sink,
+        )
+        .await;
+        let (delivered, server_error) = (sink.delivered, sink.server_error);
+        match end {
+            Ok(_) => {
+                // Reuse the connection when the body ends cleanly right away.
+                let mut probe = [0u8; 16];
+                let drained = matches!(
+                    embassy_time::with_timeout(Duration::from_millis(200), body.read(&mut probe))
+                        .await,
+                    Ok(Ok(0))
+                );
+                if drained
+                    && keep_alive
+                    && let HttpConnection::Plain(c) = conn
+                {
+                    self.idle_conn = Some((plan.endpoint, c));
+                }
+                Ok(Outcome::completed(delivered, hints))
+            }
+            Err(f) => {
+                let failure = if server_error && f == AttemptFailure::Truncated {
+                    Failure::Stream(StreamFault::ServerError)
+                } else {
+                    failure_of(f, true)
+                };
+                let _ = conn.flush().await;
+                Ok(Outcome::failed(failure, delivered, hints))
+            }
+        }
+    }
+}
