@@ -1,0 +1,226 @@
+//! End to end on a real embassy-net stack: the steadyllm client runs on embassy-net over a TAP
+//! device inside a network namespace this test creates (and deletes); the mock server listens on
+//! the kernel side of the TAP in the same namespace. Every fault of the matrix gets its asserted
+//! outcome. Needs root; prints `SKIPPED: <reason>` otherwise.
+#![cfg(target_os = "linux")]
+
+use std::net::SocketAddr;
+use std::time::Duration as StdDuration;
+
+use embassy_net::tcp::client::{TcpClient, TcpClientState};
+use steadyllm_embassy::steadyllm_core::call::{
+    CallConfig, CallError, Failure, Jitter, Phase, StreamFault, Timeouts,
+};
+use steadyllm_embassy::steadyllm_core::decode::StreamItem;
+use steadyllm_embassy::steadyllm_core::http::Endpoint;
+use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
+use steadyllm_embassy::steadyllm_core::time::Duration;
+use steadyllm_embassy::{Buffers, ChatError, Client, Event, SharedState};
+use steadyllm_tests::mock::{Fault, MockServer, Script};
+use steadyllm_tests::netns::{EmbassyNet, LiteralDns, NetNs};
+
+#[derive(Clone, Debug, PartialEq)]
+enum Expect {
+    /// Completes after this many attempts with the full answer.
+    Ok(u32),
+    /// Fails with partial output after this failure; the text is a prefix of the answer.
+    Partial(Failure),
+    /// Fails without retrying.
+    NotRetryable,
+}
+
+fn config() -> CallConfig {
+    CallConfig {
+        timeouts: Some(Timeouts {
+            connect: Duration::from_millis(2000),
+            first_byte: Duration::from_millis(800),
+            first_token: Duration::from_millis(2000),
+            idle: Duration::from_millis(800),
+            total: Duration::from_secs(15),
+        }),
+        backoff_base: Duration::from_millis(50),
+        backoff_cap: Duration::from_millis(200),
+        jitter: Jitter::Full,
+        ..CallConfig::default()
+    }
+}
+
+fn cases() -> Vec<(&'static str, Vec<Fault>, Expect)> {
+    vec![
+        ("ok", vec![Fault::Ok], Expect::Ok(1)),
+        (
+            "429 Retry-After 1",
+            vec![Fault::retry_after(429, "1"), Fault::Ok],
+            Expect::Ok(2),
+        ),
+        (
+            "503 retry-after-ms",
+            vec![Fault::retry_after_ms(503, 200), Fault::Ok],
+            Expect::Ok(2),
+        ),
+        (
+            "500 x-should-retry false",
+            vec![Fault::should_retry(500, false), Fault::Ok],
+            Expect::NotRetryable,
+        ),
+        (
+            "401",
+            vec![Fault::status(401), Fault::Ok],
+            Expect::NotRetryable,
+        ),
+        ("refuse", vec![Fault::Refuse, Fault::Ok], Expect::Ok(2)),
+        (
+            "stall before headers",
+            vec![Fault::StallBeforeHeaders { ms: None }, Fault::Ok],
+            Expect::Ok(2),
+        ),
+        (
+            "stall before first token",
+            vec![
+                Fault::StallAfter {
+                    events: 1,
+                    ms: None,
+                },
+                Fault::Ok,
+            ],
+            Expect::Ok(2),
+        ),
+        (
+            "stall mid-stream",
+            vec![
+                Fault::StallAfter {
+                    events: 4,
+                    ms: None,
+                },
+                Fault::Ok,
+            ],
+            Expect::Partial(Failure::Timeout(Phase::Idle)),
+        ),
+        (
+            "reset mid-stream",
+            vec![Fault::ResetAfter { events: 4 }, Fault::Ok],
+            Expect::Partial(Failure::Stream(StreamFault::Network)),
+        ),
+        (
+            "truncated",
+            vec![Fault::TruncateAfter { events: 4 }, Fault::Ok],
+            Expect::Partial(Failure::Stream(StreamFault::Truncated)),
+        ),
+        (
+            "malformed",
+            vec![Fault::MalformedAfter { events: 4 }, Fault::Ok],
+            Expect::Partial(Failure::Stream(StreamFault::Malformed)),
+        ),
+        (
+            "error event",
+            vec![
+                Fault::ErrorEventAfter {
+                    events: 4,
+                    message: None,
+                    code: None,
+                },
+                Fault::Ok,
+            ],
+            Expect::Partial(Failure::Stream(StreamFault::ServerError)),
+        ),
+        ("drip", vec![Fault::Drip { ms_per_byte: 0 }], Expect::Ok(1)),
+    ]
+}
+
+#[test]
+fn fault_matrix_on_embassy_net_in_a_namespace() {
+    if let Err(why) = NetNs::available() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let ns = NetNs::new().expect("namespace");
+    let name = ns.name().to_string();
+    let host = ns.host_addr();
+    // The mock server, bound inside the namespace (threads inherit the namespace).
+    let server = ns
+        .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
+        .expect("thread in namespace")
+        .join()
+        .expect("join")
+        .expect("mock server in the namespace");
+    let url = server.base_url();
+    let answer = server.answer();
+    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
+    let mut passed = 0;
+    for (name, script, expect) in cases() {
+        server.set_script(Script::from(script));
+        let url = url.clone();
+        let result = net
+            .run(StdDuration::from_secs(30), move |stack| async move {
+                stack.wait_config_up().await;
+                let state: TcpClientState<2, 4096, 4096> = TcpClientState::new();
+                let tcp = TcpClient::new(stack, &state);
+                let endpoints = [Endpoint::new(&url, Some("sk-test")).expect("endpoint")];
+                let cfg = config();
+                let shared: SharedState = SharedState::new(1, &cfg);
+                let mut client: Client<'_, _, _> =
+                    Client::new(&tcp, &LiteralDns, &endpoints, &shared, cfg, 3);
+                let messages = [Message::user("Why is the sky blue?")];
+                let request = ChatRequest::new("gpt-4o-mini", &messages);
+                let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+                let mut bufs = Buffers {
+                    body: &mut body,
+                    head: &mut head,
+                    response: &mut response,
+                };
+                let mut text = String::new();
+                let r = client
+                    .chat(&request, &mut bufs, |e| {
+                        if let Event::Item(StreamItem::Content { text: t, .. }) = e {
+                            text.push_str(&t.to_string());
+                        }
+                    })
+                    .await;
+                (r, text)
+            })
+            .unwrap_or_else(|e| panic!("{name}: embassy job: {e:?}"));
+        let (r, text) = result;
+        match (&expect, &r) {
+            (Expect::Ok(n), Ok(s)) => {
+                assert_eq!(s.attempts, *n, "{name}");
+                assert_eq!(text, answer, "{name}");
+            }
+            (
+                Expect::Partial(f),
+                Err(ChatError::Call(CallError::PartialOutput {
+                    last,
+                    delivered_bytes,
+                })),
+            ) => {
+                assert_eq!(last, f, "{name}");
+                assert_eq!(*delivered_bytes, text.len() as u64, "{name}");
+                assert!(
+                    !text.is_empty() && answer.starts_with(&text),
+                    "{name}: {text:?}"
+                );
+            }
+            (Expect::NotRetryable, Err(ChatError::Call(CallError::NotRetryable { .. }))) => {}
+            _ => panic!("{name}: expected {expect:?}, got {r:?} (text {text:?})"),
+        }
+        passed += 1;
+    }
+    // The request the mock received over embassy-net is valid, with the right headers.
+    let reqs = server.requests();
+    let q = reqs.first().expect("requests recorded");
+    assert_eq!(
+        q.header("host"),
+        Some(format!("{host}:{}", server.addr().port()).as_str())
+    );
+    assert_eq!(q.header("authorization"), Some("Bearer sk-test"));
+    assert!(q.body_json().is_some());
+    drop(net);
+    drop(server);
+    drop(ns);
+    assert!(
+        !NetNs::exists(&name).expect("ip netns list"),
+        "namespace deleted"
+    );
+    eprintln!(
+        "netns e2e: {passed} fault cases passed on embassy-net in namespace {name} (deleted)"
+    );
+}
