@@ -173,11 +173,7 @@ fn main() -> ExitCode {
         Client::new(&stack, &stack, &endpoints, &shared, config, seed);
     let mut body = vec![0u8; 64 * 1024];
     let (mut head, mut response) = ([0u8; 1024], [0u8; 8192]);
-    let mut bufs = Buffers {
-        body: &mut body,
-        head: &mut head,
-        response: &mut response,
-    };
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
     let json = args.json;
     let mut out = std::io::stdout();
     let mut mid_line = false;

@@ -37,8 +37,10 @@ pub enum AttemptFailure {
     Malformed,
     /// The body ended without the end marker.
     Truncated,
-    /// An `https://` endpoint, but this build has no TLS.
+    /// An `https://` endpoint, but no TLS is configured (or built in).
     TlsNotConfigured,
+    /// The TLS handshake failed (unknown CA, wrong name, unsupported server).
+    TlsHandshake,
 }
 
 /// Which deadline passed.
@@ -80,7 +82,10 @@ impl core::fmt::Display for AttemptFailure {
             }
             AttemptFailure::Malformed => f.write_str("malformed event"),
             AttemptFailure::Truncated => f.write_str("stream ended without its end marker"),
-            AttemptFailure::TlsNotConfigured => f.write_str("https:// needs the `tls` feature"),
+            AttemptFailure::TlsNotConfigured => {
+                f.write_str("https:// needs the `tls` feature and a TLS setting")
+            }
+            AttemptFailure::TlsHandshake => f.write_str("TLS handshake failed"),
         }
     }
 }

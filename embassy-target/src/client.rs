@@ -56,6 +56,9 @@ pub enum ChatError {
     Head(steadyllm_core::http::HeadError),
     /// The engine gave up; the reason says why (deadline, budget, partial output …).
     Call(CallError),
+    /// An `https://` endpoint without TLS: build with the `tls` feature, give the client a
+    /// [`crate::TlsVerify`] and the buffers TLS record buffers.
+    TlsNotConfigured,
 }
 
 impl core::fmt::Display for ChatError {
@@ -64,6 +67,9 @@ impl core::fmt::Display for ChatError {
             ChatError::Request(e) => write!(f, "{e}"),
             ChatError::Head(e) => write!(f, "{e}"),
             ChatError::Call(e) => write!(f, "{e}"),
+            ChatError::TlsNotConfigured => {
+                f.write_str("https:// endpoint, but TLS is not configured for this client")
+            }
         }
     }
 }
@@ -90,12 +96,34 @@ pub enum Event<'e> {
 
 /// The caller's buffers for one call.
 pub struct Buffers<'b> {
-    /// The JSON body is written here.
-    pub body: &'b mut [u8],
-    /// The request head is written here (512 bytes is plenty).
-    pub head: &'b mut [u8],
-    /// The response head and body are read through here (2 KiB or more).
-    pub response: &'b mut [u8],
+    body: &'b mut [u8],
+    head: &'b mut [u8],
+    response: &'b mut [u8],
+    tls_read: &'b mut [u8],
+    tls_write: &'b mut [u8],
+}
+
+impl<'b> Buffers<'b> {
+    /// `body` receives the JSON body (its size bounds the request), `head` the request head
+    /// (512 bytes is plenty), `response` the response head and body as they are read
+    /// (2 KiB or more).
+    pub fn new(body: &'b mut [u8], head: &'b mut [u8], response: &'b mut [u8]) -> Self {
+        Buffers {
+            body,
+            head,
+            response,
+            tls_read: &mut [],
+            tls_write: &mut [],
+        }
+    }
+
+    /// TLS record buffers for `https://` endpoints: 16 640 bytes for reading (the largest
+    /// record a server may send) and a few KiB for writing.
+    pub fn with_tls(mut self, read: &'b mut [u8], write: &'b mut [u8]) -> Self {
+        self.tls_read = read;
+        self.tls_write = write;
+        self
+    }
 }
 
 /// A chat client over an `embedded-nal-async` stack, for a list of endpoints (primary first).
@@ -119,6 +147,8 @@ pub struct Client<
     sse: SseParser<N>,
     /// A kept-alive connection and the endpoint it goes to.
     idle_conn: Option<(usize, T::Connection<'a>)>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsVerify<'a>>,
 }
 
 fn now() -> time::Instant {
@@ -169,7 +199,7 @@ fn failure_of(f: AttemptFailure, streaming: bool) -> Failure {
             Failure::Stream(StreamFault::Malformed)
         }
         AttemptFailure::Truncated => Failure::Stream(StreamFault::Truncated),
-        AttemptFailure::TlsNotConfigured => Failure::Connect,
+        AttemptFailure::TlsNotConfigured | AttemptFailure::TlsHandshake => Failure::Connect,
     }
 }
 
@@ -195,7 +225,17 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             seed,
             sse: SseParser::new(),
             idle_conn: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Enables `https://` endpoints, verified as `verify` says (feature `tls`). Each call then
+    /// needs TLS record buffers ([`Buffers::with_tls`]).
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, verify: crate::tls::TlsVerify<'a>) -> Self {
+        self.tls = Some(verify);
+        self
     }
 
     /// Sends `request`, retrying and failing over as the engine decides, and passes each
@@ -266,47 +306,106 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         head.retry_count = plan.retry_count;
         let head_len = head.write(bufs.head).map_err(ChatError::Head)?;
         let total = to_embassy(plan.deadline);
+        let connect_by = to_embassy(plan.connect_by);
+        let Buffers {
+            head: head_buf,
+            body: body_buf,
+            response,
+            tls_read,
+            tls_write,
+        } = bufs;
+        let head_bytes = head_buf.get(..head_len).unwrap_or_default();
+        let body_bytes = body_buf.get(..body_len).unwrap_or_default();
+
         if ep.base_url.is_tls() {
-            // No TLS in this build: the endpoint cannot be reached.
-            return Ok(Outcome::failed(
-                failure_of(AttemptFailure::TlsNotConfigured, false),
-                0,
-                none,
-            ));
+            #[cfg(feature = "tls")]
+            {
+                let Some(verify) = self.tls else {
+                    return Err(ChatError::TlsNotConfigured);
+                };
+                if tls_read.is_empty() || tls_write.is_empty() {
+                    return Err(ChatError::TlsNotConfigured);
+                }
+                let socket =
+                    match connect::connect_tcp(self.tcp, self.dns, &ep.base_url, connect_by, total)
+                        .await
+                    {
+                        Ok(c) => c,
+                        Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                    };
+                let seed = self.seed ^ u64::from(plan.number);
+                let host = ep.base_url.host_unbracketed();
+                let tls = match crate::tls::handshake(
+                    socket, host, verify, tls_read, tls_write, seed, connect_by, total,
+                )
+                .await
+                {
+                    Ok(t) => t,
+                    Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                };
+                let mut conn = HttpConnection::Tls(tls);
+                let (outcome, _) = self
+                    .exchange(&mut conn, plan, head_bytes, body_bytes, response, on_event)
+                    .await;
+                return Ok(outcome);
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let _ = (tls_read, tls_write);
+                return Err(ChatError::TlsNotConfigured);
+            }
         }
 
         // A kept-alive connection to the same endpoint, or a new one.
         let socket = match self.idle_conn.take() {
             Some((i, c)) if i == plan.endpoint => c,
-            _ => match connect::connect_tcp(
-                self.tcp,
-                self.dns,
-                &ep.base_url,
-                to_embassy(plan.connect_by),
-                total,
-            )
-            .await
+            _ => match connect::connect_tcp(self.tcp, self.dns, &ep.base_url, connect_by, total)
+                .await
             {
                 Ok(c) => c,
                 Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
             },
         };
         let mut conn = HttpConnection::Plain(socket);
+        let (outcome, reusable) = self
+            .exchange(&mut conn, plan, head_bytes, body_bytes, response, on_event)
+            .await;
+        if reusable && let HttpConnection::Plain(c) = conn {
+            self.idle_conn = Some((plan.endpoint, c));
+        }
+        Ok(outcome)
+    }
+
+    /// Sends the request on `conn` and reads the answer. Returns the outcome and whether the
+    /// connection ended cleanly and may be reused.
+    async fn exchange<C: Read + Write, F: FnMut(Event<'_>)>(
+        &mut self,
+        conn: &mut HttpConnection<'_, C>,
+        plan: &AttemptPlan,
+        head: &[u8],
+        body: &[u8],
+        response_buf: &mut [u8],
+        on_event: &mut F,
+    ) -> (Outcome, bool) {
+        let none = RetryHints::default();
+        let dialect = self
+            .endpoints
+            .get(plan.endpoint)
+            .map(|e| e.dialect)
+            .unwrap_or_default();
         let sent = Instant::now();
         let deadlines = AttemptDeadlines {
             first_byte: sent + dur(plan.first_byte),
             first_token: Some(sent + dur(plan.first_token)),
             idle: dur(plan.idle),
-            total,
+            total: to_embassy(plan.deadline),
         };
-        let head_bytes = bufs.head.get(..head_len).unwrap_or_default();
-        let body_bytes = bufs.body.get(..body_len).unwrap_or_default();
-        if let Err(f) = attempt::send(&mut conn, head_bytes, body_bytes, &deadlines).await {
-            return Ok(Outcome::failed(failure_of(f, false), 0, none));
+        if let Err(f) = attempt::send(conn, head, body, &deadlines).await {
+            return (Outcome::failed(failure_of(f, false), 0, none), false);
         }
-        let response = match attempt::read_head(&mut conn, bufs.response, &deadlines).await {
+        let response = match attempt::read_head(conn, response_buf, &deadlines).await {
             Ok(r) => r,
-            Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+            Err(f) => return (Outcome::failed(failure_of(f, false), 0, none), false),
         };
         let status = response.status.0;
         let mut hints = RetryHints::default();
@@ -320,25 +419,26 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 keep_alive = false;
             }
         }
-        let mut body = response.body().reader();
+        let mut reader = response.body().reader();
         if !(200..300).contains(&status) {
             let mut err_buf = [0u8; 768];
-            if let Some(error) = attempt::read_error_body(&mut body, &mut err_buf, &deadlines).await
+            if let Some(error) =
+                attempt::read_error_body(&mut reader, &mut err_buf, &deadlines).await
             {
                 hints.insufficient_quota = error.is_insufficient_quota();
                 on_event(Event::ServerError { status, error });
             }
-            return Ok(Outcome::failed(Failure::Status(status), 0, hints));
+            return (Outcome::failed(Failure::Status(status), 0, hints), false);
         }
         self.sse.finish();
-        let mut decoder = StreamDecoder::new(ep.dialect);
+        let mut decoder = StreamDecoder::new(dialect);
         let mut sink = Sink {
             on_event,
             delivered: 0,
             server_error: false,
         };
         let end = attempt::stream_body(
-            &mut body,
+            &mut reader,
             &mut self.sse,
             &mut decoder,
             &deadlines,
@@ -348,20 +448,14 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let (delivered, server_error) = (sink.delivered, sink.server_error);
         match end {
             Ok(_) => {
-                // Reuse the connection when the body ends cleanly right away.
+                // Reusable when the body ends cleanly right away.
                 let mut probe = [0u8; 16];
                 let drained = matches!(
-                    embassy_time::with_timeout(Duration::from_millis(200), body.read(&mut probe))
+                    embassy_time::with_timeout(Duration::from_millis(200), reader.read(&mut probe))
                         .await,
                     Ok(Ok(0))
                 );
-                if drained
-                    && keep_alive
-                    && let HttpConnection::Plain(c) = conn
-                {
-                    self.idle_conn = Some((plan.endpoint, c));
-                }
-                Ok(Outcome::completed(delivered, hints))
+                (Outcome::completed(delivered, hints), drained && keep_alive)
             }
             Err(f) => {
                 let failure = if server_error && f == AttemptFailure::Truncated {
@@ -369,8 +463,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 } else {
                     failure_of(f, true)
                 };
-                let _ = conn.flush().await;
-                Ok(Outcome::failed(failure, delivered, hints))
+                (Outcome::failed(failure, delivered, hints), false)
             }
         }
     }

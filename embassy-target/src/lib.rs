@@ -30,7 +30,7 @@
 //! let messages = [Message::user("Why is the sky blue?")];
 //! let request = ChatRequest::new("gpt-4o-mini", &messages);
 //! let (mut body, mut head, mut response) = ([0u8; 4096], [0u8; 512], [0u8; 4096]);
-//! let mut bufs = Buffers { body: &mut body, head: &mut head, response: &mut response };
+//! let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
 //! let outcome = client
 //!     .chat(&request, &mut bufs, |event| match event {
 //!         Event::Item(item) => { /* content, reasoning, tool calls, usage … */ }
@@ -51,7 +51,11 @@ mod client;
 mod connect;
 #[cfg(feature = "std")]
 pub mod host;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use attempt::{AttemptFailure, TimeoutKind};
 pub use client::{Buffers, ChatError, Client, Event, SharedState};
 pub use steadyllm_core;
+#[cfg(feature = "tls")]
+pub use tls::TlsVerify;

@@ -163,11 +163,7 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
                 let messages = [Message::user("Why is the sky blue?")];
                 let request = ChatRequest::new("gpt-4o-mini", &messages);
                 let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
-                let mut bufs = Buffers {
-                    body: &mut body,
-                    head: &mut head,
-                    response: &mut response,
-                };
+                let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
                 let mut text = String::new();
                 let r = client
                     .chat(&request, &mut bufs, |e| {

@@ -61,14 +61,12 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
     let messages = [Message::user("Why is the sky blue?")];
     let request = ChatRequest::new("gpt-4o-mini", &messages);
     let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
-    let mut bufs = Buffers {
-        body: &mut body,
-        head: &mut head,
-        response: &mut response,
-    };
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
     let (mut text, mut events, mut server_errors) = (String::new(), Vec::new(), Vec::new());
     let start = StdInstant::now();
-    let result = async_io::block_on(client.chat(&request, &mut bufs, |e| match e {
+    // Boxed: with TLS compiled in, a call's future is ~25 KB; eight at once overflow a test
+    // thread's stack in debug builds.
+    let result = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |e| match e {
         Event::Item(StreamItem::Content { text: t, .. }) => text.push_str(&t.to_string()),
         Event::Item(_) => {}
         Event::Engine(CallEvent::DiscardDelivered { .. }) => {
@@ -81,7 +79,7 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
         Event::ServerError { status, error } => {
             server_errors.push((status, error.message.to_string()))
         }
-    }));
+    })));
     Run {
         result,
         text,
@@ -390,13 +388,9 @@ fn kept_alive_connection_is_reused() {
     let messages = [Message::user("hi")];
     let request = ChatRequest::new("m", &messages);
     let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
-    let mut bufs = Buffers {
-        body: &mut body,
-        head: &mut head,
-        response: &mut response,
-    };
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
     for _ in 0..3 {
-        let r = async_io::block_on(client.chat(&request, &mut bufs, |_| {}));
+        let r = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |_| {})));
         assert!(r.is_ok(), "{r:?}");
     }
     let conns: Vec<u64> = s.requests().iter().map(|q| q.connection).collect();
@@ -425,19 +419,14 @@ fn eight_concurrent_streams_share_state_with_one_endpoint_failing() {
         let messages = [Message::user("hi")];
         let request = ChatRequest::new("m", &messages);
         let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
-        let mut bufs = Buffers {
-            body: &mut body,
-            head: &mut head,
-            response: &mut response,
-        };
+        let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
         let mut text = String::new();
-        let r = client
-            .chat(&request, &mut bufs, |e| {
-                if let Event::Item(StreamItem::Content { text: t, .. }) = e {
-                    text.push_str(&t.to_string());
-                }
-            })
-            .await;
+        let r = Box::pin(client.chat(&request, &mut bufs, |e| {
+            if let Event::Item(StreamItem::Content { text: t, .. }) = e {
+                text.push_str(&t.to_string());
+            }
+        }))
+        .await;
         (r, text)
     }
     let futures: [_; 8] =
