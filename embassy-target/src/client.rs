@@ -263,6 +263,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         loop {
             let step = self.shared.with(|s| call.next(s, now()));
             while let Some(e) = call.poll_event() {
+                log_event!(e);
                 on_event(Event::Engine(e));
             }
             match step {
@@ -276,6 +277,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 Step::Sleep(until) => Timer::at(to_embassy(until)).await,
                 Step::Done(r) => {
                     while let Some(e) = call.poll_event() {
+                        log_event!(e);
                         on_event(Event::Engine(e));
                     }
                     return r.map_err(ChatError::Call);

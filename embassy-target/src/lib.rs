@@ -46,6 +46,21 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(all(feature = "log", feature = "defmt"))]
+compile_error!("features `log` and `defmt` are mutually exclusive: pick the logger your firmware uses");
+
+/// Logs an engine decision through `log` or `defmt`, or nowhere.
+macro_rules! log_event {
+    ($e:expr) => {{
+        #[cfg(feature = "log")]
+        log::info!("steadyllm: {}", $e);
+        #[cfg(feature = "defmt")]
+        defmt::info!("steadyllm: {}", $e);
+        #[cfg(not(any(feature = "log", feature = "defmt")))]
+        let _ = &$e;
+    }};
+}
+
 mod attempt;
 mod client;
 mod connect;
