@@ -47,7 +47,9 @@
 extern crate std;
 
 #[cfg(all(feature = "log", feature = "defmt"))]
-compile_error!("features `log` and `defmt` are mutually exclusive: pick the logger your firmware uses");
+compile_error!(
+    "features `log` and `defmt` are mutually exclusive: pick the logger your firmware uses"
+);
 
 /// Logs an engine decision through `log` or `defmt`, or nowhere.
 macro_rules! log_event {
