@@ -94,6 +94,17 @@ pub enum Event<'e> {
     },
 }
 
+/// An answer collected by [`Client::chat_collect`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collected<'o> {
+    /// How the call went.
+    pub summary: Summary,
+    /// The answer's text.
+    pub text: &'o str,
+    /// The answer did not fit the buffer.
+    pub truncated: bool,
+}
+
 /// The caller's buffers for one call.
 pub struct Buffers<'b> {
     body: &'b mut [u8],
@@ -147,6 +158,8 @@ pub struct Client<
     sse: SseParser<N>,
     /// A kept-alive connection and the endpoint it goes to.
     idle_conn: Option<(usize, T::Connection<'a>)>,
+    /// Whether the current request streams (else the answer is one JSON body).
+    streaming: bool,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsVerify<'a>>,
 }
@@ -225,6 +238,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             seed,
             sse: SseParser::new(),
             idle_conn: None,
+            streaming: true,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -236,6 +250,47 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
     pub fn with_tls(mut self, verify: crate::tls::TlsVerify<'a>) -> Self {
         self.tls = Some(verify);
         self
+    }
+
+    /// Runs [`Client::chat`] and collects the answer's text into `out`. Returns the summary
+    /// and the text; `truncated` says the answer was longer than `out` (the text then ends at
+    /// the last whole character that fit). With restart-on-partial, a restart clears `out`.
+    pub async fn chat_collect<'o>(
+        &mut self,
+        request: &ChatRequest<'_>,
+        bufs: &mut Buffers<'_>,
+        out: &'o mut [u8],
+    ) -> Result<Collected<'o>, ChatError> {
+        let mut len = 0usize;
+        let mut truncated = false;
+        let summary = self
+            .chat(request, bufs, |e| match e {
+                Event::Item(StreamItem::Content { text, .. }) => {
+                    let mut pieces = text.pieces();
+                    while let Some(p) = pieces.next_piece() {
+                        let end = len + p.len();
+                        match out.get_mut(len..end) {
+                            Some(dst) if !truncated => {
+                                dst.copy_from_slice(p.as_bytes());
+                                len = end;
+                            }
+                            _ => truncated = true,
+                        }
+                    }
+                }
+                Event::Engine(CallEvent::DiscardDelivered { .. }) => {
+                    len = 0;
+                    truncated = false;
+                }
+                _ => {}
+            })
+            .await?;
+        let text = core::str::from_utf8(out.get(..len).unwrap_or_default()).unwrap_or_default();
+        Ok(Collected {
+            summary,
+            text,
+            truncated,
+        })
     }
 
     /// Sends `request`, retrying and failing over as the engine decides, and passes each
@@ -301,6 +356,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         if let Some(m) = ep.model {
             req.model = m;
         }
+        self.streaming = req.stream;
         let body_len = req
             .write_body(ep.dialect, bufs.body)
             .map_err(ChatError::Request)?;
@@ -421,7 +477,52 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 keep_alive = false;
             }
         }
-        let mut reader = response.body().reader();
+        let body = response.body();
+        if (200..300).contains(&status) && !self.streaming {
+            // One JSON document: read it whole into the response buffer, then decode it like
+            // a chunk ("message" reads like "delta").
+            let total = deadlines.total;
+            let at = deadlines.first_token.unwrap_or(total);
+            let read =
+                attempt::within(at, TimeoutKind::FirstToken, total, body.read_to_end()).await;
+            let bytes = match read {
+                Ok(Ok(b)) => b,
+                Ok(Err(_)) => {
+                    return (
+                        Outcome::failed(Failure::Stream(StreamFault::Network), 0, hints),
+                        false,
+                    );
+                }
+                Err(f) => return (Outcome::failed(failure_of(f, true), 0, hints), false),
+            };
+            let Ok(text) = core::str::from_utf8(bytes) else {
+                return (
+                    Outcome::failed(Failure::Stream(StreamFault::Malformed), 0, hints),
+                    false,
+                );
+            };
+            let mut decoder = StreamDecoder::new(dialect);
+            let mut sink = Sink {
+                on_event,
+                delivered: 0,
+                server_error: false,
+            };
+            let r = decoder.decode(text, |item| {
+                sink.on_item(item);
+            });
+            let failure = if r.is_err() {
+                Some(Failure::Stream(StreamFault::Malformed))
+            } else if sink.server_error {
+                Some(Failure::Stream(StreamFault::ServerError))
+            } else {
+                None
+            };
+            return match failure {
+                Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
+                None => (Outcome::completed(sink.delivered, hints), keep_alive),
+            };
+        }
+        let mut reader = body.reader();
         if !(200..300).contains(&status) {
             let mut err_buf = [0u8; 768];
             if let Some(error) =

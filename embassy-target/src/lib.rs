@@ -72,7 +72,7 @@ pub mod host;
 mod tls;
 
 pub use attempt::{AttemptFailure, TimeoutKind};
-pub use client::{Buffers, ChatError, Client, Event, SharedState};
+pub use client::{Buffers, ChatError, Client, Collected, Event, SharedState};
 pub use steadyllm_core;
 #[cfg(feature = "tls")]
 pub use tls::TlsVerify;

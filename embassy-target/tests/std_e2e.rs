@@ -443,3 +443,40 @@ fn eight_concurrent_streams_share_state_with_one_endpoint_failing() {
     starts.sort_unstable();
     assert!(starts[7] - starts[0] < 2_000, "{starts:?}");
 }
+
+#[test]
+fn non_streaming_answers_and_collecting_into_a_buffer() {
+    let s = server();
+    let stack = HostStack::new();
+    let url = s.base_url();
+    let endpoints = [Endpoint::new(&url, None).expect("endpoint")];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
+    let messages = [Message::user("hi")];
+    let mut request = ChatRequest::new("m", &messages);
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 8192]);
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    let mut out = [0u8; 4096];
+    // streamed, collected
+    let c = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)))
+        .expect("answer");
+    assert_eq!((c.text, c.truncated), (s.answer().as_str(), false));
+    // one JSON body (stream: false), collected
+    request.stream = false;
+    let mut out = [0u8; 4096];
+    let c = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)))
+        .expect("answer");
+    assert_eq!(c.text, s.answer());
+    let last = s.requests().pop().expect("request");
+    assert_eq!(last.body_json().expect("json")["stream"], false);
+    // a buffer too small: truncated at a character boundary, flagged
+    request.stream = true;
+    let mut small = [0u8; 10];
+    let c = async_io::block_on(Box::pin(
+        client.chat_collect(&request, &mut bufs, &mut small),
+    ))
+    .expect("answer");
+    assert!(c.truncated);
+    assert!(s.answer().starts_with(c.text) && !c.text.is_empty());
+}
