@@ -42,8 +42,3 @@ pub mod request;
 pub mod rng;
 pub mod sse;
 pub mod time;
-
-/// The README's Rust examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;

@@ -855,12 +855,21 @@ mod tests {
 
     #[test]
     fn profile_sums_prompt_and_sees_images() {
-        let parts = [Part::Text("abc"), Part::ImageUrl { url: "https://x/y.png", detail: None }];
+        let parts = [
+            Part::Text("abc"),
+            Part::ImageUrl {
+                url: "https://x/y.png",
+                detail: None,
+            },
+        ];
         let msgs = [Message::system("12345"), Message::user_parts(&parts)];
         let mut r = ChatRequest::new("m", &msgs);
         r.max_completion_tokens = Some(99);
         let p = r.profile();
-        assert_eq!((p.prompt_bytes, p.max_tokens, p.has_images), (8, Some(99), true));
+        assert_eq!(
+            (p.prompt_bytes, p.max_tokens, p.has_images),
+            (8, Some(99), true)
+        );
     }
 
     #[test]

@@ -76,3 +76,8 @@ pub use client::{Buffers, ChatError, Client, Collected, Event, SharedState};
 pub use steadyllm_core;
 #[cfg(feature = "tls")]
 pub use tls::TlsVerify;
+
+/// The README's Rust examples (core and adapter), compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
