@@ -100,6 +100,21 @@ fn reqwless_failure(e: reqwless::Error) -> AttemptFailure {
     }
 }
 
+/// Returns `Pending` once (waking itself), so whoever polls this task sees what was produced.
+pub(crate) async fn yield_now() {
+    let mut yielded = false;
+    core::future::poll_fn(|cx| {
+        if yielded {
+            core::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            core::task::Poll::Pending
+        }
+    })
+    .await
+}
+
 /// Runs `fut` until `deadline`; on timeout says which kind.
 pub(crate) async fn within<F: core::future::Future>(
     deadline: Instant,
@@ -228,6 +243,8 @@ pub(crate) async fn stream_body<R: Read + BufRead, const N: usize>(
         }
         let consumed = n - rest.len();
         body.consume(consumed);
+        // Let the task's other work — a pulling `ChatStream` — take what this read produced.
+        yield_now().await;
         if let Some(f) = failure {
             return Err(f);
         }

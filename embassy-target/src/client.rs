@@ -57,8 +57,10 @@ pub enum ChatError {
     /// The engine gave up; the reason says why (deadline, budget, partial output …).
     Call(CallError),
     /// An `https://` endpoint without TLS: build with the `tls` feature, give the client a
-    /// [`crate::TlsVerify`] and the buffers TLS record buffers.
+    /// `TlsVerify` and the buffers TLS record buffers.
     TlsNotConfigured,
+    /// A [`crate::DeltaQueue`] too small for one network read's items; some were lost.
+    StreamQueueFull,
 }
 
 impl core::fmt::Display for ChatError {
@@ -69,6 +71,9 @@ impl core::fmt::Display for ChatError {
             ChatError::Call(e) => write!(f, "{e}"),
             ChatError::TlsNotConfigured => {
                 f.write_str("https:// endpoint, but TLS is not configured for this client")
+            }
+            ChatError::StreamQueueFull => {
+                f.write_str("the delta queue is smaller than one read's items; make it larger")
             }
         }
     }
@@ -317,9 +322,14 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             .with(|s| Call::new(&config, profile, s, now(), seed));
         loop {
             let step = self.shared.with(|s| call.next(s, now()));
+            let mut any = false;
             while let Some(e) = call.poll_event() {
                 log_event!(e);
                 on_event(Event::Engine(e));
+                any = true;
+            }
+            if any {
+                attempt::yield_now().await;
             }
             match step {
                 Step::Attempt(plan) => {

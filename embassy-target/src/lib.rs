@@ -68,12 +68,14 @@ mod client;
 mod connect;
 #[cfg(feature = "std")]
 pub mod host;
+mod stream;
 #[cfg(feature = "tls")]
 mod tls;
 
 pub use attempt::{AttemptFailure, TimeoutKind};
 pub use client::{Buffers, ChatError, Client, Collected, Event, SharedState};
 pub use steadyllm_core;
+pub use stream::{ChatStream, Delta, DeltaQueue};
 #[cfg(feature = "tls")]
 pub use tls::TlsVerify;
 

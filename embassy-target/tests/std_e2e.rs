@@ -480,3 +480,65 @@ fn non_streaming_answers_and_collecting_into_a_buffer() {
     assert!(c.truncated);
     assert!(s.answer().starts_with(c.text) && !c.text.is_empty());
 }
+
+#[test]
+fn pulling_with_next_await() {
+    use steadyllm_embassy::{ChatStream, Delta, DeltaQueue};
+    let s = server();
+    s.set_script(vec![
+        Fault::retry_after_ms(503, 50),
+        Fault::Ok,
+        Fault::ResetAfter { events: 4 },
+    ]);
+    let stack = HostStack::new();
+    let url = s.base_url();
+    let endpoints = [Endpoint::new(&url, None).expect("endpoint")];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
+    let messages = [Message::user("hi")];
+    let request = ChatRequest::new("m", &messages);
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    for round in 0..2 {
+        let queue = DeltaQueue::<8192>::new();
+        let (text, engine, error, summary) = async_io::block_on(Box::pin(async {
+            let call = core::pin::pin!(client.chat(&request, &mut bufs, |e| queue.push(e)));
+            let mut stream = ChatStream::new(call, &queue);
+            let (mut text, mut engine, mut error) = (String::new(), 0, None);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(Delta::Content { text: t, .. }) => text.push_str(t),
+                    Ok(Delta::Engine(_)) => engine += 1,
+                    Ok(_) => {}
+                    Err(e) => error = Some(e),
+                }
+            }
+            (text, engine, error, stream.summary())
+        }));
+        if round == 0 {
+            // a 503, a retry, then the whole answer, pulled item by item
+            assert_eq!(text, s.answer());
+            assert!(
+                engine >= 3,
+                "attempt, failure, wait, attempt events: {engine}"
+            );
+            assert_eq!(error, None);
+            assert_eq!(summary.map(|x| x.attempts), Some(2));
+        } else {
+            // a reset mid-answer: the items, then the error once
+            assert!(
+                !text.is_empty() && s.answer().starts_with(&text),
+                "{text:?}"
+            );
+            assert!(
+                matches!(
+                    error,
+                    Some(ChatError::Call(CallError::PartialOutput { .. }))
+                ),
+                "{error:?}"
+            );
+            assert_eq!(summary, None);
+        }
+    }
+}
