@@ -747,31 +747,25 @@ impl<'a> Reader<'a> {
         loop {
             // A value starts here.
             match self.peek()? {
-                b'{' => {
+                open @ (b'{' | b'[') => {
                     self.pos += 1;
-                    if self.peek()? == b'}' {
+                    let object = open == b'{';
+                    if self.peek()? == if object { b'}' } else { b']' } {
                         self.pos += 1;
                     } else {
                         if depth >= MAX_DEPTH {
                             return Err(self.err(ErrorKind::TooDeep));
                         }
-                        kinds |= 1 << depth;
-                        depth += 1;
-                        self.string()?;
-                        self.expect(b':')?;
-                        continue;
-                    }
-                }
-                b'[' => {
-                    self.pos += 1;
-                    if self.peek()? == b']' {
-                        self.pos += 1;
-                    } else {
-                        if depth >= MAX_DEPTH {
-                            return Err(self.err(ErrorKind::TooDeep));
+                        if object {
+                            kinds |= 1 << depth;
+                        } else {
+                            kinds &= !(1 << depth);
                         }
-                        kinds &= !(1 << depth);
                         depth += 1;
+                        if object {
+                            self.string()?;
+                            self.expect(b':')?;
+                        }
                         continue;
                     }
                 }
