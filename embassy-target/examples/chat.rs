@@ -23,13 +23,13 @@ use steadyllm_embassy::steadyllm_core::decode::StreamItem;
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
-use steadyllm_embassy::{Buffers, Client, Event, SharedState};
+use steadyllm_embassy::{Buffers, Client, Event, SharedState, TlsVerify};
 use steadyllm_tests::conformance::{error_line, item_line};
 use steadyllm_tests::mock::{MockServer, Script};
 
 const USAGE: &str = "usage: chat [--base-url URL]... [--api-key KEY] [--model M] [--max-tokens N] \
 [--connect-timeout-ms N] [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--deadline-ms N] \
-[--max-retries N] [--chaos] [--json] PROMPT";
+[--max-retries N] [--ca CA.pem|CA.der] [--insecure-skip-tls-verify] [--chaos] [--json] PROMPT";
 
 #[derive(Default)]
 struct Args {
@@ -42,6 +42,8 @@ struct Args {
     idle: Option<Duration>,
     deadline: Option<Duration>,
     max_retries: Option<u32>,
+    ca: Option<String>,
+    insecure: bool,
     chaos: bool,
     json: bool,
     prompt: String,
@@ -75,6 +77,8 @@ fn parse_args() -> Result<Args, String> {
             "--idle-timeout-ms" => a.idle = Some(Duration::from_millis(num(it.next(), &arg)?)),
             "--deadline-ms" => a.deadline = Some(Duration::from_millis(num(it.next(), &arg)?)),
             "--max-retries" => a.max_retries = Some(num(it.next(), &arg)? as u32),
+            "--ca" => a.ca = Some(it.next().ok_or("--ca needs a file")?),
+            "--insecure-skip-tls-verify" => a.insecure = true,
             "--chaos" => a.chaos = true,
             "--json" => a.json = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -87,6 +91,43 @@ fn parse_args() -> Result<Args, String> {
         a.prompt = "Why is the sky blue?".into();
     }
     Ok(a)
+}
+
+/// A CA certificate from a DER file or the first certificate of a PEM file.
+fn read_ca(path: &str) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("--ca {path}: {e}"))?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(bytes);
+    };
+    let Some(start) = text.find("-----BEGIN CERTIFICATE-----") else {
+        return Ok(bytes);
+    };
+    let body = &text[start + 27..];
+    let end = body
+        .find("-----END CERTIFICATE-----")
+        .ok_or(format!("--ca {path}: unterminated PEM"))?;
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in body[..end]
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err(format!("--ca {path}: not base64")),
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {
@@ -169,11 +210,31 @@ fn main() -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
+    let ca = match args.ca.as_deref().map(read_ca).transpose() {
+        Ok(ca) => ca,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut client: Client<'_, _, _> =
         Client::new(&stack, &stack, &endpoints, &shared, config, seed);
+    if let Some(ca) = &ca {
+        client = client.with_tls(TlsVerify::Ca(ca));
+    } else if args.insecure {
+        eprintln!("chat: --insecure-skip-tls-verify: the server is NOT verified");
+        client = client.with_tls(TlsVerify::InsecureNoVerification);
+    } else if urls.iter().any(|u| u.starts_with("https://")) {
+        eprintln!(
+            "chat: https:// needs --ca CA.pem (embedded-tls verifies against one CA) or --insecure-skip-tls-verify"
+        );
+        return ExitCode::from(2);
+    }
     let mut body = vec![0u8; 64 * 1024];
     let (mut head, mut response) = ([0u8; 1024], [0u8; 8192]);
-    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    let (mut tls_read, mut tls_write) = (vec![0u8; 16_640], vec![0u8; 8192]);
+    let mut bufs =
+        Buffers::new(&mut body, &mut head, &mut response).with_tls(&mut tls_read, &mut tls_write);
     let json = args.json;
     let mut out = std::io::stdout();
     let mut mid_line = false;
