@@ -336,18 +336,26 @@ impl StreamDecoder {
     ) -> Result<(), DecodeError> {
         let mut r = Reader::new(data);
         let kind = find_key_str(r, "type")?;
+        if kind.is_some_and(|t| t.eq_str("message")) {
+            // A whole (non-streamed) answer.
+            decode_anthropic_message(&mut r, emit)?;
+            r.end()?;
+            self.done = true;
+            emit(StreamItem::Done);
+            return Ok(());
+        }
         let mut obj = r.object()?;
         let is = |k: &str| kind.is_some_and(|t: JsonStr<'_>| t.eq_str(k));
         let mut index: Option<u32> = None;
         // Items whose block index may come after them in the document.
         let mut pending: Option<StreamItem<'a>> = None;
         while let Some(key) = obj.next_key(&mut r)? {
-            match key.raw() {
+            match key.key(&mut [0; 32]) {
                 "index" => index = r.u64_or_null()?.map(clamp_u32),
                 "message" if is("message_start") => {
                     let mut m = r.object()?;
                     while let Some(k) = m.next_key(&mut r)? {
-                        match k.raw() {
+                        match k.key(&mut [0; 32]) {
                             "role" => {
                                 if let Some(role) = r.string_or_null()? {
                                     emit(StreamItem::Role { choice: 0, role });
@@ -371,7 +379,7 @@ impl StreamDecoder {
                 "delta" if is("message_delta") => {
                     let mut d = r.object()?;
                     while let Some(k) = d.next_key(&mut r)? {
-                        match k.raw() {
+                        match k.key(&mut [0; 32]) {
                             "stop_reason" => {
                                 if let Some(reason) = r.string_or_null()? {
                                     pending = Some(StreamItem::Finish { choice: 0, reason });
@@ -421,6 +429,87 @@ impl StreamDecoder {
     }
 }
 
+/// A non-streamed Anthropic `message`: role, content blocks (text, thinking, tool_use with its
+/// `input` as the arguments), stop reason, usage.
+fn decode_anthropic_message<'a>(
+    r: &mut Reader<'a>,
+    emit: &mut impl FnMut(StreamItem<'a>),
+) -> Result<(), DecodeError> {
+    let mut o = r.object()?;
+    let mut finish = None;
+    let mut usage = None;
+    while let Some(k) = o.next_key(r)? {
+        match k.key(&mut [0; 32]) {
+            "role" => {
+                if let Some(role) = r.string_or_null()? {
+                    emit(StreamItem::Role { choice: 0, role });
+                }
+            }
+            "content" => {
+                if r.null()? {
+                    continue;
+                }
+                let mut arr = r.array()?;
+                let mut index = 0u32;
+                while arr.next(r)? {
+                    let kind = find_key_str(*r, "type")?;
+                    let is = |t: &str| kind.is_some_and(|k: JsonStr<'_>| k.eq_str(t));
+                    let mut b = r.object()?;
+                    let (mut id, mut name, mut input) = (None, None, None);
+                    while let Some(bk) = b.next_key(r)? {
+                        match bk.key(&mut [0; 32]) {
+                            "text" if is("text") => {
+                                let text = r.string()?;
+                                if !text.is_empty() {
+                                    emit(StreamItem::Content { choice: 0, text });
+                                }
+                            }
+                            "thinking" if is("thinking") => {
+                                let text = r.string()?;
+                                if !text.is_empty() {
+                                    emit(StreamItem::Reasoning { choice: 0, text });
+                                }
+                            }
+                            "id" => id = r.string_or_null()?,
+                            "name" => name = r.string_or_null()?,
+                            "input" => input = Some(r.raw_value()?),
+                            _ => r.skip_value()?,
+                        }
+                    }
+                    if is("tool_use") {
+                        emit(StreamItem::ToolCall(ToolCallDelta {
+                            choice: 0,
+                            index,
+                            id,
+                            name,
+                            arguments: JsonStr::plain(input.unwrap_or("{}")),
+                        }));
+                    }
+                    index = index.saturating_add(1);
+                }
+            }
+            "stop_reason" => finish = r.string_or_null()?,
+            "usage" => {
+                if let Some(u) = read_usage(r)? {
+                    usage = Some(Usage {
+                        prompt_tokens: u.input_tokens,
+                        completion_tokens: u.output_tokens,
+                        total_tokens: u.input_tokens.saturating_add(u.output_tokens),
+                    });
+                }
+            }
+            _ => r.skip_value()?,
+        }
+    }
+    if let Some(reason) = finish {
+        emit(StreamItem::Finish { choice: 0, reason });
+    }
+    if let Some(u) = usage {
+        emit(StreamItem::Usage(u));
+    }
+    Ok(())
+}
+
 /// Anthropic usage counters.
 struct AnthropicUsage {
     input_tokens: u64,
@@ -439,7 +528,7 @@ fn read_usage(r: &mut Reader<'_>) -> Result<Option<AnthropicUsage>, DecodeError>
     };
     let mut o = r.object()?;
     while let Some(k) = o.next_key(r)? {
-        match k.raw() {
+        match k.key(&mut [0; 32]) {
             "input_tokens" => {
                 if let Some(v) = r.u64_or_null()? {
                     u.input_tokens = v;
@@ -464,7 +553,7 @@ fn read_anthropic_block<'a>(
     let mut item = None;
     let (mut id, mut name) = (None, None);
     while let Some(k) = o.next_key(r)? {
-        match (k.raw(), start) {
+        match (k.key(&mut [0; 32]), start) {
             ("text", _) if is("text") || is("text_delta") => {
                 let text = r.string()?;
                 if !text.is_empty() {
@@ -618,7 +707,7 @@ impl StreamDecoder {
         let mut bare_seen = false;
         while let Some(key) = root.next_key(&mut r)? {
             let mut skipped = false;
-            match key.raw() {
+            match key.key(&mut [0; 32]) {
                 "choices" => {
                     if r.null()? {
                         continue;
@@ -703,7 +792,7 @@ fn read_openai_usage(r: &mut Reader<'_>) -> Result<Usage, DecodeError> {
     let mut total = None;
     let mut o = r.object()?;
     while let Some(k) = o.next_key(r)? {
-        match k.raw() {
+        match k.key(&mut [0; 32]) {
             "prompt_tokens" => u.prompt_tokens = r.u64_or_null()?.unwrap_or(0),
             "completion_tokens" => u.completion_tokens = r.u64_or_null()?.unwrap_or(0),
             "total_tokens" => total = r.u64_or_null()?,
@@ -729,7 +818,7 @@ fn decode_choice<'a>(
         let mut look = *r;
         let mut o = look.object()?;
         while let Some(k) = o.next_key(&mut look)? {
-            if k.raw() == "index" {
+            if k.key(&mut [0; 32]) == "index" {
                 if let Ok(Some(i)) = look.u64_or_null() {
                     choice = clamp_u32(i);
                 }
@@ -741,7 +830,7 @@ fn decode_choice<'a>(
     let mut finish = None;
     let mut o = r.object()?;
     while let Some(k) = o.next_key(r)? {
-        match k.raw() {
+        match k.key(&mut [0; 32]) {
             // "message" is the non-streamed form of "delta".
             "delta" | "message" => decode_delta(r, choice, emit)?,
             "finish_reason" => finish = r.string_or_null()?,
@@ -764,7 +853,7 @@ fn decode_delta<'a>(
     }
     let mut o = r.object()?;
     while let Some(k) = o.next_key(r)? {
-        let text_item: fn(u32, JsonStr<'a>) -> StreamItem<'a> = match k.raw() {
+        let text_item: fn(u32, JsonStr<'a>) -> StreamItem<'a> = match k.key(&mut [0; 32]) {
             "content" => |choice, text| StreamItem::Content { choice, text },
             "reasoning_content" | "reasoning" => {
                 |choice, text| StreamItem::Reasoning { choice, text }
@@ -825,7 +914,7 @@ fn read_tool_call<'a>(
     };
     let mut o = r.object()?;
     while let Some(k) = o.next_key(r)? {
-        match k.raw() {
+        match k.key(&mut [0; 32]) {
             "index" => {
                 if let Some(i) = r.u64_or_null()? {
                     tc.index = clamp_u32(i);
@@ -838,7 +927,7 @@ fn read_tool_call<'a>(
                 }
                 let mut f = r.object()?;
                 while let Some(fk) = f.next_key(r)? {
-                    match fk.raw() {
+                    match fk.key(&mut [0; 32]) {
                         "name" => tc.name = r.string_or_null()?,
                         "arguments" => tc.arguments = r.string_or_null()?.unwrap_or_default(),
                         _ => r.skip_value()?,
@@ -865,7 +954,7 @@ fn read_error_object<'a>(r: &mut Reader<'a>) -> Result<Option<ApiError<'a>>, Dec
             let mut e = ApiError::default();
             let mut o = r.object()?;
             while let Some(k) = o.next_key(r)? {
-                match k.raw() {
+                match k.key(&mut [0; 32]) {
                     "message" => e.message = r.string_or_null()?.unwrap_or_default(),
                     "type" => e.kind = r.string_or_null()?,
                     "code" => e.code = r.string_or_number()?,
@@ -893,7 +982,7 @@ impl<'a> ApiError<'a> {
         let mut bare = ApiError::default();
         let mut has_message = false;
         while let Some(k) = o.next_key(&mut r)? {
-            match k.raw() {
+            match k.key(&mut [0; 32]) {
                 "error" => nested = read_error_object(&mut r)?,
                 "message" => {
                     has_message = true;
@@ -1132,6 +1221,33 @@ mod tests {
         );
         assert_eq!(got, ["error Overloaded overloaded_error -"]);
         assert_eq!(end, StreamEnd::Truncated);
+    }
+
+    #[test]
+    fn anthropic_whole_message_and_escaped_keys() {
+        let (got, end) = items(
+            Dialect::Anthropic,
+            &[
+                r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a": [1, 2]}}],"stop_reason":"tool_use","usage":{"input_tokens":3,"output_tokens":4}}"#,
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                "role 0 assistant",
+                "content 0 Hi",
+                "tool 0 1 toolu_1 f {\"a\": [1, 2]}",
+                "finish 0 tool_use",
+                "usage 3 4 7",
+                "done"
+            ]
+        );
+        assert_eq!(end, StreamEnd::Complete);
+        let (got, _) = items(
+            Dialect::OpenAi,
+            &[r#"{"choices":[{"index":0,"delta":{"con\u0074ent":"esc"}}]}"#],
+        );
+        assert_eq!(got, ["content 0 esc"]);
     }
 
     #[test]

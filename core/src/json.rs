@@ -263,6 +263,17 @@ impl<'a> JsonStr<'a> {
         self.raw
     }
 
+    /// The text of an object key, for matching against known names: the raw form when it has
+    /// no escapes (always, in practice), else decoded into `buf` (`""` when longer than 32
+    /// bytes — no known key is).
+    #[inline]
+    pub fn key<'b>(&'b self, buf: &'b mut [u8; 32]) -> &'b str {
+        if !self.escaped {
+            return self.raw;
+        }
+        self.unescape_into(buf).unwrap_or_default()
+    }
+
     /// `true` when the raw form holds at least one backslash escape.
     pub fn has_escapes(&self) -> bool {
         self.escaped
@@ -723,6 +734,14 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+    }
+
+    /// Skips one value of any type, validating it, and returns its raw text.
+    pub fn raw_value(&mut self) -> Result<&'a str, Error> {
+        self.peek()?;
+        let start = self.pos;
+        self.skip_value()?;
+        Ok(self.src.get(start..self.pos).unwrap_or_default())
     }
 
     /// Skips one value of any type, validating it. Nesting is limited to [`MAX_DEPTH`].

@@ -542,3 +542,35 @@ fn pulling_with_next_await() {
         }
     }
 }
+
+#[test]
+fn anthropic_dialect_streamed_and_whole() {
+    use steadyllm_embassy::steadyllm_core::decode::Dialect;
+    let s = server();
+    let stack = HostStack::new();
+    let url = s.base_url();
+    let endpoints = [Endpoint::new(&url, Some("sk-ant"))
+        .expect("endpoint")
+        .with_dialect(Dialect::Anthropic)];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
+    let messages = [Message::system("Be brief."), Message::user("hi")];
+    let mut request = ChatRequest::new("claude-sonnet-4", &messages);
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 8192]);
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    for stream in [true, false] {
+        request.stream = stream;
+        let mut out = [0u8; 4096];
+        let c = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)))
+            .unwrap_or_else(|e| panic!("stream={stream}: {e}"));
+        assert_eq!(c.text, s.answer(), "stream={stream}");
+        let q = s.requests().pop().expect("request");
+        assert_eq!(q.path, "/v1/messages");
+        assert_eq!(q.header("x-api-key"), Some("sk-ant"));
+        assert_eq!(q.header("anthropic-version"), Some("2023-06-01"));
+        let json = q.body_json().expect("json");
+        assert_eq!(json["system"][0]["text"], "Be brief.");
+        assert_eq!(json["stream"], stream);
+    }
+}
