@@ -165,6 +165,9 @@ pub struct Client<
     idle_conn: Option<(usize, T::Connection<'a>)>,
     /// Whether the current request streams (else the answer is one JSON body).
     streaming: bool,
+    /// The decoder of the current attempt (here rather than in the call's future, which stays
+    /// smaller).
+    decoder: StreamDecoder,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsVerify<'a>>,
 }
@@ -244,6 +247,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             sse: SseParser::new(),
             idle_conn: None,
             streaming: true,
+            decoder: StreamDecoder::new(steadyllm_core::decode::Dialect::OpenAi),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -383,7 +387,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             tls_write,
         } = bufs;
         let head_bytes = head_buf.get(..head_len).unwrap_or_default();
-        let body_bytes = body_buf.get(..body_len).unwrap_or_default();
+        let body_bytes = (&mut **body_buf, body_len);
 
         if ep.base_url.is_tls() {
             #[cfg(feature = "tls")]
@@ -446,12 +450,14 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
 
     /// Sends the request on `conn` and reads the answer. Returns the outcome and whether the
     /// connection ended cleanly and may be reused.
+    /// `body` is the request body buffer and the body's length in it; once sent, the buffer
+    /// is reused to read an error body (keeping the call's future small).
     async fn exchange<C: Read + Write, F: FnMut(Event<'_>)>(
         &mut self,
         conn: &mut HttpConnection<'_, C>,
         plan: &AttemptPlan,
         head: &[u8],
-        body: &[u8],
+        body: (&mut [u8], usize),
         response_buf: &mut [u8],
         on_event: &mut F,
     ) -> (Outcome, bool) {
@@ -468,6 +474,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             idle: dur(plan.idle),
             total: to_embassy(plan.deadline),
         };
+        let (body_buf, body_len) = body;
+        let body = body_buf.get(..body_len).unwrap_or_default();
         if let Err(f) = attempt::send(conn, head, body, &deadlines).await {
             return (Outcome::failed(failure_of(f, false), 0, none), false);
         }
@@ -511,7 +519,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                     false,
                 );
             };
-            let mut decoder = StreamDecoder::new(dialect);
+            self.decoder = StreamDecoder::new(dialect);
+            let decoder = &mut self.decoder;
             let mut sink = Sink {
                 on_event,
                 delivered: 0,
@@ -534,17 +543,15 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         }
         let mut reader = body.reader();
         if !(200..300).contains(&status) {
-            let mut err_buf = [0u8; 768];
-            if let Some(error) =
-                attempt::read_error_body(&mut reader, &mut err_buf, &deadlines).await
-            {
+            let err_buf = &mut *body_buf;
+            if let Some(error) = attempt::read_error_body(&mut reader, err_buf, &deadlines).await {
                 hints.insufficient_quota = error.is_insufficient_quota();
                 on_event(Event::ServerError { status, error });
             }
             return (Outcome::failed(Failure::Status(status), 0, hints), false);
         }
         self.sse.finish();
-        let mut decoder = StreamDecoder::new(dialect);
+        self.decoder = StreamDecoder::new(dialect);
         let mut sink = Sink {
             on_event,
             delivered: 0,
@@ -553,7 +560,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let end = attempt::stream_body(
             &mut reader,
             &mut self.sse,
-            &mut decoder,
+            &mut self.decoder,
             &deadlines,
             &mut sink,
         )
