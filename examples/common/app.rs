@@ -53,6 +53,30 @@ const CA_DER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ca.der"));
 
 /// Sockets: one connection at a time, 4 KiB receive / 2 KiB send windows.
 type Tcp = TcpClient<'static, 1, 4096, 2048>;
+type AppClient = Client<'static, Tcp, DnsSocket<'static>>;
+
+/// `size_of` the future an async fn returns, computed by the compiler for this target.
+const fn future_size<A, B, Fut: core::future::Future>(_: &impl Fn(A, B) -> Fut) -> usize {
+    core::mem::size_of::<Fut>()
+}
+
+/// A call like the one in [`run`] (with an empty callback), only for its future's size.
+async fn call_for_size(
+    client: &'static mut AppClient,
+    bufs: &'static mut Buffers<'static>,
+) -> Result<steadyllm_embassy::steadyllm_core::call::Summary, steadyllm_embassy::ChatError> {
+    client.chat(&ChatRequest::new(MODEL, &[]), bufs, |_| {}).await
+}
+
+/// The per-call RAM: one call's future on this target, in bytes (read by scripts/size-report).
+#[unsafe(no_mangle)]
+#[used]
+static STEADYLLM_CALL_FUTURE_BYTES: u32 = future_size(&call_for_size) as u32;
+
+/// The client object (it holds the SSE buffer), in bytes (read by scripts/size-report).
+#[unsafe(no_mangle)]
+#[used]
+static STEADYLLM_CLIENT_BYTES: u32 = core::mem::size_of::<AppClient>() as u32;
 
 /// Stops here with a message, every 10 s (a misconfigured build).
 pub async fn halt(why: &str) -> ! {
@@ -129,7 +153,7 @@ pub async fn run(stack: Stack<'static>, seed: u64) -> ! {
     static SHARED: StaticCell<SharedState> = StaticCell::new();
     let shared = SHARED.init(SharedState::new(endpoints.len(), &config));
     #[allow(unused_mut)]
-    let mut client: Client<'static, Tcp, DnsSocket<'static>> =
+    let mut client: AppClient =
         Client::new(tcp, dns, endpoints, shared, config, seed);
     #[cfg(feature = "tls")]
     {

@@ -14,8 +14,8 @@
 //! the comparison. Nothing here is meant to run.
 //!
 //! Two numbers are kept in the image for the report (read from the ELF's symbol table):
-//! `PROBE_CALL_FUTURE_BYTES`, the size of one call's future on this target (computed by the
-//! compiler: the future type of `call`), and `PROBE_CLIENT_BYTES`, the size of the long-lived
+//! `STEADYLLM_CALL_FUTURE_BYTES`, the size of one call's future on this target (computed by the
+//! compiler: the future type of `call`), and `STEADYLLM_CLIENT_BYTES`, the size of the long-lived
 //! client object (reqwless `HttpClient` or steadyllm `Client`, which holds the SSE buffer).
 #![no_std]
 #![no_main]
@@ -283,12 +283,12 @@ mod variant {
 /// Size of one call's future on this target, in bytes (read by scripts/size-report).
 #[unsafe(no_mangle)]
 #[used]
-pub static PROBE_CALL_FUTURE_BYTES: u32 = future_size(&variant::call) as u32;
+pub static STEADYLLM_CALL_FUTURE_BYTES: u32 = future_size(&variant::call) as u32;
 
 /// Size of the long-lived client object, in bytes (read by scripts/size-report).
 #[unsafe(no_mangle)]
 #[used]
-pub static PROBE_CLIENT_BYTES: u32 = core::mem::size_of::<variant::Client>() as u32;
+pub static STEADYLLM_CLIENT_BYTES: u32 = core::mem::size_of::<variant::Client>() as u32;
 
 /// A network driver whose receive path depends on memory the compiler cannot see through.
 struct ProbeDriver;
