@@ -39,7 +39,10 @@ macro_rules! or {
 pub const WIFI_SSID: Option<&str> = option_env!("WIFI_SSID");
 /// Wi-Fi passphrase; empty for an open network.
 pub const WIFI_PASSWORD: &str = or!(option_env!("WIFI_PASSWORD"), "");
-const BASE_URL: &str = or!(option_env!("STEADYLLM_BASE_URL"), "http://192.168.1.10:8080/v1");
+const BASE_URL: &str = or!(
+    option_env!("STEADYLLM_BASE_URL"),
+    "http://192.168.1.10:8080/v1"
+);
 const FALLBACK_URL: Option<&str> = option_env!("STEADYLLM_FALLBACK_URL");
 const API_KEY: &str = or!(option_env!("STEADYLLM_API_KEY"), "sk-mock");
 const MODEL: &str = or!(option_env!("STEADYLLM_MODEL"), "gpt-4o-mini");
@@ -65,7 +68,9 @@ async fn call_for_size(
     client: &'static mut AppClient,
     bufs: &'static mut Buffers<'static>,
 ) -> Result<steadyllm_embassy::steadyllm_core::call::Summary, steadyllm_embassy::ChatError> {
-    client.chat(&ChatRequest::new(MODEL, &[]), bufs, |_| {}).await
+    client
+        .chat(&ChatRequest::new(MODEL, &[]), bufs, |_| {})
+        .await
 }
 
 /// The per-call RAM: one call's future on this target, in bytes (read by scripts/size-report).
@@ -143,18 +148,21 @@ pub async fn run(stack: Stack<'static>, seed: u64) -> ! {
         Some(Err(_)) => halt("STEADYLLM_FALLBACK_URL is not a valid URL").await,
     };
     let endpoints = ENDPOINTS.init([primary, fallback.unwrap_or(primary)]);
-    let endpoints: &'static [Endpoint<'static>] =
-        if fallback.is_some() { &endpoints[..] } else { &endpoints[..1] };
+    let endpoints: &'static [Endpoint<'static>] = if fallback.is_some() {
+        &endpoints[..]
+    } else {
+        &endpoints[..1]
+    };
     if primary.base_url.is_tls() && !cfg!(feature = "tls") {
-        halt("STEADYLLM_BASE_URL is https:// but the firmware was built without --features tls").await;
+        halt("STEADYLLM_BASE_URL is https:// but the firmware was built without --features tls")
+            .await;
     }
 
     let config = CallConfig::default();
     static SHARED: StaticCell<SharedState> = StaticCell::new();
     let shared = SHARED.init(SharedState::new(endpoints.len(), &config));
     #[allow(unused_mut)]
-    let mut client: AppClient =
-        Client::new(tcp, dns, endpoints, shared, config, seed);
+    let mut client: AppClient = Client::new(tcp, dns, endpoints, shared, config, seed);
     #[cfg(feature = "tls")]
     {
         use steadyllm_embassy::TlsVerify;
@@ -179,7 +187,10 @@ pub async fn run(stack: Stack<'static>, seed: u64) -> ! {
 
     let messages = [Message::system("Be brief."), Message::user(PROMPT)];
     let request = ChatRequest::new(MODEL, &messages);
-    let mut out = LineOut { buf: [0; 96], len: 0 };
+    let mut out = LineOut {
+        buf: [0; 96],
+        len: 0,
+    };
     loop {
         defmt::info!("asking {=str}: {=str}", BASE_URL, PROMPT);
         let bufs = Buffers::new(body, head, response);
@@ -201,7 +212,11 @@ pub async fn run(stack: Stack<'static>, seed: u64) -> ! {
                     out.flush();
                     defmt::info!("finish reason: {}", reason);
                 }
-                Event::Engine(e @ steadyllm_embassy::steadyllm_core::call::CallEvent::DiscardDelivered { .. }) => {
+                Event::Engine(
+                    e @ steadyllm_embassy::steadyllm_core::call::CallEvent::DiscardDelivered {
+                        ..
+                    },
+                ) => {
                     out.flush();
                     defmt::warn!("{} — the answer starts again", e);
                 }

@@ -137,7 +137,10 @@ mod variant {
     }
 
     /// One streamed chat completion.
-    pub async fn call(client: &'static mut Client, bufs: &'static mut Bufs) -> Result<usize, Error> {
+    pub async fn call(
+        client: &'static mut Client,
+        bufs: &'static mut Bufs,
+    ) -> Result<usize, Error> {
         embassy_time::with_timeout(Duration::from_secs(60), call_inner(client, bufs))
             .await
             .map_err(|_| Error::Timeout)?
@@ -263,7 +266,10 @@ mod variant {
     }
 
     /// One streamed chat completion.
-    pub async fn call(client: &'static mut Client, bufs: &'static mut Bufs) -> Result<usize, ChatError> {
+    pub async fn call(
+        client: &'static mut Client,
+        bufs: &'static mut Bufs,
+    ) -> Result<usize, ChatError> {
         let mut delivered = 0usize;
         client
             .chat(&bufs.request, &mut bufs.buffers, |event| {
@@ -375,8 +381,12 @@ async fn main(spawner: Spawner) {
     let _p = embassy_rp::init(Default::default());
     static RESOURCES: StaticCell<StackResources<3>> = StaticCell::new();
     let config = embassy_net::Config::dhcpv4(Default::default());
-    let (stack, runner) =
-        embassy_net::new(ProbeDriver, config, RESOURCES.init(StackResources::new()), 0x5eed);
+    let (stack, runner) = embassy_net::new(
+        ProbeDriver,
+        config,
+        RESOURCES.init(StackResources::new()),
+        0x5eed,
+    );
     spawner.spawn(net_task(runner).unwrap());
     stack.wait_config_up().await;
 
