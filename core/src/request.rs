@@ -246,7 +246,7 @@ pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 1024;
 pub enum RequestError {
     /// The buffer is too small (it was left untouched).
     BufferTooSmall(BufferTooSmall),
-    /// `temperature` or `top_p` is NaN or infinite.
+    /// `temperature` or `top_p` is NaN, infinite, or 10¹² or more in magnitude.
     NonFiniteNumber,
     /// A tool call's `arguments` is not valid JSON (Anthropic needs it as an object).
     InvalidToolArguments,
@@ -258,7 +258,9 @@ impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RequestError::BufferTooSmall(e) => write!(f, "request body: {e}"),
-            RequestError::NonFiniteNumber => f.write_str("temperature/top_p must be finite"),
+            RequestError::NonFiniteNumber => {
+                f.write_str("temperature/top_p must be finite and below 1e12")
+            }
             RequestError::InvalidToolArguments => {
                 f.write_str("tool call arguments are not valid JSON")
             }
@@ -340,7 +342,7 @@ impl<'a> ChatRequest<'a> {
 
     fn emit(&self, dialect: Dialect, w: &mut Writer<'_>) -> Result<(), RequestError> {
         for v in [self.temperature, self.top_p].into_iter().flatten() {
-            if !v.is_finite() {
+            if !v.is_finite() || v.abs() >= 1e12 {
                 return Err(RequestError::NonFiniteNumber);
             }
         }
@@ -934,12 +936,29 @@ mod tests {
         }
 
         #[test]
-        fn floats_round_trip(t in proptest::num::f32::NORMAL | proptest::num::f32::ZERO | proptest::num::f32::SUBNORMAL) {
+        fn floats_are_written_to_six_decimals(t in -1e11f32..1e11f32) {
             let msgs = [Message::user("x")];
             let mut r = ChatRequest::new("m", &msgs);
             r.temperature = Some(t);
             let v = body(&r, Dialect::OpenAi);
-            proptest::prop_assert_eq!(v["temperature"].as_f64().map(|x| x as f32), Some(t));
+            let got = v["temperature"].as_f64().expect("a JSON number");
+            // within half a millionth, plus the f64 rounding of the scaled value
+            let tol = 5e-7 + f64::from(t).abs() * 1e-15;
+            proptest::prop_assert!((got - f64::from(t)).abs() <= tol, "{} -> {}", t, got);
+        }
+
+        #[test]
+        fn common_sampling_values_print_as_written(tenths in 0u32..=20) {
+            let msgs = [Message::user("x")];
+            let mut r = ChatRequest::new("m", &msgs);
+            let t = tenths as f32 / 10.0;
+            r.temperature = Some(t);
+            let mut buf = [0u8; 256];
+            let n = r.write_body(Dialect::OpenAi, &mut buf).expect("fits");
+            let text = core::str::from_utf8(&buf[..n]).expect("utf8");
+            let want = if tenths % 10 == 0 { std::format!("{}", tenths / 10) } else { std::format!("{}.{}", tenths / 10, tenths % 10) };
+            let expected = std::format!("\"temperature\":{want},");
+            proptest::prop_assert!(text.contains(&expected), "{}", text);
         }
     }
 }
