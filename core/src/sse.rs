@@ -279,15 +279,9 @@ impl<const N: usize> SseParser<N> {
             if let Some((data, skip)) = self.whole_event(line, rest) {
                 *input = rest.get(skip..).unwrap_or_default();
                 self.dispatched = true;
-                let b = &self.buf;
-                let id = b.get(..self.id_len).unwrap_or_default();
-                let kind = b.get(self.id_len..self.data_start()).unwrap_or_default();
-                return Ok(Some(SseItem::Event(Event {
-                    kind: core::str::from_utf8(kind).unwrap_or_default(),
-                    // SAFETY: `whole_event` checked `is_utf8(data)`.
-                    data: unsafe { core::str::from_utf8_unchecked(data) },
-                    last_event_id: core::str::from_utf8(id).unwrap_or_default(),
-                })));
+                // SAFETY: `whole_event` checked `is_utf8(data)`.
+                let data = unsafe { core::str::from_utf8_unchecked(data) };
+                return Ok(Some(self.event(data)));
             }
             if rest.first() == Some(&b'\r') {
                 self.after_cr = true;
@@ -302,21 +296,30 @@ impl<const N: usize> SseParser<N> {
                 LineOutcome::Dispatch => {
                     self.dispatched = true;
                     let ds = self.data_start();
-                    let b = &self.buf;
-                    let id = b.get(..self.id_len).unwrap_or_default();
-                    let kind = b.get(self.id_len..ds).unwrap_or_default();
-                    let data = b.get(ds..ds + self.data_len).unwrap_or_default();
-                    return Ok(Some(SseItem::Event(Event {
-                        kind: core::str::from_utf8(kind).unwrap_or_default(),
-                        // SAFETY: `dispatch` validated the data region (or rewrote it with
-                        // U+FFFD, which yields valid UTF-8) just before returning `Dispatch`,
-                        // and nothing wrote to the buffer since.
-                        data: unsafe { core::str::from_utf8_unchecked(data) },
-                        last_event_id: core::str::from_utf8(id).unwrap_or_default(),
-                    })));
+                    let data = self.buf.get(ds..ds + self.data_len).unwrap_or_default();
+                    // SAFETY: `dispatch` validated the data region (or rewrote it with U+FFFD,
+                    // which yields valid UTF-8) just before returning `Dispatch`, and nothing
+                    // wrote to the buffer since.
+                    let data = unsafe { core::str::from_utf8_unchecked(data) };
+                    return Ok(Some(self.event(data)));
                 }
             }
         }
+    }
+
+    /// An event with `data` and the current type and last event ID.
+    fn event<'s>(&'s self, data: &'s str) -> SseItem<'s> {
+        let id = self.buf.get(..self.id_len).unwrap_or_default();
+        let kind = self
+            .buf
+            .get(self.id_len..self.data_start())
+            .unwrap_or_default();
+        // Both regions hold valid UTF-8 by construction (`set_region` decodes with U+FFFD).
+        SseItem::Event(Event {
+            kind: core::str::from_utf8(kind).unwrap_or_default(),
+            data,
+            last_event_id: core::str::from_utf8(id).unwrap_or_default(),
+        })
     }
 
     /// The fast path: at the start of a line, with no event under way, `data:…` followed by

@@ -163,8 +163,6 @@ pub struct Client<
     sse: SseParser<N>,
     /// A kept-alive connection and the endpoint it goes to.
     idle_conn: Option<(usize, T::Connection<'a>)>,
-    /// Whether the current request streams (else the answer is one JSON body).
-    streaming: bool,
     /// The decoder of the current attempt (here rather than in the call's future, which stays
     /// smaller).
     decoder: StreamDecoder,
@@ -207,6 +205,15 @@ impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
     }
 }
 
+/// One attempt's request as written into the caller's buffers.
+struct Wire<'w> {
+    head: &'w [u8],
+    body: &'w mut [u8],
+    body_len: usize,
+    /// Streamed (SSE) answer, or one JSON body.
+    stream: bool,
+}
+
 fn failure_of(f: AttemptFailure, streaming: bool) -> Failure {
     match f {
         AttemptFailure::Timeout(TimeoutKind::Connect) => Failure::Timeout(Phase::Connect),
@@ -246,7 +253,6 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             seed,
             sse: SseParser::new(),
             idle_conn: None,
-            streaming: true,
             decoder: StreamDecoder::new(steadyllm_core::decode::Dialect::OpenAi),
             #[cfg(feature = "tls")]
             tls: None,
@@ -370,7 +376,6 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         if let Some(m) = ep.model {
             req.model = m;
         }
-        self.streaming = req.stream;
         let body_len = req
             .write_body(ep.dialect, bufs.body)
             .map_err(ChatError::Request)?;
@@ -386,8 +391,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             tls_read,
             tls_write,
         } = bufs;
-        let head_bytes = head_buf.get(..head_len).unwrap_or_default();
-        let body_bytes = (&mut **body_buf, body_len);
+        let head = head_buf.get(..head_len).unwrap_or_default();
+        let stream = req.stream;
 
         if ep.base_url.is_tls() {
             #[cfg(feature = "tls")]
@@ -417,7 +422,18 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 };
                 let mut conn = HttpConnection::Tls(tls);
                 let (outcome, _) = self
-                    .exchange(&mut conn, plan, head_bytes, body_bytes, response, on_event)
+                    .exchange(
+                        &mut conn,
+                        plan,
+                        Wire {
+                            head,
+                            body: body_buf,
+                            body_len,
+                            stream,
+                        },
+                        response,
+                        on_event,
+                    )
                     .await;
                 return Ok(outcome);
             }
@@ -440,7 +456,18 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         };
         let mut conn = HttpConnection::Plain(socket);
         let (outcome, reusable) = self
-            .exchange(&mut conn, plan, head_bytes, body_bytes, response, on_event)
+            .exchange(
+                &mut conn,
+                plan,
+                Wire {
+                    head,
+                    body: body_buf,
+                    body_len,
+                    stream,
+                },
+                response,
+                on_event,
+            )
             .await;
         if reusable && let HttpConnection::Plain(c) = conn {
             self.idle_conn = Some((plan.endpoint, c));
@@ -450,14 +477,13 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
 
     /// Sends the request on `conn` and reads the answer. Returns the outcome and whether the
     /// connection ended cleanly and may be reused.
-    /// `body` is the request body buffer and the body's length in it; once sent, the buffer
-    /// is reused to read an error body (keeping the call's future small).
+    /// Once the request is sent, its body buffer is reused to read an error body (keeping
+    /// the call's future small).
     async fn exchange<C: Read + Write, F: FnMut(Event<'_>)>(
         &mut self,
         conn: &mut HttpConnection<'_, C>,
         plan: &AttemptPlan,
-        head: &[u8],
-        body: (&mut [u8], usize),
+        wire: Wire<'_>,
         response_buf: &mut [u8],
         on_event: &mut F,
     ) -> (Outcome, bool) {
@@ -474,7 +500,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             idle: dur(plan.idle),
             total: to_embassy(plan.deadline),
         };
-        let (body_buf, body_len) = body;
+        let Wire {
+            head,
+            body: body_buf,
+            body_len,
+            stream,
+        } = wire;
         let body = body_buf.get(..body_len).unwrap_or_default();
         if let Err(f) = attempt::send(conn, head, body, &deadlines).await {
             return (Outcome::failed(failure_of(f, false), 0, none), false);
@@ -496,7 +527,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             }
         }
         let body = response.body();
-        if (200..300).contains(&status) && !self.streaming {
+        if (200..300).contains(&status) && !stream {
             // One JSON document: read it whole into the response buffer, then decode it like
             // a chunk ("message" reads like "delta").
             let total = deadlines.total;
