@@ -1,10 +1,811 @@
-//! steadyllm-wasm: the browser adapter (wasm-bindgen + fetch) behind the npm package
-//! `steadyllm`.
+//! steadyllm-wasm: the browser adapter behind the npm package `steadyllm`.
 //!
-//! **Not implemented yet** (tracked by the browser-adapter issue). This crate currently only
-//! re-exports [`steadyllm_core`] so that the workspace layout is in place; it contains no
-//! client and claims none.
-#![no_std]
+//! The core's SSE parser, decoder and resilience engine run here; the browser supplies
+//! `fetch` (a `web_sys::Request` given to the global `fetch`, the body read incrementally from
+//! its `ReadableStream`), timers (`setTimeout`), the clock (`performance.now()`) and, through the
+//! JS wrapper, a seed from `crypto.getRandomValues`.
+//!
+//! The JavaScript API users see (`Client`, `chat.stream`, error classes) is the hand-written
+//! wrapper in `js/src/index.js`; the exports here are its internals:
+//!
+//! - [`Engine`]: one per `Client`; its calls share breakers, rate-limit pauses and the retry
+//!   budget. [`Engine::chat`] runs one call and hands decoded items to a JS function, one
+//!   [`batch`] per network read.
+//! - [`Decoder`]: the SSE parser and decoder alone, over bytes the caller supplies.
+//!
+//! Nothing here panics on input: bad options, requests, headers and bodies become rejected
+//! promises carrying a plain object `{ reason, failure, status, attempts, message, serverError }`
+//! that the wrapper turns into an `Error` subclass.
 #![warn(missing_docs)]
 
-pub use steadyllm_core as core;
+extern crate alloc;
+
+pub mod batch;
+pub mod input;
+
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+
+use js_sys::{Function, JsString, Object, Promise, Reflect, Uint8Array, Uint32Array};
+use steadyllm_core::call::{
+    AttemptPlan, Call, CallError, ClientState, Failure, Outcome, Phase, RetryHints, Step,
+    StreamFault,
+};
+use steadyllm_core::decode::{ApiError, Dialect, StreamDecoder, StreamEnd, StreamItem};
+use steadyllm_core::http::{Endpoint, RequestHead};
+use steadyllm_core::json::{BufferTooSmall, Writer};
+use steadyllm_core::request::{ChatRequest, RequestError};
+use steadyllm_core::sse::{SseItem, SseParser};
+use steadyllm_core::time::Instant;
+use wasm_bindgen::prelude::*;
+use web_sys::{
+    AbortController, AbortSignal, Headers, ReadableStreamDefaultReader, Request, RequestInit,
+    Response,
+};
+
+use crate::batch::Batch;
+use crate::input::{InputError, Options, owned};
+
+/// Largest SSE event accepted (a line or an event beyond it fails the attempt as malformed).
+pub const EVENT_CAPACITY: usize = 64 * 1024;
+/// Largest error body read from a non-2xx answer.
+const ERROR_BODY_CAP: usize = 64 * 1024;
+
+#[wasm_bindgen(inline_js = r#"
+const TIMEOUT = 1, ABORTED = 2, FAILED = 3;
+// Settles with p's value, or rejects with TIMEOUT after ms, ABORTED when signal aborts,
+// FAILED when p rejects (whatever it rejected with). Cleans up its timer and listener.
+export function race(p, ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) { reject(ABORTED); return; }
+    let timer;
+    const done = (f, v) => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      f(v);
+    };
+    const onAbort = () => done(reject, ABORTED);
+    signal.addEventListener("abort", onAbort);
+    // setTimeout fires at once beyond 2^31-1 ms: longer waits only end by p or the signal.
+    if (ms < 2147483647) timer = setTimeout(() => done(reject, TIMEOUT), Math.max(0, ms));
+    p.then((v) => done(resolve, v), () => done(reject, FAILED));
+  });
+}
+export function never() { return new Promise(() => {}); }
+export function now() { return performance.now(); }
+export function fetchRequest(req) { return fetch(req); }
+// One read of the body: its bytes, or null at the end.
+export function readChunk(reader) { return reader.read().then((r) => (r.done ? null : r.value)); }
+// The response headers as "name: value\n" lines (names are lower case).
+export function headerLines(resp) {
+  let s = "";
+  resp.headers.forEach((v, k) => { s += k + ": " + v + "\n"; });
+  return s;
+}
+export function cancelReader(reader) { reader.cancel().catch(() => {}); }
+"#)]
+extern "C" {
+    fn race(p: &Promise, ms: f64, signal: &AbortSignal) -> Promise;
+    fn never() -> Promise;
+    #[wasm_bindgen(js_name = now)]
+    fn performance_now() -> f64;
+    #[wasm_bindgen(js_name = fetchRequest)]
+    fn fetch_request(req: &Request) -> Promise;
+    #[wasm_bindgen(js_name = readChunk)]
+    fn read_chunk(reader: &ReadableStreamDefaultReader) -> Promise;
+    #[wasm_bindgen(js_name = headerLines)]
+    fn header_lines(resp: &Response) -> String;
+    #[wasm_bindgen(js_name = cancelReader)]
+    fn cancel_reader(reader: &ReadableStreamDefaultReader);
+}
+
+/// How a raced wait ended.
+enum Raced {
+    Value(JsValue),
+    Timeout,
+    Aborted,
+    Failed,
+}
+
+async fn race_until(p: &Promise, until: Instant, signal: &AbortSignal) -> Raced {
+    let ms = until.saturating_since(now()).as_millis() as f64;
+    match wasm_bindgen_futures::JsFuture::from(race(p, ms, signal)).await {
+        Ok(v) => Raced::Value(v),
+        Err(e) => match e.as_f64() {
+            Some(1.0) => Raced::Timeout,
+            Some(2.0) => Raced::Aborted,
+            _ => Raced::Failed,
+        },
+    }
+}
+
+fn now() -> Instant {
+    // performance.now() is a non-negative f64 of milliseconds; `as` saturates (NaN → 0).
+    Instant::from_millis(performance_now() as u64)
+}
+
+/// Why a call stopped without the engine deciding.
+enum Stop {
+    Aborted,
+    Invalid(String),
+}
+
+/// What one call remembers for its result.
+struct CallCtx<'c> {
+    sink: &'c Function,
+    signal: &'c AbortSignal,
+    batch: Batch,
+    /// The last error object the server sent (status, message, type, code, param).
+    server_error: Option<(u16, [Option<String>; 4])>,
+    /// Status of the last attempt that got a response head.
+    last_status: Option<u16>,
+    /// Reused read buffer.
+    buf: Vec<u8>,
+}
+
+impl CallCtx<'_> {
+    fn flush(&mut self) {
+        flush(&mut self.batch, self.sink);
+    }
+
+    fn remember_error(&mut self, status: u16, e: &ApiError<'_>) {
+        self.server_error = Some((
+            status,
+            [
+                Some(owned(e.message)),
+                e.kind.map(owned),
+                e.code.map(owned),
+                e.param.map(owned),
+            ],
+        ));
+    }
+}
+
+fn flush(batch: &mut Batch, sink: &Function) {
+    if batch.is_empty() {
+        return;
+    }
+    let words = Uint32Array::from(batch.words.as_slice());
+    let text = JsString::from(batch.text.as_str());
+    // The sink is the wrapper's own queue function; if it throws there is no one to tell.
+    let _ = sink.call2(&JsValue::UNDEFINED, &words, &text);
+    batch.clear();
+}
+
+fn set(o: &Object, k: &str, v: &JsValue) {
+    let _ = Reflect::set(o, &JsValue::from_str(k), v);
+}
+
+fn failure_name(f: Failure) -> &'static str {
+    match f {
+        Failure::Connect => "connect",
+        Failure::Timeout(Phase::Connect) | Failure::Timeout(Phase::FirstByte) => "first_byte",
+        Failure::Timeout(Phase::FirstToken) => "first_token",
+        Failure::Timeout(Phase::Idle) => "idle",
+        Failure::Status(_) => "status",
+        Failure::Stream(StreamFault::Network) => "network",
+        Failure::Stream(StreamFault::Truncated) => "truncated",
+        Failure::Stream(StreamFault::Malformed) => "malformed",
+        Failure::Stream(StreamFault::ServerError) => "server_error",
+    }
+}
+
+/// The plain object a failed call rejects with.
+fn error_object(
+    reason: &str,
+    failure: Option<Failure>,
+    attempts: u32,
+    message: &str,
+    ctx: Option<&CallCtx<'_>>,
+) -> JsValue {
+    let o = Object::new();
+    set(&o, "reason", &reason.into());
+    set(&o, "attempts", &attempts.into());
+    set(&o, "message", &message.into());
+    if let Some(f) = failure {
+        set(&o, "failure", &failure_name(f).into());
+        if let Failure::Status(s) = f {
+            set(&o, "status", &s.into());
+        }
+    }
+    if let Some((status, fields)) = ctx.and_then(|c| c.server_error.as_ref()) {
+        let e = Object::new();
+        for (k, v) in ["message", "type", "code", "param"].iter().zip(fields) {
+            if let Some(v) = v {
+                set(&e, k, &v.as_str().into());
+            }
+        }
+        set(&o, "serverError", &e);
+        if failure.is_none() || !matches!(failure, Some(Failure::Status(_))) {
+            set(&o, "serverErrorStatus", &(*status).into());
+        }
+    }
+    if let (None, Some(s)) = (failure, ctx.and_then(|c| c.last_status)) {
+        set(&o, "status", &s.into());
+    }
+    o.into()
+}
+
+fn call_error_object(e: &CallError, attempts: u32, ctx: &CallCtx<'_>) -> JsValue {
+    let (reason, failure) = match *e {
+        CallError::DeadlineExceeded { last, .. } => ("deadline_exceeded", last),
+        CallError::RetriesExhausted { last, .. } => ("retries_exhausted", Some(last)),
+        CallError::BudgetExhausted { last } => ("budget_exhausted", Some(last)),
+        CallError::NotRetryable { last } => ("not_retryable", Some(last)),
+        CallError::PartialOutput { last, .. } => ("partial_output", Some(last)),
+        CallError::RetryAfterTooLong { .. } => ("retry_after_too_long", None),
+        CallError::NoEndpointAvailable => ("no_endpoint_available", None),
+    };
+    error_object(reason, failure, attempts, &e.to_string(), Some(ctx))
+}
+
+/// One `Client`'s engine: options and the state its calls share.
+#[wasm_bindgen]
+pub struct Engine {
+    shared: Rc<Shared>,
+}
+
+struct Shared {
+    options: Options,
+    state: RefCell<ClientState>,
+    seed: Cell<u64>,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// An engine for the options the wrapper wrote (see [`input::parse_options`]); `seed_lo`
+    /// and `seed_hi` come from `crypto.getRandomValues`. Throws an `Error` whose message says
+    /// what is wrong with the options (never echoing a key or header value).
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: &str, seed_lo: u32, seed_hi: u32) -> Result<Engine, JsError> {
+        let options = input::parse_options(options).map_err(|e| JsError::new(&e.to_string()))?;
+        let state = ClientState::new(options.endpoints.len(), &options.config);
+        Ok(Engine {
+            shared: Rc::new(Shared {
+                options,
+                state: RefCell::new(state),
+                seed: Cell::new(u64::from(seed_hi) << 32 | u64::from(seed_lo)),
+            }),
+        })
+    }
+
+    /// Runs one call of `request` (JSON the wrapper wrote, see [`input::parse_request`]).
+    /// Each network read's items and the engine's notices go to `sink(words, text)` (see
+    /// [`batch`]). Resolves with `{ attempts, endpoint }`; rejects with the error object
+    /// described in the crate docs. `signal` aborting ends the call at once (reason
+    /// `"aborted"`) and aborts the fetch in flight.
+    pub fn chat(&self, request: String, sink: Function, signal: AbortSignal) -> Promise {
+        let shared = self.shared.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            run(&shared, &request, &sink, &signal).await
+        })
+    }
+
+    /// Per endpoint, `1` available now, `2` breaker open (cooling down), `0` otherwise
+    /// (rate-limit paused, or a half-open probe in flight).
+    pub fn health(&self) -> Vec<u8> {
+        let state = self.shared.state.borrow();
+        let t = now();
+        (0..state.len())
+            .map(|i| match state.endpoint(i) {
+                Some(e) if e.is_available(t) => 1,
+                Some(e) if e.is_cooling_down(t) => 2,
+                _ => 0,
+            })
+            .collect()
+    }
+}
+
+async fn run(
+    shared: &Shared,
+    request: &str,
+    sink: &Function,
+    signal: &AbortSignal,
+) -> Result<JsValue, JsValue> {
+    let invalid = |m: &str| error_object("invalid", None, 0, m, None);
+    let spec = input::parse_request(request).map_err(|e| invalid(&e.to_string()))?;
+    let parts = spec.lend_parts();
+    let lent = spec.lend(&parts).map_err(|e| invalid(&e.to_string()))?;
+    let req = spec.chat_request(&lent, &shared.options.model);
+    let opts = &shared.options;
+    let mut endpoints = Vec::with_capacity(opts.endpoints.len());
+    for e in &opts.endpoints {
+        // Validated when the engine was made.
+        endpoints.push(e.endpoint().map_err(|e| invalid(&e.to_string()))?);
+    }
+    // Every dialect in use must be able to carry the request before anything is sent.
+    for ep in &endpoints {
+        let mut r = req;
+        if let Some(m) = ep.model {
+            r.model = m;
+        }
+        r.body_len(ep.dialect)
+            .map_err(|e| invalid(&request_error_text(e)))?;
+    }
+    let seed = shared
+        .seed
+        .get()
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    shared.seed.set(seed);
+    let mut call = Call::new(
+        &opts.config,
+        req.profile(),
+        &mut shared.state.borrow_mut(),
+        now(),
+        seed,
+    );
+    let mut ctx = CallCtx {
+        sink,
+        signal,
+        batch: Batch::default(),
+        server_error: None,
+        last_status: None,
+        buf: Vec::new(),
+    };
+    let mut sse: Box<SseParser<EVENT_CAPACITY>> = Box::new(SseParser::new());
+    loop {
+        let step = call.next(&mut shared.state.borrow_mut(), now());
+        while let Some(e) = call.poll_event() {
+            ctx.batch.engine(&e, call.attempts() + 1);
+        }
+        ctx.flush();
+        match step {
+            Step::Attempt(plan) => {
+                let spec_ep = opts.endpoints.get(plan.endpoint);
+                let outcome = attempt(&mut ctx, &mut sse, &plan, &req, &endpoints, spec_ep).await;
+                match outcome {
+                    Ok(o) => call.finish_attempt(&mut shared.state.borrow_mut(), o, now()),
+                    Err(Stop::Aborted) => {
+                        return Err(error_object(
+                            "aborted",
+                            None,
+                            call.attempts(),
+                            "aborted",
+                            Some(&ctx),
+                        ));
+                    }
+                    Err(Stop::Invalid(m)) => return Err(invalid(&m)),
+                }
+            }
+            Step::Sleep(until) => {
+                if let Raced::Aborted = race_until(&never(), until, signal).await {
+                    return Err(error_object(
+                        "aborted",
+                        None,
+                        call.attempts(),
+                        "aborted",
+                        Some(&ctx),
+                    ));
+                }
+            }
+            Step::Done(Ok(summary)) => {
+                while let Some(e) = call.poll_event() {
+                    ctx.batch.engine(&e, call.attempts() + 1);
+                }
+                ctx.flush();
+                let o = Object::new();
+                set(&o, "attempts", &summary.attempts.into());
+                set(&o, "endpoint", &(summary.endpoint as u32).into());
+                return Ok(o.into());
+            }
+            Step::Done(Err(e)) => {
+                while let Some(ev) = call.poll_event() {
+                    ctx.batch.engine(&ev, call.attempts() + 1);
+                }
+                ctx.flush();
+                return Err(call_error_object(&e, call.attempts(), &ctx));
+            }
+        }
+    }
+}
+
+fn request_error_text(e: RequestError) -> String {
+    e.to_string()
+}
+
+/// Writes with a growing buffer: `f` reports the size it needs when the buffer is too small.
+fn write_growing<E>(
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    too_small: impl Fn(&E) -> Option<BufferTooSmall>,
+) -> Result<Vec<u8>, E> {
+    let mut buf = alloc::vec![0u8; 1024];
+    loop {
+        match f(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+            Err(e) => match too_small(&e) {
+                Some(t) if t.required > buf.len() => buf.resize(t.required, 0),
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
+/// The absolute URL of an endpoint's request.
+fn url_of(ep: &Endpoint<'_>) -> String {
+    let mut buf = [0u8; 2048];
+    let mut w = Writer::new(&mut buf);
+    w.raw(if ep.base_url.is_tls() {
+        b"https://"
+    } else {
+        b"http://"
+    });
+    ep.base_url.write_host(&mut w);
+    ep.base_url.write_path(ep.dialect, &mut w);
+    match w.finish() {
+        Ok(n) => String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned(),
+        // Longer than any sane base URL; fetch will refuse the empty URL as a connect error.
+        Err(_) => String::new(),
+    }
+}
+
+/// Headers the browser sets itself or forbids scripts to set.
+fn browser_owned(name: &str) -> bool {
+    [
+        "host",
+        "content-length",
+        "connection",
+        "user-agent",
+        "accept-encoding",
+    ]
+    .iter()
+    .any(|n| n.eq_ignore_ascii_case(name))
+}
+
+async fn attempt(
+    ctx: &mut CallCtx<'_>,
+    sse: &mut SseParser<EVENT_CAPACITY>,
+    plan: &AttemptPlan,
+    request: &ChatRequest<'_>,
+    endpoints: &[Endpoint<'_>],
+    spec: Option<&input::EndpointSpec>,
+) -> Result<Outcome, Stop> {
+    let none = RetryHints::default();
+    let (Some(ep), Some(spec)) = (endpoints.get(plan.endpoint), spec) else {
+        return Ok(Outcome::failed(Failure::Connect, 0, none));
+    };
+    let mut req = *request;
+    if let Some(m) = ep.model {
+        req.model = m;
+    }
+    let body = write_growing(
+        |b| req.write_body(ep.dialect, b),
+        |e| match e {
+            RequestError::BufferTooSmall(t) => Some(*t),
+            _ => None,
+        },
+    )
+    .map_err(|e| Stop::Invalid(request_error_text(e)))?;
+    let extra: Vec<(&str, &str)> = spec
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let mut head = RequestHead::new(ep, body.len(), true);
+    head.retry_count = plan.retry_count;
+    head.extra_headers = &extra;
+    let head = write_growing(
+        |b| head.write(b),
+        |e| match e {
+            steadyllm_core::http::HeadError::BufferTooSmall(t) => Some(*t),
+            _ => None,
+        },
+    )
+    .map_err(|e| Stop::Invalid(e.to_string()))?;
+
+    let headers = Headers::new().map_err(|_| Stop::Invalid("Headers unavailable".into()))?;
+    let head_text = core::str::from_utf8(&head).unwrap_or_default();
+    for line in head_text.split("\r\n").skip(1) {
+        if let Some((n, v)) = line.split_once(": ")
+            && !browser_owned(n)
+        {
+            // Names and values were validated by the core.
+            let _ = headers.append(n, v);
+        }
+    }
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    let body_text = String::from_utf8(body).unwrap_or_default();
+    init.set_body(&JsValue::from_str(&body_text));
+    let controller =
+        AbortController::new().map_err(|_| Stop::Invalid("AbortController unavailable".into()))?;
+    init.set_signal(Some(&controller.signal()));
+    let url = url_of(ep);
+    let Ok(request) = Request::new_with_str_and_init(&url, &init) else {
+        return Ok(Outcome::failed(Failure::Connect, 0, none));
+    };
+
+    // In a browser, connecting is part of waiting for the response head.
+    let sent = now();
+    let head_by = plan
+        .connect_by
+        .max(sent)
+        .saturating_add(plan.first_byte)
+        .min(plan.deadline);
+    let response = match race_until(&fetch_request(&request), head_by, ctx.signal).await {
+        Raced::Value(v) => match v.dyn_into::<Response>() {
+            Ok(r) => r,
+            Err(_) => return Ok(Outcome::failed(Failure::Connect, 0, none)),
+        },
+        Raced::Timeout => {
+            controller.abort();
+            return Ok(Outcome::failed(Failure::Timeout(Phase::FirstByte), 0, none));
+        }
+        Raced::Aborted => {
+            controller.abort();
+            return Err(Stop::Aborted);
+        }
+        Raced::Failed => return Ok(Outcome::failed(Failure::Connect, 0, none)),
+    };
+    let status = response.status();
+    ctx.last_status = Some(status);
+    let mut hints = RetryHints::default();
+    for line in header_lines(&response).lines() {
+        if let Some((n, v)) = line.split_once(": ") {
+            hints.observe(n, v.as_bytes());
+        }
+    }
+    let Some(body) = response.body() else {
+        let f = if (200..300).contains(&status) {
+            Failure::Stream(StreamFault::Truncated)
+        } else {
+            Failure::Status(status)
+        };
+        return Ok(Outcome::failed(f, 0, hints));
+    };
+    let Ok(reader) = body.get_reader().dyn_into::<ReadableStreamDefaultReader>() else {
+        return Ok(Outcome::failed(
+            Failure::Stream(StreamFault::Network),
+            0,
+            hints,
+        ));
+    };
+    let first_token_at = sent.saturating_add(plan.first_token).min(plan.deadline);
+
+    if !(200..300).contains(&status) {
+        // A small error body: read what arrives in time, then parse it.
+        let mut text = Vec::new();
+        while text.len() < ERROR_BODY_CAP {
+            let at = now().saturating_add(plan.idle).min(plan.deadline);
+            match race_until(&read_chunk(&reader), at, ctx.signal).await {
+                Raced::Value(v) if !v.is_null() => {
+                    let chunk = Uint8Array::new(&v);
+                    let start = text.len();
+                    let n = (chunk.length() as usize).min(ERROR_BODY_CAP - start);
+                    text.resize(start + n, 0);
+                    if let Some(dst) = text.get_mut(start..) {
+                        chunk.subarray(0, n as u32).copy_to(dst);
+                    }
+                }
+                Raced::Aborted => {
+                    controller.abort();
+                    return Err(Stop::Aborted);
+                }
+                _ => break,
+            }
+        }
+        controller.abort();
+        if let Ok(t) = core::str::from_utf8(&text)
+            && let Ok(e) = ApiError::parse(t)
+        {
+            hints.insufficient_quota = e.is_insufficient_quota();
+            ctx.remember_error(status, &e);
+        }
+        return Ok(Outcome::failed(Failure::Status(status), 0, hints));
+    }
+
+    sse.reset();
+    let mut decoder = StreamDecoder::new(ep.dialect);
+    let mut delivered = 0u64;
+    let mut got_content = false;
+    let mut server_error = false;
+    loop {
+        let idle_at = now().saturating_add(plan.idle);
+        let (at, phase) = if !got_content && first_token_at < idle_at {
+            (first_token_at, Phase::FirstToken)
+        } else {
+            (idle_at.min(plan.deadline), Phase::Idle)
+        };
+        let chunk = match race_until(&read_chunk(&reader), at, ctx.signal).await {
+            Raced::Value(v) => v,
+            Raced::Timeout => {
+                controller.abort();
+                return Ok(Outcome::failed(Failure::Timeout(phase), delivered, hints));
+            }
+            Raced::Aborted => {
+                controller.abort();
+                return Err(Stop::Aborted);
+            }
+            Raced::Failed => {
+                controller.abort();
+                return Ok(Outcome::failed(
+                    Failure::Stream(StreamFault::Network),
+                    delivered,
+                    hints,
+                ));
+            }
+        };
+        if chunk.is_null() {
+            sse.finish();
+            let end = decoder.finish();
+            let outcome = if server_error {
+                Outcome::failed(Failure::Stream(StreamFault::ServerError), delivered, hints)
+            } else if end == StreamEnd::Complete {
+                Outcome::completed(delivered, hints)
+            } else {
+                Outcome::failed(Failure::Stream(StreamFault::Truncated), delivered, hints)
+            };
+            return Ok(outcome);
+        }
+        let chunk = Uint8Array::new(&chunk);
+        ctx.buf.resize(chunk.length() as usize, 0);
+        chunk.copy_to(&mut ctx.buf);
+        let fed = feed(sse, &mut decoder, &ctx.buf, &mut ctx.batch);
+        delivered += fed.delivered;
+        got_content |= fed.content;
+        if let Some((status, e)) = fed.server_error {
+            server_error = true;
+            ctx.server_error = Some((status, e));
+        }
+        ctx.flush();
+        if let Some(f) = fed.failure {
+            controller.abort();
+            return Ok(Outcome::failed(Failure::Stream(f), delivered, hints));
+        }
+        if decoder.is_done() {
+            // The answer is complete; whatever follows the end marker is not needed.
+            cancel_reader(&reader);
+            sse.finish();
+            decoder.finish();
+            let outcome = if server_error {
+                Outcome::failed(Failure::Stream(StreamFault::ServerError), delivered, hints)
+            } else {
+                Outcome::completed(delivered, hints)
+            };
+            return Ok(outcome);
+        }
+    }
+}
+
+/// What one read produced.
+#[derive(Default)]
+struct Fed {
+    delivered: u64,
+    content: bool,
+    failure: Option<StreamFault>,
+    server_error: Option<(u16, [Option<String>; 4])>,
+}
+
+/// Feeds one read through the parser and decoder into `batch`. Stops at the end marker or at
+/// the first malformed or oversized event (items before it stay in `batch`).
+fn feed<const N: usize>(
+    sse: &mut SseParser<N>,
+    decoder: &mut StreamDecoder,
+    bytes: &[u8],
+    batch: &mut Batch,
+) -> Fed {
+    let mut fed = Fed::default();
+    let mut rest = bytes;
+    loop {
+        match sse.feed(&mut rest) {
+            Ok(Some(SseItem::Event(ev))) => {
+                let r = decoder.decode(ev.data, |item| {
+                    match item {
+                        StreamItem::Content { text, .. }
+                        | StreamItem::Reasoning { text, .. }
+                        | StreamItem::Refusal { text, .. } => {
+                            fed.delivered += text.decoded_len() as u64;
+                            fed.content = true;
+                        }
+                        StreamItem::ToolCall(t) => {
+                            fed.delivered += t.arguments.decoded_len().max(1) as u64;
+                            fed.content = true;
+                        }
+                        StreamItem::Error(e) => {
+                            fed.server_error = Some((
+                                200,
+                                [
+                                    Some(owned(e.message)),
+                                    e.kind.map(owned),
+                                    e.code.map(owned),
+                                    e.param.map(owned),
+                                ],
+                            ));
+                        }
+                        _ => {}
+                    }
+                    batch.item(&item);
+                });
+                if r.is_err() {
+                    fed.failure = Some(StreamFault::Malformed);
+                    return fed;
+                }
+                if decoder.is_done() {
+                    return fed;
+                }
+            }
+            Ok(Some(SseItem::Retry(_))) => {}
+            Ok(None) => return fed,
+            Err(_) => {
+                fed.failure = Some(StreamFault::Malformed);
+                return fed;
+            }
+        }
+    }
+}
+
+/// The SSE parser and decoder over bytes the caller supplies (an SSE body from anywhere), for
+/// the JS `StreamDecoder` and the in-browser benchmark.
+#[wasm_bindgen]
+pub struct Decoder {
+    sse: Box<SseParser<EVENT_CAPACITY>>,
+    decoder: StreamDecoder,
+    batch: Batch,
+    failed: Option<StreamFault>,
+}
+
+#[wasm_bindgen]
+impl Decoder {
+    /// A decoder for OpenAI chunks, or Anthropic events when `anthropic`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(anthropic: bool) -> Decoder {
+        Decoder {
+            sse: Box::new(SseParser::new()),
+            decoder: StreamDecoder::new(if anthropic {
+                Dialect::Anthropic
+            } else {
+                Dialect::OpenAi
+            }),
+            batch: Batch::default(),
+            failed: None,
+        }
+    }
+
+    /// Decodes `bytes` and hands what they complete to `sink(words, text)`. Returns 0, or
+    /// after a failure (which ends decoding; later calls return it again) 1 malformed event,
+    /// 2 server error event, 3 the end marker already came.
+    pub fn push(&mut self, bytes: &[u8], sink: &Function) -> u32 {
+        if let Some(f) = self.failed {
+            return fault_code(f);
+        }
+        if self.decoder.is_done() {
+            return 3;
+        }
+        let fed = feed(&mut self.sse, &mut self.decoder, bytes, &mut self.batch);
+        flush(&mut self.batch, sink);
+        if fed.server_error.is_some() {
+            self.failed = Some(StreamFault::ServerError);
+        }
+        if let Some(f) = fed.failure {
+            self.failed = Some(f);
+        }
+        self.failed.map(fault_code).unwrap_or(0)
+    }
+
+    /// Ends the stream: `true` when the end marker came. Resets for another stream.
+    pub fn end(&mut self) -> bool {
+        self.sse.finish();
+        self.failed = None;
+        self.decoder.finish() == StreamEnd::Complete
+    }
+}
+
+fn fault_code(f: StreamFault) -> u32 {
+    match f {
+        StreamFault::ServerError => 2,
+        _ => 1,
+    }
+}
+
+impl From<InputError> for JsValue {
+    fn from(e: InputError) -> Self {
+        JsValue::from_str(&e.to_string())
+    }
+}

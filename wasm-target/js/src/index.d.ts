@@ -1,0 +1,311 @@
+/**
+ * steadyllm — a resilient streaming client for OpenAI-compatible (and Anthropic) chat APIs.
+ *
+ * The wire protocol, SSE parsing, decoding and the resilience engine (tiered timeouts, retries
+ * with jittered backoff, Retry-After, failover, circuit breakers, a retry budget) run in
+ * WebAssembly: the same Rust core as steadyllm's microcontroller adapter.
+ */
+
+/** Which API an endpoint speaks. */
+export type Dialect = "openai" | "anthropic";
+
+/** One server to send requests to. The first endpoint is the primary; the others are fallbacks. */
+export interface EndpointConfig {
+  /** Base URL up to the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`. */
+  baseUrl: string;
+  /** API key (sent as `Authorization: Bearer …`, or `x-api-key` for Anthropic). Never logged. */
+  apiKey?: string;
+  /** Model to ask this endpoint for (overrides the request's `model`). */
+  model?: string;
+  /** API shape; default `"openai"`. */
+  dialect?: Dialect;
+  /** Extra request headers (validated: no CR/LF/NUL, token names). */
+  headers?: Record<string, string>;
+}
+
+/**
+ * Timeouts in milliseconds. Unset fields follow the request: a small prompt gets first byte
+ * 30 s, first token 45 s, idle 30 s, total 120 s; longer prompts, images and large `maxTokens`
+ * get more. Setting any field fixes the whole table (unset fields take the small-prompt value).
+ */
+export interface Timeouts {
+  /** Request sent → response head (in a browser this includes connecting). */
+  firstByteMs?: number;
+  /** Request sent → first content. */
+  firstTokenMs?: number;
+  /** Longest gap between two pieces of the body. */
+  idleMs?: number;
+  /** The whole call: every attempt and every wait. */
+  totalMs?: number;
+}
+
+/** Retry policy. */
+export interface RetryOptions {
+  /** Attempts per call, the first included (default 6; 1 disables retries). */
+  maxAttempts?: number;
+  /** First backoff step (default 500 ms). */
+  baseDelayMs?: number;
+  /** Longest backoff (default 8000 ms). */
+  maxDelayMs?: number;
+  /** Longest `Retry-After` to honour (default 60 000 ms); longer waits fail over or fail. */
+  maxRetryAfterMs?: number;
+  /** Retry even after content was delivered; a `discard` delta tells you to drop it (default false). */
+  restartOnPartial?: boolean;
+  /** Share of extra load retries may add, 0–1 (default 0.15). */
+  budgetRatio?: number;
+}
+
+/** Circuit breaker per endpoint. */
+export interface BreakerOptions {
+  /** Failures among an endpoint's last 16 attempts that open its breaker (default 14). */
+  threshold?: number;
+  /** How long an open breaker keeps an endpoint out (default 30 000 ms). */
+  cooldownMs?: number;
+}
+
+export interface ClientOptions {
+  /** Primary first, then fallbacks (1 to 4). */
+  endpoints: EndpointConfig[];
+  timeouts?: Timeouts;
+  retries?: RetryOptions;
+  breaker?: BreakerOptions;
+  /** Default model when an endpoint names none. */
+  model?: string;
+}
+
+export type Role = "system" | "developer" | "user" | "assistant" | "tool";
+
+export type ContentPart =
+  | { type: "text"; text: string }
+  | { type: "image_url"; imageUrl: string; detail?: "low" | "high" | "auto" };
+
+export interface ToolCallRequest {
+  id: string;
+  name: string;
+  /** JSON text of the arguments. */
+  arguments: string;
+}
+
+export interface Message {
+  role: Role;
+  content?: string | ContentPart[] | null;
+  name?: string;
+  /** For `role: "tool"`: the call this answers. */
+  toolCallId?: string;
+  /** For `role: "assistant"`: the calls it made. */
+  toolCalls?: ToolCallRequest[];
+}
+
+export interface Tool {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments. */
+  parameters?: object;
+}
+
+export type ToolChoice = "auto" | "none" | "required" | { name: string };
+
+export interface ChatRequest {
+  messages: Message[];
+  /** Defaults to the client's `model`; endpoints may override it. */
+  model?: string;
+  maxTokens?: number;
+  maxCompletionTokens?: number;
+  temperature?: number;
+  topP?: number;
+  stop?: string[];
+  seed?: number;
+  user?: string;
+  tools?: Tool[];
+  toolChoice?: ToolChoice;
+}
+
+export interface CallOptions {
+  /** Cancels the call at once; it rejects with {@link AbortError} (`reason` holds the signal's reason). */
+  signal?: AbortSignal;
+}
+
+/** A piece of answer text. */
+export interface ContentDelta { type: "content"; text: string; choice: number }
+/** A piece of reasoning text (`reasoning_content`, Anthropic thinking). */
+export interface ReasoningDelta { type: "reasoning"; text: string; choice: number }
+/** A piece of a refusal. */
+export interface RefusalDelta { type: "refusal"; text: string; choice: number }
+/** A fragment of a tool call; `arguments` fragments with the same `index` concatenate. */
+export interface ToolCallDelta {
+  type: "tool_call";
+  choice: number;
+  index: number;
+  id?: string;
+  name?: string;
+  arguments: string;
+}
+/** Why a choice ended (`stop`, `length`, `tool_calls`, `end_turn`, …). */
+export interface FinishDelta { type: "finish"; choice: number; reason: string }
+/** Token counts. */
+export interface UsageDelta {
+  type: "usage";
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+/** The client waits before another attempt ("server busy — retrying in 2 s"). */
+export interface RetryDelta {
+  type: "retry";
+  /** The attempt that comes next. */
+  attempt: number;
+  delayMs: number;
+  /** `backoff`: after a failure; `retry_after`: the server asked; `rate_limited`: rate-limit headers. */
+  reason: "backoff" | "retry_after" | "rate_limited";
+  /** A readable line for a UI. */
+  message: string;
+}
+/** The next attempt goes to another endpoint. */
+export interface FailoverDelta { type: "failover"; from: number; to: number; message: string }
+/** Only with `restartOnPartial`: the answer restarts; drop the text shown so far. */
+export interface DiscardDelta { type: "discard"; message: string }
+
+export type Delta =
+  | ContentDelta
+  | ReasoningDelta
+  | RefusalDelta
+  | ToolCallDelta
+  | FinishDelta
+  | UsageDelta
+  | RetryDelta
+  | FailoverDelta
+  | DiscardDelta;
+
+export interface Usage { promptTokens: number; completionTokens: number; totalTokens: number }
+
+export interface CompletedToolCall { index: number; id: string; name: string; arguments: string }
+
+/** A whole answer. */
+export interface Completion {
+  text: string;
+  reasoning: string;
+  refusal: string;
+  toolCalls: CompletedToolCall[];
+  finishReason: string | null;
+  usage: Usage | null;
+  /** Attempts the call took. */
+  attempts: number;
+  /** Index of the endpoint that answered. */
+  endpoint: number;
+}
+
+export type BatchResult =
+  | { status: "fulfilled"; value: Completion }
+  | { status: "rejected"; reason: SteadyLlmError };
+
+export interface BatchOptions extends CallOptions {
+  /** Calls in flight at once (default 4). */
+  concurrency?: number;
+}
+
+/** The server's error object. */
+export interface ServerError { message: string; type?: string; code?: string; param?: string }
+
+/** Why the engine stopped. */
+export type StopReason =
+  | "retries_exhausted"
+  | "budget_exhausted"
+  | "not_retryable"
+  | "partial_output"
+  | "deadline_exceeded"
+  | "retry_after_too_long"
+  | "no_endpoint_available"
+  | "aborted"
+  | "invalid";
+
+/** Base class of every error a call rejects with. */
+export class SteadyLlmError extends Error {
+  /** Content text delivered before the failure (empty if none). */
+  readonly partial: string;
+  /** Attempts made. */
+  readonly attempts: number;
+  /** Why the engine stopped. */
+  readonly reason: StopReason;
+  /** HTTP status of the last attempt, when it had one. */
+  readonly status?: number;
+  /** The server's error object, when it sent one. */
+  readonly serverError?: ServerError;
+}
+/** The request or client options are invalid (thrown before anything is sent). */
+export class InvalidRequestError extends SteadyLlmError {}
+/** The caller's signal aborted the call. */
+export class AbortError extends SteadyLlmError {
+  /** The signal's reason, whatever its type. */
+  readonly abortReason: unknown;
+}
+/** Base class of the timeouts. */
+export class TimeoutError extends SteadyLlmError {}
+/** No response head in time. */
+export class FirstByteTimeoutError extends TimeoutError {}
+/** No first content in time. */
+export class FirstTokenTimeoutError extends TimeoutError {}
+/** The stream stalled: no data for longer than the idle timeout. */
+export class IdleTimeoutError extends TimeoutError {}
+/** The total deadline passed. */
+export class TotalTimeoutError extends TimeoutError {}
+/** The request could not be sent (network down, refused, CORS, DNS). */
+export class ConnectionError extends SteadyLlmError {}
+/** A non-2xx status that was not (or no longer) retried. */
+export class HttpError extends SteadyLlmError {
+  readonly status: number;
+}
+/** 429, or a `Retry-After` longer than allowed. */
+export class RateLimitError extends HttpError {}
+/** The stream broke: reset, truncated (no end marker), malformed, or an error event. */
+export class StreamError extends SteadyLlmError {
+  readonly kind: "network" | "truncated" | "malformed" | "server_error";
+}
+/** Every endpoint is cooling down after repeated failures, or the retry budget is spent. */
+export class UnavailableError extends SteadyLlmError {}
+
+export interface Chat {
+  /** Streams the answer's deltas as they arrive. Breaking out of the loop cancels the call. */
+  stream(request: ChatRequest, options?: CallOptions): AsyncIterable<Delta>;
+  /** The whole answer. */
+  complete(request: ChatRequest, options?: CallOptions): Promise<Completion>;
+  /** Many calls with at most `concurrency` in flight; results in the order of `requests`. */
+  batch(requests: ChatRequest[], options?: BatchOptions): Promise<BatchResult[]>;
+}
+
+/** Per-endpoint health as the client sees it. */
+export interface EndpointHealth {
+  baseUrl: string;
+  /** An attempt may go there now. */
+  available: boolean;
+  /** Its breaker is open. */
+  coolingDown: boolean;
+}
+
+/**
+ * A client for a list of endpoints. Calls made through one client share its circuit breakers,
+ * rate-limit pauses and retry budget.
+ */
+export class Client {
+  constructor(options: ClientOptions);
+  readonly chat: Chat;
+  /** Health of each endpoint, in the order given. */
+  health(): EndpointHealth[];
+}
+
+/**
+ * Loads the WebAssembly module. Optional: the first call does it. Pass a URL, `Response`,
+ * `BufferSource` or `WebAssembly.Module` to load it from somewhere other than next to this file.
+ */
+export function init(source?: RequestInfo | URL | Response | BufferSource | WebAssembly.Module): Promise<void>;
+
+/**
+ * The SSE parser and decoder alone, for a body you read yourself. Call `await init()` first.
+ * Deltas are those of {@link Chat.stream} without the engine's notices.
+ */
+export class StreamDecoder {
+  constructor(options?: { dialect?: Dialect });
+  /** Decodes a piece of the body; throws {@link StreamError} on a malformed or error event. */
+  push(chunk: Uint8Array): Delta[];
+  /** Ends the body; throws {@link StreamError} (`kind: "truncated"`) without the end marker. */
+  end(): void;
+}

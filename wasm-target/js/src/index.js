@@ -1,0 +1,622 @@
+// steadyllm — the JavaScript face of the WebAssembly core (steadyllm-wasm).
+// Types: index.d.ts. The wire format between this file and the wasm module is private:
+// options and requests go in as JSON, deltas come out as batches (see decodeBatch).
+
+import initWasm, { Engine, Decoder } from "./wasm/steadyllm_wasm.js";
+
+let ready = null;
+let loaded = false;
+
+/** Loads the WebAssembly module (once). */
+export function init(source) {
+  if (!ready) {
+    const arg = source === undefined ? undefined : { module_or_path: source };
+    ready = initWasm(arg).then(
+      () => {
+        loaded = true;
+      },
+      (e) => {
+        ready = null;
+        throw e;
+      },
+    );
+  }
+  return ready;
+}
+
+// ------------------------------------------------------------------------------------ errors
+
+export class SteadyLlmError extends Error {
+  constructor(message, details = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.partial = details.partial ?? "";
+    this.attempts = details.attempts ?? 0;
+    this.reason = details.reason ?? "invalid";
+    if (details.status !== undefined) this.status = details.status;
+    if (details.serverError !== undefined) this.serverError = details.serverError;
+  }
+}
+export class InvalidRequestError extends SteadyLlmError {}
+export class AbortError extends SteadyLlmError {
+  constructor(message, details = {}) {
+    super(message, details);
+    this.abortReason = details.abortReason;
+  }
+}
+export class TimeoutError extends SteadyLlmError {}
+export class FirstByteTimeoutError extends TimeoutError {}
+export class FirstTokenTimeoutError extends TimeoutError {}
+export class IdleTimeoutError extends TimeoutError {}
+export class TotalTimeoutError extends TimeoutError {}
+export class ConnectionError extends SteadyLlmError {}
+export class HttpError extends SteadyLlmError {}
+export class RateLimitError extends HttpError {}
+export class StreamError extends SteadyLlmError {
+  constructor(message, details = {}) {
+    super(message, details);
+    this.kind = details.kind ?? "malformed";
+  }
+}
+export class UnavailableError extends SteadyLlmError {}
+
+// Stable names that survive minifiers.
+for (const [cls, name] of [
+  [SteadyLlmError, "SteadyLlmError"],
+  [InvalidRequestError, "InvalidRequestError"],
+  [AbortError, "AbortError"],
+  [TimeoutError, "TimeoutError"],
+  [FirstByteTimeoutError, "FirstByteTimeoutError"],
+  [FirstTokenTimeoutError, "FirstTokenTimeoutError"],
+  [IdleTimeoutError, "IdleTimeoutError"],
+  [TotalTimeoutError, "TotalTimeoutError"],
+  [ConnectionError, "ConnectionError"],
+  [HttpError, "HttpError"],
+  [RateLimitError, "RateLimitError"],
+  [StreamError, "StreamError"],
+  [UnavailableError, "UnavailableError"],
+]) {
+  Object.defineProperty(cls.prototype, "name", { value: name, writable: true, configurable: true });
+}
+
+const invalid = (message) => new InvalidRequestError(message, { reason: "invalid" });
+
+function abortError(reason, partial, attempts) {
+  return new AbortError("the call was aborted", {
+    reason: "aborted",
+    abortReason: reason,
+    partial,
+    attempts,
+    cause: reason,
+  });
+}
+
+const STREAM_KINDS = { network: 1, truncated: 1, malformed: 1, server_error: 1 };
+
+// The wasm side rejects with { reason, failure, status, attempts, message, serverError }.
+function toError(e, partial) {
+  if (e instanceof SteadyLlmError) return e;
+  if (e === null || typeof e !== "object" || typeof e.reason !== "string") {
+    // Not from the engine (a wasm trap would land here): never lose it, never crash.
+    return new SteadyLlmError(`internal error: ${e && e.message ? e.message : String(e)}`, {
+      reason: "invalid",
+      partial,
+      cause: e,
+    });
+  }
+  let message = e.message;
+  if (e.serverError && e.serverError.message) message += `: ${e.serverError.message}`;
+  const d = {
+    reason: e.reason,
+    partial,
+    attempts: e.attempts,
+    status: e.status,
+    serverError: e.serverError,
+  };
+  switch (e.reason) {
+    case "invalid":
+      return new InvalidRequestError(message, d);
+    case "deadline_exceeded":
+      return new TotalTimeoutError(message, d);
+    case "no_endpoint_available":
+    case "budget_exhausted":
+      return new UnavailableError(message, d);
+    case "retry_after_too_long":
+      return new RateLimitError(message, d);
+  }
+  switch (e.failure) {
+    case "first_byte":
+      return new FirstByteTimeoutError(message, d);
+    case "first_token":
+      return new FirstTokenTimeoutError(message, d);
+    case "idle":
+      return new IdleTimeoutError(message, d);
+    case "connect":
+      return new ConnectionError(message, d);
+    case "status":
+      return e.status === 429 ? new RateLimitError(message, d) : new HttpError(message, d);
+  }
+  if (STREAM_KINDS[e.failure]) return new StreamError(message, { ...d, kind: e.failure });
+  return new SteadyLlmError(message, d);
+}
+
+// ------------------------------------------------------------------------------ the batches
+
+// Reads one batch (see wasm-target/src/batch.rs) into delta objects.
+function decodeBatch(w, t, out) {
+  const n = w.length;
+  let i = 0;
+  while (i < n) {
+    switch (w[i]) {
+      case 1:
+        out.push({ type: "content", text: t.slice(w[i + 2], w[i + 3]), choice: w[i + 1] });
+        i += 4;
+        break;
+      case 2:
+        out.push({ type: "reasoning", text: t.slice(w[i + 2], w[i + 3]), choice: w[i + 1] });
+        i += 4;
+        break;
+      case 3:
+        out.push({ type: "refusal", text: t.slice(w[i + 2], w[i + 3]), choice: w[i + 1] });
+        i += 4;
+        break;
+      case 4: {
+        const d = { type: "tool_call", choice: w[i + 1], index: w[i + 2], arguments: t.slice(w[i + 7], w[i + 8]) };
+        if (w[i + 3] !== NONE) d.id = t.slice(w[i + 3], w[i + 4]);
+        if (w[i + 5] !== NONE) d.name = t.slice(w[i + 5], w[i + 6]);
+        out.push(d);
+        i += 9;
+        break;
+      }
+      case 5:
+        out.push({ type: "finish", choice: w[i + 1], reason: t.slice(w[i + 2], w[i + 3]) });
+        i += 4;
+        break;
+      case 6:
+        out.push({ type: "usage", promptTokens: w[i + 1], completionTokens: w[i + 2], totalTokens: w[i + 3] });
+        i += 4;
+        break;
+      case 7:
+        out.push({
+          type: "retry",
+          attempt: w[i + 1],
+          delayMs: w[i + 2],
+          reason: RETRY_REASONS[w[i + 3]] ?? "backoff",
+          message: t.slice(w[i + 4], w[i + 5]),
+        });
+        i += 6;
+        break;
+      case 8:
+        out.push({ type: "failover", from: w[i + 1], to: w[i + 2], message: t.slice(w[i + 3], w[i + 4]) });
+        i += 5;
+        break;
+      case 9:
+        out.push({ type: "discard", message: t.slice(w[i + 1], w[i + 2]) });
+        i += 3;
+        break;
+      case 10: // role: not surfaced
+        i += 4;
+        break;
+      default:
+        // Unknown record: the two sides disagree; stop rather than misread.
+        return;
+    }
+  }
+}
+const NONE = 0xffffffff;
+const RETRY_REASONS = ["backoff", "retry_after", "rate_limited"];
+
+// ------------------------------------------------------------------------- input to the wire
+
+const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const isStr = (v) => typeof v === "string";
+
+function count(v, what, min = 0) {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || Math.floor(v) !== v || v > Number.MAX_SAFE_INTEGER) {
+    throw invalid(`${what} must be an integer ≥ ${min}`);
+  }
+  return v;
+}
+
+function wireOptions(o) {
+  if (!isObj(o)) throw invalid("new Client(options): options must be an object");
+  const eps = o.endpoints;
+  if (!Array.isArray(eps) || eps.length < 1 || eps.length > 4) {
+    throw invalid("options.endpoints must list 1 to 4 endpoints");
+  }
+  const w = { endpoints: [] };
+  if (o.model !== undefined) {
+    if (!isStr(o.model)) throw invalid("options.model must be a string");
+    w.model = o.model;
+  }
+  eps.forEach((e, i) => {
+    if (!isObj(e) || !isStr(e.baseUrl)) throw invalid(`endpoints[${i}].baseUrl must be a string`);
+    let url;
+    try {
+      url = new URL(e.baseUrl);
+    } catch {
+      throw invalid(`endpoints[${i}].baseUrl is not a URL`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      throw invalid(`endpoints[${i}].baseUrl must be http:// or https://`);
+    }
+    const we = { baseUrl: e.baseUrl };
+    for (const k of ["apiKey", "model"]) {
+      if (e[k] !== undefined && e[k] !== null) {
+        if (!isStr(e[k])) throw invalid(`endpoints[${i}].${k} must be a string`);
+        we[k] = e[k];
+      }
+    }
+    if (e.dialect !== undefined) {
+      if (e.dialect !== "openai" && e.dialect !== "anthropic") {
+        throw invalid(`endpoints[${i}].dialect must be "openai" or "anthropic"`);
+      }
+      we.dialect = e.dialect;
+    }
+    if (e.headers !== undefined) {
+      if (!isObj(e.headers)) throw invalid(`endpoints[${i}].headers must be an object`);
+      we.headers = Object.entries(e.headers).map(([k, v]) => {
+        if (!isStr(v)) throw invalid(`endpoints[${i}].headers.${k} must be a string`);
+        return [k, v];
+      });
+    }
+    if (we.model === undefined && w.model === undefined) {
+      throw invalid(`endpoints[${i}] has no model: set options.model or the endpoint's model`);
+    }
+    w.endpoints.push(we);
+  });
+  const t = o.timeouts;
+  if (t !== undefined) {
+    if (!isObj(t)) throw invalid("options.timeouts must be an object");
+    w.timeouts = {};
+    for (const k of ["firstByteMs", "firstTokenMs", "idleMs", "totalMs"]) {
+      if (t[k] !== undefined) w.timeouts[k] = count(t[k], `timeouts.${k}`, 1);
+    }
+  }
+  const r = o.retries;
+  if (r !== undefined) {
+    if (!isObj(r)) throw invalid("options.retries must be an object");
+    if (r.maxAttempts !== undefined) w.maxAttempts = count(r.maxAttempts, "retries.maxAttempts", 1);
+    if (r.baseDelayMs !== undefined) w.baseDelayMs = count(r.baseDelayMs, "retries.baseDelayMs");
+    if (r.maxDelayMs !== undefined) w.maxDelayMs = count(r.maxDelayMs, "retries.maxDelayMs");
+    if (r.maxRetryAfterMs !== undefined) w.maxRetryAfterMs = count(r.maxRetryAfterMs, "retries.maxRetryAfterMs");
+    if (r.restartOnPartial !== undefined) w.restartOnPartial = !!r.restartOnPartial;
+    if (r.budgetRatio !== undefined) {
+      if (typeof r.budgetRatio !== "number" || !(r.budgetRatio >= 0 && r.budgetRatio <= 1000)) {
+        throw invalid("retries.budgetRatio must be a number ≥ 0");
+      }
+      w.budgetPermille = Math.round(r.budgetRatio * 1000);
+    }
+  }
+  const b = o.breaker;
+  if (b !== undefined) {
+    if (!isObj(b)) throw invalid("options.breaker must be an object");
+    if (b.threshold !== undefined) w.breakerThreshold = count(b.threshold, "breaker.threshold", 1);
+    if (b.cooldownMs !== undefined) w.breakerCooldownMs = count(b.cooldownMs, "breaker.cooldownMs");
+  }
+  return JSON.stringify(w);
+}
+
+function wireMessage(m, i) {
+  if (!isObj(m) || !isStr(m.role)) throw invalid(`messages[${i}] needs a role`);
+  const w = { role: m.role };
+  const c = m.content;
+  if (c === undefined || c === null) {
+    w.content = null;
+  } else if (isStr(c)) {
+    w.content = c;
+  } else if (Array.isArray(c)) {
+    w.content = c.map((p, j) => {
+      if (isObj(p) && p.type === "text" && isStr(p.text)) return { type: "text", text: p.text };
+      if (isObj(p) && p.type === "image_url" && isStr(p.imageUrl)) {
+        const q = { type: "image_url", imageUrl: p.imageUrl };
+        if (p.detail !== undefined) q.detail = String(p.detail);
+        return q;
+      }
+      throw invalid(`messages[${i}].content[${j}] must be { type: "text", text } or { type: "image_url", imageUrl }`);
+    });
+  } else {
+    throw invalid(`messages[${i}].content must be a string, an array of parts, or null`);
+  }
+  for (const k of ["name", "toolCallId"]) {
+    if (m[k] !== undefined) {
+      if (!isStr(m[k])) throw invalid(`messages[${i}].${k} must be a string`);
+      w[k] = m[k];
+    }
+  }
+  if (m.toolCalls !== undefined) {
+    if (!Array.isArray(m.toolCalls)) throw invalid(`messages[${i}].toolCalls must be an array`);
+    w.toolCalls = m.toolCalls.map((t, j) => {
+      if (!isObj(t) || !isStr(t.id) || !isStr(t.name) || !isStr(t.arguments)) {
+        throw invalid(`messages[${i}].toolCalls[${j}] needs string id, name and arguments`);
+      }
+      return { id: t.id, name: t.name, arguments: t.arguments };
+    });
+  }
+  return w;
+}
+
+function wireRequest(r) {
+  if (!isObj(r) || !Array.isArray(r.messages) || r.messages.length === 0) {
+    throw invalid("request.messages must be a non-empty array");
+  }
+  const w = { messages: r.messages.map(wireMessage) };
+  if (r.model !== undefined) {
+    if (!isStr(r.model)) throw invalid("request.model must be a string");
+    w.model = r.model;
+  }
+  if (r.maxTokens !== undefined) w.maxTokens = count(r.maxTokens, "maxTokens", 1);
+  if (r.maxCompletionTokens !== undefined) {
+    w.maxCompletionTokens = count(r.maxCompletionTokens, "maxCompletionTokens", 1);
+  }
+  for (const [k, wk] of [
+    ["temperature", "temperatureE6"],
+    ["topP", "topPE6"],
+  ]) {
+    if (r[k] !== undefined) {
+      if (typeof r[k] !== "number" || !Number.isFinite(r[k]) || Math.abs(r[k]) >= 1e6) {
+        throw invalid(`${k} must be a finite number`);
+      }
+      w[wk] = Math.round(r[k] * 1e6);
+    }
+  }
+  if (r.stop !== undefined) {
+    if (!Array.isArray(r.stop) || !r.stop.every(isStr)) throw invalid("stop must be an array of strings");
+    w.stop = r.stop;
+  }
+  if (r.seed !== undefined) {
+    if (!Number.isSafeInteger(r.seed)) throw invalid("seed must be a safe integer");
+    w.seed = r.seed;
+  }
+  if (r.user !== undefined) {
+    if (!isStr(r.user)) throw invalid("user must be a string");
+    w.user = r.user;
+  }
+  if (r.tools !== undefined) {
+    if (!Array.isArray(r.tools)) throw invalid("tools must be an array");
+    w.tools = r.tools.map((t, i) => {
+      if (!isObj(t) || !isStr(t.name)) throw invalid(`tools[${i}] needs a name`);
+      const q = { name: t.name };
+      if (t.description !== undefined) q.description = String(t.description);
+      if (t.parameters !== undefined) {
+        if (!isObj(t.parameters)) throw invalid(`tools[${i}].parameters must be a JSON Schema object`);
+        q.parameters = t.parameters;
+      }
+      return q;
+    });
+  }
+  if (r.toolChoice !== undefined) {
+    const c = r.toolChoice;
+    if (c === "auto" || c === "none" || c === "required") w.toolChoice = c;
+    else if (isObj(c) && isStr(c.name)) w.toolChoice = { name: c.name };
+    else throw invalid('toolChoice must be "auto", "none", "required" or { name }');
+  }
+  try {
+    return JSON.stringify(w);
+  } catch (e) {
+    throw invalid(`request cannot be serialised: ${e && e.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------- the call
+
+function seed32() {
+  const a = new Uint32Array(2);
+  globalThis.crypto.getRandomValues(a);
+  return a;
+}
+
+// Runs one call; yields deltas; returns { attempts, endpoint }.
+async function* runCall(client, request, options) {
+  const signal = options && options.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid("options.signal must be an AbortSignal");
+  const body = wireRequest(request);
+  if (signal && signal.aborted) throw abortError(signal.reason, "", 0);
+  await init();
+  if (signal && signal.aborted) throw abortError(signal.reason, "", 0);
+  const engine = client._engine();
+  const ctl = new AbortController();
+  const onAbort = () => ctl.abort();
+  if (signal) signal.addEventListener("abort", onAbort, { once: true });
+  const queue = [];
+  let head = 0;
+  let settled = null;
+  let wake = null;
+  const poke = () => {
+    if (wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  };
+  const sink = (words, text) => {
+    decodeBatch(words, text, queue);
+    poke();
+  };
+  let partial = "";
+  let attempts = 0;
+  engine
+    .chat(body, sink, ctl.signal)
+    .then(
+      (v) => (settled = { ok: true, v }),
+      (e) => (settled = { ok: false, e }),
+    )
+    .then(poke);
+  try {
+    for (;;) {
+      if (signal && signal.aborted) throw abortError(signal.reason, partial, attempts);
+      if (head < queue.length) {
+        const d = queue[head];
+        queue[head++] = undefined;
+        if (head > 1024 && head * 2 > queue.length) {
+          queue.splice(0, head);
+          head = 0;
+        }
+        if (d.type === "content") partial += d.text;
+        else if (d.type === "discard") partial = "";
+        else if (d.type === "retry") attempts = d.attempt - 1;
+        yield d;
+        continue;
+      }
+      if (settled) {
+        if (settled.ok) return settled.v;
+        if (settled.e && settled.e.reason === "aborted") {
+          throw abortError(signal ? signal.reason : undefined, partial, settled.e.attempts);
+        }
+        throw toError(settled.e, partial);
+      }
+      await new Promise((r) => (wake = r));
+    }
+  } finally {
+    ctl.abort();
+    if (signal) signal.removeEventListener("abort", onAbort);
+  }
+}
+
+function emptyCompletion() {
+  return {
+    text: "",
+    reasoning: "",
+    refusal: "",
+    toolCalls: [],
+    finishReason: null,
+    usage: null,
+    attempts: 0,
+    endpoint: 0,
+  };
+}
+
+async function complete(client, request, options) {
+  const it = runCall(client, request, options);
+  let c = emptyCompletion();
+  const calls = new Map();
+  for (;;) {
+    const r = await it.next();
+    if (r.done) {
+      c.attempts = r.value.attempts;
+      c.endpoint = r.value.endpoint;
+      c.toolCalls = [...calls.values()].sort((a, b) => a.index - b.index);
+      return c;
+    }
+    const d = r.value;
+    switch (d.type) {
+      case "content":
+        if (d.choice === 0) c.text += d.text;
+        break;
+      case "reasoning":
+        if (d.choice === 0) c.reasoning += d.text;
+        break;
+      case "refusal":
+        if (d.choice === 0) c.refusal += d.text;
+        break;
+      case "tool_call": {
+        if (d.choice !== 0) break;
+        let t = calls.get(d.index);
+        if (!t) calls.set(d.index, (t = { index: d.index, id: "", name: "", arguments: "" }));
+        if (d.id) t.id = d.id;
+        if (d.name) t.name += d.name;
+        t.arguments += d.arguments;
+        break;
+      }
+      case "finish":
+        if (d.choice === 0) c.finishReason = d.reason;
+        break;
+      case "usage":
+        c.usage = { promptTokens: d.promptTokens, completionTokens: d.completionTokens, totalTokens: d.totalTokens };
+        break;
+      case "discard":
+        c = emptyCompletion();
+        calls.clear();
+        break;
+    }
+  }
+}
+
+export class Client {
+  #options;
+  #engine = null;
+
+  constructor(options) {
+    this.#options = wireOptions(options);
+    if (loaded) this._engine();
+    const self = this;
+    this.chat = Object.freeze({
+      stream(request, options) {
+        return runCall(self, request, options);
+      },
+      complete(request, options) {
+        return complete(self, request, options);
+      },
+      async batch(requests, options = {}) {
+        if (!Array.isArray(requests)) throw invalid("batch(requests): requests must be an array");
+        const limit = options.concurrency === undefined ? 4 : count(options.concurrency, "concurrency", 1);
+        const out = new Array(requests.length);
+        let next = 0;
+        const worker = async () => {
+          while (next < requests.length) {
+            const i = next++;
+            try {
+              out[i] = { status: "fulfilled", value: await complete(self, requests[i], { signal: options.signal }) };
+            } catch (e) {
+              out[i] = { status: "rejected", reason: e instanceof SteadyLlmError ? e : toError(e, "") };
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(limit, requests.length) }, worker));
+        return out;
+      },
+    });
+  }
+
+  /** @internal */
+  _engine() {
+    if (!this.#engine) {
+      const s = seed32();
+      try {
+        this.#engine = new Engine(this.#options, s[0], s[1]);
+      } catch (e) {
+        throw invalid(e && e.message ? e.message : String(e));
+      }
+    }
+    return this.#engine;
+  }
+
+  health() {
+    const eps = JSON.parse(this.#options).endpoints;
+    const h = this.#engine ? this.#engine.health() : eps.map(() => 1);
+    return eps.map((e, i) => ({ baseUrl: e.baseUrl, available: h[i] === 1, coolingDown: h[i] === 2 }));
+  }
+}
+
+// ------------------------------------------------------------------------- stream decoder
+
+const DECODER_FAULTS = [null, "malformed", "server_error"];
+
+export class StreamDecoder {
+  #d;
+  #out = [];
+  #sink = (w, t) => decodeBatch(w, t, this.#out);
+
+  constructor(options = {}) {
+    if (!loaded) throw invalid("StreamDecoder: call `await init()` first");
+    this.#d = new Decoder(options.dialect === "anthropic");
+  }
+
+  push(chunk) {
+    if (!(chunk instanceof Uint8Array)) throw invalid("StreamDecoder.push takes a Uint8Array");
+    const out = (this.#out = []);
+    const code = this.#d.push(chunk, this.#sink);
+    if (code === 1 || code === 2) {
+      throw new StreamError(`stream decoder: ${DECODER_FAULTS[code].replace("_", " ")} event`, {
+        reason: "invalid",
+        kind: DECODER_FAULTS[code],
+      });
+    }
+    return out;
+  }
+
+  end() {
+    if (!this.#d.end()) {
+      throw new StreamError("stream ended without its end marker", { reason: "invalid", kind: "truncated" });
+    }
+  }
+}

@@ -1,0 +1,278 @@
+//! Handing decoded items to JavaScript cheaply: everything one network read produced goes over
+//! in one call as a `Uint32Array` of records and one string. A record is a kind word and
+//! fields; text fields are `[start, end)` offsets into the string in UTF-16 code units, so the
+//! JS side slices with `String.prototype.slice` and creates no intermediate buffers.
+//!
+//! | kind | words after the kind |
+//! |---|---|
+//! | 1 content, 2 reasoning, 3 refusal, 5 finish, 10 role | choice, start, end |
+//! | 4 tool call | choice, index, id start, id end, name start, name end, args start, args end (absent id/name: both [`NONE`]) |
+//! | 6 usage | prompt, completion, total (saturated to `u32`) |
+//! | 7 retry | next attempt, delay ms, reason (0 backoff, 1 retry-after, 2 rate limited), message start, end |
+//! | 8 failover | from, to, message start, end |
+//! | 9 discard | message start, end |
+//!
+//! The JS reader is `decodeBatch` in `js/src/index.js`; the two change together.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use steadyllm_core::call::{CallEvent, WaitReason};
+use steadyllm_core::decode::StreamItem;
+use steadyllm_core::json::JsonStr;
+
+/// Offset of an absent text field.
+pub const NONE: u32 = u32::MAX;
+
+/// Record kinds.
+pub mod kind {
+    /// Answer text.
+    pub const CONTENT: u32 = 1;
+    /// Reasoning text.
+    pub const REASONING: u32 = 2;
+    /// Refusal text.
+    pub const REFUSAL: u32 = 3;
+    /// Tool-call fragment.
+    pub const TOOL_CALL: u32 = 4;
+    /// Finish reason.
+    pub const FINISH: u32 = 5;
+    /// Token usage.
+    pub const USAGE: u32 = 6;
+    /// Waiting before a retry.
+    pub const RETRY: u32 = 7;
+    /// Failing over.
+    pub const FAILOVER: u32 = 8;
+    /// Discard what was shown (restart on partial).
+    pub const DISCARD: u32 = 9;
+    /// The author role.
+    pub const ROLE: u32 = 10;
+}
+
+/// Records and text of one hand-over.
+#[derive(Default, Debug)]
+pub struct Batch {
+    /// The records.
+    pub words: Vec<u32>,
+    /// All text fields, concatenated.
+    pub text: String,
+    /// `text`'s length in UTF-16 code units.
+    utf16: u32,
+}
+
+/// UTF-16 length of valid UTF-8: one unit per scalar, two for scalars of four bytes.
+fn utf16_len(s: &str) -> u32 {
+    let mut n = 0u32;
+    for &b in s.as_bytes() {
+        // Continuation bytes add nothing; lead bytes of 4-byte scalars add two.
+        n = n.wrapping_add(u32::from((b & 0xC0) != 0x80) + u32::from(b >= 0xF0));
+    }
+    n
+}
+
+impl Batch {
+    /// `true` when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// Forgets everything (keeps the allocations).
+    pub fn clear(&mut self) {
+        self.words.clear();
+        self.text.clear();
+        self.utf16 = 0;
+    }
+
+    fn push_str(&mut self, s: &str) -> (u32, u32) {
+        let start = self.utf16;
+        self.text.push_str(s);
+        self.utf16 = self.utf16.wrapping_add(utf16_len(s));
+        (start, self.utf16)
+    }
+
+    fn push_json(&mut self, s: JsonStr<'_>) -> (u32, u32) {
+        let start = self.utf16;
+        if let Some(plain) = s.as_str() {
+            self.push_str(plain);
+        } else {
+            let mut p = s.pieces();
+            while let Some(piece) = p.next_piece() {
+                self.text.push_str(piece);
+                self.utf16 = self.utf16.wrapping_add(utf16_len(piece));
+            }
+        }
+        (start, self.utf16)
+    }
+
+    fn push_opt(&mut self, s: Option<JsonStr<'_>>) -> (u32, u32) {
+        match s {
+            Some(s) => self.push_json(s),
+            None => (NONE, NONE),
+        }
+    }
+
+    fn text_record(&mut self, k: u32, choice: u32, s: JsonStr<'_>) {
+        let (a, b) = self.push_json(s);
+        self.words.extend_from_slice(&[k, choice, a, b]);
+    }
+
+    fn message_of(&mut self, e: &CallEvent) -> (u32, u32) {
+        let start = self.utf16;
+        let before = self.text.len();
+        let _ = write!(self.text, "{e}");
+        let added = utf16_len(self.text.get(before..).unwrap_or_default());
+        self.utf16 = self.utf16.wrapping_add(added);
+        (start, self.utf16)
+    }
+
+    /// Adds a decoded item. `Done` and in-stream errors add nothing (the call's result
+    /// reports them). Returns the content bytes it delivers.
+    pub fn item(&mut self, item: &StreamItem<'_>) {
+        match *item {
+            StreamItem::Content { choice, text } => self.text_record(kind::CONTENT, choice, text),
+            StreamItem::Reasoning { choice, text } => {
+                self.text_record(kind::REASONING, choice, text)
+            }
+            StreamItem::Refusal { choice, text } => self.text_record(kind::REFUSAL, choice, text),
+            StreamItem::Finish { choice, reason } => self.text_record(kind::FINISH, choice, reason),
+            StreamItem::Role { choice, role } => self.text_record(kind::ROLE, choice, role),
+            StreamItem::ToolCall(t) => {
+                let (ia, ib) = self.push_opt(t.id);
+                let (na, nb) = self.push_opt(t.name);
+                let (aa, ab) = self.push_json(t.arguments);
+                self.words.extend_from_slice(&[
+                    kind::TOOL_CALL,
+                    t.choice,
+                    t.index,
+                    ia,
+                    ib,
+                    na,
+                    nb,
+                    aa,
+                    ab,
+                ]);
+            }
+            StreamItem::Usage(u) => {
+                let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                self.words.extend_from_slice(&[
+                    kind::USAGE,
+                    sat(u.prompt_tokens),
+                    sat(u.completion_tokens),
+                    sat(u.total_tokens),
+                ]);
+            }
+            StreamItem::Error(_) | StreamItem::Done => {}
+        }
+    }
+
+    /// Adds an engine decision the page may show; `next_attempt` is the attempt a wait
+    /// leads to. Other decisions add nothing.
+    pub fn engine(&mut self, e: &CallEvent, next_attempt: u32) {
+        match *e {
+            CallEvent::Waiting { delay, reason } => {
+                let code = match reason {
+                    WaitReason::Backoff(_) => 0,
+                    WaitReason::RetryAfter(_) => 1,
+                    WaitReason::EndpointsUnavailable => 2,
+                };
+                let ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+                let (a, b) = self.message_of(e);
+                self.words
+                    .extend_from_slice(&[kind::RETRY, next_attempt, ms, code, a, b]);
+            }
+            CallEvent::FailingOver { from, to } => {
+                let (a, b) = self.message_of(e);
+                self.words
+                    .extend_from_slice(&[kind::FAILOVER, from as u32, to as u32, a, b]);
+            }
+            CallEvent::DiscardDelivered { .. } => {
+                let (a, b) = self.message_of(e);
+                self.words.extend_from_slice(&[kind::DISCARD, a, b]);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steadyllm_core::decode::{StreamDecoder, ToolCallDelta, Usage};
+    use steadyllm_core::time::Duration;
+
+    fn utf16_slice(text: &str, a: u32, b: u32) -> String {
+        let units: Vec<u16> = text.encode_utf16().collect();
+        String::from_utf16(&units[a as usize..b as usize]).unwrap()
+    }
+
+    #[test]
+    fn utf16_offsets_match_javascript() {
+        let mut batch = Batch::default();
+        let mut dec = StreamDecoder::default();
+        for data in [
+            r#"{"choices":[{"index":0,"delta":{"content":"a\u00e9—"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"😀 x\"y\\n"}}]}"#,
+            r#"{"choices":[{"index":1,"delta":{"reasoning_content":"think"}}]}"#,
+        ] {
+            dec.decode(data, |item| batch.item(&item)).unwrap();
+        }
+        let w = &batch.words;
+        assert_eq!(w.len(), 12);
+        assert_eq!(w[0], kind::CONTENT);
+        assert_eq!(utf16_slice(&batch.text, w[2], w[3]), "aé—");
+        assert_eq!(w[4], kind::CONTENT);
+        assert_eq!(utf16_slice(&batch.text, w[6], w[7]), "😀 x\"y\\n");
+        assert_eq!((w[8], w[9]), (kind::REASONING, 1));
+        assert_eq!(utf16_slice(&batch.text, w[10], w[11]), "think");
+        assert_eq!(batch.utf16 as usize, batch.text.encode_utf16().count());
+    }
+
+    #[test]
+    fn tool_calls_usage_and_absent_fields() {
+        let mut batch = Batch::default();
+        batch.item(&StreamItem::ToolCall(ToolCallDelta {
+            choice: 0,
+            index: 2,
+            id: None,
+            name: Some(JsonStr::plain("get_weather")),
+            arguments: JsonStr::plain("{\"city\""),
+        }));
+        batch.item(&StreamItem::Usage(Usage {
+            prompt_tokens: 1,
+            completion_tokens: u64::MAX,
+            total_tokens: 3,
+        }));
+        batch.item(&StreamItem::Done);
+        let w = &batch.words;
+        assert_eq!(&w[..5], &[kind::TOOL_CALL, 0, 2, NONE, NONE]);
+        assert_eq!(utf16_slice(&batch.text, w[5], w[6]), "get_weather");
+        assert_eq!(utf16_slice(&batch.text, w[7], w[8]), "{\"city\"");
+        assert_eq!(&w[9..], &[kind::USAGE, 1, u32::MAX, 3]);
+    }
+
+    #[test]
+    fn engine_notices_carry_a_message() {
+        let mut batch = Batch::default();
+        batch.engine(
+            &CallEvent::Waiting {
+                delay: Duration::from_millis(2000),
+                reason: WaitReason::RetryAfter(steadyllm_core::call::Failure::Status(429)),
+            },
+            2,
+        );
+        batch.engine(&CallEvent::FailingOver { from: 0, to: 1 }, 3);
+        batch.engine(&CallEvent::BudgetExhausted, 3);
+        let w = batch.words.clone();
+        assert_eq!(&w[..4], &[kind::RETRY, 2, 2000, 1]);
+        let msg = utf16_slice(&batch.text, w[4], w[5]);
+        assert!(
+            msg.contains("HTTP 429") && msg.contains("retrying in"),
+            "{msg}"
+        );
+        assert_eq!(&w[6..9], &[kind::FAILOVER, 0, 1]);
+        assert!(utf16_slice(&batch.text, w[9], w[10]).contains("failing over"));
+        assert_eq!(w.len(), 11);
+        batch.clear();
+        assert!(batch.is_empty() && batch.text.is_empty());
+    }
+}
