@@ -229,8 +229,24 @@ fn error_object(
     o.into()
 }
 
-fn call_error_object(e: &CallError, attempts: u32, ctx: &CallCtx<'_>) -> JsValue {
+fn call_error_object(
+    e: &CallError,
+    attempts: u32,
+    deadline_passed: bool,
+    ctx: &CallCtx<'_>,
+) -> JsValue {
     let (reason, failure) = match *e {
+        // A read cut short by the total deadline fails as a timeout of its phase; the engine
+        // then reports the partial output or the exhausted attempts. For the caller it was
+        // the deadline.
+        CallError::PartialOutput {
+            last: last @ Failure::Timeout(_),
+            ..
+        }
+        | CallError::RetriesExhausted {
+            last: last @ Failure::Timeout(_),
+            ..
+        } if deadline_passed => ("deadline_exceeded", Some(last)),
         CallError::DeadlineExceeded { last, .. } => ("deadline_exceeded", last),
         CallError::RetriesExhausted { last, .. } => ("retries_exhausted", Some(last)),
         CallError::BudgetExhausted { last } => ("budget_exhausted", Some(last)),
@@ -397,7 +413,8 @@ async fn run(
                     ctx.batch.engine(&ev, call.attempts() + 1);
                 }
                 ctx.flush();
-                return Err(call_error_object(&e, call.attempts(), &ctx));
+                let passed = now() >= call.deadline();
+                return Err(call_error_object(&e, call.attempts(), passed, &ctx));
             }
         }
     }

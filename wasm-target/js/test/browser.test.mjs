@@ -1,0 +1,563 @@
+// The package in real headless Chromium against the fault-injecting mock server (a different
+// origin, so CORS is exercised): streaming, cancel, every timeout, retries, failover, stream
+// faults, concurrency, bad input. Each test asserts its outcome; none asserts a duration.
+import { after, before, beforeEach, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { deadPort, launchBrowser, openPage, startMock, startStatic } from "./harness.mjs";
+
+// The mock's deterministic answer (tests/src/mock.rs DEFAULT_ANSWER).
+const ANSWER =
+  "The sky looks blue because of Rayleigh scattering. Sunlight contains every colour, but the " +
+  "molecules of the air scatter short wavelengths far more strongly than long ones. Blue light " +
+  "is scattered all over the sky, so it reaches your eyes from every direction \u2014 that is the " +
+  '"blue sky" you see. At sunset the light crosses much more air, the blue is scattered away, ' +
+  "and the reds and oranges remain.";
+const KEY = "sk-test-secret-1234567890";
+
+let mock, mock2, web, browser, page, errors;
+
+before(async () => {
+  [mock, mock2, web, browser] = await Promise.all([startMock(), startMock(), startStatic(), launchBrowser()]);
+  ({ page, errors } = await openPage(browser, `${web.url}/test/page.html`));
+  // Helpers inside the page.
+  await page.evaluate(
+    ([key]) => {
+      const s = window.steadyllm;
+      window.client = (endpoints, extra = {}) =>
+        new s.Client({
+          endpoints: endpoints.map((e) => (typeof e === "string" ? { baseUrl: e, apiKey: key } : e)),
+          model: "gpt-4o",
+          retries: { baseDelayMs: 50, maxDelayMs: 200, ...(extra.retries ?? {}) },
+          ...extra,
+        });
+      window.ask = { messages: [{ role: "user", content: "Why is the sky blue?" }] };
+      // Runs a stream to its end; returns the deltas and the error (as plain data).
+      window.collect = async (client, request = window.ask, options = {}) => {
+        const deltas = [];
+        try {
+          for await (const d of client.chat.stream(request, options)) deltas.push(d);
+          return { deltas, text: deltas.filter((d) => d.type === "content").map((d) => d.text).join("") };
+        } catch (e) {
+          return {
+            deltas,
+            text: deltas.filter((d) => d.type === "content").map((d) => d.text).join(""),
+            error: window.describe(e),
+          };
+        }
+      };
+      window.describe = (e) => ({
+        name: e.name,
+        message: e.message,
+        isError: e instanceof Error,
+        isSteady: e instanceof s.SteadyLlmError,
+        isTimeout: e instanceof s.TimeoutError,
+        ctor: e.constructor.name,
+        partial: e.partial,
+        attempts: e.attempts,
+        reason: e.reason,
+        status: e.status,
+        kind: e.kind,
+        serverError: e.serverError,
+        abortReason: typeof e.abortReason === "object" ? JSON.stringify(e.abortReason) : e.abortReason,
+        abortReasonType: typeof e.abortReason,
+        abortReasonName: e.abortReason && e.abortReason.name,
+      });
+    },
+    [KEY],
+  );
+});
+
+after(async () => {
+  await browser?.close();
+  await Promise.all([mock?.close(), mock2?.close(), web?.close()]);
+});
+
+beforeEach(async () => {
+  await Promise.all([mock.reset(), mock2.reset()]);
+});
+
+const run = (fn, arg) => page.evaluate(fn, arg);
+
+describe("streaming", () => {
+  test("deltas arrive as the server sends them, before it sends the rest", async () => {
+    // The server sends four events and then never another byte: whatever arrives was streamed.
+    await mock.script([{ fault: "stall_after", events: 4 }]);
+    const r = await run(async (base) => {
+      const c = window.client([base]);
+      const ctl = new AbortController();
+      const got = [];
+      try {
+        for await (const d of c.chat.stream(window.ask, { signal: ctl.signal })) {
+          got.push(d);
+          if (got.filter((x) => x.type === "content").length === 3) ctl.abort("enough");
+        }
+      } catch (e) {
+        return { got, error: window.describe(e) };
+      }
+      return { got };
+    }, mock.base);
+    const content = r.got.filter((d) => d.type === "content").map((d) => d.text);
+    assert.deepEqual(content, ["The", " sky", " looks"]);
+    assert.equal(r.error.name, "AbortError");
+    assert.equal(r.error.partial, "The sky looks");
+  });
+
+  test("a whole answer: text, finish reason, usage; the request is what the server expects", async () => {
+    const r = await run((base) => window.client([base]).chat.complete(window.ask), mock.base);
+    assert.equal(r.text, ANSWER);
+    assert.equal(r.finishReason, "stop");
+    assert.equal(r.attempts, 1);
+    assert.equal(r.endpoint, 0);
+    assert.ok(r.usage && r.usage.completionTokens > 0 && r.usage.totalTokens >= r.usage.completionTokens);
+    const [req] = await mock.requests();
+    assert.equal(req.path, "/v1/chat/completions");
+    const h = Object.fromEntries(req.headers);
+    assert.equal(h.authorization, `Bearer ${KEY}`);
+    assert.equal(h["x-steadyllm-retry-count"], "0");
+    assert.equal(h["content-type"], "application/json");
+    const body = JSON.parse(req.body);
+    assert.equal(body.model, "gpt-4o");
+    assert.equal(body.stream, true);
+    assert.deepEqual(body.messages, [{ role: "user", content: "Why is the sky blue?" }]);
+  });
+
+  test("the Anthropic dialect streams from /v1/messages", async () => {
+    const r = await run(
+      (base) =>
+        window
+          .client([{ baseUrl: base.replace(/\/v1$/, ""), apiKey: "k", dialect: "anthropic", model: "claude" }])
+          .chat.complete({ ...window.ask, maxTokens: 500 }),
+      mock.base,
+    );
+    assert.equal(r.text, ANSWER);
+    assert.equal(r.finishReason, "end_turn");
+    const [req] = await mock.requests();
+    assert.equal(req.path, "/v1/messages");
+    assert.equal(Object.fromEntries(req.headers)["x-api-key"], "k");
+  });
+
+  test("multi-byte text split across reads arrives intact (one byte per write)", async () => {
+    await mock.script([{ fault: "drip", ms_per_byte: 0 }]);
+    const r = await run((base) => window.client([base]).chat.complete(window.ask), mock.base);
+    assert.equal(r.text, ANSWER);
+  });
+});
+
+describe("cancel", () => {
+  test("the caller's signal aborts mid-stream with AbortError, any reason type, partial kept", async () => {
+    for (const kind of ["string", "undefined", "object", "number", "error"]) {
+      await mock.script([{ fault: "stall_after", events: 3 }]);
+      const r = await run(
+        async ([base, kind]) => {
+          const c = window.client([base]);
+          const ctl = new AbortController();
+          const reason = { string: "stop!", undefined: undefined, object: { why: 1 }, number: 42, error: new RangeError("r") }[kind];
+          const deltas = [];
+          try {
+            for await (const d of c.chat.stream(window.ask, { signal: ctl.signal })) {
+              deltas.push(d);
+              if (d.type === "content") kind === "undefined" ? ctl.abort() : ctl.abort(reason);
+            }
+            return { deltas };
+          } catch (e) {
+            // The client still works after an abort.
+            const again = await c.chat.complete(window.ask).then(
+              (x) => x.text.length,
+              (e) => e.name,
+            );
+            return { deltas, error: window.describe(e), again };
+          }
+        },
+        [mock.base, kind],
+      );
+      assert.equal(r.error?.name, "AbortError", kind);
+      assert.ok(r.error.isSteady && r.error.isError);
+      assert.equal(r.error.partial, "The");
+      assert.equal(r.deltas.filter((d) => d.type === "content").length, 1, "no delta after the abort");
+      if (kind === "string") assert.equal(r.error.abortReason, "stop!");
+      if (kind === "number") assert.equal(r.error.abortReason, 42);
+      if (kind === "object") assert.equal(r.error.abortReason, '{"why":1}');
+      if (kind === "error") assert.equal(r.error.abortReasonName, "RangeError");
+      if (kind === "undefined") assert.equal(r.error.abortReasonName, "AbortError"); // the DOMException
+      assert.equal(typeof r.again, "number", `call after abort: ${r.again}`);
+    }
+  });
+
+  test("an already-aborted signal fails before anything is sent", async () => {
+    const r = await run(async (base) => {
+      const ctl = new AbortController();
+      ctl.abort("early");
+      return window.collect(window.client([base]), window.ask, { signal: ctl.signal });
+    }, mock.base);
+    assert.equal(r.error.name, "AbortError");
+    assert.equal(r.error.abortReason, "early");
+    assert.equal((await mock.requests()).length, 0);
+  });
+
+  test("abort during a backoff wait ends the call at once", async () => {
+    await mock.script({ steps: [], then: { fault: "status", code: 503, retry_after: "30" } });
+    const r = await run(async (base) => {
+      const c = window.client([base], { retries: { maxRetryAfterMs: 60000 } });
+      const ctl = new AbortController();
+      const deltas = [];
+      try {
+        for await (const d of c.chat.stream(window.ask, { signal: ctl.signal })) {
+          deltas.push(d);
+          if (d.type === "retry") ctl.abort("bored");
+        }
+      } catch (e) {
+        return { deltas, error: window.describe(e) };
+      }
+    }, mock.base);
+    assert.equal(r.deltas[0].type, "retry");
+    assert.equal(r.deltas[0].reason, "retry_after");
+    assert.equal(r.deltas[0].delayMs, 30000);
+    assert.equal(r.error.name, "AbortError");
+    assert.equal((await mock.requests()).length, 1);
+  });
+
+  test("breaking out of the loop cancels the call", async () => {
+    await mock.script([{ fault: "stall_after", events: 3 }]);
+    const r = await run(async (base) => {
+      const c = window.client([base]);
+      let n = 0;
+      for await (const d of c.chat.stream(window.ask)) {
+        if (d.type === "content") {
+          n++;
+          break;
+        }
+      }
+      const next = await c.chat.complete(window.ask).then((x) => x.text.length, (e) => e.name);
+      return { n, next };
+    }, mock.base);
+    assert.equal(r.n, 1);
+    assert.equal(typeof r.next, "number");
+  });
+});
+
+describe("timeouts", () => {
+  test("no response head in time: FirstByteTimeoutError", async () => {
+    await mock.script({ steps: [], then: { fault: "stall_before_headers" } });
+    const r = await run(
+      (base) => window.collect(window.client([base], { timeouts: { firstByteMs: 300 }, retries: { maxAttempts: 2 } })),
+      mock.base,
+    );
+    assert.equal(r.error.name, "FirstByteTimeoutError");
+    assert.ok(r.error.isTimeout);
+    assert.equal(r.error.reason, "retries_exhausted");
+    assert.equal(r.error.attempts, 2);
+    assert.equal(r.deltas.filter((d) => d.type === "retry").length, 1);
+  });
+
+  test("head but no content (keep-alive comments only): FirstTokenTimeoutError", async () => {
+    await mock.script({ steps: [], then: { fault: "stall_after", events: 0, keepalive_every_ms: 50 } });
+    const r = await run(
+      (base) =>
+        window.collect(
+          window.client([base], { timeouts: { firstTokenMs: 400, idleMs: 5000 }, retries: { maxAttempts: 1 } }),
+        ),
+      mock.base,
+    );
+    assert.equal(r.error.name, "FirstTokenTimeoutError");
+    assert.equal(r.error.partial, "");
+  });
+
+  test("a stream that stalls: IdleTimeoutError with the partial text", async () => {
+    await mock.script({ steps: [], then: { fault: "stall_after", events: 5 } });
+    const r = await run(
+      (base) => window.collect(window.client([base], { timeouts: { idleMs: 300 } })),
+      mock.base,
+    );
+    assert.equal(r.error.name, "IdleTimeoutError");
+    assert.equal(r.error.reason, "partial_output");
+    assert.equal(r.error.partial, "The sky looks blue");
+    assert.equal(r.text, "The sky looks blue");
+    assert.equal((await mock.requests()).length, 1, "output was delivered: not retried by default");
+  });
+
+  test("the total deadline: TotalTimeoutError", async () => {
+    await mock.script({ steps: [], then: { fault: "ok", delay_between_events_ms: 200 } });
+    const r = await run(
+      (base) => window.collect(window.client([base], { timeouts: { totalMs: 700, idleMs: 5000 } })),
+      mock.base,
+    );
+    assert.equal(r.error.name, "TotalTimeoutError");
+    assert.equal(r.error.reason, "deadline_exceeded");
+    assert.ok(r.error.partial.length > 0 && ANSWER.startsWith(r.error.partial), r.error.partial);
+  });
+
+  test("restartOnPartial retries after a stall and says to discard what was shown", async () => {
+    await mock.script([{ fault: "stall_after", events: 5 }, { fault: "ok" }]);
+    const r = await run(
+      (base) =>
+        window.collect(window.client([base], { timeouts: { idleMs: 300 }, retries: { restartOnPartial: true } })),
+      mock.base,
+    );
+    assert.equal(r.error, undefined);
+    const i = r.deltas.findIndex((d) => d.type === "discard");
+    assert.ok(i > 0, "a discard delta");
+    const after = r.deltas.slice(i).filter((d) => d.type === "content").map((d) => d.text).join("");
+    assert.equal(after, ANSWER);
+  });
+});
+
+describe("retries and failover", () => {
+  test("429 with Retry-After: a retry notice, the wait, then the answer", async () => {
+    await mock.script([{ fault: "status", code: 429, retry_after: "1" }, { fault: "ok" }]);
+    const r = await run((base) => window.collect(window.client([base])), mock.base);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    const retry = r.deltas.find((d) => d.type === "retry");
+    assert.equal(retry.reason, "retry_after");
+    assert.equal(retry.delayMs, 1000);
+    assert.equal(retry.attempt, 2);
+    assert.match(retry.message, /429/);
+    const reqs = await mock.requests();
+    assert.equal(reqs.length, 2);
+    assert.equal(Object.fromEntries(reqs[1].headers)["x-steadyllm-retry-count"], "1");
+    assert.ok(reqs[1].at_ms - reqs[0].at_ms >= 1000, "waited as asked");
+  });
+
+  test("a Retry-After beyond the cap fails with RateLimitError", async () => {
+    await mock.script({ steps: [], then: { fault: "status", code: 429, retry_after: "120" } });
+    const r = await run((base) => window.collect(window.client([base], { retries: { maxRetryAfterMs: 5000 } })), mock.base);
+    assert.equal(r.error.name, "RateLimitError");
+    assert.equal(r.error.reason, "retry_after_too_long");
+    assert.equal(r.error.status, 429);
+  });
+
+  test("failover from a dead endpoint to a live one", async () => {
+    const dead = `http://127.0.0.1:${await deadPort()}/v1`;
+    const r = await run(([dead, live]) => window.collect(window.client([dead, live])), [dead, mock.base]);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    const f = r.deltas.find((d) => d.type === "failover");
+    assert.deepEqual([f.from, f.to], [0, 1]);
+    assert.equal((await mock.requests()).length, 1);
+  });
+
+  test("every endpoint dead: ConnectionError after the attempts", async () => {
+    const dead = `http://127.0.0.1:${await deadPort()}/v1`;
+    const r = await run((dead) => window.collect(window.client([dead], { retries: { maxAttempts: 3 } })), dead);
+    assert.equal(r.error.name, "ConnectionError");
+    assert.equal(r.error.attempts, 3);
+  });
+
+  test("401 is not retried: HttpError with the server's error object", async () => {
+    await mock.script([{ fault: "status", code: 401 }]);
+    const r = await run((base) => window.collect(window.client([base])), mock.base);
+    assert.equal(r.error.name, "HttpError");
+    assert.equal(r.error.status, 401);
+    assert.equal(r.error.reason, "not_retryable");
+    assert.ok(r.error.serverError && typeof r.error.serverError.message === "string");
+    assert.equal((await mock.requests()).length, 1);
+  });
+
+  test("one client shares breaker state across calls: a failing endpoint is skipped", async () => {
+    await mock.script({ steps: [], then: { fault: "status", code: 503 } });
+    const r = await run(
+      async ([a, b]) => {
+        const c = window.client([a, b], { breaker: { threshold: 2, cooldownMs: 60000 } });
+        const first = await window.collect(c);
+        const second = await window.collect(c);
+        const health = c.health();
+        const third = await window.collect(c);
+        return { first, second, third, health };
+      },
+      [mock.base, mock2.base],
+    );
+    for (const k of ["first", "second", "third"]) assert.equal(r[k].text, ANSWER, k);
+    assert.equal(r.health[0].coolingDown, true);
+    assert.equal(r.health[1].available, true);
+    // Two failures opened the breaker; the third call went straight to the fallback.
+    assert.equal((await mock.requests()).length, 2);
+    assert.equal((await mock2.requests()).length, 3);
+    assert.equal(r.third.deltas.some((d) => d.type === "failover" || d.type === "retry"), false);
+  });
+});
+
+describe("stream faults", () => {
+  test("a truncated stream (no [DONE]): StreamError truncated, partial kept", async () => {
+    await mock.script([{ fault: "truncate_after", events: 3 }]);
+    const r = await run((base) => window.collect(window.client([base])), mock.base);
+    assert.equal(r.error.name, "StreamError");
+    assert.equal(r.error.kind, "truncated");
+    assert.equal(r.error.partial, "The sky");
+  });
+
+  test("an error event: StreamError server_error with the server's message", async () => {
+    await mock.script([{ fault: "error_event_after", events: 3, message: "The engine overheated", code: "overheat" }]);
+    const r = await run((base) => window.collect(window.client([base])), mock.base);
+    assert.equal(r.error.name, "StreamError");
+    assert.equal(r.error.kind, "server_error");
+    assert.equal(r.error.serverError.message, "The engine overheated");
+    assert.equal(r.error.serverError.code, "overheat");
+    assert.match(r.error.message, /overheated/);
+    assert.equal(r.error.partial, "The sky");
+  });
+
+  test("a malformed event: StreamError malformed", async () => {
+    await mock.script([{ fault: "malformed_after", events: 3 }]);
+    const r = await run((base) => window.collect(window.client([base])), mock.base);
+    assert.equal(r.error.name, "StreamError");
+    assert.equal(r.error.kind, "malformed");
+    assert.equal(r.error.partial, "The sky");
+  });
+
+  test("a reset before any content is retried; the answer completes", async () => {
+    await mock.script([{ fault: "reset_after", events: 0 }, { fault: "ok" }]);
+    const r = await run((base) => window.collect(window.client([base])), mock.base);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.equal((await mock.requests()).length, 2);
+  });
+});
+
+describe("concurrency", () => {
+  test("batch runs with a bound and returns every result or error in order", async () => {
+    await mock.script({ steps: [], then: { fault: "ok", delay_between_events_ms: 2 } });
+    const r = await run(async (base) => {
+      const c = window.client([base]);
+      const reqs = [0, 1, 2, 3, 4, 5].map((i) => ({ messages: [{ role: "user", content: `question ${i}` }] }));
+      reqs[3] = { messages: [{ role: "wizard", content: "x" }] };
+      const out = await c.chat.batch(reqs, { concurrency: 2 });
+      return out.map((o) => (o.status === "fulfilled" ? o.value.text : window.describe(o.reason)));
+    }, mock.base);
+    assert.equal(r.length, 6);
+    for (const i of [0, 1, 2, 4, 5]) assert.equal(r[i], ANSWER, `result ${i}`);
+    assert.equal(r[3].name, "InvalidRequestError");
+    const bodies = (await mock.requests()).map((q) => JSON.parse(q.body).messages[0].content).sort();
+    assert.deepEqual(bodies, ["question 0", "question 1", "question 2", "question 4", "question 5"]);
+  });
+
+  test("concurrent streams on one client do not mix their deltas", async () => {
+    await mock.script({ steps: [], then: { fault: "ok", delay_between_events_ms: 1 } });
+    const r = await run(async (base) => {
+      const c = window.client([base]);
+      const all = await Promise.all([0, 1, 2, 3].map(() => window.collect(c)));
+      return all.map((x) => x.text);
+    }, mock.base);
+    for (const t of r) assert.equal(t, ANSWER);
+  });
+});
+
+describe("bad input never reaches a panic", () => {
+  test("invalid options and requests are InvalidRequestError; secrets are not echoed", async () => {
+    const r = await run(async ([base, key]) => {
+      const s = window.steadyllm;
+      const out = [];
+      const tryNew = (o) => {
+        try {
+          new s.Client(o);
+          out.push("constructed");
+        } catch (e) {
+          out.push(window.describe(e));
+        }
+      };
+      tryNew(undefined);
+      tryNew({ endpoints: [] });
+      tryNew({ endpoints: [{ baseUrl: "ftp://x" }], model: "m" });
+      tryNew({ endpoints: [{ baseUrl: "not a url" }], model: "m" });
+      tryNew({ endpoints: [{ baseUrl: base, apiKey: key + "\r\nx-evil: 1" }], model: "m" });
+      tryNew({ endpoints: [{ baseUrl: base, headers: { "x-a": "ok\nno" } }], model: "m" });
+      tryNew({ endpoints: [{ baseUrl: base, headers: { "bad name": "v" } }], model: "m" });
+      tryNew({ endpoints: [1, 2, 3, 4, 5].map(() => ({ baseUrl: base })), model: "m" });
+      tryNew({ endpoints: [{ baseUrl: base }] });
+      tryNew({ endpoints: [{ baseUrl: base }], model: "m", timeouts: { idleMs: -1 } });
+      const c = window.client([base]);
+      for (const req of [
+        null,
+        {},
+        { messages: [] },
+        { messages: "hi" },
+        { messages: [{ content: "no role" }] },
+        { messages: [{ role: "wizard", content: "x" }] },
+        { messages: [{ role: "user", content: 42 }] },
+        { messages: [{ role: "user", content: [{ type: "audio" }] }] },
+        { messages: [{ role: "tool", content: "result without id" }] },
+        { ...window.ask, temperature: NaN },
+        { ...window.ask, temperature: Infinity },
+        { ...window.ask, maxTokens: 1.5 },
+        { ...window.ask, tools: [{ name: "f", parameters: "not an object" }] },
+        { ...window.ask, toolChoice: "sometimes" },
+      ]) {
+        out.push((await window.collect(c, req)).error ?? "accepted");
+      }
+      // Tool arguments that are not JSON cannot be turned into Anthropic's object: refused
+      // before anything is sent.
+      const claude = window.client([{ baseUrl: base, apiKey: key, dialect: "anthropic", model: "claude" }]);
+      const toolTurn = { messages: [{ role: "assistant", toolCalls: [{ id: "1", name: "f", arguments: "{not json" }] }, window.ask.messages[0]] };
+      out.push((await window.collect(claude, toolTurn)).error ?? "accepted");
+      return out;
+    }, [mock.base, KEY]);
+    for (const [i, e] of r.entries()) {
+      if (i === 4) {
+        // The key with CR/LF: refused without echoing it.
+        assert.equal(e.name, "InvalidRequestError", JSON.stringify(e));
+        assert.ok(!e.message.includes(KEY), e.message);
+        continue;
+      }
+      assert.equal(e.name, "InvalidRequestError", `case ${i}: ${JSON.stringify(e)}`);
+      assert.ok(e.isSteady && e.message.length > 0);
+    }
+    assert.equal(r.length, 25);
+    assert.equal((await mock.requests()).length, 0, "nothing was sent");
+  });
+
+  test("an oversized event fails the attempt as malformed; the client stays usable", async () => {
+    const big = "x".repeat(70 * 1024);
+    await mock.script({ steps: [{ fault: "ok" }], answer: big });
+    const r = await run(async (base) => {
+      const c = window.client([base], { retries: { maxAttempts: 1 } });
+      const first = await window.collect(c, { messages: [{ role: "user", content: "one word please" }] });
+      return first;
+    }, mock.base);
+    // One 70 KiB word is one event larger than the 64 KiB parser capacity.
+    assert.equal(r.error.name, "StreamError");
+    assert.equal(r.error.kind, "malformed");
+    await mock.reset();
+    const ok = await run((base) => window.client([base]).chat.complete(window.ask).then((x) => x.text), mock.base);
+    assert.equal(ok, ANSWER);
+  });
+
+  test("StreamDecoder over random bytes: deltas or StreamError, never a trap", async () => {
+    const r = await run(() => {
+      const s = window.steadyllm;
+      let seed = 12345;
+      const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+      const pieces = ["data: ", '{"choices":[{"delta":{"content":"', "\\u00e9", "\\ud800", '"}}]}', "\n\n", "\r", ":", "event: error\n", "data: [DONE]\n\n", "\xff"];
+      const enc = new TextEncoder();
+      const outcomes = { ok: 0, stream: 0, other: [] };
+      for (let i = 0; i < 3000; i++) {
+        const d = new s.StreamDecoder({ dialect: i % 2 ? "anthropic" : "openai" });
+        try {
+          for (let j = 0; j < 8; j++) {
+            const bytes = rnd() < 64 ? Uint8Array.from({ length: rnd() }, rnd) : enc.encode(pieces[rnd() % pieces.length]);
+            d.push(bytes);
+          }
+          try {
+            d.end();
+          } catch (e) {
+            if (!(e instanceof s.StreamError)) throw e;
+          }
+          outcomes.ok++;
+        } catch (e) {
+          if (e instanceof s.StreamError) outcomes.stream++;
+          else outcomes.other.push(String(e));
+        }
+      }
+      // Still alive: decode a proper stream.
+      const d = new s.StreamDecoder();
+      const got = d.push(enc.encode('data: {"choices":[{"index":0,"delta":{"content":"h\\u00e9"}}]}\n\ndata: [DONE]\n\n'));
+      d.end();
+      return { outcomes, got };
+    });
+    assert.deepEqual(r.outcomes.other, []);
+    assert.ok(r.outcomes.ok > 0 && r.outcomes.stream > 0, JSON.stringify(r.outcomes));
+    assert.deepEqual(r.got, [{ type: "content", text: "hé", choice: 0 }]);
+  });
+
+  test("no page errors", () => {
+    assert.deepEqual(errors.map(String), []);
+  });
+});
