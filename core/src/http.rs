@@ -47,9 +47,10 @@ pub enum UrlError {
     InvalidCharacter,
 }
 
-impl fmt::Display for UrlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl UrlError {
+    /// The message, without formatting machinery (for targets that avoid `core::fmt`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
             UrlError::UnsupportedScheme => "base URL must start with http:// or https://",
             UrlError::MissingHost => "base URL has no host",
             UrlError::InvalidPort => "base URL port is not a number in 1..=65535",
@@ -57,7 +58,13 @@ impl fmt::Display for UrlError {
                 "base URL must not contain user info, a query or a fragment"
             }
             UrlError::InvalidCharacter => "base URL contains a character not allowed there",
-        })
+        }
+    }
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -230,12 +237,19 @@ pub enum HeaderError {
     InvalidName,
 }
 
-impl fmt::Display for HeaderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl HeaderError {
+    /// The message, without formatting machinery.
+    pub fn as_str(&self) -> &'static str {
+        match self {
             HeaderError::InvalidValue => "header value contains CR, LF or a control character",
             HeaderError::InvalidName => "header name is not a valid token",
-        })
+        }
+    }
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

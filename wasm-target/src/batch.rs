@@ -8,17 +8,20 @@
 //! | 1 content, 2 reasoning, 3 refusal, 5 finish, 10 role | choice, start, end |
 //! | 4 tool call | choice, index, id start, id end, name start, name end, args start, args end (absent id/name: both [`NONE`]) |
 //! | 6 usage | prompt, completion, total (saturated to `u32`) |
-//! | 7 retry | next attempt, delay ms, reason (0 backoff, 1 retry-after, 2 rate limited), message start, end |
-//! | 8 failover | from, to, message start, end |
-//! | 9 discard | message start, end |
+//! | 7 retry | next attempt, delay ms, reason (0 backoff, 1 retry-after, 2 rate limited), failure code, HTTP status (0 if none) |
+//! | 8 failover | from, to |
+//! | 9 discard | bytes (saturated) |
+//!
+//! Failure codes (also in the call's error object, by name): 0 none, 1 connect, 2 first byte,
+//! 3 first token, 4 idle, 5 status, 6 network, 7 truncated, 8 malformed, 9 server error.
+//! Messages for people are composed on the JS side: formatting here would pull `core::fmt`
+//! into the module, a large share of its size.
 //!
 //! The JS reader is `decodeBatch` in `js/src/index.js`; the two change together.
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::Write as _;
-
-use steadyllm_core::call::{CallEvent, WaitReason};
+use steadyllm_core::call::{CallEvent, Failure, Phase, StreamFault, WaitReason};
 use steadyllm_core::decode::StreamItem;
 use steadyllm_core::json::JsonStr;
 
@@ -116,15 +119,6 @@ impl Batch {
         self.words.extend_from_slice(&[k, choice, a, b]);
     }
 
-    fn message_of(&mut self, e: &CallEvent) -> (u32, u32) {
-        let start = self.utf16;
-        let before = self.text.len();
-        let _ = write!(self.text, "{e}");
-        let added = utf16_len(self.text.get(before..).unwrap_or_default());
-        self.utf16 = self.utf16.wrapping_add(added);
-        (start, self.utf16)
-    }
-
     /// Adds a decoded item. `Done` and in-stream errors add nothing (the call's result
     /// reports them). Returns the content bytes it delivers.
     pub fn item(&mut self, item: &StreamItem<'_>) {
@@ -170,27 +164,52 @@ impl Batch {
     pub fn engine(&mut self, e: &CallEvent, next_attempt: u32) {
         match *e {
             CallEvent::Waiting { delay, reason } => {
-                let code = match reason {
-                    WaitReason::Backoff(_) => 0,
-                    WaitReason::RetryAfter(_) => 1,
-                    WaitReason::EndpointsUnavailable => 2,
+                let (code, failure) = match reason {
+                    WaitReason::Backoff(f) => (0, Some(f)),
+                    WaitReason::RetryAfter(f) => (1, Some(f)),
+                    WaitReason::EndpointsUnavailable => (2, None),
+                };
+                let status = match failure {
+                    Some(Failure::Status(s)) => u32::from(s),
+                    _ => 0,
                 };
                 let ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
-                let (a, b) = self.message_of(e);
-                self.words
-                    .extend_from_slice(&[kind::RETRY, next_attempt, ms, code, a, b]);
+                self.words.extend_from_slice(&[
+                    kind::RETRY,
+                    next_attempt,
+                    ms,
+                    code,
+                    failure_code(failure),
+                    status,
+                ]);
             }
             CallEvent::FailingOver { from, to } => {
-                let (a, b) = self.message_of(e);
+                let idx = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
                 self.words
-                    .extend_from_slice(&[kind::FAILOVER, from as u32, to as u32, a, b]);
+                    .extend_from_slice(&[kind::FAILOVER, idx(from), idx(to)]);
             }
-            CallEvent::DiscardDelivered { .. } => {
-                let (a, b) = self.message_of(e);
-                self.words.extend_from_slice(&[kind::DISCARD, a, b]);
+            CallEvent::DiscardDelivered { bytes } => {
+                let b = u32::try_from(bytes).unwrap_or(u32::MAX);
+                self.words.extend_from_slice(&[kind::DISCARD, b]);
             }
             _ => {}
         }
+    }
+}
+
+/// The code of a failure (see the module docs).
+pub fn failure_code(f: Option<Failure>) -> u32 {
+    match f {
+        None => 0,
+        Some(Failure::Connect) => 1,
+        Some(Failure::Timeout(Phase::Connect | Phase::FirstByte)) => 2,
+        Some(Failure::Timeout(Phase::FirstToken)) => 3,
+        Some(Failure::Timeout(Phase::Idle)) => 4,
+        Some(Failure::Status(_)) => 5,
+        Some(Failure::Stream(StreamFault::Network)) => 6,
+        Some(Failure::Stream(StreamFault::Truncated)) => 7,
+        Some(Failure::Stream(StreamFault::Malformed)) => 8,
+        Some(Failure::Stream(StreamFault::ServerError)) => 9,
     }
 }
 
@@ -251,28 +270,49 @@ mod tests {
     }
 
     #[test]
-    fn engine_notices_carry_a_message() {
+    fn engine_notices_carry_codes() {
         let mut batch = Batch::default();
         batch.engine(
             &CallEvent::Waiting {
                 delay: Duration::from_millis(2000),
-                reason: WaitReason::RetryAfter(steadyllm_core::call::Failure::Status(429)),
+                reason: WaitReason::RetryAfter(Failure::Status(429)),
             },
             2,
         );
         batch.engine(&CallEvent::FailingOver { from: 0, to: 1 }, 3);
         batch.engine(&CallEvent::BudgetExhausted, 3);
-        let w = batch.words.clone();
-        assert_eq!(&w[..4], &[kind::RETRY, 2, 2000, 1]);
-        let msg = utf16_slice(&batch.text, w[4], w[5]);
-        assert!(
-            msg.contains("HTTP 429") && msg.contains("retrying in"),
-            "{msg}"
+        batch.engine(
+            &CallEvent::Waiting {
+                delay: Duration::from_millis(700),
+                reason: WaitReason::Backoff(Failure::Timeout(Phase::Idle)),
+            },
+            4,
         );
-        assert_eq!(&w[6..9], &[kind::FAILOVER, 0, 1]);
-        assert!(utf16_slice(&batch.text, w[9], w[10]).contains("failing over"));
-        assert_eq!(w.len(), 11);
+        batch.engine(&CallEvent::DiscardDelivered { bytes: 12 }, 4);
+        assert_eq!(
+            batch.words,
+            [
+                kind::RETRY,
+                2,
+                2000,
+                1,
+                5,
+                429,
+                kind::FAILOVER,
+                0,
+                1,
+                kind::RETRY,
+                4,
+                700,
+                0,
+                4,
+                0,
+                kind::DISCARD,
+                12
+            ]
+        );
+        assert!(batch.text.is_empty());
         batch.clear();
-        assert!(batch.is_empty() && batch.text.is_empty());
+        assert!(batch.is_empty());
     }
 }

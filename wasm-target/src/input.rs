@@ -8,7 +8,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
 
 use steadyllm_core::call::{CallConfig, Jitter, MAX_ENDPOINTS, Timeouts};
 use steadyllm_core::decode::Dialect;
@@ -28,11 +27,12 @@ pub enum InputError {
     Invalid(String),
 }
 
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl InputError {
+    /// The message. (No `core::fmt` here: it would be most of the module's size.)
+    pub fn message(&self) -> &str {
         match self {
-            InputError::Json(e) => write!(f, "malformed options: {e}"),
-            InputError::Invalid(s) => f.write_str(s),
+            InputError::Json(_) => "malformed options or request (not the JSON the wrapper writes)",
+            InputError::Invalid(s) => s,
         }
     }
 }
@@ -47,7 +47,25 @@ fn invalid(s: &str) -> InputError {
     InputError::Invalid(String::from(s))
 }
 
+/// Joins message pieces.
+pub fn join(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
+/// `0`–`9` for small indexes (there are at most four endpoints).
+fn digit(i: usize) -> &'static str {
+    ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+        .get(i)
+        .copied()
+        .unwrap_or("?")
+}
+
 /// The unescaped text of a JSON string.
+#[inline(never)]
 pub fn owned(s: JsonStr<'_>) -> String {
     let mut out = String::with_capacity(s.decoded_len());
     let mut p = s.pieces();
@@ -57,19 +75,23 @@ pub fn owned(s: JsonStr<'_>) -> String {
     out
 }
 
+#[inline(never)]
 fn string(r: &mut Reader<'_>) -> Result<String, InputError> {
     Ok(owned(r.string()?))
 }
 
+#[inline(never)]
 fn opt_string(r: &mut Reader<'_>) -> Result<Option<String>, InputError> {
     Ok(r.string_or_null()?.map(owned))
 }
 
+#[inline(never)]
 fn u32_of(r: &mut Reader<'_>, what: &str) -> Result<u32, InputError> {
     let v = r.u64()?;
-    u32::try_from(v).map_err(|_| InputError::Invalid(alloc::format!("{what} is too large")))
+    u32::try_from(v).map_err(|_| InputError::Invalid(join(&[what, " is too large"])))
 }
 
+#[inline(never)]
 fn ms(r: &mut Reader<'_>) -> Result<Duration, InputError> {
     Ok(Duration::from_millis(r.u64()?))
 }
@@ -165,21 +187,34 @@ pub fn parse_options(src: &str) -> Result<Options, InputError> {
         ));
     }
     if endpoints.len() > MAX_ENDPOINTS {
-        return Err(InputError::Invalid(alloc::format!(
-            "options.endpoints: at most {MAX_ENDPOINTS} endpoints"
-        )));
+        return Err(invalid("options.endpoints: at most 4 endpoints"));
     }
     if config.max_attempts == 0 {
         return Err(invalid("retries.maxAttempts must be at least 1"));
     }
     for (i, e) in endpoints.iter().enumerate() {
         if let Err(err) = e.endpoint() {
-            return Err(InputError::Invalid(alloc::format!("endpoints[{i}]: {err}")));
+            let text = match err {
+                EndpointError::Url(u) => u.as_str(),
+                EndpointError::Header(h) => h.as_str(),
+            };
+            let what = match err {
+                EndpointError::Url(_) => "]: ",
+                EndpointError::Header(_) => "]: API key: ",
+            };
+            return Err(InputError::Invalid(join(&[
+                "endpoints[",
+                digit(i),
+                what,
+                text,
+            ])));
         }
         if e.model.is_none() && model.is_empty() {
-            return Err(InputError::Invalid(alloc::format!(
-                "endpoints[{i}]: no model (set options.model or the endpoint's model)"
-            )));
+            return Err(InputError::Invalid(join(&[
+                "endpoints[",
+                digit(i),
+                "]: no model (set options.model or the endpoint's model)",
+            ])));
         }
     }
     Ok(Options {
@@ -189,6 +224,7 @@ pub fn parse_options(src: &str) -> Result<Options, InputError> {
     })
 }
 
+#[inline(never)]
 fn boolean(r: &mut Reader<'_>) -> Result<bool, InputError> {
     match r.raw_value()? {
         "true" => Ok(true),
@@ -197,6 +233,7 @@ fn boolean(r: &mut Reader<'_>) -> Result<bool, InputError> {
     }
 }
 
+#[inline(never)]
 fn parse_timeouts(r: &mut Reader<'_>) -> Result<Timeouts, InputError> {
     // Unset fields take the small-prompt tier's value.
     let mut t = Timeouts::for_profile(Default::default());
@@ -215,6 +252,7 @@ fn parse_timeouts(r: &mut Reader<'_>) -> Result<Timeouts, InputError> {
     Ok(t)
 }
 
+#[inline(never)]
 fn parse_endpoint(r: &mut Reader<'_>) -> Result<EndpointSpec, InputError> {
     let mut e = EndpointSpec {
         base_url: String::new(),
@@ -257,15 +295,15 @@ fn parse_endpoint(r: &mut Reader<'_>) -> Result<EndpointSpec, InputError> {
                         return Err(invalid("a header is a [name, value] pair"));
                     };
                     if check_header_name(&n).is_err() {
-                        return Err(InputError::Invalid(alloc::format!(
-                            "header name {n:?} is not a valid token"
-                        )));
+                        return Err(invalid("a header name is not a valid token"));
                     }
                     if check_header_value(&v).is_err() {
                         // The value may be a secret: never echo it.
-                        return Err(InputError::Invalid(alloc::format!(
-                            "header {n}: value holds a control character"
-                        )));
+                        return Err(InputError::Invalid(join(&[
+                            "header ",
+                            &n,
+                            ": value holds a control character",
+                        ])));
                     }
                     e.headers.push((n, v));
                 }
@@ -421,6 +459,7 @@ pub fn parse_request(src: &str) -> Result<RequestSpec, InputError> {
     Ok(q)
 }
 
+#[inline(never)]
 fn millionths(r: &mut Reader<'_>) -> Result<f32, InputError> {
     let raw = r.string_or_number()?.map(|s| s.raw()).unwrap_or("");
     let v: i64 = raw
@@ -444,6 +483,7 @@ fn role(s: &str) -> Result<Role, InputError> {
     })
 }
 
+#[inline(never)]
 fn parse_message(r: &mut Reader<'_>) -> Result<OwnedMessage, InputError> {
     let mut m = OwnedMessage {
         role: Role::User,
@@ -506,6 +546,7 @@ fn parse_message(r: &mut Reader<'_>) -> Result<OwnedMessage, InputError> {
     Ok(m)
 }
 
+#[inline(never)]
 fn parse_part(r: &mut Reader<'_>) -> Result<OwnedPart, InputError> {
     let (mut kind, mut text, mut url, mut detail) = (String::new(), None, None, None);
     let mut o = r.object()?;
@@ -528,6 +569,7 @@ fn parse_part(r: &mut Reader<'_>) -> Result<OwnedPart, InputError> {
     }
 }
 
+#[inline(never)]
 fn parse_tool(r: &mut Reader<'_>) -> Result<OwnedTool, InputError> {
     let mut t = OwnedTool {
         name: String::new(),

@@ -16,16 +16,30 @@
 //! Nothing here panics on input: bad options, requests, headers and bodies become rejected
 //! promises carrying a plain object `{ reason, failure, status, attempts, message, serverError }`
 //! that the wrapper turns into an `Error` subclass.
+#![cfg_attr(target_arch = "wasm32", no_std)]
 #![warn(missing_docs)]
 
 extern crate alloc;
+
+// In the browser: no `std` (its panic and formatting machinery would be most of the module),
+// so an allocator and a panic handler of our own. Nothing here is meant to panic; if
+// something does, the module traps and the JS wrapper turns the trap into an error.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 pub mod batch;
 pub mod input;
 
 use alloc::boxed::Box;
 use alloc::rc::Rc;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 
@@ -168,14 +182,18 @@ fn flush(batch: &mut Batch, sink: &Function) {
     if batch.is_empty() {
         return;
     }
-    let words = Uint32Array::from(batch.words.as_slice());
+    // SAFETY: the view is only valid until wasm memory grows or `batch.words` changes. The
+    // sink (the wrapper's `decodeBatch`) copies what it needs into JS objects before it
+    // returns and calls nothing in this module; after the call the view is not used again.
+    // (A copy, `Uint32Array::from`, costs ten times as much per batch.)
+    let words = unsafe { Uint32Array::view(batch.words.as_slice()) };
     let text = JsString::from(batch.text.as_str());
     // The sink is the wrapper's own queue function; if it throws there is no one to tell.
     let _ = sink.call2(&JsValue::UNDEFINED, &words, &text);
     batch.clear();
 }
 
-fn set(o: &Object, k: &str, v: &JsValue) {
+fn set(o: &JsValue, k: &str, v: &JsValue) {
     let _ = Reflect::set(o, &JsValue::from_str(k), v);
 }
 
@@ -204,7 +222,9 @@ fn error_object(
     let o = Object::new();
     set(&o, "reason", &reason.into());
     set(&o, "attempts", &attempts.into());
-    set(&o, "message", &message.into());
+    if !message.is_empty() {
+        set(&o, "message", &message.into());
+    }
     if let Some(f) = failure {
         set(&o, "failure", &failure_name(f).into());
         if let Failure::Status(s) = f {
@@ -255,7 +275,15 @@ fn call_error_object(
         CallError::RetryAfterTooLong { .. } => ("retry_after_too_long", None),
         CallError::NoEndpointAvailable => ("no_endpoint_available", None),
     };
-    error_object(reason, failure, attempts, &e.to_string(), Some(ctx))
+    let requested = match *e {
+        CallError::RetryAfterTooLong { requested } => requested.as_millis(),
+        _ => 0,
+    };
+    let o = error_object(reason, failure, attempts, "", Some(ctx));
+    if requested > 0 {
+        set(&o, "retryAfterMs", &(requested as f64).into());
+    }
+    o
 }
 
 /// One `Client`'s engine: options and the state its calls share.
@@ -277,7 +305,7 @@ impl Engine {
     /// what is wrong with the options (never echoing a key or header value).
     #[wasm_bindgen(constructor)]
     pub fn new(options: &str, seed_lo: u32, seed_hi: u32) -> Result<Engine, JsError> {
-        let options = input::parse_options(options).map_err(|e| JsError::new(&e.to_string()))?;
+        let options = input::parse_options(options).map_err(|e| JsError::new(e.message()))?;
         let state = ClientState::new(options.endpoints.len(), &options.config);
         Ok(Engine {
             shared: Rc::new(Shared {
@@ -322,15 +350,18 @@ async fn run(
     signal: &AbortSignal,
 ) -> Result<JsValue, JsValue> {
     let invalid = |m: &str| error_object("invalid", None, 0, m, None);
-    let spec = input::parse_request(request).map_err(|e| invalid(&e.to_string()))?;
+    let spec = input::parse_request(request).map_err(|e| invalid(e.message()))?;
     let parts = spec.lend_parts();
-    let lent = spec.lend(&parts).map_err(|e| invalid(&e.to_string()))?;
+    let lent = spec.lend(&parts).map_err(|e| invalid(e.message()))?;
     let req = spec.chat_request(&lent, &shared.options.model);
     let opts = &shared.options;
     let mut endpoints = Vec::with_capacity(opts.endpoints.len());
     for e in &opts.endpoints {
         // Validated when the engine was made.
-        endpoints.push(e.endpoint().map_err(|e| invalid(&e.to_string()))?);
+        endpoints.push(
+            e.endpoint()
+                .map_err(|_| invalid("an endpoint became invalid"))?,
+        );
     }
     // Every dialect in use must be able to carry the request before anything is sent.
     for ep in &endpoints {
@@ -421,7 +452,14 @@ async fn run(
 }
 
 fn request_error_text(e: RequestError) -> String {
-    e.to_string()
+    String::from(match e {
+        RequestError::BufferTooSmall(_) => "request too large",
+        RequestError::NonFiniteNumber => "temperature/topP must be finite and below 1e12",
+        RequestError::InvalidToolArguments => {
+            "tool call arguments are not valid JSON (Anthropic needs an object)"
+        }
+        RequestError::MissingToolCallId => "tool message without toolCallId",
+    })
 }
 
 /// Writes with a growing buffer: `f` reports the size it needs when the buffer is too small.
@@ -514,16 +552,23 @@ async fn attempt(
             _ => None,
         },
     )
-    .map_err(|e| Stop::Invalid(e.to_string()))?;
+    .map_err(|e| {
+        Stop::Invalid(String::from(match e {
+            steadyllm_core::http::HeadError::Header(h) => h.as_str(),
+            steadyllm_core::http::HeadError::BufferTooSmall(_) => "request head too large",
+        }))
+    })?;
 
     let headers = Headers::new().map_err(|_| Stop::Invalid("Headers unavailable".into()))?;
+    // The core wrote `Name: value\r\n` lines after the request line; names and values are
+    // validated, so the first `:` ends the name.
     let head_text = core::str::from_utf8(&head).unwrap_or_default();
-    for line in head_text.split("\r\n").skip(1) {
-        if let Some((n, v)) = line.split_once(": ")
-            && !browser_owned(n)
-        {
-            // Names and values were validated by the core.
-            let _ = headers.append(n, v);
+    for line in head_text.lines().skip(1) {
+        if let Some(colon) = line.find(':') {
+            let (n, v) = (&line[..colon], line[colon + 1..].trim_ascii());
+            if !n.is_empty() && !browser_owned(n) {
+                let _ = headers.append(n, v);
+            }
         }
     }
     let init = RequestInit::new();
@@ -565,8 +610,8 @@ async fn attempt(
     ctx.last_status = Some(status);
     let mut hints = RetryHints::default();
     for line in header_lines(&response).lines() {
-        if let Some((n, v)) = line.split_once(": ") {
-            hints.observe(n, v.as_bytes());
+        if let Some(colon) = line.find(':') {
+            hints.observe(&line[..colon], line[colon + 1..].trim_ascii().as_bytes());
         }
     }
     let Some(body) = response.body() else {
@@ -823,6 +868,6 @@ fn fault_code(f: StreamFault) -> u32 {
 
 impl From<InputError> for JsValue {
     fn from(e: InputError) -> Self {
-        JsValue::from_str(&e.to_string())
+        JsValue::from_str(e.message())
     }
 }

@@ -38,7 +38,7 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(join(dist, "wasm"), { recursive: true });
 run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", join(dist, "wasm"), wasm]);
 const out = join(dist, "wasm", "steadyllm_wasm_bg.wasm");
-run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", out, "-o", out]);
+run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["-Oz", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
 copyFileSync(join(pkg, "src", "index.js"), join(dist, "index.js"));
 copyFileSync(join(pkg, "src", "index.d.ts"), join(dist, "index.d.ts"));
 console.log(`build: dist/ ready (wasm ${statSync(out).size} bytes)`);

@@ -157,7 +157,9 @@ export interface RetryDelta {
   delayMs: number;
   /** `backoff`: after a failure; `retry_after`: the server asked; `rate_limited`: rate-limit headers. */
   reason: "backoff" | "retry_after" | "rate_limited";
-  /** A readable line for a UI. */
+  /** HTTP status of the failed attempt, when it had one. */
+  status?: number;
+  /** A readable line for a UI ("server busy — retrying in 2 s"). */
   message: string;
 }
 /** The next attempt goes to another endpoint. */

@@ -103,7 +103,7 @@ function toError(e, partial) {
       cause: e,
     });
   }
-  let message = e.message;
+  let message = callMessage(e);
   if (e.serverError && e.serverError.message) message += `: ${e.serverError.message}`;
   const d = {
     reason: e.reason,
@@ -175,23 +175,33 @@ function decodeBatch(w, t, out) {
         out.push({ type: "usage", promptTokens: w[i + 1], completionTokens: w[i + 2], totalTokens: w[i + 3] });
         i += 4;
         break;
-      case 7:
-        out.push({
+      case 7: {
+        const d = {
           type: "retry",
           attempt: w[i + 1],
           delayMs: w[i + 2],
           reason: RETRY_REASONS[w[i + 3]] ?? "backoff",
-          message: t.slice(w[i + 4], w[i + 5]),
-        });
+          message: "",
+        };
+        const failure = FAILURES[w[i + 4]];
+        if (w[i + 5]) d.status = w[i + 5];
+        d.message = retryMessage(d, failure);
+        out.push(d);
         i += 6;
         break;
+      }
       case 8:
-        out.push({ type: "failover", from: w[i + 1], to: w[i + 2], message: t.slice(w[i + 3], w[i + 4]) });
-        i += 5;
+        out.push({
+          type: "failover",
+          from: w[i + 1],
+          to: w[i + 2],
+          message: `failing over from endpoint ${w[i + 1]} to endpoint ${w[i + 2]}`,
+        });
+        i += 3;
         break;
       case 9:
-        out.push({ type: "discard", message: t.slice(w[i + 1], w[i + 2]) });
-        i += 3;
+        out.push({ type: "discard", message: `restarting the answer: discard the ${w[i + 1]} bytes shown` });
+        i += 2;
         break;
       case 10: // role: not surfaced
         i += 4;
@@ -204,6 +214,59 @@ function decodeBatch(w, t, out) {
 }
 const NONE = 0xffffffff;
 const RETRY_REASONS = ["backoff", "retry_after", "rate_limited"];
+// Failure codes of wasm-target/src/batch.rs, by name (the error objects use the names).
+const FAILURES = [null, "connect", "first_byte", "first_token", "idle", "status", "network", "truncated", "malformed", "server_error"];
+const FAILURE_TEXT = {
+  connect: "connection failed",
+  first_byte: "no response head in time",
+  first_token: "no first token in time",
+  idle: "stream stalled",
+  network: "stream reset",
+  truncated: "stream truncated",
+  malformed: "malformed stream",
+  server_error: "server error in stream",
+};
+const BUSY = { 429: 1, 503: 1, 529: 1 };
+
+function failureText(failure, status) {
+  if (failure === "status") return `HTTP ${status}`;
+  return FAILURE_TEXT[failure] ?? "failed";
+}
+
+/** `850 ms`, `2 s`, `1.5 s`. */
+function duration(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  return `${Math.round(ms / 100) / 10} s`;
+}
+
+function retryMessage(d, failure) {
+  if (d.reason === "rate_limited") return `rate limit reached — continuing in ${duration(d.delayMs)}`;
+  const what = failure === "status" && BUSY[d.status] ? "server busy" : failureText(failure, d.status);
+  return `${what} — retrying in ${duration(d.delayMs)}`;
+}
+
+function callMessage(e) {
+  const last = e.failure ? failureText(e.failure, e.status) : null;
+  const n = e.attempts;
+  switch (e.reason) {
+    case "deadline_exceeded":
+      return `deadline exceeded after ${n} attempt${n === 1 ? "" : "s"}${last ? `; last: ${last}` : ""}`;
+    case "retries_exhausted":
+      return `gave up after ${n} attempt${n === 1 ? "" : "s"}; last: ${last}`;
+    case "budget_exhausted":
+      return `retry budget exhausted (likely an outage); last: ${last}`;
+    case "not_retryable":
+      return `${last} (not retryable)`;
+    case "partial_output":
+      return `${last} after part of the answer was delivered`;
+    case "retry_after_too_long":
+      return `server asked to retry after ${duration(e.retryAfterMs ?? 0)}, longer than allowed`;
+    case "no_endpoint_available":
+      return "no endpoint available: all are cooling down after repeated failures";
+    default:
+      return e.message ?? e.reason;
+  }
+}
 
 // ------------------------------------------------------------------------- input to the wire
 

@@ -311,7 +311,8 @@ describe("retries and failover", () => {
     assert.equal(retry.reason, "retry_after");
     assert.equal(retry.delayMs, 1000);
     assert.equal(retry.attempt, 2);
-    assert.match(retry.message, /429/);
+    assert.equal(retry.status, 429);
+    assert.equal(retry.message, "server busy — retrying in 1 s");
     const reqs = await mock.requests();
     assert.equal(reqs.length, 2);
     assert.equal(Object.fromEntries(reqs[1].headers)["x-steadyllm-retry-count"], "1");
