@@ -24,9 +24,12 @@ extern crate alloc;
 // In the browser: no `std` (its panic and formatting machinery would be most of the module),
 // so an allocator and a panic handler of our own. Nothing here is meant to panic; if
 // something does, the module traps and the JS wrapper turns the trap into an error.
+// A free-list allocator: a tenth of dlmalloc's code, and the module is single-threaded.
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+// SAFETY: wasm32-unknown-unknown without the atomics feature has exactly one thread.
+static ALLOC: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
+    unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
 
 #[cfg(target_arch = "wasm32")]
 #[panic_handler]

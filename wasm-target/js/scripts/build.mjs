@@ -28,17 +28,40 @@ if (!version.endsWith(WASM_BINDGEN)) {
   process.exit(1);
 }
 
+// WebAssembly SIMD (memchr's fast paths in the SSE parser and JSON reader): every browser
+// released since 2023 has it. Given here rather than in .cargo/config.toml, which a RUSTFLAGS
+// in the environment (the test command sets one) would override.
+const rustflags = `${process.env.RUSTFLAGS ?? ""} -C target-feature=+simd128`.trim();
 run("cargo", ["build", "-p", "steadyllm-wasm", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"], {
   cwd: root,
+  env: { ...process.env, RUSTFLAGS: rustflags },
 });
 const target = process.env.CARGO_TARGET_DIR || join(root, "target");
 const wasm = join(target, "wasm32-unknown-unknown", "wasm-release", "steadyllm_wasm.wasm");
 
 rmSync(dist, { recursive: true, force: true });
-mkdirSync(join(dist, "wasm"), { recursive: true });
-run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", join(dist, "wasm"), wasm]);
-const out = join(dist, "wasm", "steadyllm_wasm_bg.wasm");
+const gen = join(pkg, "target", "wasm-bindgen");
+rmSync(gen, { recursive: true, force: true });
+mkdirSync(dist, { recursive: true });
+run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", gen, wasm]);
+const out = join(dist, "steadyllm_wasm_bg.wasm");
+copyFileSync(join(gen, "steadyllm_wasm_bg.wasm"), out);
 run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["-Oz", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
-copyFileSync(join(pkg, "src", "index.js"), join(dist, "index.js"));
+// One ES module: the wrapper, wasm-bindgen's glue and its snippet, minified. The glue finds
+// the wasm with `new URL("steadyllm_wasm_bg.wasm", import.meta.url)`, which stays as is, so
+// the .wasm sits next to it (bundlers that understand that pattern copy it along).
+copyFileSync(join(pkg, "src", "index.js"), join(gen, "index.js"));
+run(join(pkg, "node_modules", ".bin", "esbuild"), [
+  join(gen, "index.js"),
+  "--bundle",
+  "--format=esm",
+  "--minify",
+  "--target=es2022",
+  "--legal-comments=none",
+  `--outfile=${join(dist, "index.js")}`,
+  // wasm-bindgen 0.2.130 repeats its snippet key in the imports object (same value each time);
+  // esbuild warns about that, harmlessly.
+  "--log-level=error",
+]);
 copyFileSync(join(pkg, "src", "index.d.ts"), join(dist, "index.d.ts"));
 console.log(`build: dist/ ready (wasm ${statSync(out).size} bytes)`);

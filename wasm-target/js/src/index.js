@@ -2,7 +2,7 @@
 // Types: index.d.ts. The wire format between this file and the wasm module is private:
 // options and requests go in as JSON, deltas come out as batches (see decodeBatch).
 
-import initWasm, { Engine, Decoder } from "./wasm/steadyllm_wasm.js";
+import initWasm, { Engine, Decoder } from "./steadyllm_wasm.js";
 
 let ready = null;
 let loaded = false;

@@ -37,7 +37,7 @@ test("the tarball holds the built package and nothing else of the repo", () => {
   const root = join(app, "node_modules", "steadyllm");
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   assert.equal(pkg.exports["."].default, "./dist/index.js");
-  for (const f of ["dist/index.js", "dist/index.d.ts", "dist/wasm/steadyllm_wasm.js", "dist/wasm/steadyllm_wasm_bg.wasm"]) {
+  for (const f of ["dist/index.js", "dist/index.d.ts", "dist/steadyllm_wasm_bg.wasm"]) {
     assert.ok(existsSync(join(root, f)), f);
   }
   assert.ok(!existsSync(join(root, "src")) && !existsSync(join(root, "test")) && !existsSync(join(root, "node_modules")));
