@@ -1,71 +1,23 @@
-//! What JavaScript hands over: the client options and each request, as compact JSON written by
-//! the package's own wrapper (`js/src/index.js`), read with the core's validating JSON reader
-//! into owned values, then lent to the core as its borrowed types.
+//! What JavaScript hands over: client options and requests, as owned values built field by
+//! field through the exported builders (numbers and strings cross the boundary as they are;
+//! nothing is serialised to JSON and parsed again), then lent to the core as its borrowed types.
 //!
-//! The wrapper checks types and turns numbers into integers (`temperature` travels as
-//! millionths, the precision the core writes), so nothing here parses floats. Anything
-//! unexpected is a typed [`InputError`], never a panic.
+//! The JS wrapper checks types first and gives friendly messages; everything that reaches
+//! here is checked again and refused with a message, never a panic.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use steadyllm_core::call::{CallConfig, Jitter, MAX_ENDPOINTS, Timeouts};
+use steadyllm_core::call::{CallConfig, MAX_ENDPOINTS, Timeouts};
 use steadyllm_core::decode::Dialect;
 use steadyllm_core::http::{Endpoint, EndpointError, check_header_name, check_header_value};
-use steadyllm_core::json::{self, JsonStr, Reader};
+use steadyllm_core::json::JsonStr;
 use steadyllm_core::request::{
     ChatRequest, Content, Message, Part, RawJson, Role, Tool, ToolCall, ToolChoice,
 };
 use steadyllm_core::time::Duration;
 
-/// Why the options or a request were refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InputError {
-    /// Not the JSON the wrapper writes.
-    Json(json::Error),
-    /// A field holds a value that cannot be used; the text says which and why.
-    Invalid(String),
-}
-
-impl InputError {
-    /// The message. (No `core::fmt` here: it would be most of the module's size.)
-    pub fn message(&self) -> &str {
-        match self {
-            InputError::Json(_) => "malformed options or request (not the JSON the wrapper writes)",
-            InputError::Invalid(s) => s,
-        }
-    }
-}
-
-impl From<json::Error> for InputError {
-    fn from(e: json::Error) -> Self {
-        InputError::Json(e)
-    }
-}
-
-fn invalid(s: &str) -> InputError {
-    InputError::Invalid(String::from(s))
-}
-
-/// Joins message pieces.
-pub fn join(parts: &[&str]) -> String {
-    let mut out = String::new();
-    for p in parts {
-        out.push_str(p);
-    }
-    out
-}
-
-/// `0`–`9` for small indexes (there are at most four endpoints).
-fn digit(i: usize) -> &'static str {
-    ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-        .get(i)
-        .copied()
-        .unwrap_or("?")
-}
-
 /// The unescaped text of a JSON string.
-#[inline(never)]
 pub fn owned(s: JsonStr<'_>) -> String {
     let mut out = String::with_capacity(s.decoded_len());
     let mut p = s.pieces();
@@ -75,43 +27,71 @@ pub fn owned(s: JsonStr<'_>) -> String {
     out
 }
 
-#[inline(never)]
-fn string(r: &mut Reader<'_>) -> Result<String, InputError> {
-    Ok(owned(r.string()?))
-}
-
-#[inline(never)]
-fn opt_string(r: &mut Reader<'_>) -> Result<Option<String>, InputError> {
-    Ok(r.string_or_null()?.map(owned))
-}
-
-#[inline(never)]
-fn u32_of(r: &mut Reader<'_>, what: &str) -> Result<u32, InputError> {
-    let v = r.u64()?;
-    u32::try_from(v).map_err(|_| InputError::Invalid(join(&[what, " is too large"])))
-}
-
-#[inline(never)]
-fn ms(r: &mut Reader<'_>) -> Result<Duration, InputError> {
-    Ok(Duration::from_millis(r.u64()?))
+/// Joins message pieces (no `core::fmt` in this module: it would be a large share of it).
+pub fn join(parts: &[&str]) -> String {
+    let mut out = String::new();
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }
 
 /// One endpoint as given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointSpec {
-    /// Base URL.
-    pub base_url: String,
-    /// Key, if any.
-    pub api_key: Option<String>,
-    /// Model override.
-    pub model: Option<String>,
-    /// Dialect.
-    pub dialect: Dialect,
-    /// Extra headers, validated.
-    pub headers: Vec<(String, String)>,
+    base_url: String,
+    api_key: Option<String>,
+    model: Option<String>,
+    dialect: Dialect,
+    headers: Vec<(String, String)>,
 }
 
 impl EndpointSpec {
+    /// Checks and keeps an endpoint. `headers` is `name\nvalue\n…` (neither may hold a line
+    /// break, which the header checks refuse anyway). Messages never echo the key or a value.
+    pub fn new(
+        base_url: String,
+        api_key: Option<String>,
+        model: Option<String>,
+        dialect: Dialect,
+        headers: &str,
+    ) -> Result<EndpointSpec, String> {
+        let mut pairs = Vec::new();
+        if !headers.is_empty() {
+            let mut it = headers.split('\n');
+            while let Some(name) = it.next() {
+                let Some(value) = it.next() else {
+                    return Err(String::from("headers: a name without a value"));
+                };
+                if check_header_name(name).is_err() {
+                    return Err(String::from("headers: a name is not a valid token"));
+                }
+                if check_header_value(value).is_err() {
+                    return Err(join(&[
+                        "header ",
+                        name,
+                        ": value holds a control character",
+                    ]));
+                }
+                pairs.push((String::from(name), String::from(value)));
+            }
+        }
+        let spec = EndpointSpec {
+            base_url,
+            api_key,
+            model,
+            dialect,
+            headers: pairs,
+        };
+        if let Err(e) = spec.endpoint() {
+            return Err(String::from(match e {
+                EndpointError::Url(u) => u.as_str(),
+                EndpointError::Header(_) => "API key: holds CR, LF or a control character",
+            }));
+        }
+        Ok(spec)
+    }
+
     /// The core's view of it (borrowing).
     pub fn endpoint(&self) -> Result<Endpoint<'_>, EndpointError> {
         let mut ep =
@@ -121,198 +101,111 @@ impl EndpointSpec {
         }
         Ok(ep)
     }
-}
 
-/// The client options.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Options {
-    /// Primary first.
-    pub endpoints: Vec<EndpointSpec>,
-    /// Engine settings.
-    pub config: CallConfig,
-    /// Default model.
-    pub model: String,
-}
+    /// Extra headers.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
 
-/// Reads the options the wrapper wrote:
-/// `{"endpoints":[{"baseUrl","apiKey","model","dialect","headers":[[n,v]…]}…],"model",
-/// "maxAttempts","baseDelayMs","maxDelayMs","maxRetryAfterMs","restartOnPartial",
-/// "budgetPermille","breakerThreshold","breakerCooldownMs",
-/// "timeouts":{"firstByteMs","firstTokenMs","idleMs","totalMs"}}` (all but `endpoints` optional).
-pub fn parse_options(src: &str) -> Result<Options, InputError> {
-    let mut r = Reader::new(src);
-    let mut o = r.object()?;
-    let mut endpoints = Vec::new();
-    let mut config = CallConfig::default();
-    let mut model = String::new();
-    let mut kb = [0u8; 32];
-    while let Some(k) = o.next_key(&mut r)? {
-        match k.key(&mut kb) {
-            "endpoints" => {
-                let mut a = r.array()?;
-                while a.next(&mut r)? {
-                    endpoints.push(parse_endpoint(&mut r)?);
-                }
-            }
-            "model" => model = string(&mut r)?,
-            "maxAttempts" => config.max_attempts = u32_of(&mut r, "retries.maxAttempts")?,
-            "baseDelayMs" => config.backoff_base = ms(&mut r)?,
-            "maxDelayMs" => config.backoff_cap = ms(&mut r)?,
-            "maxRetryAfterMs" => config.retry_after_cap = ms(&mut r)?,
-            "restartOnPartial" => config.restart_on_partial = boolean(&mut r)?,
-            "budgetPermille" => {
-                config.budget_ratio_permille = u32_of(&mut r, "retries.budgetRatio")?
-            }
-            "breakerThreshold" => config.breaker_threshold = u32_of(&mut r, "breaker.threshold")?,
-            "breakerCooldownMs" => config.breaker_cooldown = ms(&mut r)?,
-            "jitter" => {
-                config.jitter = match string(&mut r)?.as_str() {
-                    "none" => Jitter::None,
-                    "decorrelated" => Jitter::Decorrelated,
-                    _ => Jitter::Full,
-                }
-            }
-            "timeouts" => {
-                if !r.null()? {
-                    config.timeouts = Some(parse_timeouts(&mut r)?);
-                }
-            }
-            _ => r.skip_value()?,
-        }
-    }
-    r.end()?;
-    if endpoints.is_empty() {
-        return Err(invalid(
-            "options.endpoints: at least one endpoint is needed",
-        ));
-    }
-    if endpoints.len() > MAX_ENDPOINTS {
-        return Err(invalid("options.endpoints: at most 4 endpoints"));
-    }
-    if config.max_attempts == 0 {
-        return Err(invalid("retries.maxAttempts must be at least 1"));
-    }
-    for (i, e) in endpoints.iter().enumerate() {
-        if let Err(err) = e.endpoint() {
-            let text = match err {
-                EndpointError::Url(u) => u.as_str(),
-                EndpointError::Header(h) => h.as_str(),
-            };
-            let what = match err {
-                EndpointError::Url(_) => "]: ",
-                EndpointError::Header(_) => "]: API key: ",
-            };
-            return Err(InputError::Invalid(join(&[
-                "endpoints[",
-                digit(i),
-                what,
-                text,
-            ])));
-        }
-        if e.model.is_none() && model.is_empty() {
-            return Err(InputError::Invalid(join(&[
-                "endpoints[",
-                digit(i),
-                "]: no model (set options.model or the endpoint's model)",
-            ])));
-        }
-    }
-    Ok(Options {
-        endpoints,
-        config,
-        model,
-    })
-}
-
-#[inline(never)]
-fn boolean(r: &mut Reader<'_>) -> Result<bool, InputError> {
-    match r.raw_value()? {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(invalid("expected true or false")),
+    /// `true` when the endpoint names its own model.
+    pub fn has_model(&self) -> bool {
+        self.model.is_some()
     }
 }
 
-#[inline(never)]
-fn parse_timeouts(r: &mut Reader<'_>) -> Result<Timeouts, InputError> {
-    // Unset fields take the small-prompt tier's value.
-    let mut t = Timeouts::for_profile(Default::default());
-    let mut o = r.object()?;
-    let mut kb = [0u8; 32];
-    while let Some(k) = o.next_key(r)? {
-        match k.key(&mut kb) {
-            "connectMs" => t.connect = ms(r)?,
-            "firstByteMs" => t.first_byte = ms(r)?,
-            "firstTokenMs" => t.first_token = ms(r)?,
-            "idleMs" => t.idle = ms(r)?,
-            "totalMs" => t.total = ms(r)?,
-            _ => r.skip_value()?,
-        }
-    }
-    Ok(t)
+/// Positions in the numbers [`config`] reads; [`UNSET`] leaves a default.
+pub mod cfg {
+    /// Attempts per call.
+    pub const MAX_ATTEMPTS: usize = 0;
+    /// First backoff step, ms.
+    pub const BASE_DELAY: usize = 1;
+    /// Longest backoff, ms.
+    pub const MAX_DELAY: usize = 2;
+    /// Longest Retry-After honoured, ms.
+    pub const MAX_RETRY_AFTER: usize = 3;
+    /// 1: retry after partial output.
+    pub const RESTART_ON_PARTIAL: usize = 4;
+    /// Budget share, per mille.
+    pub const BUDGET_PERMILLE: usize = 5;
+    /// Breaker threshold (failures of the last 16).
+    pub const BREAKER_THRESHOLD: usize = 6;
+    /// Breaker cooldown, ms.
+    pub const BREAKER_COOLDOWN: usize = 7;
+    /// Timeouts, ms: first byte, first token, idle, total. Any set fixes the table.
+    pub const FIRST_BYTE: usize = 8;
+    /// See [`FIRST_BYTE`].
+    pub const FIRST_TOKEN: usize = 9;
+    /// See [`FIRST_BYTE`].
+    pub const IDLE: usize = 10;
+    /// See [`FIRST_BYTE`].
+    pub const TOTAL: usize = 11;
+    /// How many numbers.
+    pub const LEN: usize = 12;
 }
 
-#[inline(never)]
-fn parse_endpoint(r: &mut Reader<'_>) -> Result<EndpointSpec, InputError> {
-    let mut e = EndpointSpec {
-        base_url: String::new(),
-        api_key: None,
-        model: None,
-        dialect: Dialect::OpenAi,
-        headers: Vec::new(),
-    };
-    let mut o = r.object()?;
-    let mut kb = [0u8; 32];
-    while let Some(k) = o.next_key(r)? {
-        match k.key(&mut kb) {
-            "baseUrl" => e.base_url = string(r)?,
-            "apiKey" => e.api_key = opt_string(r)?,
-            "model" => e.model = opt_string(r)?,
-            "dialect" => {
-                e.dialect = match string(r)?.as_str() {
-                    "openai" => Dialect::OpenAi,
-                    "anthropic" => Dialect::Anthropic,
-                    _ => return Err(invalid("dialect must be \"openai\" or \"anthropic\"")),
-                }
-            }
-            "headers" => {
-                let mut a = r.array()?;
-                while a.next(r)? {
-                    let mut pair = r.array()?;
-                    let mut name = None;
-                    let mut value = None;
-                    while pair.next(r)? {
-                        let s = string(r)?;
-                        if name.is_none() {
-                            name = Some(s);
-                        } else if value.is_none() {
-                            value = Some(s);
-                        } else {
-                            return Err(invalid("a header is a [name, value] pair"));
-                        }
-                    }
-                    let (Some(n), Some(v)) = (name, value) else {
-                        return Err(invalid("a header is a [name, value] pair"));
-                    };
-                    if check_header_name(&n).is_err() {
-                        return Err(invalid("a header name is not a valid token"));
-                    }
-                    if check_header_value(&v).is_err() {
-                        // The value may be a secret: never echo it.
-                        return Err(InputError::Invalid(join(&[
-                            "header ",
-                            &n,
-                            ": value holds a control character",
-                        ])));
-                    }
-                    e.headers.push((n, v));
-                }
-            }
-            _ => r.skip_value()?,
+/// A number left at its default.
+pub const UNSET: u32 = u32::MAX;
+
+/// The engine settings from the numbers the wrapper passes (see [`cfg`]).
+pub fn config(n: &[u32]) -> Result<CallConfig, &'static str> {
+    let get = |i: usize| n.get(i).copied().filter(|&v| v != UNSET);
+    let ms = |v: u32| Duration::from_millis(u64::from(v));
+    let mut c = CallConfig::default();
+    if let Some(v) = get(cfg::MAX_ATTEMPTS) {
+        if v == 0 {
+            return Err("retries.maxAttempts must be at least 1");
         }
+        c.max_attempts = v;
     }
-    Ok(e)
+    if let Some(v) = get(cfg::BASE_DELAY) {
+        c.backoff_base = ms(v);
+    }
+    if let Some(v) = get(cfg::MAX_DELAY) {
+        c.backoff_cap = ms(v);
+    }
+    if let Some(v) = get(cfg::MAX_RETRY_AFTER) {
+        c.retry_after_cap = ms(v);
+    }
+    if let Some(v) = get(cfg::RESTART_ON_PARTIAL) {
+        c.restart_on_partial = v != 0;
+    }
+    if let Some(v) = get(cfg::BUDGET_PERMILLE) {
+        c.budget_ratio_permille = v;
+    }
+    if let Some(v) = get(cfg::BREAKER_THRESHOLD) {
+        if v == 0 {
+            return Err("breaker.threshold must be at least 1");
+        }
+        c.breaker_threshold = v;
+    }
+    if let Some(v) = get(cfg::BREAKER_COOLDOWN) {
+        c.breaker_cooldown = ms(v);
+    }
+    let t = [cfg::FIRST_BYTE, cfg::FIRST_TOKEN, cfg::IDLE, cfg::TOTAL].map(get);
+    if t.iter().any(Option::is_some) {
+        // Unset fields take the small-prompt tier's value.
+        let mut table = Timeouts::for_profile(Default::default());
+        let slots = [
+            &mut table.first_byte,
+            &mut table.first_token,
+            &mut table.idle,
+            &mut table.total,
+        ];
+        for (slot, v) in slots.into_iter().zip(t) {
+            if let Some(v) = v {
+                if v == 0 {
+                    return Err("timeouts must be at least 1 ms");
+                }
+                *slot = ms(v);
+            }
+        }
+        c.timeouts = Some(table);
+    }
+    Ok(c)
 }
+
+/// At most this many endpoints.
+pub const ENDPOINTS: usize = MAX_ENDPOINTS;
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -354,262 +247,126 @@ enum OwnedChoice {
     Function(String),
 }
 
-/// A request as given, owning its text.
-#[derive(Clone, Debug, PartialEq)]
+/// A request as given, owning its text; built with the methods below in the order of the
+/// JS request (each part or tool call goes to the last message).
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct RequestSpec {
     model: String,
     messages: Vec<OwnedMessage>,
-    max_tokens: Option<u32>,
-    max_completion_tokens: Option<u32>,
-    temperature: Option<f32>,
-    top_p: Option<f32>,
+    /// `maxTokens`.
+    pub max_tokens: Option<u32>,
+    /// `maxCompletionTokens`.
+    pub max_completion_tokens: Option<u32>,
+    /// `temperature`.
+    pub temperature: Option<f32>,
+    /// `topP`.
+    pub top_p: Option<f32>,
     stop: Vec<String>,
-    seed: Option<i64>,
-    user: Option<String>,
+    /// `seed`.
+    pub seed: Option<i64>,
+    /// `user`.
+    pub user: Option<String>,
     tools: Vec<OwnedTool>,
     tool_choice: Option<OwnedChoice>,
 }
 
-/// Reads a request the wrapper wrote: the JS `ChatRequest` shape with `temperatureE6` /
-/// `topPE6` (millionths) instead of floats and `parameters` as JSON.
-pub fn parse_request(src: &str) -> Result<RequestSpec, InputError> {
-    let mut r = Reader::new(src);
-    let mut o = r.object()?;
-    let mut q = RequestSpec {
-        model: String::new(),
-        messages: Vec::new(),
-        max_tokens: None,
-        max_completion_tokens: None,
-        temperature: None,
-        top_p: None,
-        stop: Vec::new(),
-        seed: None,
-        user: None,
-        tools: Vec::new(),
-        tool_choice: None,
-    };
-    let mut kb = [0u8; 32];
-    while let Some(k) = o.next_key(&mut r)? {
-        match k.key(&mut kb) {
-            "model" => q.model = string(&mut r)?,
-            "messages" => {
-                let mut a = r.array()?;
-                while a.next(&mut r)? {
-                    q.messages.push(parse_message(&mut r)?);
-                }
-            }
-            "maxTokens" => q.max_tokens = Some(u32_of(&mut r, "maxTokens")?),
-            "maxCompletionTokens" => {
-                q.max_completion_tokens = Some(u32_of(&mut r, "maxCompletionTokens")?)
-            }
-            "temperatureE6" => q.temperature = Some(millionths(&mut r)?),
-            "topPE6" => q.top_p = Some(millionths(&mut r)?),
-            "stop" => {
-                let mut a = r.array()?;
-                while a.next(&mut r)? {
-                    q.stop.push(string(&mut r)?);
-                }
-            }
-            "seed" => {
-                let raw = r.string_or_number()?.map(|s| s.raw()).unwrap_or("");
-                q.seed = Some(
-                    raw.parse::<i64>()
-                        .map_err(|_| invalid("seed must be an integer"))?,
-                );
-            }
-            "user" => q.user = Some(string(&mut r)?),
-            "tools" => {
-                let mut a = r.array()?;
-                while a.next(&mut r)? {
-                    q.tools.push(parse_tool(&mut r)?);
-                }
-            }
-            "toolChoice" => {
-                q.tool_choice = Some(if r.peek()? == b'"' {
-                    match string(&mut r)?.as_str() {
-                        "auto" => OwnedChoice::Auto,
-                        "none" => OwnedChoice::None,
-                        "required" => OwnedChoice::Required,
-                        _ => {
-                            return Err(invalid(
-                                "toolChoice: \"auto\", \"none\", \"required\" or { name }",
-                            ));
-                        }
-                    }
-                } else {
-                    let mut name = None;
-                    let mut to = r.object()?;
-                    while let Some(k) = to.next_key(&mut r)? {
-                        if k.eq_str("name") {
-                            name = Some(string(&mut r)?);
-                        } else {
-                            r.skip_value()?;
-                        }
-                    }
-                    OwnedChoice::Function(name.ok_or_else(|| invalid("toolChoice needs a name"))?)
-                })
-            }
-            _ => r.skip_value()?,
-        }
-    }
-    r.end()?;
-    if q.messages.is_empty() {
-        return Err(invalid("request.messages: at least one message is needed"));
-    }
-    Ok(q)
-}
-
-#[inline(never)]
-fn millionths(r: &mut Reader<'_>) -> Result<f32, InputError> {
-    let raw = r.string_or_number()?.map(|s| s.raw()).unwrap_or("");
-    let v: i64 = raw
-        .parse()
-        .map_err(|_| invalid("temperature/topP must be finite numbers"))?;
-    Ok((v as f64 / 1e6) as f32)
-}
-
-fn role(s: &str) -> Result<Role, InputError> {
-    Ok(match s {
-        "system" => Role::System,
-        "developer" => Role::Developer,
-        "user" => Role::User,
-        "assistant" => Role::Assistant,
-        "tool" => Role::Tool,
-        _ => {
-            return Err(invalid(
-                "message role must be system, developer, user, assistant or tool",
-            ));
-        }
+/// Role codes: 0 system, 1 developer, 2 user, 3 assistant, 4 tool.
+pub fn role(code: u32) -> Option<Role> {
+    Some(match code {
+        0 => Role::System,
+        1 => Role::Developer,
+        2 => Role::User,
+        3 => Role::Assistant,
+        4 => Role::Tool,
+        _ => return None,
     })
 }
 
-#[inline(never)]
-fn parse_message(r: &mut Reader<'_>) -> Result<OwnedMessage, InputError> {
-    let mut m = OwnedMessage {
-        role: Role::User,
-        content: None,
-        name: None,
-        tool_call_id: None,
-        tool_calls: Vec::new(),
-    };
-    let mut has_role = false;
-    let mut o = r.object()?;
-    let mut kb = [0u8; 32];
-    while let Some(k) = o.next_key(r)? {
-        match k.key(&mut kb) {
-            "role" => {
-                m.role = role(&string(r)?)?;
-                has_role = true;
-            }
-            "content" => {
-                m.content = match r.peek()? {
-                    b'n' => {
-                        r.null()?;
-                        None
-                    }
-                    b'"' => Some(OwnedContent::Text(string(r)?)),
-                    _ => {
-                        let mut parts = Vec::new();
-                        let mut a = r.array()?;
-                        while a.next(r)? {
-                            parts.push(parse_part(r)?);
-                        }
-                        Some(OwnedContent::Parts(parts))
-                    }
-                }
-            }
-            "name" => m.name = opt_string(r)?,
-            "toolCallId" => m.tool_call_id = opt_string(r)?,
-            "toolCalls" => {
-                let mut a = r.array()?;
-                while a.next(r)? {
-                    let (mut id, mut name, mut args) =
-                        (String::new(), String::new(), String::new());
-                    let mut to = r.object()?;
-                    while let Some(k) = to.next_key(r)? {
-                        match k.key(&mut kb) {
-                            "id" => id = string(r)?,
-                            "name" => name = string(r)?,
-                            "arguments" => args = string(r)?,
-                            _ => r.skip_value()?,
-                        }
-                    }
-                    m.tool_calls.push((id, name, args));
-                }
-            }
-            _ => r.skip_value()?,
-        }
-    }
-    if !has_role {
-        return Err(invalid("every message needs a role"));
-    }
-    Ok(m)
-}
-
-#[inline(never)]
-fn parse_part(r: &mut Reader<'_>) -> Result<OwnedPart, InputError> {
-    let (mut kind, mut text, mut url, mut detail) = (String::new(), None, None, None);
-    let mut o = r.object()?;
-    let mut kb = [0u8; 32];
-    while let Some(k) = o.next_key(r)? {
-        match k.key(&mut kb) {
-            "type" => kind = string(r)?,
-            "text" => text = Some(string(r)?),
-            "imageUrl" => url = Some(string(r)?),
-            "detail" => detail = opt_string(r)?,
-            _ => r.skip_value()?,
-        }
-    }
-    match (kind.as_str(), text, url) {
-        ("text", Some(t), _) => Ok(OwnedPart::Text(t)),
-        ("image_url", _, Some(url)) => Ok(OwnedPart::Image { url, detail }),
-        _ => Err(invalid(
-            "a content part is { type: \"text\", text } or { type: \"image_url\", imageUrl }",
-        )),
-    }
-}
-
-#[inline(never)]
-fn parse_tool(r: &mut Reader<'_>) -> Result<OwnedTool, InputError> {
-    let mut t = OwnedTool {
-        name: String::new(),
-        description: None,
-        parameters: None,
-    };
-    let mut o = r.object()?;
-    let mut kb = [0u8; 32];
-    while let Some(k) = o.next_key(r)? {
-        match k.key(&mut kb) {
-            "name" => t.name = string(r)?,
-            "description" => t.description = opt_string(r)?,
-            "parameters" => {
-                if !r.null()? {
-                    t.parameters = Some(String::from(r.raw_value()?));
-                }
-            }
-            _ => r.skip_value()?,
-        }
-    }
-    if t.name.is_empty() {
-        return Err(invalid("every tool needs a name"));
-    }
-    Ok(t)
-}
-
-/// The borrowed pieces a [`ChatRequest`] points into (built once per call).
-pub struct Lent<'s> {
-    messages: Vec<Message<'s>>,
-    stop: Vec<&'s str>,
-    tools: Vec<Tool<'s>>,
-}
-
-/// Second-level borrowed storage (message parts and tool calls).
-pub struct LentParts<'s> {
-    parts: Vec<Vec<Part<'s>>>,
-    calls: Vec<Vec<ToolCall<'s>>>,
-}
-
 impl RequestSpec {
+    /// An empty request for `model` (empty: the client's default).
+    pub fn new(model: String) -> Self {
+        RequestSpec {
+            model,
+            ..Default::default()
+        }
+    }
+
+    /// Adds a message with text content (or none).
+    pub fn message(
+        &mut self,
+        role: Role,
+        text: Option<String>,
+        name: Option<String>,
+        tool_call_id: Option<String>,
+    ) {
+        self.messages.push(OwnedMessage {
+            role,
+            content: text.map(OwnedContent::Text),
+            name,
+            tool_call_id,
+            tool_calls: Vec::new(),
+        });
+    }
+
+    fn last_parts(&mut self) -> Option<&mut Vec<OwnedPart>> {
+        let m = self.messages.last_mut()?;
+        if !matches!(m.content, Some(OwnedContent::Parts(_))) {
+            m.content = Some(OwnedContent::Parts(Vec::new()));
+        }
+        match &mut m.content {
+            Some(OwnedContent::Parts(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Adds a text part to the last message. `false` without a message.
+    pub fn text_part(&mut self, text: String) -> bool {
+        self.last_parts()
+            .map(|p| p.push(OwnedPart::Text(text)))
+            .is_some()
+    }
+
+    /// Adds an image part to the last message. `false` without a message.
+    pub fn image_part(&mut self, url: String, detail: Option<String>) -> bool {
+        self.last_parts()
+            .map(|p| p.push(OwnedPart::Image { url, detail }))
+            .is_some()
+    }
+
+    /// Adds a tool call to the last message. `false` without a message.
+    pub fn tool_call(&mut self, id: String, name: String, arguments: String) -> bool {
+        self.messages
+            .last_mut()
+            .map(|m| m.tool_calls.push((id, name, arguments)))
+            .is_some()
+    }
+
+    /// Adds a stop sequence.
+    pub fn stop(&mut self, s: String) {
+        self.stop.push(s);
+    }
+
+    /// Adds a tool; `parameters` is its JSON Schema as JSON text.
+    pub fn tool(&mut self, name: String, description: Option<String>, parameters: Option<String>) {
+        self.tools.push(OwnedTool {
+            name,
+            description,
+            parameters,
+        });
+    }
+
+    /// Tool choice: 0 auto, 1 none, 2 required, 3 the function `name`.
+    pub fn tool_choice(&mut self, kind: u32, name: Option<String>) -> bool {
+        self.tool_choice = Some(match (kind, name) {
+            (0, _) => OwnedChoice::Auto,
+            (1, _) => OwnedChoice::None,
+            (2, _) => OwnedChoice::Required,
+            (3, Some(n)) => OwnedChoice::Function(n),
+            _ => return false,
+        });
+        true
+    }
+
     /// The parts and tool calls, borrowed.
     pub fn lend_parts(&self) -> LentParts<'_> {
         LentParts {
@@ -648,13 +405,17 @@ impl RequestSpec {
     }
 
     /// Messages, stop sequences and tools, borrowed.
-    pub fn lend<'s>(&'s self, parts: &'s LentParts<'s>) -> Result<Lent<'s>, InputError> {
+    pub fn lend<'s>(&'s self, parts: &'s LentParts<'s>) -> Result<Lent<'s>, &'static str> {
+        if self.messages.is_empty() {
+            return Err("request.messages: at least one message is needed");
+        }
         let mut tools = Vec::with_capacity(self.tools.len());
         for t in &self.tools {
+            if t.name.is_empty() {
+                return Err("every tool needs a name");
+            }
             let parameters = match &t.parameters {
-                Some(p) => Some(
-                    RawJson::new(p).map_err(|_| invalid("tool parameters are not valid JSON"))?,
-                ),
+                Some(p) => Some(RawJson::new(p).map_err(|_| "tool parameters are not valid JSON")?),
                 None => None,
             };
             tools.push(Tool {
@@ -718,5 +479,121 @@ impl RequestSpec {
             OwnedChoice::Function(n) => ToolChoice::Function(n),
         });
         req
+    }
+}
+
+/// The borrowed pieces a [`ChatRequest`] points into (built once per call).
+pub struct Lent<'s> {
+    messages: Vec<Message<'s>>,
+    stop: Vec<&'s str>,
+    tools: Vec<Tool<'s>>,
+}
+
+/// Second-level borrowed storage (message parts and tool calls).
+pub struct LentParts<'s> {
+    parts: Vec<Vec<Part<'s>>>,
+    calls: Vec<Vec<ToolCall<'s>>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    fn s(v: &str) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn a_built_request_writes_both_dialects() {
+        let mut q = RequestSpec::new(String::new());
+        q.message(Role::System, Some(s("Be brief.")), None, None);
+        q.message(Role::User, None, None, None);
+        assert!(q.text_part(s("What is in")));
+        assert!(q.image_part(s("https://x/cat.png"), Some(s("low"))));
+        q.message(Role::Assistant, None, None, None);
+        assert!(q.tool_call(s("call_1"), s("look"), s("{\"at\":\"cat\"}")));
+        q.message(Role::Tool, Some(s("a cat")), None, Some(s("call_1")));
+        q.tool(
+            s("look"),
+            Some(s("Looks")),
+            Some(s("{\"type\":\"object\"}")),
+        );
+        assert!(q.tool_choice(3, Some(s("look"))));
+        q.stop(s("END"));
+        q.max_tokens = Some(100);
+        q.temperature = Some(0.5);
+        let parts = q.lend_parts();
+        let lent = q.lend(&parts).unwrap();
+        let req = q.chat_request(&lent, "gpt-4o");
+        let mut buf = alloc::vec![0u8; 4096];
+        let n = req.write_body(Dialect::OpenAi, &mut buf).unwrap();
+        let body = core::str::from_utf8(&buf[..n]).unwrap();
+        assert!(body.starts_with("{\"model\":\"gpt-4o\""), "{body}");
+        assert!(body.contains("\"image_url\":{\"url\":\"https://x/cat.png\",\"detail\":\"low\"}"));
+        assert!(body.contains("\"tool_call_id\":\"call_1\""));
+        assert!(body.contains("\"stop\":[\"END\"]"));
+        let n = req.write_body(Dialect::Anthropic, &mut buf).unwrap();
+        let body = core::str::from_utf8(&buf[..n]).unwrap();
+        assert!(body.contains("\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\"}]"), "{body}");
+        assert!(body.contains("\"tool_use\""));
+    }
+
+    #[test]
+    fn bad_pieces_are_refused() {
+        let empty = RequestSpec::new(String::new());
+        assert!(empty.lend(&empty.lend_parts()).is_err());
+        let mut q = RequestSpec::new(String::new());
+        assert!(!q.text_part(s("no message yet")));
+        assert!(!q.tool_call(s("1"), s("f"), s("{}")));
+        q.message(Role::User, Some(s("hi")), None, None);
+        q.tool(s("f"), None, Some(s("{not json")));
+        assert!(q.lend(&q.lend_parts()).is_err());
+        assert!(!q.tool_choice(3, None));
+        assert_eq!(role(9), None);
+        assert_eq!(role(4), Some(Role::Tool));
+    }
+
+    #[test]
+    fn endpoints_and_headers_are_checked_without_echoing_values() {
+        let ok = EndpointSpec::new(
+            s("http://127.0.0.1:1/v1"),
+            Some(s("k")),
+            None,
+            Dialect::OpenAi,
+            "x-a\n1\nx-b\n2",
+        );
+        assert_eq!(ok.unwrap().headers().len(), 2);
+        for (url, key, headers) in [
+            ("ftp://x", None, ""),
+            ("http://127.0.0.1/v1", Some("k\r\nx: y"), ""),
+            ("http://127.0.0.1/v1", None, "bad name\nv"),
+            ("http://127.0.0.1/v1", None, "x-a"),
+            ("http://127.0.0.1/v1", None, "x-a\nsecret\u{7}"),
+        ] {
+            let e =
+                EndpointSpec::new(s(url), key.map(s), None, Dialect::OpenAi, headers).unwrap_err();
+            assert!(!e.contains("secret") && !e.contains("x: y"), "{e}");
+        }
+    }
+
+    #[test]
+    fn config_numbers() {
+        let mut n = [UNSET; cfg::LEN];
+        let d = config(&n).unwrap();
+        assert_eq!(d, CallConfig::default());
+        n[cfg::MAX_ATTEMPTS] = 2;
+        n[cfg::IDLE] = 300;
+        let c = config(&n).unwrap();
+        assert_eq!(c.max_attempts, 2);
+        let t = c.timeouts.unwrap();
+        assert_eq!(t.idle, Duration::from_millis(300));
+        assert_eq!(
+            t.first_byte,
+            Timeouts::for_profile(Default::default()).first_byte
+        );
+        n[cfg::MAX_ATTEMPTS] = 0;
+        assert!(config(&n).is_err());
+        assert!(config(&[]).is_ok());
     }
 }

@@ -64,7 +64,7 @@ use web_sys::{
 };
 
 use crate::batch::Batch;
-use crate::input::{InputError, Options, owned};
+use crate::input::owned;
 
 /// Largest SSE event accepted (a line or an event beyond it fails the attempt as malformed).
 pub const EVENT_CAPACITY: usize = 64 * 1024;
@@ -289,45 +289,87 @@ fn call_error_object(
     o
 }
 
-/// One `Client`'s engine: options and the state its calls share.
+/// One `Client`'s engine: options and the state its calls share. Made with [`Engine::new`],
+/// then [`Engine::add_endpoint`] for each endpoint (primary first), before the first call.
 #[wasm_bindgen]
 pub struct Engine {
     shared: Rc<Shared>,
 }
 
 struct Shared {
-    options: Options,
+    config: steadyllm_core::call::CallConfig,
+    model: String,
+    endpoints: Vec<input::EndpointSpec>,
     state: RefCell<ClientState>,
     seed: Cell<u64>,
 }
 
 #[wasm_bindgen]
 impl Engine {
-    /// An engine for the options the wrapper wrote (see [`input::parse_options`]); `seed_lo`
-    /// and `seed_hi` come from `crypto.getRandomValues`. Throws an `Error` whose message says
-    /// what is wrong with the options (never echoing a key or header value).
+    /// An engine with the settings in `numbers` (see [`input::cfg`]; [`input::UNSET`] keeps a
+    /// default) and a default `model`; the seed words come from `crypto.getRandomValues`.
+    /// Throws an `Error` saying what is wrong.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: &str, seed_lo: u32, seed_hi: u32) -> Result<Engine, JsError> {
-        let options = input::parse_options(options).map_err(|e| JsError::new(e.message()))?;
-        let state = ClientState::new(options.endpoints.len(), &options.config);
+    pub fn new(
+        numbers: &[u32],
+        model: String,
+        seed_lo: u32,
+        seed_hi: u32,
+    ) -> Result<Engine, JsError> {
+        let config = input::config(numbers).map_err(JsError::new)?;
         Ok(Engine {
             shared: Rc::new(Shared {
-                options,
-                state: RefCell::new(state),
+                state: RefCell::new(ClientState::new(0, &config)),
+                config,
+                model,
+                endpoints: Vec::new(),
                 seed: Cell::new(u64::from(seed_hi) << 32 | u64::from(seed_lo)),
             }),
         })
     }
 
-    /// Runs one call of `request` (JSON the wrapper wrote, see [`input::parse_request`]).
-    /// Each network read's items and the engine's notices go to `sink(words, text)` (see
-    /// [`batch`]). Resolves with `{ attempts, endpoint }`; rejects with the error object
-    /// described in the crate docs. `signal` aborting ends the call at once (reason
-    /// `"aborted"`) and aborts the fetch in flight.
-    pub fn chat(&self, request: String, sink: Function, signal: AbortSignal) -> Promise {
+    /// Adds an endpoint (see [`input::EndpointSpec::new`]; `headers` is `name\nvalue\n…`).
+    /// Throws when it is invalid (the message never holds the key or a header value), when
+    /// there are already four, or once a call has started.
+    pub fn add_endpoint(
+        &mut self,
+        base_url: String,
+        api_key: Option<String>,
+        model: Option<String>,
+        anthropic: bool,
+        headers: &str,
+    ) -> Result<(), JsError> {
+        let dialect = if anthropic {
+            Dialect::Anthropic
+        } else {
+            Dialect::OpenAi
+        };
+        let spec = input::EndpointSpec::new(base_url, api_key, model, dialect, headers)
+            .map_err(|e| JsError::new(&e))?;
+        let Some(shared) = Rc::get_mut(&mut self.shared) else {
+            return Err(JsError::new("endpoints are fixed once a call has started"));
+        };
+        if shared.endpoints.len() >= input::ENDPOINTS {
+            return Err(JsError::new("at most 4 endpoints"));
+        }
+        if !spec.has_model() && shared.model.is_empty() {
+            return Err(JsError::new(
+                "no model: set options.model or the endpoint's model",
+            ));
+        }
+        shared.endpoints.push(spec);
+        shared.state = RefCell::new(ClientState::new(shared.endpoints.len(), &shared.config));
+        Ok(())
+    }
+
+    /// Runs one call of `request`. Each network read's items and the engine's notices go to
+    /// `sink(words, text)` (see [`batch`]). Resolves with `{ attempts, endpoint }`; rejects
+    /// with the error object described in the crate docs. `signal` aborting ends the call at
+    /// once (reason `"aborted"`) and aborts the fetch in flight.
+    pub fn chat(&self, request: ChatInput, sink: Function, signal: AbortSignal) -> Promise {
         let shared = self.shared.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            run(&shared, &request, &sink, &signal).await
+            run(&shared, &request.spec, &sink, &signal).await
         })
     }
 
@@ -346,20 +388,112 @@ impl Engine {
     }
 }
 
+/// A request, built field by field by the wrapper (see [`input::RequestSpec`]); each part or
+/// tool call goes to the last message added.
+#[wasm_bindgen]
+pub struct ChatInput {
+    spec: input::RequestSpec,
+}
+
+#[wasm_bindgen]
+impl ChatInput {
+    /// An empty request for `model` (empty: the client's default).
+    #[wasm_bindgen(constructor)]
+    pub fn new(model: String) -> ChatInput {
+        ChatInput {
+            spec: input::RequestSpec::new(model),
+        }
+    }
+
+    /// Adds a message; `role`: 0 system, 1 developer, 2 user, 3 assistant, 4 tool.
+    /// `false` for an unknown role.
+    pub fn message(
+        &mut self,
+        role: u32,
+        text: Option<String>,
+        name: Option<String>,
+        tool_call_id: Option<String>,
+    ) -> bool {
+        match input::role(role) {
+            Some(r) => {
+                self.spec.message(r, text, name, tool_call_id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a text part to the last message.
+    pub fn text_part(&mut self, text: String) -> bool {
+        self.spec.text_part(text)
+    }
+
+    /// Adds an image part to the last message.
+    pub fn image_part(&mut self, url: String, detail: Option<String>) -> bool {
+        self.spec.image_part(url, detail)
+    }
+
+    /// Adds a tool call to the last message.
+    pub fn tool_call(&mut self, id: String, name: String, arguments: String) -> bool {
+        self.spec.tool_call(id, name, arguments)
+    }
+
+    /// Adds a stop sequence.
+    pub fn stop(&mut self, s: String) {
+        self.spec.stop(s);
+    }
+
+    /// Adds a tool (`parameters`: JSON Schema as JSON text).
+    pub fn tool(&mut self, name: String, description: Option<String>, parameters: Option<String>) {
+        self.spec.tool(name, description, parameters);
+    }
+
+    /// Tool choice: 0 auto, 1 none, 2 required, 3 the function `name`.
+    pub fn tool_choice(&mut self, kind: u32, name: Option<String>) -> bool {
+        self.spec.tool_choice(kind, name)
+    }
+
+    /// Numbers: token limits (0: unset), temperature and top-p (NaN: unset; the wrapper
+    /// checks they are finite), seed (a safe integer; NaN: unset).
+    pub fn numbers(
+        &mut self,
+        max_tokens: u32,
+        max_completion_tokens: u32,
+        temperature: f64,
+        top_p: f64,
+        seed: f64,
+    ) {
+        let nz = |v: u32| (v != 0).then_some(v);
+        let f = |v: f64| (!v.is_nan()).then_some(v as f32);
+        self.spec.max_tokens = nz(max_tokens);
+        self.spec.max_completion_tokens = nz(max_completion_tokens);
+        self.spec.temperature = f(temperature);
+        self.spec.top_p = f(top_p);
+        // `as` saturates; the wrapper only passes safe integers.
+        self.spec.seed = (!seed.is_nan()).then_some(seed as i64);
+    }
+
+    /// The end user's id.
+    pub fn user(&mut self, user: String) {
+        self.spec.user = Some(user);
+    }
+}
+
 async fn run(
     shared: &Shared,
-    request: &str,
+    spec: &input::RequestSpec,
     sink: &Function,
     signal: &AbortSignal,
 ) -> Result<JsValue, JsValue> {
     let invalid = |m: &str| error_object("invalid", None, 0, m, None);
-    let spec = input::parse_request(request).map_err(|e| invalid(e.message()))?;
+    if shared.endpoints.is_empty() {
+        return Err(invalid("no endpoints"));
+    }
     let parts = spec.lend_parts();
-    let lent = spec.lend(&parts).map_err(|e| invalid(e.message()))?;
-    let req = spec.chat_request(&lent, &shared.options.model);
-    let opts = &shared.options;
-    let mut endpoints = Vec::with_capacity(opts.endpoints.len());
-    for e in &opts.endpoints {
+    let lent = spec.lend(&parts).map_err(invalid)?;
+    let req = spec.chat_request(&lent, &shared.model);
+    let mut endpoints = Vec::with_capacity(shared.endpoints.len());
+    for e in &shared.endpoints {
         // Validated when the engine was made.
         endpoints.push(
             e.endpoint()
@@ -382,7 +516,7 @@ async fn run(
         .wrapping_add(1442695040888963407);
     shared.seed.set(seed);
     let mut call = Call::new(
-        &opts.config,
+        &shared.config,
         req.profile(),
         &mut shared.state.borrow_mut(),
         now(),
@@ -405,7 +539,7 @@ async fn run(
         ctx.flush();
         match step {
             Step::Attempt(plan) => {
-                let spec_ep = opts.endpoints.get(plan.endpoint);
+                let spec_ep = shared.endpoints.get(plan.endpoint);
                 let outcome = attempt(&mut ctx, &mut sse, &plan, &req, &endpoints, spec_ep).await;
                 match outcome {
                     Ok(o) => call.finish_attempt(&mut shared.state.borrow_mut(), o, now()),
@@ -541,7 +675,7 @@ async fn attempt(
     )
     .map_err(|e| Stop::Invalid(request_error_text(e)))?;
     let extra: Vec<(&str, &str)> = spec
-        .headers
+        .headers()
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
@@ -866,11 +1000,5 @@ fn fault_code(f: StreamFault) -> u32 {
     match f {
         StreamFault::ServerError => 2,
         _ => 1,
-    }
-}
-
-impl From<InputError> for JsValue {
-    fn from(e: InputError) -> Self {
-        JsValue::from_str(e.message())
     }
 }

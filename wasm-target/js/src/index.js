@@ -1,8 +1,9 @@
 // steadyllm — the JavaScript face of the WebAssembly core (steadyllm-wasm).
-// Types: index.d.ts. The wire format between this file and the wasm module is private:
-// options and requests go in as JSON, deltas come out as batches (see decodeBatch).
+// Types: index.d.ts. The interface between this file and the wasm module is private: options
+// and requests go in field by field (numbers and strings), deltas come out as batches (see
+// decodeBatch).
 
-import initWasm, { Engine, Decoder } from "./steadyllm_wasm.js";
+import initWasm, { ChatInput, Decoder, Engine } from "./steadyllm_wasm.js";
 
 let ready = null;
 let loaded = false;
@@ -268,7 +269,7 @@ function callMessage(e) {
   }
 }
 
-// ------------------------------------------------------------------------- input to the wire
+// ----------------------------------------------------------------------------- checking input
 
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isStr = (v) => typeof v === "string";
@@ -280,18 +281,41 @@ function count(v, what, min = 0) {
   return v;
 }
 
-function wireOptions(o) {
+// Positions of the engine's numbers (wasm-target/src/input.rs, mod cfg); UNSET keeps a default.
+const UNSET = 0xffffffff;
+const CFG = {
+  maxAttempts: 0,
+  baseDelayMs: 1,
+  maxDelayMs: 2,
+  maxRetryAfterMs: 3,
+  restartOnPartial: 4,
+  budgetPermille: 5,
+  threshold: 6,
+  cooldownMs: 7,
+  firstByteMs: 8,
+  firstTokenMs: 9,
+  idleMs: 10,
+  totalMs: 11,
+};
+const MAX_MS = 0xfffffffe;
+
+function ms(v, what, min = 0) {
+  const n = count(v, what, min);
+  if (n > MAX_MS) throw invalid(`${what} is too large`);
+  return n;
+}
+
+// Checks the options; returns what the engine is made from.
+function checkOptions(o) {
   if (!isObj(o)) throw invalid("new Client(options): options must be an object");
   const eps = o.endpoints;
   if (!Array.isArray(eps) || eps.length < 1 || eps.length > 4) {
     throw invalid("options.endpoints must list 1 to 4 endpoints");
   }
-  const w = { endpoints: [] };
-  if (o.model !== undefined) {
-    if (!isStr(o.model)) throw invalid("options.model must be a string");
-    w.model = o.model;
-  }
-  eps.forEach((e, i) => {
+  if (o.model !== undefined && !isStr(o.model)) throw invalid("options.model must be a string");
+  const model = o.model ?? "";
+  const numbers = new Uint32Array(12).fill(UNSET);
+  const endpoints = eps.map((e, i) => {
     if (!isObj(e) || !isStr(e.baseUrl)) throw invalid(`endpoints[${i}].baseUrl must be a string`);
     let url;
     try {
@@ -302,162 +326,158 @@ function wireOptions(o) {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw invalid(`endpoints[${i}].baseUrl must be http:// or https://`);
     }
-    const we = { baseUrl: e.baseUrl };
     for (const k of ["apiKey", "model"]) {
-      if (e[k] !== undefined && e[k] !== null) {
-        if (!isStr(e[k])) throw invalid(`endpoints[${i}].${k} must be a string`);
-        we[k] = e[k];
-      }
+      if (e[k] !== undefined && e[k] !== null && !isStr(e[k])) throw invalid(`endpoints[${i}].${k} must be a string`);
     }
-    if (e.dialect !== undefined) {
-      if (e.dialect !== "openai" && e.dialect !== "anthropic") {
-        throw invalid(`endpoints[${i}].dialect must be "openai" or "anthropic"`);
-      }
-      we.dialect = e.dialect;
+    if (e.dialect !== undefined && e.dialect !== "openai" && e.dialect !== "anthropic") {
+      throw invalid(`endpoints[${i}].dialect must be "openai" or "anthropic"`);
     }
+    let headers = "";
     if (e.headers !== undefined) {
       if (!isObj(e.headers)) throw invalid(`endpoints[${i}].headers must be an object`);
-      we.headers = Object.entries(e.headers).map(([k, v]) => {
-        if (!isStr(v)) throw invalid(`endpoints[${i}].headers.${k} must be a string`);
-        return [k, v];
-      });
+      headers = Object.entries(e.headers)
+        .map(([k, v]) => {
+          // Values may be secrets: never quote them.
+          if (!isStr(v) || /[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
+            throw invalid(`endpoints[${i}].headers.${k}: the value must be a string without control characters`);
+          }
+          if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw invalid(`endpoints[${i}].headers: "${k}" is not a valid name`);
+          return `${k}\n${v}`;
+        })
+        .join("\n");
     }
-    if (we.model === undefined && w.model === undefined) {
+    const m = isStr(e.model) ? e.model : undefined;
+    if (m === undefined && model === "") {
       throw invalid(`endpoints[${i}] has no model: set options.model or the endpoint's model`);
     }
-    w.endpoints.push(we);
+    return { baseUrl: e.baseUrl, apiKey: isStr(e.apiKey) ? e.apiKey : undefined, model: m, anthropic: e.dialect === "anthropic", headers };
   });
   const t = o.timeouts;
   if (t !== undefined) {
     if (!isObj(t)) throw invalid("options.timeouts must be an object");
-    w.timeouts = {};
     for (const k of ["firstByteMs", "firstTokenMs", "idleMs", "totalMs"]) {
-      if (t[k] !== undefined) w.timeouts[k] = count(t[k], `timeouts.${k}`, 1);
+      if (t[k] !== undefined) numbers[CFG[k]] = ms(t[k], `timeouts.${k}`, 1);
     }
   }
   const r = o.retries;
   if (r !== undefined) {
     if (!isObj(r)) throw invalid("options.retries must be an object");
-    if (r.maxAttempts !== undefined) w.maxAttempts = count(r.maxAttempts, "retries.maxAttempts", 1);
-    if (r.baseDelayMs !== undefined) w.baseDelayMs = count(r.baseDelayMs, "retries.baseDelayMs");
-    if (r.maxDelayMs !== undefined) w.maxDelayMs = count(r.maxDelayMs, "retries.maxDelayMs");
-    if (r.maxRetryAfterMs !== undefined) w.maxRetryAfterMs = count(r.maxRetryAfterMs, "retries.maxRetryAfterMs");
-    if (r.restartOnPartial !== undefined) w.restartOnPartial = !!r.restartOnPartial;
+    if (r.maxAttempts !== undefined) numbers[CFG.maxAttempts] = ms(r.maxAttempts, "retries.maxAttempts", 1);
+    for (const k of ["baseDelayMs", "maxDelayMs", "maxRetryAfterMs"]) {
+      if (r[k] !== undefined) numbers[CFG[k]] = ms(r[k], `retries.${k}`);
+    }
+    if (r.restartOnPartial !== undefined) numbers[CFG.restartOnPartial] = r.restartOnPartial ? 1 : 0;
     if (r.budgetRatio !== undefined) {
       if (typeof r.budgetRatio !== "number" || !(r.budgetRatio >= 0 && r.budgetRatio <= 1000)) {
         throw invalid("retries.budgetRatio must be a number ≥ 0");
       }
-      w.budgetPermille = Math.round(r.budgetRatio * 1000);
+      numbers[CFG.budgetPermille] = Math.round(r.budgetRatio * 1000);
     }
   }
   const b = o.breaker;
   if (b !== undefined) {
     if (!isObj(b)) throw invalid("options.breaker must be an object");
-    if (b.threshold !== undefined) w.breakerThreshold = count(b.threshold, "breaker.threshold", 1);
-    if (b.cooldownMs !== undefined) w.breakerCooldownMs = count(b.cooldownMs, "breaker.cooldownMs");
+    if (b.threshold !== undefined) numbers[CFG.threshold] = ms(b.threshold, "breaker.threshold", 1);
+    if (b.cooldownMs !== undefined) numbers[CFG.cooldownMs] = ms(b.cooldownMs, "breaker.cooldownMs");
   }
-  return JSON.stringify(w);
+  return { numbers, model, endpoints };
 }
 
-function wireMessage(m, i) {
+const ROLES = { system: 0, developer: 1, user: 2, assistant: 3, tool: 4 };
+
+function checkMessage(m, i) {
   if (!isObj(m) || !isStr(m.role)) throw invalid(`messages[${i}] needs a role`);
-  const w = { role: m.role };
+  if (!(m.role in ROLES)) throw invalid(`messages[${i}].role must be system, developer, user, assistant or tool`);
   const c = m.content;
-  if (c === undefined || c === null) {
-    w.content = null;
-  } else if (isStr(c)) {
-    w.content = c;
-  } else if (Array.isArray(c)) {
-    w.content = c.map((p, j) => {
-      if (isObj(p) && p.type === "text" && isStr(p.text)) return { type: "text", text: p.text };
-      if (isObj(p) && p.type === "image_url" && isStr(p.imageUrl)) {
-        const q = { type: "image_url", imageUrl: p.imageUrl };
-        if (p.detail !== undefined) q.detail = String(p.detail);
-        return q;
-      }
-      throw invalid(`messages[${i}].content[${j}] must be { type: "text", text } or { type: "image_url", imageUrl }`);
+  if (c !== undefined && c !== null && !isStr(c)) {
+    if (!Array.isArray(c)) throw invalid(`messages[${i}].content must be a string, an array of parts, or null`);
+    c.forEach((p, j) => {
+      const ok =
+        (isObj(p) && p.type === "text" && isStr(p.text)) ||
+        (isObj(p) && p.type === "image_url" && isStr(p.imageUrl) && (p.detail === undefined || isStr(p.detail)));
+      if (!ok) throw invalid(`messages[${i}].content[${j}] must be { type: "text", text } or { type: "image_url", imageUrl }`);
     });
-  } else {
-    throw invalid(`messages[${i}].content must be a string, an array of parts, or null`);
   }
   for (const k of ["name", "toolCallId"]) {
-    if (m[k] !== undefined) {
-      if (!isStr(m[k])) throw invalid(`messages[${i}].${k} must be a string`);
-      w[k] = m[k];
-    }
+    if (m[k] !== undefined && !isStr(m[k])) throw invalid(`messages[${i}].${k} must be a string`);
   }
+  if (m.role === "tool" && !isStr(m.toolCallId)) throw invalid(`messages[${i}]: a tool message needs toolCallId`);
   if (m.toolCalls !== undefined) {
     if (!Array.isArray(m.toolCalls)) throw invalid(`messages[${i}].toolCalls must be an array`);
-    w.toolCalls = m.toolCalls.map((t, j) => {
+    m.toolCalls.forEach((t, j) => {
       if (!isObj(t) || !isStr(t.id) || !isStr(t.name) || !isStr(t.arguments)) {
         throw invalid(`messages[${i}].toolCalls[${j}] needs string id, name and arguments`);
       }
-      return { id: t.id, name: t.name, arguments: t.arguments };
     });
   }
-  return w;
 }
 
-function wireRequest(r) {
+// Checks a request (before anything is loaded or sent).
+function checkRequest(r) {
   if (!isObj(r) || !Array.isArray(r.messages) || r.messages.length === 0) {
     throw invalid("request.messages must be a non-empty array");
   }
-  const w = { messages: r.messages.map(wireMessage) };
-  if (r.model !== undefined) {
-    if (!isStr(r.model)) throw invalid("request.model must be a string");
-    w.model = r.model;
-  }
-  if (r.maxTokens !== undefined) w.maxTokens = count(r.maxTokens, "maxTokens", 1);
-  if (r.maxCompletionTokens !== undefined) {
-    w.maxCompletionTokens = count(r.maxCompletionTokens, "maxCompletionTokens", 1);
-  }
-  for (const [k, wk] of [
-    ["temperature", "temperatureE6"],
-    ["topP", "topPE6"],
-  ]) {
-    if (r[k] !== undefined) {
-      if (typeof r[k] !== "number" || !Number.isFinite(r[k]) || Math.abs(r[k]) >= 1e6) {
-        throw invalid(`${k} must be a finite number`);
-      }
-      w[wk] = Math.round(r[k] * 1e6);
+  r.messages.forEach(checkMessage);
+  if (r.model !== undefined && !isStr(r.model)) throw invalid("request.model must be a string");
+  if (r.maxTokens !== undefined) ms(r.maxTokens, "maxTokens", 1);
+  if (r.maxCompletionTokens !== undefined) ms(r.maxCompletionTokens, "maxCompletionTokens", 1);
+  for (const k of ["temperature", "topP"]) {
+    if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isFinite(r[k]) || Math.abs(r[k]) >= 1e6)) {
+      throw invalid(`${k} must be a finite number`);
     }
   }
-  if (r.stop !== undefined) {
-    if (!Array.isArray(r.stop) || !r.stop.every(isStr)) throw invalid("stop must be an array of strings");
-    w.stop = r.stop;
-  }
-  if (r.seed !== undefined) {
-    if (!Number.isSafeInteger(r.seed)) throw invalid("seed must be a safe integer");
-    w.seed = r.seed;
-  }
-  if (r.user !== undefined) {
-    if (!isStr(r.user)) throw invalid("user must be a string");
-    w.user = r.user;
-  }
+  if (r.stop !== undefined && (!Array.isArray(r.stop) || !r.stop.every(isStr))) throw invalid("stop must be an array of strings");
+  if (r.seed !== undefined && !Number.isSafeInteger(r.seed)) throw invalid("seed must be a safe integer");
+  if (r.user !== undefined && !isStr(r.user)) throw invalid("user must be a string");
   if (r.tools !== undefined) {
     if (!Array.isArray(r.tools)) throw invalid("tools must be an array");
-    w.tools = r.tools.map((t, i) => {
-      if (!isObj(t) || !isStr(t.name)) throw invalid(`tools[${i}] needs a name`);
-      const q = { name: t.name };
-      if (t.description !== undefined) q.description = String(t.description);
-      if (t.parameters !== undefined) {
-        if (!isObj(t.parameters)) throw invalid(`tools[${i}].parameters must be a JSON Schema object`);
-        q.parameters = t.parameters;
-      }
-      return q;
+    r.tools.forEach((t, i) => {
+      if (!isObj(t) || !isStr(t.name) || t.name === "") throw invalid(`tools[${i}] needs a name`);
+      if (t.description !== undefined && !isStr(t.description)) throw invalid(`tools[${i}].description must be a string`);
+      if (t.parameters !== undefined && !isObj(t.parameters)) throw invalid(`tools[${i}].parameters must be a JSON Schema object`);
     });
   }
-  if (r.toolChoice !== undefined) {
-    const c = r.toolChoice;
-    if (c === "auto" || c === "none" || c === "required") w.toolChoice = c;
-    else if (isObj(c) && isStr(c.name)) w.toolChoice = { name: c.name };
-    else throw invalid('toolChoice must be "auto", "none", "required" or { name }');
+  const c = r.toolChoice;
+  if (c !== undefined && c !== "auto" && c !== "none" && c !== "required" && !(isObj(c) && isStr(c.name))) {
+    throw invalid('toolChoice must be "auto", "none", "required" or { name }');
   }
-  try {
-    return JSON.stringify(w);
-  } catch (e) {
-    throw invalid(`request cannot be serialised: ${e && e.message}`);
+}
+
+// The checked request as the engine's ChatInput.
+function toInput(r) {
+  const q = new ChatInput(r.model ?? "");
+  for (const m of r.messages) {
+    const c = m.content;
+    q.message(ROLES[m.role], isStr(c) ? c : undefined, m.name, m.toolCallId);
+    if (Array.isArray(c)) {
+      for (const p of c) {
+        if (p.type === "text") q.text_part(p.text);
+        else q.image_part(p.imageUrl, p.detail);
+      }
+    }
+    for (const t of m.toolCalls ?? []) q.tool_call(t.id, t.name, t.arguments);
   }
+  q.numbers(r.maxTokens ?? 0, r.maxCompletionTokens ?? 0, r.temperature ?? NaN, r.topP ?? NaN, r.seed ?? NaN);
+  for (const s of r.stop ?? []) q.stop(s);
+  if (r.user !== undefined) q.user(r.user);
+  for (const t of r.tools ?? []) {
+    let params;
+    if (t.parameters !== undefined) {
+      try {
+        params = JSON.stringify(t.parameters);
+      } catch (e) {
+        q.free();
+        throw invalid(`tool ${t.name}: parameters cannot be serialised: ${e && e.message}`);
+      }
+    }
+    q.tool(t.name, t.description, params);
+  }
+  const c = r.toolChoice;
+  if (c !== undefined) {
+    const kind = { auto: 0, none: 1, required: 2 }[c];
+    q.tool_choice(kind ?? 3, kind === undefined ? c.name : undefined);
+  }
+  return q;
 }
 
 // ---------------------------------------------------------------------------------- the call
@@ -472,11 +492,14 @@ function seed32() {
 async function* runCall(client, request, options) {
   const signal = options && options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid("options.signal must be an AbortSignal");
-  const body = wireRequest(request);
+  checkRequest(request);
   if (signal && signal.aborted) throw abortError(signal.reason, "", 0);
   await init();
   if (signal && signal.aborted) throw abortError(signal.reason, "", 0);
   const engine = client._engine();
+  // Checked again: the caller may have changed the request while the module loaded.
+  checkRequest(request);
+  const input = toInput(request);
   const ctl = new AbortController();
   const onAbort = () => ctl.abort();
   if (signal) signal.addEventListener("abort", onAbort, { once: true });
@@ -498,7 +521,7 @@ async function* runCall(client, request, options) {
   let partial = "";
   let attempts = 0;
   engine
-    .chat(body, sink, ctl.signal)
+    .chat(input, sink, ctl.signal)
     .then(
       (v) => (settled = { ok: true, v }),
       (e) => (settled = { ok: false, e }),
@@ -599,7 +622,7 @@ export class Client {
   #engine = null;
 
   constructor(options) {
-    this.#options = wireOptions(options);
+    this.#options = checkOptions(options);
     if (loaded) this._engine();
     const self = this;
     this.chat = Object.freeze({
@@ -634,17 +657,28 @@ export class Client {
   _engine() {
     if (!this.#engine) {
       const s = seed32();
+      const o = this.#options;
+      let engine;
       try {
-        this.#engine = new Engine(this.#options, s[0], s[1]);
+        engine = new Engine(o.numbers, o.model, s[0], s[1]);
+        o.endpoints.forEach((e, i) => {
+          try {
+            engine.add_endpoint(e.baseUrl, e.apiKey, e.model, e.anthropic, e.headers);
+          } catch (err) {
+            throw new Error(`endpoints[${i}]: ${err && err.message}`);
+          }
+        });
       } catch (e) {
+        engine?.free();
         throw invalid(e && e.message ? e.message : String(e));
       }
+      this.#engine = engine;
     }
     return this.#engine;
   }
 
   health() {
-    const eps = JSON.parse(this.#options).endpoints;
+    const eps = this.#options.endpoints;
     const h = this.#engine ? this.#engine.health() : eps.map(() => 1);
     return eps.map((e, i) => ({ baseUrl: e.baseUrl, available: h[i] === 1, coolingDown: h[i] === 2 }));
   }
