@@ -535,7 +535,10 @@ mod tests {
         assert!(body.contains("\"stop\":[\"END\"]"));
         let n = req.write_body(Dialect::Anthropic, &mut buf).unwrap();
         let body = core::str::from_utf8(&buf[..n]).unwrap();
-        assert!(body.contains("\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\"}]"), "{body}");
+        assert!(
+            body.contains("\"system\":[{\"type\":\"text\",\"text\":\"Be brief.\"}]"),
+            "{body}"
+        );
         assert!(body.contains("\"tool_use\""));
     }
 

@@ -708,6 +708,10 @@ async fn attempt(
             }
         }
     }
+    if ep.dialect == Dialect::Anthropic {
+        // Anthropic refuses cross-origin calls from pages without this acknowledgement.
+        let _ = headers.append("anthropic-dangerous-direct-browser-access", "true");
+    }
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);

@@ -133,7 +133,11 @@ describe("streaming", () => {
     assert.equal(r.finishReason, "end_turn");
     const [req] = await mock.requests();
     assert.equal(req.path, "/v1/messages");
-    assert.equal(Object.fromEntries(req.headers)["x-api-key"], "k");
+    const h = Object.fromEntries(req.headers);
+    assert.equal(h["x-api-key"], "k");
+    assert.ok(h["anthropic-version"]);
+    assert.equal(h["anthropic-dangerous-direct-browser-access"], "true");
+    assert.equal(JSON.parse(req.body).max_tokens, 500);
   });
 
   test("multi-byte text split across reads arrives intact (one byte per write)", async () => {
