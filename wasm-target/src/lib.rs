@@ -952,6 +952,8 @@ pub struct Decoder {
     decoder: StreamDecoder,
     batch: Batch,
     failed: Option<StreamFault>,
+    /// The input copied in, reused (one copy, no allocation per push).
+    buf: Vec<u8>,
 }
 
 #[wasm_bindgen]
@@ -968,20 +970,23 @@ impl Decoder {
             }),
             batch: Batch::default(),
             failed: None,
+            buf: Vec::new(),
         }
     }
 
     /// Decodes `bytes` and hands what they complete to `sink(words, text)`. Returns 0, or
     /// after a failure (which ends decoding; later calls return it again) 1 malformed event,
     /// 2 server error event, 3 the end marker already came.
-    pub fn push(&mut self, bytes: &[u8], sink: &Function) -> u32 {
+    pub fn push(&mut self, bytes: &Uint8Array, sink: &Function) -> u32 {
         if let Some(f) = self.failed {
             return fault_code(f);
         }
         if self.decoder.is_done() {
             return 3;
         }
-        let fed = feed(&mut self.sse, &mut self.decoder, bytes, &mut self.batch);
+        self.buf.resize(bytes.length() as usize, 0);
+        bytes.copy_to(&mut self.buf);
+        let fed = feed(&mut self.sse, &mut self.decoder, &self.buf, &mut self.batch);
         flush(&mut self.batch, sink);
         if fed.server_error.is_some() {
             self.failed = Some(StreamFault::ServerError);
