@@ -185,12 +185,13 @@ fn flush(batch: &mut Batch, sink: &Function) {
     if batch.is_empty() {
         return;
     }
-    // SAFETY: the view is only valid until wasm memory grows or `batch.words` changes. The
+    // SAFETY: the view is only valid until wasm memory grows or `batch.words` changes (the
+    // string is made first, so nothing here runs between the view and the call). The
     // sink (the wrapper's `decodeBatch`) copies what it needs into JS objects before it
     // returns and calls nothing in this module; after the call the view is not used again.
     // (A copy, `Uint32Array::from`, costs ten times as much per batch.)
-    let words = unsafe { Uint32Array::view(batch.words.as_slice()) };
     let text = JsString::from(batch.text.as_str());
+    let words = unsafe { Uint32Array::view(batch.words.as_slice()) };
     // The sink is the wrapper's own queue function; if it throws there is no one to tell.
     let _ = sink.call2(&JsValue::UNDEFINED, &words, &text);
     batch.clear();

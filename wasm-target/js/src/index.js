@@ -218,7 +218,8 @@ const RETRY_REASONS = ["backoff", "retry_after", "rate_limited"];
 // Failure codes of wasm-target/src/batch.rs, by name (the error objects use the names).
 const FAILURES = [null, "connect", "first_byte", "first_token", "idle", "status", "network", "truncated", "malformed", "server_error"];
 const FAILURE_TEXT = {
-  connect: "connection failed",
+  // fetch says no more than "Failed to fetch" for all of these.
+  connect: "connection failed (network down, refused, DNS, TLS, or blocked by CORS)",
   first_byte: "no response head in time",
   first_token: "no first token in time",
   idle: "stream stalled",
@@ -520,8 +521,13 @@ async function* runCall(client, request, options) {
   };
   let partial = "";
   let attempts = 0;
-  engine
-    .chat(input, sink, ctl.signal)
+  let call;
+  try {
+    call = engine.chat(input, sink, ctl.signal);
+  } catch (e) {
+    throw toError(e, "");
+  }
+  call
     .then(
       (v) => (settled = { ok: true, v }),
       (e) => (settled = { ok: false, e }),
