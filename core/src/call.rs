@@ -1169,17 +1169,12 @@ impl Call {
             // The endpoint answered (a 4xx or 429): it is alive.
             record_alive(state, ep_i);
         }
-        if outcome.delivered_bytes > 0 {
-            if !self.config.restart_on_partial {
-                self.finish(Err(CallError::PartialOutput {
-                    delivered_bytes: outcome.delivered_bytes,
-                    last: failure,
-                }));
-                return;
-            }
-            self.push(CallEvent::DiscardDelivered {
-                bytes: outcome.delivered_bytes,
-            });
+        if outcome.delivered_bytes > 0 && !self.config.restart_on_partial {
+            self.finish(Err(CallError::PartialOutput {
+                delivered_bytes: outcome.delivered_bytes,
+                last: failure,
+            }));
+            return;
         }
         match class.action {
             Action::Fail => {
@@ -1249,6 +1244,13 @@ impl Call {
                 last: Some(failure),
             }));
             return;
+        }
+        // Restart mode: only now that another attempt is certain is what was shown void. (When
+        // the call ends here instead, the caller keeps the last attempt's text.)
+        if outcome.delivered_bytes > 0 {
+            self.push(CallEvent::DiscardDelivered {
+                bytes: outcome.delivered_bytes,
+            });
         }
         if delay > Duration::ZERO {
             self.wait_until = Some(at);
@@ -1772,6 +1774,39 @@ mod tests {
         assert!(!matches!(
             call.next(&mut h.state, h.now + Duration::from_secs(10)),
             Step::Done(_)
+        ));
+    }
+
+    #[test]
+    fn no_discard_when_no_attempt_follows() {
+        let cfg = CallConfig {
+            restart_on_partial: true,
+            max_attempts: 1,
+            ..CallConfig::default()
+        };
+        let mut h = Harness::new(1, cfg);
+        let mut call = Call::new(&cfg, RequestProfile::default(), &mut h.state, h.now, 1);
+        let Step::Attempt(_) = call.next(&mut h.state, h.now) else {
+            panic!("attempt")
+        };
+        call.finish_attempt(
+            &mut h.state,
+            Outcome::failed(
+                Failure::Stream(StreamFault::Network),
+                42,
+                RetryHints::default(),
+            ),
+            h.now,
+        );
+        while let Some(e) = call.poll_event() {
+            assert!(
+                !matches!(e, CallEvent::DiscardDelivered { .. }),
+                "the last attempt's text stays: {e:?}"
+            );
+        }
+        assert!(matches!(
+            call.next(&mut h.state, h.now),
+            Step::Done(Err(CallError::RetriesExhausted { attempts: 1, .. }))
         ));
     }
 

@@ -726,13 +726,10 @@ async fn attempt(
         return Ok(Outcome::failed(Failure::Connect, 0, none));
     };
 
-    // In a browser, connecting is part of waiting for the response head.
+    // In a browser, connecting is part of waiting for the response head: fetch tells nothing
+    // in between, so the first-byte timeout covers both (the connect timeout is unused).
     let sent = now();
-    let head_by = plan
-        .connect_by
-        .max(sent)
-        .saturating_add(plan.first_byte)
-        .min(plan.deadline);
+    let head_by = sent.saturating_add(plan.first_byte).min(plan.deadline);
     let response = match race_until(&fetch_request(&request), head_by, ctx.signal).await {
         Raced::Value(v) => match v.dyn_into::<Response>() {
             Ok(r) => r,

@@ -126,7 +126,7 @@ function addTurn(prompt) {
     error: a.querySelector(".error"),
     meta: a.querySelector(".meta"),
     setState: (s) => (a.dataset.state = s),
-    scroll: () => node.scrollIntoView({ block: "end" }),
+    scroll: () => (ui.transcript.scrollTop = ui.transcript.scrollHeight),
   };
 }
 
@@ -152,8 +152,11 @@ async function send(prompt) {
   turn.scroll();
   const messages = [...history, { role: "user", content: prompt }];
   let text = "";
+  let stale = false; // a `discard` came: `text` is replaced when new content arrives
   let finish = null;
   let usage = null;
+  // The attempt under way. `stream` does not report the count at its end, so follow the
+  // notices: a retry names the next attempt; a failover starts the next one at once.
   let attempt = 1;
   try {
     const c = client();
@@ -165,6 +168,13 @@ async function send(prompt) {
     for await (const d of c.chat.stream({ messages }, { signal: controller.signal })) {
       switch (d.type) {
         case "content":
+          if (stale) {
+            // The restarted answer begins: replace the broken one.
+            stale = false;
+            text = "";
+            turn.out.data = "";
+            turn.el.classList.remove("stale");
+          }
           if (text === "") {
             turn.setState("streaming");
             setStatus("streaming", attempt > 1 ? `streaming (attempt ${attempt})…` : "streaming…");
@@ -179,15 +189,17 @@ async function send(prompt) {
           setStatus("retrying", d.message);
           break;
         case "failover":
+          attempt += 1;
           notice(turn, "failover", d.message);
           setStatus("retrying", d.message);
           break;
         case "discard":
-          // The connection broke mid-answer and the answer starts over: drop what was shown.
-          text = "";
-          turn.out.data = "";
+          // The answer broke off and will start over: the text shown so far goes once the new
+          // answer begins (until then it stays, dimmed, and it stays if no new answer comes).
+          stale = text !== "";
+          if (stale) turn.el.classList.add("stale");
           turn.setState("waiting");
-          notice(turn, "discard", "connection lost mid-answer — starting the answer over");
+          notice(turn, "discard", "answer interrupted — it will start over");
           break;
         case "finish":
           finish = d.reason;
@@ -218,6 +230,7 @@ async function send(prompt) {
       setStatus("error", describe(e));
     }
   } finally {
+    turn.el.classList.remove("stale");
     running = null;
     busy(false);
     ui.prompt.focus();

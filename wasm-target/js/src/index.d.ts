@@ -234,40 +234,70 @@ export class SteadyLlmError extends Error {
   readonly serverError?: ServerError;
 }
 /** The request or client options are invalid (thrown before anything is sent). */
-export class InvalidRequestError extends SteadyLlmError {}
+export class InvalidRequestError extends SteadyLlmError {
+  readonly name: "InvalidRequestError";
+}
 /** The caller's signal aborted the call. */
 export class AbortError extends SteadyLlmError {
+  readonly name: "AbortError";
   /** The signal's reason, whatever its type. */
   readonly abortReason: unknown;
 }
 /** Base class of the timeouts. */
 export class TimeoutError extends SteadyLlmError {}
 /** No response head in time. */
-export class FirstByteTimeoutError extends TimeoutError {}
+export class FirstByteTimeoutError extends TimeoutError {
+  readonly name: "FirstByteTimeoutError";
+}
 /** No first content in time. */
-export class FirstTokenTimeoutError extends TimeoutError {}
+export class FirstTokenTimeoutError extends TimeoutError {
+  readonly name: "FirstTokenTimeoutError";
+}
 /** The stream stalled: no data for longer than the idle timeout. */
-export class IdleTimeoutError extends TimeoutError {}
+export class IdleTimeoutError extends TimeoutError {
+  readonly name: "IdleTimeoutError";
+}
 /** The total deadline passed. */
-export class TotalTimeoutError extends TimeoutError {}
+export class TotalTimeoutError extends TimeoutError {
+  readonly name: "TotalTimeoutError";
+}
 /** The request could not be sent (network down, refused, CORS, DNS). */
-export class ConnectionError extends SteadyLlmError {}
+export class ConnectionError extends SteadyLlmError {
+  readonly name: "ConnectionError";
+}
 /** A non-2xx status that was not (or no longer) retried. */
 export class HttpError extends SteadyLlmError {
   readonly status: number;
 }
 /** 429, or a `Retry-After` longer than allowed. */
-export class RateLimitError extends HttpError {}
+export class RateLimitError extends HttpError {
+  readonly name: "RateLimitError";
+}
 /** The stream broke: reset, truncated (no end marker), malformed, or an error event. */
 export class StreamError extends SteadyLlmError {
+  readonly name: "StreamError";
   readonly kind: "network" | "truncated" | "malformed" | "server_error";
 }
 /** Every endpoint is cooling down after repeated failures, or the retry budget is spent. */
-export class UnavailableError extends SteadyLlmError {}
+export class UnavailableError extends SteadyLlmError {
+  readonly name: "UnavailableError";
+}
+
+/** What a finished stream returns (the generator's return value). */
+export interface StreamSummary {
+  /** Attempts the call took. */
+  attempts: number;
+  /** Index of the endpoint that answered. */
+  endpoint: number;
+}
 
 export interface Chat {
-  /** Streams the answer's deltas as they arrive. Breaking out of the loop cancels the call. */
-  stream(request: ChatRequest, options?: CallOptions): AsyncIterable<Delta>;
+  /**
+   * Streams the answer's deltas as they arrive. Breaking out of the loop cancels the call.
+   * A failover to another endpoint starts the next attempt at once: a `failover` delta, no
+   * `retry` delta.
+   */
+  stream(request: ChatRequest, options?: CallOptions): AsyncGenerator<Delta, StreamSummary, undefined>;
   /** The whole answer. */
   complete(request: ChatRequest, options?: CallOptions): Promise<Completion>;
   /** Many calls with at most `concurrency` in flight; results in the order of `requests`. */

@@ -243,7 +243,10 @@ describe("timeouts", () => {
   test("no response head in time: FirstByteTimeoutError", async () => {
     await mock.script({ steps: [], then: { fault: "stall_before_headers" } });
     const r = await run(
-      (base) => window.collect(window.client([base], { timeouts: { firstByteMs: 300 }, retries: { maxAttempts: 2 } })),
+      // With a 5 s total, a first-byte timeout that counted anything but its own 300 ms (the
+      // 10 s connect allowance, say) would end as the total deadline instead.
+      (base) =>
+        window.collect(window.client([base], { timeouts: { firstByteMs: 300, totalMs: 5000 }, retries: { maxAttempts: 2 } })),
       mock.base,
     );
     assert.equal(r.error.name, "FirstByteTimeoutError");
@@ -288,6 +291,17 @@ describe("timeouts", () => {
     assert.equal(r.error.name, "TotalTimeoutError");
     assert.equal(r.error.reason, "deadline_exceeded");
     assert.ok(r.error.partial.length > 0 && ANSWER.startsWith(r.error.partial), r.error.partial);
+  });
+
+  test("restartOnPartial: no discard when no attempt follows; the error keeps the text", async () => {
+    await mock.script({ steps: [], then: { fault: "error_event_after", events: 4 } });
+    const r = await run(
+      (base) => window.collect(window.client([base], { retries: { restartOnPartial: true, maxAttempts: 2 } })),
+      mock.base,
+    );
+    assert.equal(r.deltas.filter((d) => d.type === "discard").length, 1, "one restart, one discard");
+    assert.equal(r.error.name, "StreamError");
+    assert.equal(r.error.partial, "The sky looks", "the last attempt's text");
   });
 
   test("restartOnPartial retries after a stall and says to discard what was shown", async () => {

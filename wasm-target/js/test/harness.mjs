@@ -99,7 +99,13 @@ export async function startStatic(root = PKG, port = 0) {
       res.end("not found");
     }
   });
-  await new Promise((r) => server.listen(port, "127.0.0.1", r));
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     close: () => new Promise((r) => server.close(r)),
