@@ -165,12 +165,11 @@ impl<'b> Writer<'b> {
     /// on a microcontroller) and soft-float arithmetic. Returns `false` (writing nothing) for
     /// NaN, infinities and magnitudes of 10¹² or more.
     pub fn f32(&mut self, v: f32) -> bool {
-        let bits = v.to_bits();
-        let magnitude = bits & 0x7fff_ffff;
-        // Positive floats order like their bit patterns; NaN and infinities lie above 10¹².
-        if magnitude >= const { 1e12f32.to_bits() } {
+        if !f32_writable(v) {
             return false;
         }
+        let bits = v.to_bits();
+        let magnitude = bits & 0x7fff_ffff;
         // |v| = mantissa · 2^exp, exactly.
         let field = magnitude >> 23;
         let (mantissa, exp) = if field == 0 {
@@ -208,6 +207,13 @@ impl<'b> Writer<'b> {
         }
         true
     }
+}
+
+/// `true` when [`Writer::f32`] writes `v`: finite and below 10¹² in magnitude. Compares bits,
+/// so no soft-float code is linked on a microcontroller.
+pub fn f32_writable(v: f32) -> bool {
+    // Positive floats order like their bit patterns; NaN and infinities lie above 10¹².
+    v.to_bits() & 0x7fff_ffff < const { 1e12f32.to_bits() }
 }
 
 impl fmt::Write for Writer<'_> {

@@ -342,7 +342,7 @@ impl<'a> ChatRequest<'a> {
 
     fn emit(&self, dialect: Dialect, w: &mut Writer<'_>) -> Result<(), RequestError> {
         for v in [self.temperature, self.top_p].into_iter().flatten() {
-            if !v.is_finite() || v.abs() >= 1e12 {
+            if !json::f32_writable(v) {
                 return Err(RequestError::NonFiniteNumber);
             }
         }
