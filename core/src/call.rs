@@ -373,6 +373,8 @@ pub struct RetryHints {
 
 impl RetryHints {
     /// Takes one response header (name case-insensitive). Malformed values are ignored.
+    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    #[inline(never)]
     pub fn observe(&mut self, name: &str, value: &[u8]) {
         let Ok(v) = core::str::from_utf8(value) else {
             return;
@@ -1028,6 +1030,8 @@ impl Call {
 
     /// What to do next at `now`. While an attempt is in flight (planned but not finished)
     /// this returns the same plan again.
+    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    #[inline(never)]
     pub fn next<const N: usize>(&mut self, state: &mut ClientState<N>, now: Instant) -> Step {
         if let Some(r) = self.done {
             return Step::Done(r);
@@ -1123,6 +1127,8 @@ impl Call {
     }
 
     /// Reports how the planned attempt ended, at `now`.
+    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    #[inline(never)]
     pub fn finish_attempt<const N: usize>(
         &mut self,
         state: &mut ClientState<N>,
