@@ -6,9 +6,9 @@
 //!
 //! 1. Time to first token: the same request to the bundled mock server (on loopback), read
 //!    (a) with a raw socket that stops at the first byte of the first content chunk and
-//!    (b) through the full client (engine, request building, reqwless, SSE parser, decoder)
-//!    until the first content item reaches the callback. Medians over many runs; the
-//!    difference is what the client adds.
+//!    (b) through the full client (engine, request building, HTTP response reader, SSE
+//!    parser, decoder) until the first content item reaches the callback. Medians over many
+//!    runs; the difference is what the client adds.
 //! 2. Delivery: the socket is wrapped to count reads; every content item must reach the
 //!    callback during the read that completed its event (never a read later), and the time
 //!    from that read returning to the callback is reported.
