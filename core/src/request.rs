@@ -559,7 +559,7 @@ impl<'a> ChatRequest<'a> {
                             n = anthropic_blocks(w, c);
                         }
                         for c in m.tool_calls {
-                            let input = RawJson::new(if c.arguments.trim().is_empty() {
+                            let input = RawJson::new(if c.arguments.trim_ascii().is_empty() {
                                 "{}"
                             } else {
                                 c.arguments
