@@ -257,6 +257,18 @@ pub(crate) async fn read_head<C: Read + Write>(
 pub(crate) trait StreamSink {
     /// A decoded item.
     fn on_item(&mut self, item: StreamItem<'_>);
+    /// Content (text, reasoning, refusal or a tool call) has arrived.
+    fn got_content(&self) -> bool;
+}
+
+/// Decodes one event (or a whole JSON answer) into `sink`. The one place the decoder is
+/// called, so its callback exists once.
+pub(crate) fn decode_into<S: StreamSink>(
+    decoder: &mut StreamDecoder,
+    data: &str,
+    sink: &mut S,
+) -> Result<(), steadyllm_core::decode::DecodeError> {
+    decoder.decode(data, |item| sink.on_item(item))
 }
 
 /// The parts a streamed body goes through.
@@ -294,7 +306,6 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
     let Stream { sse, decoder, sink } = stream;
     let mut body = BodyDecoder::new(head.framing);
     let (mut kept, mut pos, mut filled) = (0, 0, head.buffered);
-    let mut got_content = false;
     // After the end marker: read on (until then) to the end of the body, to reuse the
     // connection.
     let mut drain_by: Option<Instant> = None;
@@ -326,17 +337,7 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
             loop {
                 match sse.feed(&mut rest) {
                     Ok(Some(SseItem::Event(ev))) => {
-                        let r = decoder.decode(ev.data, |item| {
-                            got_content |= matches!(
-                                item,
-                                StreamItem::Content { .. }
-                                    | StreamItem::Reasoning { .. }
-                                    | StreamItem::Refusal { .. }
-                                    | StreamItem::ToolCall(_)
-                            );
-                            sink.on_item(item);
-                        });
-                        if r.is_err() {
+                        if decode_into(decoder, ev.data, sink).is_err() {
                             failure = Some(AttemptFailure::Malformed);
                             break;
                         }
@@ -375,7 +376,9 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
         let idle_at = Instant::now() + deadlines.idle;
         let (at, kind) = match (drain_by, deadlines.first_token) {
             (Some(d), _) => (d, TimeoutKind::Idle),
-            (None, Some(ft)) if !got_content && ft < idle_at => (ft, TimeoutKind::FirstToken),
+            (None, Some(ft)) if !sink.got_content() && ft < idle_at => {
+                (ft, TimeoutKind::FirstToken)
+            }
             _ => (idle_at, TimeoutKind::Idle),
         };
         match read_by(conn, free, at, kind, deadlines.total).await {

@@ -199,6 +199,11 @@ impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
         }
         (self.on_event)(Event::Item(item));
     }
+
+    fn got_content(&self) -> bool {
+        // Content items are never empty and a tool call counts at least 1.
+        self.delivered > 0
+    }
 }
 
 /// One attempt's request as written into the caller's buffers.
@@ -523,7 +528,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             // One JSON document, decoded like a chunk ("message" reads like "delta").
             let decoded = core::str::from_utf8(collected)
                 .ok()
-                .map(|text| self.decoder.decode(text, |item| sink.on_item(item)));
+                .map(|text| attempt::decode_into(&mut self.decoder, text, &mut sink));
             if !matches!(decoded, Some(Ok(_))) {
                 Some(Failure::Stream(StreamFault::Malformed))
             } else if sink.server_error {
