@@ -147,6 +147,8 @@ pub enum DecodeError {
     Json(json::Error),
     /// An error body that is valid JSON but carries no error object.
     NotAnError,
+    /// The Anthropic dialect, in a build without the `anthropic` feature.
+    UnsupportedDialect,
 }
 
 impl fmt::Display for DecodeError {
@@ -154,6 +156,9 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Json(e) => write!(f, "malformed event: {e}"),
             DecodeError::NotAnError => f.write_str("response body holds no error object"),
+            DecodeError::UnsupportedDialect => {
+                f.write_str("the Anthropic dialect needs the `anthropic` feature")
+            }
         }
     }
 }
@@ -322,7 +327,10 @@ impl StreamDecoder {
                 }
                 self.decode_openai_chunk(data, emit)
             }
+            #[cfg(feature = "anthropic")]
             Dialect::Anthropic => self.decode_anthropic(data, emit),
+            #[cfg(not(feature = "anthropic"))]
+            Dialect::Anthropic => Err(DecodeError::UnsupportedDialect),
         }
     }
 
@@ -340,6 +348,7 @@ impl StreamDecoder {
         end
     }
 
+    #[cfg(feature = "anthropic")]
     fn decode_anthropic<'a>(
         &mut self,
         data: &'a str,
@@ -440,6 +449,7 @@ impl StreamDecoder {
     }
 }
 
+#[cfg(feature = "anthropic")]
 /// A non-streamed Anthropic `message`: role, content blocks (text, thinking, tool_use with its
 /// `input` as the arguments), stop reason, usage.
 fn decode_anthropic_message<'a>(
@@ -521,6 +531,7 @@ fn decode_anthropic_message<'a>(
     Ok(())
 }
 
+#[cfg(feature = "anthropic")]
 /// Anthropic usage counters.
 struct AnthropicUsage {
     input_tokens: u64,
@@ -528,6 +539,7 @@ struct AnthropicUsage {
     output_tokens: u64,
 }
 
+#[cfg(feature = "anthropic")]
 fn read_usage(r: &mut Reader<'_>) -> Result<Option<AnthropicUsage>, DecodeError> {
     if r.null()? {
         return Ok(None);
@@ -553,6 +565,7 @@ fn read_usage(r: &mut Reader<'_>) -> Result<Option<AnthropicUsage>, DecodeError>
     Ok(Some(u))
 }
 
+#[cfg(feature = "anthropic")]
 /// Reads an Anthropic `content_block` (start) or block `delta` object.
 fn read_anthropic_block<'a>(
     r: &mut Reader<'a>,
@@ -604,6 +617,7 @@ fn read_anthropic_block<'a>(
     Ok(item)
 }
 
+#[cfg(feature = "anthropic")]
 /// Looks ahead in the object at `r` for a string member `key` without moving `r`.
 /// The common case — the key comes first — costs one key comparison.
 fn find_key_str<'a>(mut r: Reader<'a>, key: &str) -> Result<Option<JsonStr<'a>>, DecodeError> {
@@ -1196,6 +1210,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "anthropic")]
     fn anthropic_stream() {
         let (got, end) = items(
             Dialect::Anthropic,
@@ -1237,6 +1252,19 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "anthropic"))]
+    fn anthropic_is_refused_without_its_feature() {
+        let mut dec = StreamDecoder::new(Dialect::Anthropic);
+        let mut n = 0;
+        assert_eq!(
+            dec.decode(r#"{"type":"message_stop"}"#, |_| n += 1),
+            Err(DecodeError::UnsupportedDialect)
+        );
+        assert_eq!((n, dec.is_done()), (0, false));
+    }
+
+    #[test]
+    #[cfg(feature = "anthropic")]
     fn anthropic_whole_message_and_escaped_keys() {
         let (got, end) = items(
             Dialect::Anthropic,
