@@ -373,11 +373,13 @@ pub struct RetryHints {
 
 impl RetryHints {
     /// Takes one response header (name case-insensitive). Malformed values are ignored.
+    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    #[inline(never)]
     pub fn observe(&mut self, name: &str, value: &[u8]) {
         let Ok(v) = core::str::from_utf8(value) else {
             return;
         };
-        let v = v.trim();
+        let v = v.trim_ascii();
         let is = |n: &str| name.eq_ignore_ascii_case(n);
         if is("retry-after-ms") {
             if let Some(ms) = parse_decimal_ms(v) {
@@ -440,11 +442,25 @@ impl RetryHints {
     }
 }
 
+/// ASCII digits only (no sign, no spaces), at most 19 of them, so they always fit.
 fn parse_u64(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.len() > 19 {
         return None;
     }
-    s.parse().ok()
+    digits_u64(s)
+}
+
+/// A non-empty run of ASCII digits that fits a `u64` (core's integer parser costs flash).
+fn digits_u64(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0u64, |n, d| {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 /// `retry-after-ms`: milliseconds, possibly fractional (`1500`, `20.5`).
@@ -503,11 +519,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
             return None;
         };
         i += len;
-        let whole = if int.is_empty() {
-            0
-        } else {
-            int.parse::<u64>().ok()?
-        };
+        let whole = if int.is_empty() { 0 } else { digits_u64(int)? };
         let mut part = whole.saturating_mul(unit_us);
         // Fraction of the unit, to microseconds (up to 9 digits considered).
         let mut scale = unit_us;
@@ -1028,6 +1040,8 @@ impl Call {
 
     /// What to do next at `now`. While an attempt is in flight (planned but not finished)
     /// this returns the same plan again.
+    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    #[inline(never)]
     pub fn next<const N: usize>(&mut self, state: &mut ClientState<N>, now: Instant) -> Step {
         if let Some(r) = self.done {
             return Step::Done(r);
@@ -1123,6 +1137,8 @@ impl Call {
     }
 
     /// Reports how the planned attempt ended, at `now`.
+    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    #[inline(never)]
     pub fn finish_attempt<const N: usize>(
         &mut self,
         state: &mut ClientState<N>,
@@ -1481,9 +1497,31 @@ mod tests {
         assert_eq!(ms("0.5s"), Some(500));
         assert_eq!(ms("500us"), Some(1));
         assert_eq!(ms("17.123ms"), Some(18));
-        for bad in ["", "s", "1", "1x", "1.s.", "-1s", "1 s", "abc"] {
+        assert_eq!(ms("18446744073709551615us"), Some(18_446_744_073_709_552));
+        for bad in [
+            "",
+            "s",
+            "1",
+            "1x",
+            "1.s.",
+            "-1s",
+            "1 s",
+            "abc",
+            "18446744073709551616us",
+        ] {
             assert_eq!(ms(bad), None, "{bad}");
         }
+        assert_eq!(
+            parse_u64("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(
+            parse_u64("18446744073709551615"),
+            None,
+            "more than 19 digits"
+        );
+        assert_eq!(parse_u64("+1"), None);
+        assert_eq!(parse_u64(""), None);
     }
 
     #[test]

@@ -159,18 +159,39 @@ impl<'b> Writer<'b> {
         self.u64(v.unsigned_abs());
     }
 
-    /// Appends a float rounded to six decimal places, trailing zeros dropped (`0.7`, `1`,
-    /// `0.123457`). That is all sampling parameters need, and it avoids core's float
-    /// formatting, which costs about 12 KiB of flash on a microcontroller. Returns `false`
-    /// (writing nothing) for NaN, infinities and magnitudes of 10¹² or more.
+    /// Appends a float rounded to six decimal places (half away from zero), trailing zeros
+    /// dropped (`0.7`, `1`, `0.123457`). That is all sampling parameters need. The value is
+    /// scaled exactly in integers, which avoids core's float formatting (about 12 KiB of flash
+    /// on a microcontroller) and soft-float arithmetic. Returns `false` (writing nothing) for
+    /// NaN, infinities and magnitudes of 10¹² or more.
     pub fn f32(&mut self, v: f32) -> bool {
-        if !v.is_finite() || v.abs() >= 1e12 {
+        if !f32_writable(v) {
             return false;
         }
-        // Exact in f64: the f32 value, times 10⁶, rounded half away from zero.
-        let scaled = (f64::from(v.abs()) * 1e6 + 0.5) as u64;
+        let bits = v.to_bits();
+        let magnitude = bits & 0x7fff_ffff;
+        // |v| = mantissa · 2^exp, exactly.
+        let field = magnitude >> 23;
+        let (mantissa, exp) = if field == 0 {
+            (u64::from(magnitude), -149)
+        } else {
+            (
+                u64::from(magnitude & 0x7f_ffff | 0x80_0000),
+                field as i32 - 150,
+            )
+        };
+        // |v| · 10⁶ < 10¹⁸ < 2⁶⁰; below 1, mantissa · 10⁶ < 2⁴⁴.
+        let x = mantissa * 1_000_000;
+        let scaled = match exp {
+            0.. => x << exp,
+            -63..0 => {
+                let k = exp.unsigned_abs();
+                (x + (1 << (k - 1))) >> k
+            }
+            _ => 0,
+        };
         let (int, mut frac) = (scaled / 1_000_000, scaled % 1_000_000);
-        if v < 0.0 && scaled != 0 {
+        if bits >> 31 != 0 && scaled != 0 {
             self.byte(b'-');
         }
         self.u64(int);
@@ -186,6 +207,13 @@ impl<'b> Writer<'b> {
         }
         true
     }
+}
+
+/// `true` when [`Writer::f32`] writes `v`: finite and below 10¹² in magnitude. Compares bits,
+/// so no soft-float code is linked on a microcontroller.
+pub fn f32_writable(v: f32) -> bool {
+    // Positive floats order like their bit patterns; NaN and infinities lie above 10¹².
+    v.to_bits() & 0x7fff_ffff < const { 1e12f32.to_bits() }
 }
 
 impl fmt::Write for Writer<'_> {
@@ -1017,6 +1045,65 @@ mod tests {
         assert!(!w.f32(1e12));
         let n = w.finish().expect("fits");
         assert_eq!(&buf[..n], b"0 -42 0.7 -1 0 1.234568");
+    }
+
+    fn f32_text(v: f32) -> Option<String> {
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf);
+        let ok = w.f32(v);
+        let n = w.finish().expect("fits");
+        ok.then(|| String::from_utf8(buf[..n].to_vec()).expect("ascii"))
+    }
+
+    /// The reference: f64 arithmetic, exact while |v| · 10⁶ < 2⁵².
+    fn f32_reference(v: f32) -> String {
+        let scaled = (f64::from(v.abs()) * 1e6 + 0.5) as u64;
+        let sign = if v < 0.0 && scaled != 0 { "-" } else { "" };
+        let frac = std::format!("{:06}", scaled % 1_000_000);
+        let frac = frac.trim_end_matches('0');
+        let dot = if frac.is_empty() { "" } else { "." };
+        std::format!("{sign}{}{dot}{frac}", scaled / 1_000_000)
+    }
+
+    #[test]
+    fn f32_edges() {
+        for (v, want) in [
+            (0.0, "0"),
+            (-0.0, "0"),
+            (f32::from_bits(1), "0"),
+            (-f32::from_bits(1), "0"),
+            (-0.000_000_4, "0"),
+            (0.000_000_6, "0.000001"),
+            (f32::MIN_POSITIVE, "0"),
+            (0.5, "0.5"),
+            (2.0, "2"),
+            (123_456.78, "123456.78125"),
+            (999_999_900_000.0, "999999930368"),
+            (-999_999_900_000.0, "-999999930368"),
+        ] {
+            assert_eq!(f32_text(v).as_deref(), Some(want), "{v:e}");
+        }
+        for v in [
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            1e12,
+            -1e12,
+            f32::MAX,
+        ] {
+            assert_eq!(f32_text(v), None, "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn f32_matches_the_exact_reference(bits in proptest::num::u32::ANY) {
+            let v = f32::from_bits(bits);
+            if v.is_finite() && v.abs() < 4.5e9 {
+                proptest::prop_assert_eq!(f32_text(v), Some(f32_reference(v)));
+            }
+        }
     }
 
     fn decode(raw: &str) -> String {

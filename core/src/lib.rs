@@ -14,6 +14,8 @@
 //!   written into a caller buffer.
 //! - [`http`]: base URLs, the HTTP/1.1 request head, validated header values, the redacted
 //!   [`http::ApiKey`].
+//! - [`response`]: the HTTP/1.1 response head and the body's framing (`Content-Length`,
+//!   `chunked`, until close), fed in pieces like the SSE parser.
 //! - [`sse`]: an incremental, bounded, spec-exact WHATWG event-stream parser.
 //! - [`decode`]: zero-copy decoding of streamed chunks and error bodies into semantic items.
 //! - [`json`]: the JSON writer and single-pass reader the other layers share.
@@ -39,6 +41,7 @@ pub mod decode;
 pub mod http;
 pub mod json;
 pub mod request;
+pub mod response;
 pub mod rng;
 pub mod sse;
 pub mod time;

@@ -252,6 +252,8 @@ pub enum RequestError {
     InvalidToolArguments,
     /// A tool message without `tool_call_id`.
     MissingToolCallId,
+    /// The Anthropic dialect, in a build without the `anthropic` feature.
+    UnsupportedDialect,
 }
 
 impl fmt::Display for RequestError {
@@ -265,6 +267,9 @@ impl fmt::Display for RequestError {
                 f.write_str("tool call arguments are not valid JSON")
             }
             RequestError::MissingToolCallId => f.write_str("tool message without tool_call_id"),
+            RequestError::UnsupportedDialect => {
+                f.write_str("the Anthropic dialect needs the `anthropic` feature")
+            }
         }
     }
 }
@@ -342,13 +347,16 @@ impl<'a> ChatRequest<'a> {
 
     fn emit(&self, dialect: Dialect, w: &mut Writer<'_>) -> Result<(), RequestError> {
         for v in [self.temperature, self.top_p].into_iter().flatten() {
-            if !v.is_finite() || v.abs() >= 1e12 {
+            if !json::f32_writable(v) {
                 return Err(RequestError::NonFiniteNumber);
             }
         }
         match dialect {
             Dialect::OpenAi => self.emit_openai(w),
+            #[cfg(feature = "anthropic")]
             Dialect::Anthropic => self.emit_anthropic(w),
+            #[cfg(not(feature = "anthropic"))]
+            Dialect::Anthropic => Err(RequestError::UnsupportedDialect),
         }
     }
 
@@ -501,6 +509,7 @@ impl<'a> ChatRequest<'a> {
         }
     }
 
+    #[cfg(feature = "anthropic")]
     fn emit_anthropic(&self, w: &mut Writer<'_>) -> Result<(), RequestError> {
         w.raw(b"{\"model\":");
         w.string(self.model);
@@ -559,7 +568,7 @@ impl<'a> ChatRequest<'a> {
                             n = anthropic_blocks(w, c);
                         }
                         for c in m.tool_calls {
-                            let input = RawJson::new(if c.arguments.trim().is_empty() {
+                            let input = RawJson::new(if c.arguments.trim_ascii().is_empty() {
                                 "{}"
                             } else {
                                 c.arguments
@@ -648,6 +657,7 @@ fn string_array(w: &mut Writer<'_>, items: &[&str]) {
     w.byte(b']');
 }
 
+#[cfg(feature = "anthropic")]
 fn for_each_text(content: Option<Content<'_>>, mut f: impl FnMut(&str)) {
     match content {
         None => {}
@@ -662,6 +672,7 @@ fn for_each_text(content: Option<Content<'_>>, mut f: impl FnMut(&str)) {
     }
 }
 
+#[cfg(feature = "anthropic")]
 /// Anthropic message content: a string, or blocks for multi-part content.
 fn anthropic_content(w: &mut Writer<'_>, content: Option<Content<'_>>) {
     match content {
@@ -675,6 +686,7 @@ fn anthropic_content(w: &mut Writer<'_>, content: Option<Content<'_>>) {
     }
 }
 
+#[cfg(feature = "anthropic")]
 /// Writes content blocks (comma-separated, no brackets); returns how many.
 fn anthropic_blocks(w: &mut Writer<'_>, content: Content<'_>) -> usize {
     let mut n = 0;
@@ -723,6 +735,7 @@ fn anthropic_blocks(w: &mut Writer<'_>, content: Content<'_>) -> usize {
     n
 }
 
+#[cfg(feature = "anthropic")]
 /// `data:<media type>;base64,<data>` → (media type, data).
 fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;
@@ -813,6 +826,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "anthropic")]
     fn anthropic_body() {
         let msgs = conversation();
         let parts = [
@@ -898,9 +912,15 @@ mod tests {
             arguments: "{oops",
         }];
         let msgs = [Message::assistant_tool_calls(&bad_calls)];
+        #[cfg(feature = "anthropic")]
         assert_eq!(
             ChatRequest::new("m", &msgs).body_len(Dialect::Anthropic),
             Err(RequestError::InvalidToolArguments)
+        );
+        #[cfg(not(feature = "anthropic"))]
+        assert_eq!(
+            ChatRequest::new("m", &msgs).write_body(Dialect::Anthropic, &mut [0; 256]),
+            Err(RequestError::UnsupportedDialect)
         );
         let mut t = Message::tool("x", "y");
         t.tool_call_id = None;
@@ -924,7 +944,11 @@ mod tests {
             r.user = Some(&user);
             let stop = [text.as_str()];
             r.stop = &stop;
-            for d in [Dialect::OpenAi, Dialect::Anthropic] {
+            #[cfg(feature = "anthropic")]
+            let dialects = [Dialect::OpenAi, Dialect::Anthropic];
+            #[cfg(not(feature = "anthropic"))]
+            let dialects = [Dialect::OpenAi];
+            for d in dialects {
                 let v = body(&r, d);
                 proptest::prop_assert_eq!(v["model"].as_str(), Some(model.as_str()));
                 proptest::prop_assert_eq!(v["messages"][0]["content"].as_str(), Some(text.as_str()));

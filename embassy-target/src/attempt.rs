@@ -1,11 +1,18 @@
-//! One attempt: write the request, read the response head, stream the body through the
-//! core's SSE parser and decoder — each step under the deadline the engine gave.
+//! One attempt: write the request, read the response head, read the body through the core's
+//! framing decoder (and, for a stream, its SSE parser and decoder) — each read under the
+//! deadline the engine gave.
+//!
+//! Everything after connecting works on one [`Conn`] type (plain or TLS) and reads through one
+//! function, so it is compiled once per client, whatever the transport.
 
-use embassy_time::{Instant, with_deadline};
-use embedded_io_async::{BufRead, Read, Write};
-use reqwless::request::Method;
-use reqwless::response::Response;
-use steadyllm_core::decode::{ApiError, StreamDecoder, StreamEnd, StreamItem};
+use core::marker::PhantomData;
+
+use embassy_time::{Duration, Instant, with_deadline};
+use embedded_io::ErrorKind;
+use embedded_io_async::{Read, Write};
+use steadyllm_core::call::RetryHints;
+use steadyllm_core::decode::{StreamDecoder, StreamEnd, StreamItem};
+use steadyllm_core::response::{BodyDecoder, Framing, ResponseHead};
 use steadyllm_core::sse::{SseItem, SseParser};
 
 /// Deadlines of one attempt, as embassy-time instants.
@@ -90,14 +97,44 @@ impl core::fmt::Display for AttemptFailure {
     }
 }
 
-fn reqwless_failure(e: reqwless::Error) -> AttemptFailure {
-    match e {
-        reqwless::Error::Network(k) => AttemptFailure::Network(k),
-        reqwless::Error::ConnectionAborted => {
-            AttemptFailure::Network(embedded_io::ErrorKind::ConnectionAborted)
+/// How long a finished stream may take to reach the end of its body before its connection is
+/// dropped instead of kept for the next call.
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// The connection of one attempt: plain TCP, or TLS over it. One value lives in the attempt's
+/// future at a time, and without a heap there is nothing to box the TLS state into.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Conn<'b, C: Read + Write> {
+    /// Plain TCP.
+    Plain(C, PhantomData<&'b mut [u8]>),
+    /// TLS over TCP, with the caller's record buffers.
+    #[cfg(feature = "tls")]
+    Tls(crate::tls::Tls<'b, C>),
+}
+
+impl<C: Read + Write> Conn<'_, C> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        match self {
+            Conn::Plain(c, _) => c.read(buf).await.map_err(|e| embedded_io::Error::kind(&e)),
+            #[cfg(feature = "tls")]
+            Conn::Tls(c) => c.read(buf).await.map_err(|e| embedded_io::Error::kind(&e)),
         }
-        _ => AttemptFailure::Protocol,
     }
+
+    async fn write_all(&mut self, head: &[u8], body: &[u8]) -> Result<(), ErrorKind> {
+        match self {
+            Conn::Plain(c, _) => write_all(c, head, body).await,
+            #[cfg(feature = "tls")]
+            Conn::Tls(c) => write_all(c, head, body).await,
+        }
+    }
+}
+
+async fn write_all<W: Write>(w: &mut W, head: &[u8], body: &[u8]) -> Result<(), ErrorKind> {
+    let kind = |e: W::Error| embedded_io::Error::kind(&e);
+    w.write_all(head).await.map_err(kind)?;
+    w.write_all(body).await.map_err(kind)?;
+    w.flush().await.map_err(kind)
 }
 
 /// Returns `Pending` once (waking itself), so whoever polls this task sees what was produced.
@@ -133,153 +170,243 @@ pub(crate) async fn within<F: core::future::Future>(
 }
 
 /// Writes the head and body.
-pub(crate) async fn send<C: Write>(
-    conn: &mut C,
+pub(crate) async fn send<C: Read + Write>(
+    conn: &mut Conn<'_, C>,
     head: &[u8],
     body: &[u8],
     deadlines: &AttemptDeadlines,
 ) -> Result<(), AttemptFailure> {
-    let write = async {
-        conn.write_all(head).await?;
-        conn.write_all(body).await?;
-        conn.flush().await
-    };
     within(
         deadlines.first_byte,
         TimeoutKind::FirstByte,
         deadlines.total,
-        write,
+        conn.write_all(head, body),
     )
     .await?
-    .map_err(|e| AttemptFailure::Network(embedded_io::Error::kind(&e)))
+    .map_err(AttemptFailure::Network)
 }
 
-/// Reads the response head into `buf`.
-pub(crate) async fn read_head<'c, 'b, C: Read + Write>(
-    conn: &'c mut C,
-    buf: &'b mut [u8],
+/// The one place an attempt reads: into `buf`, by `at` (or the total deadline). `Ok(0)` when
+/// the peer closed.
+async fn read_by<C: Read + Write>(
+    conn: &mut Conn<'_, C>,
+    buf: &mut [u8],
+    at: Instant,
+    kind: TimeoutKind,
+    total: Instant,
+) -> Result<usize, AttemptFailure> {
+    within(at, kind, total, conn.read(buf))
+        .await?
+        .map_err(AttemptFailure::Network)
+}
+
+/// What the response head said.
+pub(crate) struct Head {
+    /// HTTP status.
+    pub status: u16,
+    /// How the body ends.
+    pub framing: Framing,
+    /// The server allows another request on this connection.
+    pub keep_alive: bool,
+    /// Body bytes read with the head, now at the start of the buffer.
+    pub buffered: usize,
+}
+
+/// Reads the response head into `buf`, passes its headers to `hints`, and moves the body
+/// bytes read with it to the start of `buf`.
+pub(crate) async fn read_head<C: Read + Write>(
+    conn: &mut Conn<'_, C>,
+    buf: &mut [u8],
     deadlines: &AttemptDeadlines,
-) -> Result<Response<'c, 'b, C>, AttemptFailure> {
-    within(
-        deadlines.first_byte,
-        TimeoutKind::FirstByte,
-        deadlines.total,
-        Response::read(conn, Method::POST, buf),
-    )
-    .await?
-    .map_err(reqwless_failure)
-}
-
-/// What the body streamer reports to its caller.
-pub(crate) trait StreamSink {
-    /// Bytes arrived (life, even if they complete nothing).
-    fn on_bytes(&mut self, n: usize);
-    /// A decoded item; `false` stops the stream (the caller cancelled).
-    fn on_item(&mut self, item: StreamItem<'_>) -> bool;
-}
-
-/// Streams an SSE body through the parser and decoder until the end marker, the end of the
-/// body or a failure. Each read is bounded by the idle, first-token and total deadlines.
-pub(crate) async fn stream_body<R: Read + BufRead, const N: usize>(
-    body: &mut R,
-    sse: &mut SseParser<N>,
-    decoder: &mut StreamDecoder,
-    deadlines: &AttemptDeadlines,
-    sink: &mut impl StreamSink,
-) -> Result<StreamEnd, AttemptFailure> {
-    let mut got_content = false;
+    hints: &mut RetryHints,
+) -> Result<Head, AttemptFailure> {
+    let mut filled = 0;
     loop {
-        let idle_at = Instant::now() + deadlines.idle;
-        let (at, kind) = match deadlines.first_token {
-            Some(ft) if !got_content && ft < idle_at => (ft, TimeoutKind::FirstToken),
-            _ => (idle_at, TimeoutKind::Idle),
-        };
-        let chunk = within(at, kind, deadlines.total, body.fill_buf()).await?;
-        let chunk = chunk.map_err(|e| AttemptFailure::Network(embedded_io::Error::kind(&e)))?;
-        let n = chunk.len();
-        if n == 0 {
-            sse.finish();
-            return match decoder.finish() {
-                StreamEnd::Complete => Ok(StreamEnd::Complete),
-                StreamEnd::Truncated => Err(AttemptFailure::Truncated),
-            };
+        let free = buf.get_mut(filled..).unwrap_or_default();
+        if free.is_empty() {
+            // The head does not fit the response buffer.
+            return Err(AttemptFailure::Protocol);
         }
-        sink.on_bytes(n);
-        let mut rest = chunk;
-        let mut stop = false;
+        let (first_byte, total) = (deadlines.first_byte, deadlines.total);
+        let n = read_by(conn, free, first_byte, TimeoutKind::FirstByte, total).await?;
+        if n == 0 {
+            return Err(AttemptFailure::Network(ErrorKind::ConnectionAborted));
+        }
+        filled += n;
+        let head = match ResponseHead::parse(buf.get(..filled).unwrap_or_default()) {
+            Ok(Some(h)) => h,
+            Ok(None) => continue,
+            Err(_) => return Err(AttemptFailure::Protocol),
+        };
+        for (name, value) in head.headers() {
+            hints.observe(name, value);
+        }
+        let len = head.len.min(filled);
+        let head = Head {
+            status: head.status,
+            framing: head.framing,
+            keep_alive: head.keep_alive,
+            buffered: filled - len,
+        };
+        buf.copy_within(len..filled, 0);
+        return Ok(head);
+    }
+}
+
+/// What the body reader reports to its caller.
+pub(crate) trait StreamSink {
+    /// A decoded item.
+    fn on_item(&mut self, item: StreamItem<'_>);
+    /// Content (text, reasoning, refusal or a tool call) has arrived.
+    fn got_content(&self) -> bool;
+}
+
+/// Decodes one event (or a whole JSON answer) into `sink`. The one place the decoder is
+/// called, so its callback exists once.
+pub(crate) fn decode_into<S: StreamSink>(
+    decoder: &mut StreamDecoder,
+    data: &str,
+    sink: &mut S,
+) -> Result<(), steadyllm_core::decode::DecodeError> {
+    decoder.decode(data, |item| sink.on_item(item))
+}
+
+/// The parts a streamed body goes through.
+pub(crate) struct Stream<'s, S, const N: usize> {
+    pub sse: &'s mut SseParser<N>,
+    pub decoder: &'s mut StreamDecoder,
+    pub sink: &'s mut S,
+}
+
+/// How reading a body went.
+pub(crate) struct BodyRead {
+    /// Payload bytes collected at the start of the buffer (when collecting).
+    pub kept: usize,
+    /// `Ok`: the whole body was collected, or the stream reached its end marker.
+    pub end: Result<(), AttemptFailure>,
+    /// The connection is at the end of the body and the server allows another request on it.
+    pub reusable: bool,
+}
+
+/// Reads the body that follows `head` (its first `head.buffered` bytes already at the start of
+/// `buf`). `collect`: keep the payload at the start of `buf` (a whole JSON answer or an error
+/// body; a body larger than `buf` ends in [`AttemptFailure::EventTooLarge`]). Otherwise stream
+/// it through the SSE parser and decoder to the sink, until the end marker. Each read is
+/// bounded by the idle deadline, the first-token deadline until content arrived, and the
+/// total deadline; after each read the task yields, so a pulling `ChatStream` takes what the
+/// read produced.
+pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
+    conn: &mut Conn<'_, C>,
+    buf: &mut [u8],
+    head: &Head,
+    deadlines: &AttemptDeadlines,
+    collect: bool,
+    stream: Stream<'_, S, N>,
+) -> BodyRead {
+    let Stream { sse, decoder, sink } = stream;
+    let mut body = BodyDecoder::new(head.framing);
+    let (mut kept, mut pos, mut filled) = (0, 0, head.buffered);
+    // After the end marker: read on (until then) to the end of the body, to reuse the
+    // connection.
+    let mut drain_by: Option<Instant> = None;
+    let mut end = loop {
         let mut failure = None;
-        loop {
-            match sse.feed(&mut rest) {
-                Ok(Some(SseItem::Event(ev))) => {
-                    let r = decoder.decode(ev.data, |item| {
-                        if matches!(
-                            item,
-                            StreamItem::Content { .. }
-                                | StreamItem::Reasoning { .. }
-                                | StreamItem::Refusal { .. }
-                                | StreamItem::ToolCall(_)
-                        ) {
-                            got_content = true;
-                        }
-                        if !stop && !sink.on_item(item) {
-                            stop = true;
-                        }
-                    });
-                    if r.is_err() {
-                        failure = Some(AttemptFailure::Malformed);
-                        break;
-                    }
-                    if decoder.is_done() || stop {
-                        break;
-                    }
-                }
-                Ok(Some(SseItem::Retry(_))) => {}
-                Ok(None) => break,
+        while pos < filled && !body.is_done() && failure.is_none() {
+            let mut input = buf.get(pos..filled).unwrap_or_default();
+            let before = input.len();
+            let data = match body.decode(&mut input) {
+                Ok(d) => d.len(),
                 Err(_) => {
-                    failure = Some(AttemptFailure::EventTooLarge);
+                    failure = Some(AttemptFailure::Protocol);
                     break;
+                }
+            };
+            // The payload is the last bytes consumed.
+            let consumed = before - input.len();
+            let at = pos + consumed - data;
+            pos += consumed;
+            if collect {
+                buf.copy_within(at..pos, kept);
+                kept += data;
+                continue;
+            }
+            if drain_by.is_some() {
+                continue;
+            }
+            let mut rest = buf.get(at..pos).unwrap_or_default();
+            loop {
+                match sse.feed(&mut rest) {
+                    Ok(Some(SseItem::Event(ev))) => {
+                        if decode_into(decoder, ev.data, sink).is_err() {
+                            failure = Some(AttemptFailure::Malformed);
+                            break;
+                        }
+                        if decoder.is_done() {
+                            sse.finish();
+                            decoder.finish();
+                            drain_by = Some(Instant::now() + DRAIN);
+                            break;
+                        }
+                    }
+                    Ok(Some(SseItem::Retry(_))) => {}
+                    Ok(None) => break,
+                    Err(_) => {
+                        failure = Some(AttemptFailure::EventTooLarge);
+                        break;
+                    }
                 }
             }
         }
-        let consumed = n - rest.len();
-        body.consume(consumed);
-        // Let the task's other work — a pulling `ChatStream` — take what this read produced.
-        yield_now().await;
+        if !collect {
+            // Let the task's other work — a pulling `ChatStream` — take what this read
+            // produced.
+            yield_now().await;
+        }
         if let Some(f) = failure {
-            return Err(f);
+            break Err(f);
         }
-        if decoder.is_done() {
-            sse.finish();
-            decoder.finish();
-            return Ok(StreamEnd::Complete);
+        if body.is_done() {
+            break Ok(());
         }
-        if stop {
-            return Ok(StreamEnd::Truncated);
+        (pos, filled) = (kept, kept);
+        let free = buf.get_mut(kept..).unwrap_or_default();
+        if free.is_empty() {
+            break Err(AttemptFailure::EventTooLarge);
         }
-    }
-}
-
-/// Reads a (small) error body into `buf` and parses it; the status alone when it is not JSON.
-pub(crate) async fn read_error_body<'b, R: Read>(
-    body: &mut R,
-    buf: &'b mut [u8],
-    deadlines: &AttemptDeadlines,
-) -> Option<ApiError<'b>> {
-    let mut len = 0;
-    while len < buf.len() {
         let idle_at = Instant::now() + deadlines.idle;
-        match within(
-            idle_at,
-            TimeoutKind::Idle,
-            deadlines.total,
-            body.read(&mut buf[len..]),
-        )
-        .await
-        {
-            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => len += n,
+        let (at, kind) = match (drain_by, deadlines.first_token) {
+            (Some(d), _) => (d, TimeoutKind::Idle),
+            (None, Some(ft)) if !sink.got_content() && ft < idle_at => {
+                (ft, TimeoutKind::FirstToken)
+            }
+            _ => (idle_at, TimeoutKind::Idle),
+        };
+        match read_by(conn, free, at, kind, deadlines.total).await {
+            Ok(0) => {
+                if body.finish().is_err() {
+                    break Err(AttemptFailure::Network(ErrorKind::ConnectionAborted));
+                }
+                break Ok(());
+            }
+            Ok(n) => filled += n,
+            Err(f) => break Err(f),
         }
+    };
+    let reusable = end.is_ok() && body.is_done() && head.keep_alive;
+    if drain_by.is_some() {
+        // The stream is complete, however its body ended.
+        end = Ok(());
+    } else if !collect && end.is_ok() {
+        // The body ended before the end marker.
+        sse.finish();
+        end = match decoder.finish() {
+            StreamEnd::Complete => Ok(()),
+            StreamEnd::Truncated => Err(AttemptFailure::Truncated),
+        };
     }
-    let text = core::str::from_utf8(buf.get(..len)?).ok()?;
-    ApiError::parse(text).ok()
+    BodyRead {
+        kept,
+        end,
+        reusable,
+    }
 }

@@ -7,7 +7,6 @@ use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
 use embassy_time::{Duration, Instant, Timer};
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
-use reqwless::client::HttpConnection;
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
     Outcome, Phase, RetryHints, Step, StreamFault, Summary,
@@ -18,7 +17,7 @@ use steadyllm_core::request::ChatRequest;
 use steadyllm_core::sse::SseParser;
 use steadyllm_core::time;
 
-use crate::attempt::{self, AttemptDeadlines, AttemptFailure, StreamSink, TimeoutKind};
+use crate::attempt::{self, AttemptDeadlines, AttemptFailure, Conn, StreamSink, TimeoutKind};
 use crate::connect;
 
 /// Breakers, rate-limit pauses and the retry budget, shared by every [`Client`] of the same
@@ -189,9 +188,7 @@ struct Sink<'f, F> {
 }
 
 impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
-    fn on_bytes(&mut self, _n: usize) {}
-
-    fn on_item(&mut self, item: StreamItem<'_>) -> bool {
+    fn on_item(&mut self, item: StreamItem<'_>) {
         match item {
             StreamItem::Content { text, .. }
             | StreamItem::Reasoning { text, .. }
@@ -201,15 +198,18 @@ impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
             _ => {}
         }
         (self.on_event)(Event::Item(item));
-        true
+    }
+
+    fn got_content(&self) -> bool {
+        // Content items are never empty and a tool call counts at least 1.
+        self.delivered > 0
     }
 }
 
 /// One attempt's request as written into the caller's buffers.
 struct Wire<'w> {
     head: &'w [u8],
-    body: &'w mut [u8],
-    body_len: usize,
+    body: &'w [u8],
     /// Streamed (SSE) answer, or one JSON body.
     stream: bool,
 }
@@ -391,8 +391,11 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             tls_read,
             tls_write,
         } = bufs;
-        let head = head_buf.get(..head_len).unwrap_or_default();
-        let stream = req.stream;
+        let wire = Wire {
+            head: head_buf.get(..head_len).unwrap_or_default(),
+            body: body_buf.get(..body_len).unwrap_or_default(),
+            stream: req.stream,
+        };
 
         if ep.base_url.is_tls() {
             #[cfg(feature = "tls")]
@@ -420,20 +423,9 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                     Ok(t) => t,
                     Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
                 };
-                let mut conn = HttpConnection::Tls(tls);
+                let mut conn = Conn::Tls(tls);
                 let (outcome, _) = self
-                    .exchange(
-                        &mut conn,
-                        plan,
-                        Wire {
-                            head,
-                            body: body_buf,
-                            body_len,
-                            stream,
-                        },
-                        response,
-                        on_event,
-                    )
+                    .exchange(&mut conn, plan, wire, response, on_event)
                     .await;
                 return Ok(outcome);
             }
@@ -454,40 +446,28 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
             },
         };
-        let mut conn = HttpConnection::Plain(socket);
+        let mut conn = Conn::Plain(socket, core::marker::PhantomData);
         let (outcome, reusable) = self
-            .exchange(
-                &mut conn,
-                plan,
-                Wire {
-                    head,
-                    body: body_buf,
-                    body_len,
-                    stream,
-                },
-                response,
-                on_event,
-            )
+            .exchange(&mut conn, plan, wire, response, on_event)
             .await;
-        if reusable && let HttpConnection::Plain(c) = conn {
+        if reusable && let Conn::Plain(c, _) = conn {
             self.idle_conn = Some((plan.endpoint, c));
         }
         Ok(outcome)
     }
 
-    /// Sends the request on `conn` and reads the answer. Returns the outcome and whether the
-    /// connection ended cleanly and may be reused.
-    /// Once the request is sent, its body buffer is reused to read an error body (keeping
-    /// the call's future small).
+    /// Sends the request on `conn` and reads the answer into `buf` (the response buffer):
+    /// streamed through the SSE parser and decoder, or — a whole JSON answer, an error
+    /// body — collected first. Returns the outcome and whether the connection ended cleanly
+    /// and may be reused.
     async fn exchange<C: Read + Write, F: FnMut(Event<'_>)>(
         &mut self,
-        conn: &mut HttpConnection<'_, C>,
+        conn: &mut Conn<'_, C>,
         plan: &AttemptPlan,
         wire: Wire<'_>,
-        response_buf: &mut [u8],
+        buf: &mut [u8],
         on_event: &mut F,
     ) -> (Outcome, bool) {
-        let none = RetryHints::default();
         let dialect = self
             .endpoints
             .get(plan.endpoint)
@@ -500,87 +480,19 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             idle: dur(plan.idle),
             total: to_embassy(plan.deadline),
         };
-        let Wire {
-            head,
-            body: body_buf,
-            body_len,
-            stream,
-        } = wire;
-        let body = body_buf.get(..body_len).unwrap_or_default();
-        if let Err(f) = attempt::send(conn, head, body, &deadlines).await {
-            return (Outcome::failed(failure_of(f, false), 0, none), false);
-        }
-        let response = match attempt::read_head(conn, response_buf, &deadlines).await {
-            Ok(r) => r,
-            Err(f) => return (Outcome::failed(failure_of(f, false), 0, none), false),
-        };
-        let status = response.status.0;
         let mut hints = RetryHints::default();
-        let mut keep_alive = true;
-        for (name, value) in response.headers() {
-            if name.is_empty() {
-                break;
-            }
-            hints.observe(name, value);
-            if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case(b"close") {
-                keep_alive = false;
-            }
+        if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
+            return (Outcome::failed(failure_of(f, false), 0, hints), false);
         }
-        let body = response.body();
-        if (200..300).contains(&status) && !stream {
-            // One JSON document: read it whole into the response buffer, then decode it like
-            // a chunk ("message" reads like "delta").
-            let total = deadlines.total;
-            let at = deadlines.first_token.unwrap_or(total);
-            let read =
-                attempt::within(at, TimeoutKind::FirstToken, total, body.read_to_end()).await;
-            let bytes = match read {
-                Ok(Ok(b)) => b,
-                Ok(Err(_)) => {
-                    return (
-                        Outcome::failed(Failure::Stream(StreamFault::Network), 0, hints),
-                        false,
-                    );
-                }
-                Err(f) => return (Outcome::failed(failure_of(f, true), 0, hints), false),
-            };
-            let Ok(text) = core::str::from_utf8(bytes) else {
-                return (
-                    Outcome::failed(Failure::Stream(StreamFault::Malformed), 0, hints),
-                    false,
-                );
-            };
-            self.decoder = StreamDecoder::new(dialect);
-            let decoder = &mut self.decoder;
-            let mut sink = Sink {
-                on_event,
-                delivered: 0,
-                server_error: false,
-            };
-            let r = decoder.decode(text, |item| {
-                sink.on_item(item);
-            });
-            let failure = if r.is_err() {
-                Some(Failure::Stream(StreamFault::Malformed))
-            } else if sink.server_error {
-                Some(Failure::Stream(StreamFault::ServerError))
-            } else {
-                None
-            };
-            return match failure {
-                Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
-                None => (Outcome::completed(sink.delivered, hints), keep_alive),
-            };
-        }
-        let mut reader = body.reader();
-        if !(200..300).contains(&status) {
-            let err_buf = &mut *body_buf;
-            if let Some(error) = attempt::read_error_body(&mut reader, err_buf, &deadlines).await {
-                hints.insufficient_quota = error.is_insufficient_quota();
-                on_event(Event::ServerError { status, error });
-            }
-            return (Outcome::failed(Failure::Status(status), 0, hints), false);
-        }
+        let head = match attempt::read_head(conn, buf, &deadlines, &mut hints).await {
+            Ok(h) => h,
+            Err(f) => return (Outcome::failed(failure_of(f, false), 0, hints), false),
+        };
+        let status = head.status;
+        let success = (200..300).contains(&status);
+        // Streams go through the parser as they arrive; a whole JSON answer or an error body
+        // is collected first.
+        let collect = !success || !wire.stream;
         self.sse.finish();
         self.decoder = StreamDecoder::new(dialect);
         let mut sink = Sink {
@@ -588,34 +500,48 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             delivered: 0,
             server_error: false,
         };
-        let end = attempt::stream_body(
-            &mut reader,
-            &mut self.sse,
-            &mut self.decoder,
-            &deadlines,
-            &mut sink,
-        )
-        .await;
-        let (delivered, server_error) = (sink.delivered, sink.server_error);
-        match end {
-            Ok(_) => {
-                // Reusable when the body ends cleanly right away.
-                let mut probe = [0u8; 16];
-                let drained = matches!(
-                    embassy_time::with_timeout(Duration::from_millis(200), reader.read(&mut probe))
-                        .await,
-                    Ok(Ok(0))
-                );
-                (Outcome::completed(delivered, hints), drained && keep_alive)
+        let stream = attempt::Stream {
+            sse: &mut self.sse,
+            decoder: &mut self.decoder,
+            sink: &mut sink,
+        };
+        let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
+        let collected = buf.get(..read.kept).unwrap_or_default();
+        if !success {
+            // The error object, when the body is JSON (a cut-off body gives the status alone).
+            let error = core::str::from_utf8(collected)
+                .ok()
+                .and_then(|t| ApiError::parse(t).ok());
+            if let Some(error) = error {
+                hints.insufficient_quota = error.is_insufficient_quota();
+                (sink.on_event)(Event::ServerError { status, error });
             }
-            Err(f) => {
-                let failure = if server_error && f == AttemptFailure::Truncated {
-                    Failure::Stream(StreamFault::ServerError)
-                } else {
-                    failure_of(f, true)
-                };
-                (Outcome::failed(failure, delivered, hints), false)
+            return (Outcome::failed(Failure::Status(status), 0, hints), false);
+        }
+        let failure = if let Err(f) = read.end {
+            if sink.server_error && f == AttemptFailure::Truncated {
+                Some(Failure::Stream(StreamFault::ServerError))
+            } else {
+                Some(failure_of(f, true))
             }
+        } else if collect {
+            // One JSON document, decoded like a chunk ("message" reads like "delta").
+            let decoded = core::str::from_utf8(collected)
+                .ok()
+                .map(|text| attempt::decode_into(&mut self.decoder, text, &mut sink));
+            if !matches!(decoded, Some(Ok(_))) {
+                Some(Failure::Stream(StreamFault::Malformed))
+            } else if sink.server_error {
+                Some(Failure::Stream(StreamFault::ServerError))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        match failure {
+            Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
+            None => (Outcome::completed(sink.delivered, hints), read.reusable),
         }
     }
 }

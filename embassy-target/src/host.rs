@@ -2,9 +2,10 @@
 //! (std-embedded-nal-async), so the same client code runs on a PC — for the `chat` example
 //! and the end-to-end tests.
 //!
-//! One fix on top: reqwless reads zero bytes after the end of a chunked body, which a std
-//! socket answers by waiting for data that never comes (DESIGN.md). [`HostConnection`]
-//! answers an empty read with `Ok(0)` at once.
+//! One fix on top: a std socket answers a zero-byte read by waiting for data that never comes
+//! (reqwless does such a read after the end of a chunked body; DESIGN.md). The client never
+//! asks for zero bytes, but [`HostConnection`] answers an empty read with `Ok(0)` at once for
+//! any other code on the same connection type.
 
 use core::net::{IpAddr, SocketAddr};
 

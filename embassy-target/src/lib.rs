@@ -2,9 +2,10 @@
 //!
 //! It moves bytes and time between the network and `steadyllm-core`: connections come from any
 //! `embedded-nal-async` stack (embassy-net on devices, [`host::HostStack`] on a PC), responses
-//! are read with reqwless, and every byte of the body goes through the core's SSE parser and
-//! decoder as soon as it arrives. Deadlines are enforced with embassy-time. No heap: the caller
-//! owns every buffer.
+//! are read with the core's HTTP/1.1 response parser and body decoder
+//! ([`steadyllm_core::response`]), and every byte of the body goes through the core's SSE
+//! parser and decoder as soon as it arrives. Deadlines are enforced with embassy-time. No heap:
+//! the caller owns every buffer.
 //!
 //! The core's resilience engine ([`steadyllm_core::call`]) decides every attempt: which
 //! endpoint, which deadlines, whether and when to retry or fail over. [`SharedState`] holds the

@@ -1,5 +1,6 @@
-//! End to end over std sockets: the real client (engine, reqwless, SSE parser, decoder)
-//! against the fault-injecting mock server on 127.0.0.1. Every fault gets an asserted outcome.
+//! End to end over std sockets: the real client (engine, HTTP/1.1 response reader, SSE parser,
+//! decoder) against the fault-injecting mock server on 127.0.0.1. Every fault gets an asserted
+//! outcome.
 
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 

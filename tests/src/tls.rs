@@ -1,7 +1,7 @@
 //! TLS for end-to-end tests: a throw-away P-256 PKI and a TLS 1.3 terminating proxy that
 //! puts the mock server behind `https://`.
 //!
-//! The client under test (embedded-tls through reqwless) speaks TLS 1.3 only, with P-256 and
+//! The client under test (embedded-tls) speaks TLS 1.3 only, with P-256 and
 //! AES-128-GCM, and checks the server name against the certificate's CN, so the generated
 //! server certificate carries the host name both as CN and as SAN.
 

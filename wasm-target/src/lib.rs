@@ -597,6 +597,7 @@ fn request_error_text(e: RequestError) -> String {
             "tool call arguments are not valid JSON (Anthropic needs an object)"
         }
         RequestError::MissingToolCallId => "tool message without toolCallId",
+        RequestError::UnsupportedDialect => "this build has no Anthropic dialect",
     })
 }
 
