@@ -8,14 +8,17 @@
 //! The JavaScript API users see (`Client`, `chat.stream`, error classes) is the hand-written
 //! wrapper in `js/src/index.js`; the exports here are its internals:
 //!
-//! - [`Engine`]: one per `Client`; its calls share breakers, rate-limit pauses and the retry
-//!   budget. [`Engine::chat`] runs one call and hands decoded items to a JS function, one
+//! - [`Engine`]: one per `Client`, made with its settings, then [`Engine::add_endpoint`] per
+//!   endpoint; its calls share breakers, rate-limit pauses and the retry budget.
+//!   [`Engine::chat`] runs one [`ChatInput`] and hands decoded items to a JS function, one
 //!   [`batch`] per network read.
+//! - [`ChatInput`]: a request, built field by field (see [`input`]).
 //! - [`Decoder`]: the SSE parser and decoder alone, over bytes the caller supplies.
 //!
-//! Nothing here panics on input: bad options, requests, headers and bodies become rejected
-//! promises carrying a plain object `{ reason, failure, status, attempts, message, serverError }`
-//! that the wrapper turns into an `Error` subclass.
+//! Nothing here panics on input: bad options and requests throw or reject with a message; a
+//! failed call rejects with a plain object `{ reason, failure, status, attempts, serverError,
+//! retryAfterMs, message }` (names, numbers, and a message only for `reason: "invalid"`) that
+//! the wrapper turns into an `Error` subclass with a readable message.
 #![cfg_attr(target_arch = "wasm32", no_std)]
 #![warn(missing_docs)]
 
