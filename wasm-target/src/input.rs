@@ -146,7 +146,7 @@ pub mod cfg {
 /// A number left at its default.
 pub const UNSET: u32 = u32::MAX;
 
-/// The engine settings from the numbers the wrapper passes (see [`cfg`]).
+/// The engine settings from the numbers the wrapper passes (see [`mod@cfg`]).
 pub fn config(n: &[u32]) -> Result<CallConfig, &'static str> {
     let get = |i: usize| n.get(i).copied().filter(|&v| v != UNSET);
     let ms = |v: u32| Duration::from_millis(u64::from(v));
