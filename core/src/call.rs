@@ -1790,20 +1790,7 @@ mod tests {
             restart_on_partial: true,
             ..CallConfig::default()
         };
-        let mut h = Harness::new(1, cfg);
-        let mut call = Call::new(&cfg, RequestProfile::default(), &mut h.state, h.now, 1);
-        let Step::Attempt(_) = call.next(&mut h.state, h.now) else {
-            panic!("attempt")
-        };
-        call.finish_attempt(
-            &mut h.state,
-            Outcome::failed(
-                Failure::Stream(StreamFault::Network),
-                42,
-                RetryHints::default(),
-            ),
-            h.now,
-        );
+        let (mut h, mut call) = reset_after_42_bytes(cfg);
         let mut saw_discard = false;
         while let Some(e) = call.poll_event() {
             saw_discard |= e == CallEvent::DiscardDelivered { bytes: 42 };
@@ -1815,13 +1802,8 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn no_discard_when_no_attempt_follows() {
-        let cfg = CallConfig {
-            restart_on_partial: true,
-            max_attempts: 1,
-            ..CallConfig::default()
-        };
+    /// A call whose first attempt delivered 42 bytes, then the stream was reset.
+    fn reset_after_42_bytes(cfg: CallConfig) -> (Harness, Call) {
         let mut h = Harness::new(1, cfg);
         let mut call = Call::new(&cfg, RequestProfile::default(), &mut h.state, h.now, 1);
         let Step::Attempt(_) = call.next(&mut h.state, h.now) else {
@@ -1836,6 +1818,17 @@ mod tests {
             ),
             h.now,
         );
+        (h, call)
+    }
+
+    #[test]
+    fn no_discard_when_no_attempt_follows() {
+        let cfg = CallConfig {
+            restart_on_partial: true,
+            max_attempts: 1,
+            ..CallConfig::default()
+        };
+        let (mut h, mut call) = reset_after_42_bytes(cfg);
         while let Some(e) = call.poll_event() {
             assert!(
                 !matches!(e, CallEvent::DiscardDelivered { .. }),

@@ -172,16 +172,18 @@ impl CallCtx<'_> {
     }
 
     fn remember_error(&mut self, status: u16, e: &ApiError<'_>) {
-        self.server_error = Some((
-            status,
-            [
-                Some(owned(e.message)),
-                e.kind.map(owned),
-                e.code.map(owned),
-                e.param.map(owned),
-            ],
-        ));
+        self.server_error = Some((status, error_fields(e)));
     }
+}
+
+/// An error object's message, type, code and param, owned.
+fn error_fields(e: &ApiError<'_>) -> [Option<String>; 4] {
+    [
+        Some(owned(e.message)),
+        e.kind.map(owned),
+        e.code.map(owned),
+        e.param.map(owned),
+    ]
 }
 
 fn flush(batch: &mut Batch, sink: &Function) {
@@ -204,20 +206,6 @@ fn set(o: &JsValue, k: &str, v: &JsValue) {
     let _ = Reflect::set(o, &JsValue::from_str(k), v);
 }
 
-fn failure_name(f: Failure) -> &'static str {
-    match f {
-        Failure::Connect => "connect",
-        Failure::Timeout(Phase::Connect) | Failure::Timeout(Phase::FirstByte) => "first_byte",
-        Failure::Timeout(Phase::FirstToken) => "first_token",
-        Failure::Timeout(Phase::Idle) => "idle",
-        Failure::Status(_) => "status",
-        Failure::Stream(StreamFault::Network) => "network",
-        Failure::Stream(StreamFault::Truncated) => "truncated",
-        Failure::Stream(StreamFault::Malformed) => "malformed",
-        Failure::Stream(StreamFault::ServerError) => "server_error",
-    }
-}
-
 /// The plain object a failed call rejects with.
 fn error_object(
     reason: &str,
@@ -233,7 +221,8 @@ fn error_object(
         set(&o, "message", &message.into());
     }
     if let Some(f) = failure {
-        set(&o, "failure", &failure_name(f).into());
+        // A code of `batch::failure_code`; the wrapper names it (one table, in JS).
+        set(&o, "failure", &batch::failure_code(Some(f)).into());
         if let Failure::Status(s) = f {
             set(&o, "status", &s.into());
         }
@@ -254,6 +243,11 @@ fn error_object(
         set(&o, "status", &s.into());
     }
     o.into()
+}
+
+/// What a cancelled call rejects with (the wrapper adds the signal's reason).
+fn aborted(attempts: u32, ctx: &CallCtx<'_>) -> JsValue {
+    error_object("aborted", None, attempts, "", Some(ctx))
 }
 
 fn call_error_object(
@@ -548,43 +542,24 @@ async fn run(
                 match outcome {
                     Ok(o) => call.finish_attempt(&mut shared.state.borrow_mut(), o, now()),
                     Err(Stop::Aborted) => {
-                        return Err(error_object(
-                            "aborted",
-                            None,
-                            call.attempts(),
-                            "aborted",
-                            Some(&ctx),
-                        ));
+                        return Err(aborted(call.attempts(), &ctx));
                     }
                     Err(Stop::Invalid(m)) => return Err(invalid(&m)),
                 }
             }
             Step::Sleep(until) => {
                 if let Raced::Aborted = race_until(&never(), until, signal).await {
-                    return Err(error_object(
-                        "aborted",
-                        None,
-                        call.attempts(),
-                        "aborted",
-                        Some(&ctx),
-                    ));
+                    return Err(aborted(call.attempts(), &ctx));
                 }
             }
+            // The step's events were handed over above.
             Step::Done(Ok(summary)) => {
-                while let Some(e) = call.poll_event() {
-                    ctx.batch.engine(&e, call.attempts() + 1);
-                }
-                ctx.flush();
                 let o = Object::new();
                 set(&o, "attempts", &summary.attempts.into());
                 set(&o, "endpoint", &(summary.endpoint as u32).into());
                 return Ok(o.into());
             }
             Step::Done(Err(e)) => {
-                while let Some(ev) = call.poll_event() {
-                    ctx.batch.engine(&ev, call.attempts() + 1);
-                }
-                ctx.flush();
                 let passed = now() >= call.deadline();
                 return Err(call_error_object(&e, call.attempts(), passed, &ctx));
             }
@@ -839,15 +814,8 @@ async fn attempt(
         };
         if chunk.is_null() {
             sse.finish();
-            let end = decoder.finish();
-            let outcome = if server_error {
-                Outcome::failed(Failure::Stream(StreamFault::ServerError), delivered, hints)
-            } else if end == StreamEnd::Complete {
-                Outcome::completed(delivered, hints)
-            } else {
-                Outcome::failed(Failure::Stream(StreamFault::Truncated), delivered, hints)
-            };
-            return Ok(outcome);
+            let complete = decoder.finish() == StreamEnd::Complete;
+            return Ok(stream_end(complete, server_error, delivered, hints));
         }
         let chunk = Uint8Array::new(&chunk);
         ctx.buf.resize(chunk.length() as usize, 0);
@@ -869,13 +837,20 @@ async fn attempt(
             cancel_reader(&reader);
             sse.finish();
             decoder.finish();
-            let outcome = if server_error {
-                Outcome::failed(Failure::Stream(StreamFault::ServerError), delivered, hints)
-            } else {
-                Outcome::completed(delivered, hints)
-            };
-            return Ok(outcome);
+            return Ok(stream_end(true, server_error, delivered, hints));
         }
+    }
+}
+
+/// How a stream that ended ended: an error event fails it even after the end marker; no end
+/// marker is a truncation.
+fn stream_end(complete: bool, server_error: bool, delivered: u64, hints: RetryHints) -> Outcome {
+    if server_error {
+        Outcome::failed(Failure::Stream(StreamFault::ServerError), delivered, hints)
+    } else if complete {
+        Outcome::completed(delivered, hints)
+    } else {
+        Outcome::failed(Failure::Stream(StreamFault::Truncated), delivered, hints)
     }
 }
 
@@ -913,17 +888,7 @@ fn feed<const N: usize>(
                             fed.delivered += t.arguments.decoded_len().max(1) as u64;
                             fed.content = true;
                         }
-                        StreamItem::Error(e) => {
-                            fed.server_error = Some((
-                                200,
-                                [
-                                    Some(owned(e.message)),
-                                    e.kind.map(owned),
-                                    e.code.map(owned),
-                                    e.param.map(owned),
-                                ],
-                            ));
-                        }
+                        StreamItem::Error(e) => fed.server_error = Some((200, error_fields(&e))),
                         _ => {}
                     }
                     batch.item(&item);

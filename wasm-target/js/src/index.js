@@ -93,7 +93,8 @@ function abortError(reason, partial, attempts) {
 
 const STREAM_KINDS = { network: 1, truncated: 1, malformed: 1, server_error: 1 };
 
-// The wasm side rejects with { reason, failure, status, attempts, message, serverError }.
+// The wasm side rejects with { reason, failure (a code of FAILURES), status, attempts,
+// serverError, retryAfterMs, message (invalid input only) }.
 function toError(e, partial) {
   if (e instanceof SteadyLlmError) return e;
   if (e === null || typeof e !== "object" || typeof e.reason !== "string") {
@@ -104,7 +105,8 @@ function toError(e, partial) {
       cause: e,
     });
   }
-  let message = callMessage(e);
+  const failure = FAILURES[e.failure] ?? null;
+  let message = callMessage(e, failure);
   if (e.serverError && e.serverError.message) message += `: ${e.serverError.message}`;
   const d = {
     reason: e.reason,
@@ -124,7 +126,7 @@ function toError(e, partial) {
     case "retry_after_too_long":
       return new RateLimitError(message, d);
   }
-  switch (e.failure) {
+  switch (failure) {
     case "first_byte":
       return new FirstByteTimeoutError(message, d);
     case "first_token":
@@ -136,7 +138,7 @@ function toError(e, partial) {
     case "status":
       return e.status === 429 ? new RateLimitError(message, d) : new HttpError(message, d);
   }
-  if (STREAM_KINDS[e.failure]) return new StreamError(message, { ...d, kind: e.failure });
+  if (STREAM_KINDS[failure]) return new StreamError(message, { ...d, kind: failure });
   return new SteadyLlmError(message, d);
 }
 
@@ -247,8 +249,8 @@ function retryMessage(d, failure) {
   return `${what} — retrying in ${duration(d.delayMs)}`;
 }
 
-function callMessage(e) {
-  const last = e.failure ? failureText(e.failure, e.status) : null;
+function callMessage(e, failure) {
+  const last = failure ? failureText(failure, e.status) : null;
   const n = e.attempts;
   switch (e.reason) {
     case "deadline_exceeded":

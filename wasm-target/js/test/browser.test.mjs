@@ -3,15 +3,8 @@
 // faults, concurrency, bad input. Each test asserts its outcome; none asserts a duration.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { deadPort, launchBrowser, openPage, startMock, startStatic } from "./harness.mjs";
+import { ANSWER, deadPort, launchBrowser, openPage, startMock, startStatic } from "./harness.mjs";
 
-// The mock's deterministic answer (tests/src/mock.rs DEFAULT_ANSWER).
-const ANSWER =
-  "The sky looks blue because of Rayleigh scattering. Sunlight contains every colour, but the " +
-  "molecules of the air scatter short wavelengths far more strongly than long ones. Blue light " +
-  "is scattered all over the sky, so it reaches your eyes from every direction \u2014 that is the " +
-  '"blue sky" you see. At sunset the light crosses much more air, the blue is scattered away, ' +
-  "and the reds and oranges remain.";
 const KEY = "sk-test-secret-1234567890";
 
 let mock, mock2, web, browser, page, errors;

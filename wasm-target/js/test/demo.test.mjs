@@ -5,15 +5,8 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { PKG, deadPort, launchBrowser, openPage, startMock, startStatic } from "./harness.mjs";
+import { ANSWER, PKG, deadPort, launchBrowser, openPage, startMock, startStatic } from "./harness.mjs";
 
-// The mock's deterministic answer (tests/src/mock.rs DEFAULT_ANSWER).
-const ANSWER =
-  "The sky looks blue because of Rayleigh scattering. Sunlight contains every colour, but the " +
-  "molecules of the air scatter short wavelengths far more strongly than long ones. Blue light " +
-  "is scattered all over the sky, so it reaches your eyes from every direction \u2014 that is the " +
-  '"blue sky" you see. At sunset the light crosses much more air, the blue is scattered away, ' +
-  "and the reds and oranges remain.";
 // Pause between the mock's events: the answer (~70 events) takes several seconds to stream,
 // so there is ample time to press Stop mid-answer.
 const PACE = 80;

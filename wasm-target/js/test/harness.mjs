@@ -10,6 +10,14 @@ import { fileURLToPath } from "node:url";
 export const PKG = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const ROOT = join(PKG, "..", "..");
 
+// The mock's deterministic answer (tests/src/mock.rs DEFAULT_ANSWER).
+export const ANSWER =
+  "The sky looks blue because of Rayleigh scattering. Sunlight contains every colour, but the " +
+  "molecules of the air scatter short wavelengths far more strongly than long ones. Blue light " +
+  "is scattered all over the sky, so it reaches your eyes from every direction \u2014 that is the " +
+  '"blue sky" you see. At sunset the light crosses much more air, the blue is scattered away, ' +
+  "and the reds and oranges remain.";
+
 let mockBinary = null;
 
 /** Builds (once) and returns the path of the mock-server binary. */
