@@ -11,6 +11,13 @@
 //! | 7 retry | next attempt, delay ms, reason (0 backoff, 1 retry-after, 2 rate limited), failure code, HTTP status (0 if none) |
 //! | 8 failover | from, to |
 //! | 9 discard | bytes (saturated) |
+//! | 11 server error | HTTP status (200 for an error event in a stream), message start, end, type start, end, code start, end, param start, end (absent: both [`NONE`]) |
+//! | 12 done | 1 ok / 0 failed, attempts, endpoint, reason (see [`reason`]), failure code, HTTP status (0 if none), requested Retry-After ms |
+//! | 13 attempt | number, endpoint, retry count, first byte ms, first token ms, idle ms, deadline ms (times from the `now` given) |
+//! | 14 sleep | ms |
+//!
+//! Kinds 12–14 are the engine's steps (one per [`crate::Chat::next`], after its notices): the
+//! JS side runs the attempt, sleeps, or ends the call.
 //!
 //! Failure codes (also in the call's error object, by name): 0 none, 1 connect, 2 first byte,
 //! 3 first token, 4 idle, 5 status, 6 network, 7 truncated, 8 malformed, 9 server error.
@@ -21,9 +28,12 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use steadyllm_core::call::{CallEvent, Failure, Phase, StreamFault, WaitReason};
-use steadyllm_core::decode::StreamItem;
+use steadyllm_core::call::{
+    AttemptPlan, CallError, CallEvent, Failure, Phase, StreamFault, Summary, WaitReason,
+};
+use steadyllm_core::decode::{ApiError, StreamItem};
 use steadyllm_core::json::JsonStr;
+use steadyllm_core::time::{Duration, Instant};
 
 /// Offset of an absent text field.
 pub const NONE: u32 = u32::MAX;
@@ -50,6 +60,39 @@ pub mod kind {
     pub const DISCARD: u32 = 9;
     /// The author role.
     pub const ROLE: u32 = 10;
+    /// An error object from the server (an error body or an error event).
+    pub const SERVER_ERROR: u32 = 11;
+    /// Step: the call is over.
+    pub const DONE: u32 = 12;
+    /// Step: run this attempt.
+    pub const ATTEMPT: u32 = 13;
+    /// Step: wait.
+    pub const SLEEP: u32 = 14;
+}
+
+/// Why a call ended (the `reason` word of a done record).
+pub mod reason {
+    /// Completed.
+    pub const OK: u32 = 0;
+    /// The total deadline passed.
+    pub const DEADLINE_EXCEEDED: u32 = 1;
+    /// Attempts used up.
+    pub const RETRIES_EXHAUSTED: u32 = 2;
+    /// The retry budget is empty.
+    pub const BUDGET_EXHAUSTED: u32 = 3;
+    /// Retrying cannot help.
+    pub const NOT_RETRYABLE: u32 = 4;
+    /// Failed after part of the answer was delivered.
+    pub const PARTIAL_OUTPUT: u32 = 5;
+    /// The server asked to wait longer than allowed.
+    pub const RETRY_AFTER_TOO_LONG: u32 = 6;
+    /// Every endpoint is cooling down.
+    pub const NO_ENDPOINT_AVAILABLE: u32 = 7;
+}
+
+/// A duration in ms as a word (saturated).
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Records and text of one hand-over.
@@ -119,8 +162,108 @@ impl Batch {
         self.words.extend_from_slice(&[k, choice, a, b]);
     }
 
-    /// Adds a decoded item. `Done` and in-stream errors add nothing (the call's result
-    /// reports them). Returns the content bytes it delivers.
+    /// Adds an error object the server sent with `status` (200: an event in a stream).
+    pub fn server_error(&mut self, status: u16, e: &ApiError<'_>) {
+        let (ma, mb) = self.push_json(e.message);
+        let (ta, tb) = self.push_opt(e.kind);
+        let (ca, cb) = self.push_opt(e.code);
+        let (pa, pb) = self.push_opt(e.param);
+        self.words.extend_from_slice(&[
+            kind::SERVER_ERROR,
+            u32::from(status),
+            ma,
+            mb,
+            ta,
+            tb,
+            ca,
+            cb,
+            pa,
+            pb,
+        ]);
+    }
+
+    /// Adds the step "run this attempt"; times are relative to `now`.
+    pub fn attempt(&mut self, p: &AttemptPlan, now: Instant) {
+        self.words.extend_from_slice(&[
+            kind::ATTEMPT,
+            p.number,
+            u32::try_from(p.endpoint).unwrap_or(u32::MAX),
+            p.retry_count,
+            ms(p.first_byte),
+            ms(p.first_token),
+            ms(p.idle),
+            ms(p.deadline.saturating_since(now)),
+        ]);
+    }
+
+    /// Adds the step "wait this long".
+    pub fn sleep(&mut self, d: Duration) {
+        self.words.extend_from_slice(&[kind::SLEEP, ms(d)]);
+    }
+
+    /// Adds the step "the call is over". `deadline_passed`: a read cut short by the total
+    /// deadline failed as a timeout of its phase; for the caller it was the deadline.
+    /// `last_status`: the status of the last response head, reported when the failure has
+    /// none of its own.
+    pub fn done(
+        &mut self,
+        r: &Result<Summary, CallError>,
+        attempts: u32,
+        deadline_passed: bool,
+        last_status: u16,
+    ) {
+        let (ok, endpoint, why, failure, wait) = match *r {
+            Ok(s) => (1, s.endpoint, reason::OK, None, Duration::ZERO),
+            Err(e) => {
+                let (why, failure, wait) = match e {
+                    CallError::PartialOutput {
+                        last: last @ Failure::Timeout(_),
+                        ..
+                    }
+                    | CallError::RetriesExhausted {
+                        last: last @ Failure::Timeout(_),
+                        ..
+                    } if deadline_passed => (reason::DEADLINE_EXCEEDED, Some(last), None),
+                    CallError::DeadlineExceeded { last, .. } => {
+                        (reason::DEADLINE_EXCEEDED, last, None)
+                    }
+                    CallError::RetriesExhausted { last, .. } => {
+                        (reason::RETRIES_EXHAUSTED, Some(last), None)
+                    }
+                    CallError::BudgetExhausted { last } => {
+                        (reason::BUDGET_EXHAUSTED, Some(last), None)
+                    }
+                    CallError::NotRetryable { last } => (reason::NOT_RETRYABLE, Some(last), None),
+                    CallError::PartialOutput { last, .. } => {
+                        (reason::PARTIAL_OUTPUT, Some(last), None)
+                    }
+                    CallError::RetryAfterTooLong { requested } => {
+                        (reason::RETRY_AFTER_TOO_LONG, None, Some(requested))
+                    }
+                    CallError::NoEndpointAvailable => (reason::NO_ENDPOINT_AVAILABLE, None, None),
+                };
+                (0, 0, why, failure, wait.unwrap_or(Duration::ZERO))
+            }
+        };
+        let status = match failure {
+            Some(Failure::Status(s)) => s,
+            None => last_status,
+            _ => 0,
+        };
+        self.words.extend_from_slice(&[
+            kind::DONE,
+            ok,
+            attempts,
+            u32::try_from(endpoint).unwrap_or(u32::MAX),
+            why,
+            failure_code(failure),
+            u32::from(status),
+            ms(wait),
+        ]);
+    }
+
+    /// Adds a decoded item. `Done` and in-stream errors add nothing (the caller reports
+    /// errors with [`Batch::server_error`]).
     pub fn item(&mut self, item: &StreamItem<'_>) {
         match *item {
             StreamItem::Content { choice, text } => self.text_record(kind::CONTENT, choice, text),

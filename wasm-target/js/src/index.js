@@ -1,19 +1,21 @@
 // steadyllm — the JavaScript face of the WebAssembly core (steadyllm-wasm).
-// Types: index.d.ts. The interface between this file and the wasm module is private: options
-// and requests go in field by field (numbers and strings), deltas come out as batches (see
-// decodeBatch).
+// Types: index.d.ts. The module is sans-IO: it decides (attempt, sleep, give up) and decodes;
+// this file does the IO — fetch, timers, abort — and builds the request bodies. What crosses
+// is numbers, strings and bytes; results come back as batches of records (see decodeBatch).
 
-import initWasm, { ChatInput, Decoder, Engine } from "./steadyllm_wasm.js";
+import initWasm, { Chat, Decoder, Engine } from "./steadyllm_wasm.js";
 
 let ready = null;
 let loaded = false;
+let memory = null;
 
 /** Loads the WebAssembly module (once). */
 export function init(source) {
   if (!ready) {
     const arg = source === undefined ? undefined : { module_or_path: source };
     ready = initWasm(arg).then(
-      () => {
+      (w) => {
+        memory = w.memory;
         loaded = true;
       },
       (e) => {
@@ -93,8 +95,8 @@ function abortError(reason, partial, attempts) {
 
 const STREAM_KINDS = { network: 1, truncated: 1, malformed: 1, server_error: 1 };
 
-// The wasm side rejects with { reason, failure (a code of FAILURES), status, attempts,
-// serverError, retryAfterMs, message (invalid input only) }.
+// A failed call's done record, as decodeBatch reads it: { reason, failure (a code of
+// FAILURES), status, attempts, retryAfterMs }, plus the server's error object.
 function toError(e, partial) {
   if (e instanceof SteadyLlmError) return e;
   if (e === null || typeof e !== "object" || typeof e.reason !== "string") {
@@ -144,8 +146,10 @@ function toError(e, partial) {
 
 // ------------------------------------------------------------------------------ the batches
 
-// Reads one batch (see wasm-target/src/batch.rs) into delta objects.
-function decodeBatch(w, t, out) {
+// Reads one batch (see wasm-target/src/batch.rs): deltas and notices go to `out`, a server
+// error object to `st.server`; returns the step record (kinds 12–14) if there is one.
+function decodeBatch(w, t, out, st) {
+  const str = (a, b) => (a === NONE ? undefined : t.slice(a, b));
   const n = w.length;
   let i = 0;
   while (i < n) {
@@ -209,14 +213,62 @@ function decodeBatch(w, t, out) {
       case 10: // role: not surfaced
         i += 4;
         break;
+      case 11: {
+        const e = { message: str(w[i + 2], w[i + 3]) };
+        const [type, code, param] = [str(w[i + 4], w[i + 5]), str(w[i + 6], w[i + 7]), str(w[i + 8], w[i + 9])];
+        if (type !== undefined) e.type = type;
+        if (code !== undefined) e.code = code;
+        if (param !== undefined) e.param = param;
+        if (st) st.server = e;
+        i += 10;
+        break;
+      }
+      case 12: {
+        const e = { reason: REASONS[w[i + 4]], attempts: w[i + 2], endpoint: w[i + 3], failure: w[i + 5] };
+        if (w[i + 6]) e.status = w[i + 6];
+        if (w[i + 7]) e.retryAfterMs = w[i + 7];
+        return e;
+      }
+      case 13:
+        return {
+          attempt: w[i + 1],
+          endpoint: w[i + 2],
+          retry: w[i + 3],
+          firstByte: w[i + 4],
+          firstToken: w[i + 5],
+          idle: w[i + 6],
+          deadline: w[i + 7],
+        };
+      case 14:
+        return { sleep: w[i + 1] };
       default:
         // Unknown record: the two sides disagree; stop rather than misread.
         return;
     }
   }
 }
+
+// The batch an export left in `o` (a Chat or a Decoder): see decodeBatch.
+function take(o, out, st) {
+  const n = o.size();
+  if (n === 0) return;
+  // The text first: making it may grow the memory, which would detach an earlier view.
+  const text = o.text();
+  return decodeBatch(new Uint32Array(memory.buffer, o.words(), n), text, out, st);
+}
 const NONE = 0xffffffff;
 const RETRY_REASONS = ["backoff", "retry_after", "rate_limited"];
+// Reason codes of done records (batch.rs, mod reason).
+const REASONS = [
+  "ok",
+  "deadline_exceeded",
+  "retries_exhausted",
+  "budget_exhausted",
+  "not_retryable",
+  "partial_output",
+  "retry_after_too_long",
+  "no_endpoint_available",
+];
 // Failure codes of wasm-target/src/batch.rs, by name (the error objects use the names).
 const FAILURES = [null, "connect", "first_byte", "first_token", "idle", "status", "network", "truncated", "malformed", "server_error"];
 const FAILURE_TEXT = {
@@ -335,25 +387,49 @@ function checkOptions(o) {
     if (e.dialect !== undefined && e.dialect !== "openai" && e.dialect !== "anthropic") {
       throw invalid(`endpoints[${i}].dialect must be "openai" or "anthropic"`);
     }
-    let headers = "";
+    if (url.search || url.hash || url.username || url.password) {
+      throw invalid(`endpoints[${i}].baseUrl must not hold a query, fragment or credentials`);
+    }
+    const anthropic = e.dialect === "anthropic";
+    // The request headers, fixed per endpoint (the retry count is added per attempt).
+    const headers = [
+      ["content-type", "application/json"],
+      ["accept", "text/event-stream"],
+    ];
+    if (isStr(e.apiKey)) {
+      // Never quoted: it is a secret.
+      if (/[\0-\x1f\x7f]/.test(e.apiKey)) throw invalid(`endpoints[${i}].apiKey holds CR, LF or a control character`);
+      headers.push(anthropic ? ["x-api-key", e.apiKey] : ["authorization", `Bearer ${e.apiKey}`]);
+    }
+    if (anthropic) {
+      // Anthropic refuses cross-origin calls from pages without this acknowledgement.
+      headers.push(["anthropic-version", "2023-06-01"], ["anthropic-dangerous-direct-browser-access", "true"]);
+    }
     if (e.headers !== undefined) {
       if (!isObj(e.headers)) throw invalid(`endpoints[${i}].headers must be an object`);
-      headers = Object.entries(e.headers)
-        .map(([k, v]) => {
-          // Values may be secrets: never quote them.
-          if (!isStr(v) || /[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
-            throw invalid(`endpoints[${i}].headers.${k}: the value must be a string without control characters`);
-          }
-          if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw invalid(`endpoints[${i}].headers: "${k}" is not a valid name`);
-          return `${k}\n${v}`;
-        })
-        .join("\n");
+      for (const [k, v] of Object.entries(e.headers)) {
+        // Values may be secrets: never quote them.
+        if (!isStr(v) || /[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
+          throw invalid(`endpoints[${i}].headers.${k}: the value must be a string without control characters`);
+        }
+        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw invalid(`endpoints[${i}].headers: "${k}" is not a valid name`);
+        // The browser sets these itself (or forbids scripts to).
+        if (!/^(host|content-length|connection|user-agent|accept-encoding)$/i.test(k)) headers.push([k, v]);
+      }
+    }
+    try {
+      new Headers(headers);
+    } catch {
+      // Characters fetch refuses (beyond Latin-1): the message must not quote the value.
+      throw invalid(`endpoints[${i}]: the API key or a header value holds characters fetch cannot send`);
     }
     const m = isStr(e.model) ? e.model : undefined;
     if (m === undefined && model === "") {
       throw invalid(`endpoints[${i}] has no model: set options.model or the endpoint's model`);
     }
-    return { baseUrl: e.baseUrl, apiKey: isStr(e.apiKey) ? e.apiKey : undefined, model: m, anthropic: e.dialect === "anthropic", headers };
+    const prefix = url.pathname.replace(/\/+$/, "");
+    const path = !anthropic ? "/chat/completions" : prefix.endsWith("/v1") ? "/messages" : "/v1/messages";
+    return { baseUrl: e.baseUrl, url: url.origin + prefix + path, model: m, anthropic, headers };
   });
   const t = o.timeouts;
   if (t !== undefined) {
@@ -386,11 +462,10 @@ function checkOptions(o) {
   return { numbers, model, endpoints };
 }
 
-const ROLES = { system: 0, developer: 1, user: 2, assistant: 3, tool: 4 };
 
 function checkMessage(m, i) {
   if (!isObj(m) || !isStr(m.role)) throw invalid(`messages[${i}] needs a role`);
-  if (!(m.role in ROLES)) throw invalid(`messages[${i}].role must be system, developer, user, assistant or tool`);
+  if (!/^(system|developer|user|assistant|tool)$/.test(m.role)) throw invalid(`messages[${i}].role must be system, developer, user, assistant or tool`);
   const c = m.content;
   if (c !== undefined && c !== null && !isStr(c)) {
     if (!Array.isArray(c)) throw invalid(`messages[${i}].content must be a string, an array of parts, or null`);
@@ -446,49 +521,230 @@ function checkRequest(r) {
   }
 }
 
-// The checked request as the engine's ChatInput.
-function toInput(r) {
-  const q = new ChatInput(r.model ?? "");
-  for (const m of r.messages) {
-    const c = m.content;
-    q.message(ROLES[m.role], isStr(c) ? c : undefined, m.name, m.toolCallId);
-    if (Array.isArray(c)) {
-      for (const p of c) {
-        if (p.type === "text") q.text_part(p.text);
-        else q.image_part(p.imageUrl, p.detail);
+// ------------------------------------------------------------------------ request bodies
+
+const textParts = (c) => (c == null ? [] : isStr(c) ? [c] : c.filter((p) => p.type === "text").map((p) => p.text));
+
+function openAiBody(r, model) {
+  const b = {
+    model,
+    messages: r.messages.map((m) => {
+      const c = m.content;
+      const o = {
+        role: m.role,
+        content:
+          c == null || isStr(c)
+            ? (c ?? null)
+            : c.map((p) =>
+                p.type === "text"
+                  ? { type: "text", text: p.text }
+                  : { type: "image_url", image_url: p.detail === undefined ? { url: p.imageUrl } : { url: p.imageUrl, detail: p.detail } },
+              ),
+      };
+      if (m.name !== undefined) o.name = m.name;
+      if (m.role === "tool") o.tool_call_id = m.toolCallId;
+      if (m.toolCalls?.length) {
+        o.tool_calls = m.toolCalls.map((t) => ({ id: t.id, type: "function", function: { name: t.name, arguments: t.arguments } }));
       }
-    }
-    for (const t of m.toolCalls ?? []) q.tool_call(t.id, t.name, t.arguments);
-  }
-  q.numbers(r.maxTokens ?? 0, r.maxCompletionTokens ?? 0, r.temperature ?? NaN, r.topP ?? NaN, r.seed ?? NaN);
-  for (const s of r.stop ?? []) q.stop(s);
-  if (r.user !== undefined) q.user(r.user);
-  for (const t of r.tools ?? []) {
-    let params;
-    if (t.parameters !== undefined) {
-      try {
-        params = JSON.stringify(t.parameters);
-      } catch (e) {
-        q.free();
-        throw invalid(`tool ${t.name}: parameters cannot be serialised: ${e && e.message}`);
-      }
-    }
-    q.tool(t.name, t.description, params);
+      return o;
+    }),
+    max_tokens: r.maxTokens,
+    max_completion_tokens: r.maxCompletionTokens,
+    temperature: r.temperature,
+    top_p: r.topP,
+    stop: r.stop?.length ? r.stop : undefined,
+    seed: r.seed,
+    user: r.user,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  if (r.tools?.length) {
+    b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
   }
   const c = r.toolChoice;
-  if (c !== undefined) {
-    const kind = { auto: 0, none: 1, required: 2 }[c];
-    q.tool_choice(kind ?? 3, kind === undefined ? c.name : undefined);
+  if (c !== undefined) b.tool_choice = isStr(c) ? c : { type: "function", function: { name: c.name } };
+  return b;
+}
+
+// Anthropic's Messages API: system and developer messages become `system`, tool results
+// user turns, tool calls `tool_use` blocks, images `image` blocks.
+function anthropicBody(r, model) {
+  const blocks = (c) =>
+    isStr(c)
+      ? [{ type: "text", text: c }]
+      : c.map((p) => {
+          if (p.type === "text") return { type: "text", text: p.text };
+          const d = /^data:([^,]*);base64,/.exec(p.imageUrl);
+          const source = d
+            ? { type: "base64", media_type: d[1], data: p.imageUrl.slice(d[0].length) }
+            : { type: "url", url: p.imageUrl };
+          return { type: "image", source };
+        });
+  const content = (c) => (c == null ? "" : isStr(c) ? c : blocks(c));
+  const sys = (m) => m.role === "system" || m.role === "developer";
+  const system = r.messages.filter(sys).flatMap((m) => textParts(m.content).map((text) => ({ type: "text", text })));
+  const choice = r.toolChoice;
+  return {
+    model,
+    max_tokens: r.maxTokens ?? r.maxCompletionTokens ?? 1024,
+    system: system.length ? system : undefined,
+    messages: r.messages
+      .filter((m) => !sys(m))
+      .map((m) => {
+        if (m.role === "tool") {
+          return { role: "user", content: [{ type: "tool_result", tool_use_id: m.toolCallId, content: content(m.content) }] };
+        }
+        const role = m.role === "assistant" ? "assistant" : "user";
+        if (!m.toolCalls?.length) return { role, content: content(m.content) };
+        const out = m.content == null ? [] : blocks(m.content);
+        for (const t of m.toolCalls) {
+          let input;
+          try {
+            input = JSON.parse(t.arguments.trim() || "{}");
+          } catch {}
+          if (!isObj(input)) throw invalid(`tool call ${t.id}: arguments must be a JSON object (Anthropic needs one)`);
+          out.push({ type: "tool_use", id: t.id, name: t.name, input });
+        }
+        return { role, content: out };
+      }),
+    temperature: r.temperature,
+    top_p: r.topP,
+    stop_sequences: r.stop?.length ? r.stop : undefined,
+    metadata: r.user === undefined ? undefined : { user_id: r.user },
+    tools: r.tools?.length
+      ? r.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters ?? { type: "object" } }))
+      : undefined,
+    tool_choice:
+      choice === undefined ? undefined : isStr(choice) ? { type: choice === "required" ? "any" : choice } : { type: "tool", name: choice.name },
+    stream: true,
+  };
+}
+
+// The body for each endpoint (its dialect and model), made before anything is sent.
+function bodies(r, eps, model) {
+  return eps.map((ep) => {
+    const m = ep.model ?? (r.model || model);
+    try {
+      return JSON.stringify(ep.anthropic ? anthropicBody(r, m) : openAiBody(r, m));
+    } catch (e) {
+      throw e instanceof SteadyLlmError ? e : invalid(`the request cannot be serialised: ${e && e.message}`);
+    }
+  });
+}
+
+// UTF-8 length of a string.
+function utf8(s) {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x800) n += c >= 0xd800 && c < 0xdc00 ? 1 : 2;
+    else if (c >= 0x80) n += 1;
   }
-  return q;
+  return n;
 }
 
 // ---------------------------------------------------------------------------------- the call
 
-function seed32() {
-  const a = new Uint32Array(2);
-  globalThis.crypto.getRandomValues(a);
-  return a;
+const now = () => Math.floor(performance.now());
+
+// Settles with [0, value] when p fulfils, [1] at `until` (performance.now() ms), [2] when
+// `signal` aborts, [3] when p rejects; cleans up its timer and listener.
+function wait(p, until, signal) {
+  return new Promise((resolve) => {
+    let timer;
+    const done = (k, v) => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onAbort);
+      resolve([k, v]);
+    };
+    const onAbort = () => done(2);
+    if (signal.aborted) return done(2);
+    signal.addEventListener("abort", onAbort);
+    // setTimeout fires at once beyond 2^31-1 ms: longer waits end only by p or the signal.
+    const ms = until - now();
+    if (ms < 2147483647) timer = setTimeout(done, Math.max(0, ms), 1);
+    p?.then(
+      (v) => done(0, v),
+      () => done(3),
+    );
+  });
+}
+
+// How an attempt ended (lib.rs, mod end) and the flags of Chat.feed (mod flag).
+const END_BODY = 0,
+  END_CONNECT = 1,
+  END_FIRST_BYTE = 2,
+  END_FIRST_TOKEN = 3,
+  END_IDLE = 4,
+  END_NETWORK = 6;
+const F_RECORDS = 1,
+  F_CONTENT = 2,
+  F_OVER = 4;
+
+// One attempt: fetch, then the body chunk by chunk through the module. Yields what it
+// decodes; returns true when the call was aborted.
+async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
+  const ctl = new AbortController();
+  const deadline = t0 + s.deadline;
+  let reader;
+  try {
+    const headers = new Headers(ep.headers);
+    headers.append("x-steadyllm-retry-count", String(s.retry));
+    // In a browser, connecting is part of waiting for the response head: fetch tells nothing
+    // in between, so the first-byte timeout covers both (the connect timeout is unused).
+    const sent = now();
+    const req = fetch(ep.url, { method: "POST", headers, body, signal: ctl.signal });
+    let [k, v] = await wait(req, Math.min(sent + s.firstByte, deadline), signal);
+    if (k) {
+      if (k === 2) return true;
+      chat.end(engine, now(), k === 1 ? END_FIRST_BYTE : END_CONNECT);
+      return false;
+    }
+    let lines = "";
+    v.headers.forEach((value, name) => (lines += `${name}: ${value}\n`));
+    chat.head(v.status, lines);
+    reader = v.body?.getReader();
+    const firstTokenBy = Math.min(sent + s.firstToken, deadline);
+    let content = false;
+    while (reader) {
+      const idleBy = now() + s.idle;
+      const first = !content && firstTokenBy < idleBy;
+      [k, v] = await wait(reader.read(), first ? firstTokenBy : Math.min(idleBy, deadline), signal);
+      if (k) {
+        if (k === 2) return true;
+        chat.end(engine, now(), k === 3 ? END_NETWORK : first ? END_FIRST_TOKEN : END_IDLE);
+        return false;
+      }
+      if (v.done) break;
+      const f = chat.feed(v.value);
+      content = (f & F_CONTENT) !== 0;
+      if (f & F_RECORDS) yield* deliver(chat, st);
+      if (f & F_OVER) break;
+    }
+    chat.end(engine, now(), END_BODY);
+    take(chat, [], st);
+    return false;
+  } finally {
+    // Ends the fetch and its body, whatever stopped the attempt. The reader is cancelled
+    // first (closing the body quietly): aborting a body still locked to a reader made
+    // Chromium report an unhandled AbortError.
+    reader?.cancel().catch(() => {});
+    ctl.abort();
+  }
+}
+
+// Yields a batch's deltas and notices, keeping the call's partial text; stops at once when
+// the caller aborts while holding one.
+function* deliver(o, st) {
+  const out = [];
+  const step = take(o, out, st);
+  for (const d of out) {
+    if (st.signal?.aborted) throw abortError(st.signal.reason, st.partial, st.attempts);
+    if (d.type === "content") st.partial += d.text;
+    else if (d.type === "discard") st.partial = "";
+    yield d;
+  }
+  return step;
 }
 
 // Runs one call; yields deltas; returns { attempts, endpoint }.
@@ -496,73 +752,49 @@ async function* runCall(client, request, options) {
   const signal = options && options.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid("options.signal must be an AbortSignal");
   checkRequest(request);
-  if (signal && signal.aborted) throw abortError(signal.reason, "", 0);
+  if (signal?.aborted) throw abortError(signal.reason, "", 0);
   await init();
-  if (signal && signal.aborted) throw abortError(signal.reason, "", 0);
-  const engine = client._engine();
+  if (signal?.aborted) throw abortError(signal.reason, "", 0);
+  const { engine, endpoints, model } = client._setup();
   // Checked again: the caller may have changed the request while the module loaded.
   checkRequest(request);
-  const input = toInput(request);
+  const sent = bodies(request, endpoints, model);
+  let prompt = 0;
+  let images = false;
+  for (const m of request.messages) {
+    for (const t of textParts(m.content)) prompt += utf8(t);
+    for (const t of m.toolCalls ?? []) prompt += utf8(t.arguments);
+    if (Array.isArray(m.content)) images ||= m.content.some((p) => p.type === "image_url");
+  }
   const ctl = new AbortController();
   const onAbort = () => ctl.abort();
-  if (signal) signal.addEventListener("abort", onAbort, { once: true });
-  const queue = [];
-  let head = 0;
-  let settled = null;
-  let wake = null;
-  const poke = () => {
-    if (wake) {
-      const w = wake;
-      wake = null;
-      w();
-    }
-  };
-  const sink = (words, text) => {
-    decodeBatch(words, text, queue);
-    poke();
-  };
-  let partial = "";
-  let attempts = 0;
-  let call;
-  try {
-    call = engine.chat(input, sink, ctl.signal);
-  } catch (e) {
-    throw toError(e, "");
-  }
-  call
-    .then(
-      (v) => (settled = { ok: true, v }),
-      (e) => (settled = { ok: false, e }),
-    )
-    .then(poke);
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const st = { partial: "", server: undefined, signal, attempts: 0 };
+  const chat = new Chat(engine, now(), Math.min(prompt, 0xffffffff), request.maxTokens ?? request.maxCompletionTokens ?? 0, images);
   try {
     for (;;) {
-      if (signal && signal.aborted) throw abortError(signal.reason, partial, attempts);
-      if (head < queue.length) {
-        const d = queue[head];
-        queue[head++] = undefined;
-        if (head > 1024 && head * 2 > queue.length) {
-          queue.splice(0, head);
-          head = 0;
-        }
-        if (d.type === "content") partial += d.text;
-        else if (d.type === "discard") partial = "";
-        else if (d.type === "retry") attempts = d.attempt - 1;
-        yield d;
-        continue;
+      const t0 = now();
+      chat.next(engine, t0);
+      const s = yield* deliver(chat, st);
+      if (s === undefined) throw toError(null, st.partial);
+      let stopped = false;
+      if (s.sleep !== undefined) {
+        stopped = (await wait(null, t0 + s.sleep, ctl.signal))[0] === 2;
+      } else if (s.attempt !== undefined) {
+        st.attempts = s.attempt;
+        const ep = endpoints[s.endpoint];
+        stopped = yield* attempt(engine, chat, ep, sent[s.endpoint], s, t0, ctl.signal, st);
+      } else if (s.reason === "ok") {
+        return { attempts: s.attempts, endpoint: s.endpoint };
+      } else {
+        throw toError({ ...s, serverError: st.server }, st.partial);
       }
-      if (settled) {
-        if (settled.ok) return settled.v;
-        if (settled.e && settled.e.reason === "aborted") {
-          throw abortError(signal ? signal.reason : undefined, partial, settled.e.attempts);
-        }
-        throw toError(settled.e, partial);
-      }
-      await new Promise((r) => (wake = r));
+      if (stopped) throw abortError(signal?.reason, st.partial, st.attempts);
     }
   } finally {
     ctl.abort();
-    if (signal) signal.removeEventListener("abort", onAbort);
+    signal?.removeEventListener("abort", onAbort);
+    chat.free();
   }
 }
 
@@ -631,7 +863,7 @@ export class Client {
 
   constructor(options) {
     this.#options = checkOptions(options);
-    if (loaded) this._engine();
+    if (loaded) this._setup();
     const self = this;
     this.chat = Object.freeze({
       stream(request, options) {
@@ -661,34 +893,29 @@ export class Client {
     });
   }
 
-  /** @internal */
-  _engine() {
+  /** @internal The engine (made once the module is loaded) and the checked options. */
+  _setup() {
     if (!this.#engine) {
-      const s = seed32();
+      const s = new Uint32Array(2);
+      globalThis.crypto.getRandomValues(s);
       const o = this.#options;
-      let engine;
-      try {
-        engine = new Engine(o.numbers, o.model, s[0], s[1]);
-        o.endpoints.forEach((e, i) => {
-          try {
-            engine.add_endpoint(e.baseUrl, e.apiKey, e.model, e.anthropic, e.headers);
-          } catch (err) {
-            throw new Error(`endpoints[${i}]: ${err && err.message}`);
-          }
-        });
-      } catch (e) {
-        engine?.free();
-        throw invalid(e && e.message ? e.message : String(e));
-      }
+      const mask = o.endpoints.reduce((m, e, i) => (e.anthropic ? m | (1 << i) : m), 0);
+      const engine = Engine.create(o.numbers, o.endpoints.length, mask, s[0], s[1]);
+      // The options were checked; the module checks them again.
+      if (!engine) throw invalid("options out of range");
       this.#engine = engine;
     }
-    return this.#engine;
+    return { engine: this.#engine, endpoints: this.#options.endpoints, model: this.#options.model };
   }
 
   health() {
     const eps = this.#options.endpoints;
-    const h = this.#engine ? this.#engine.health() : eps.map(() => 1);
-    return eps.map((e, i) => ({ baseUrl: e.baseUrl, available: h[i] === 1, coolingDown: h[i] === 2 }));
+    // Two bits per endpoint: 1 available, 2 cooling down (see Engine::health).
+    const h = this.#engine ? this.#engine.health(now()) : 0x55;
+    return eps.map((e, i) => {
+      const v = (h >> (2 * i)) & 3;
+      return { baseUrl: e.baseUrl, available: v === 1, coolingDown: v === 2 };
+    });
   }
 }
 
@@ -698,8 +925,6 @@ const DECODER_FAULTS = [null, "malformed", "server_error"];
 
 export class StreamDecoder {
   #d;
-  #out = [];
-  #sink = (w, t) => decodeBatch(w, t, this.#out);
 
   constructor(options = {}) {
     if (!loaded) throw invalid("StreamDecoder: call `await init()` first");
@@ -708,8 +933,9 @@ export class StreamDecoder {
 
   push(chunk) {
     if (!(chunk instanceof Uint8Array)) throw invalid("StreamDecoder.push takes a Uint8Array");
-    const out = (this.#out = []);
-    const code = this.#d.push(chunk, this.#sink);
+    const out = [];
+    const code = this.#d.push(chunk);
+    take(this.#d, out, null);
     if (code === 1 || code === 2) {
       throw new StreamError(`stream decoder: ${DECODER_FAULTS[code].replace("_", " ")} event`, {
         reason: "invalid",
