@@ -499,3 +499,237 @@ impl Decoder {
         self.body.out.words.len() as u32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The module is sans-IO, so whole calls run here natively: the tests play the wrapper's
+    //! part (fetch results, chunks, timeouts) and read the records the JS side would read.
+    use super::*;
+    use crate::batch::{NONE, kind, reason};
+    use alloc::vec;
+
+    const OK: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n\
+        data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n\
+        data: [DONE]\n\n";
+
+    fn engine(max_attempts: u32) -> Engine {
+        let mut n = [input::UNSET; input::cfg::LEN];
+        n[input::cfg::MAX_ATTEMPTS] = max_attempts;
+        Engine::create(&n, 1, 0, 1, 2).expect("valid")
+    }
+
+    /// The records of a batch as (kind, words after the kind) with texts resolved.
+    fn records(b: &Batch) -> Vec<(u32, Vec<u32>)> {
+        let w = &b.words;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < w.len() {
+            let n = match w[i] {
+                kind::CONTENT | kind::REASONING | kind::REFUSAL | kind::FINISH | kind::ROLE => 3,
+                kind::TOOL_CALL => 8,
+                kind::USAGE => 3,
+                kind::RETRY => 5,
+                kind::FAILOVER => 2,
+                kind::DISCARD => 1,
+                kind::SERVER_ERROR => 9,
+                kind::DONE | kind::ATTEMPT => 7,
+                kind::SLEEP => 1,
+                k => panic!("unknown kind {k}"),
+            };
+            out.push((w[i], w[i + 1..i + 1 + n].to_vec()));
+            i += 1 + n;
+        }
+        out
+    }
+
+    fn text(b: &Batch, a: u32, e: u32) -> String {
+        let units: Vec<u16> = b.text.encode_utf16().collect();
+        String::from_utf16(&units[a as usize..e as usize]).unwrap()
+    }
+
+    /// Runs `next` and returns the step record.
+    fn step(chat: &mut Chat, e: &mut Engine, now: f64) -> (u32, Vec<u32>) {
+        chat.next(e, now);
+        records(&chat.body.out).pop().expect("a step record")
+    }
+
+    #[test]
+    fn a_whole_call_in_pieces_of_any_size() {
+        for piece in [1, 2, 7, 64, OK.len()] {
+            let mut e = engine(3);
+            let mut chat = Chat::new(&mut e, 1000.0, 10, 0, false);
+            let (k, a) = step(&mut chat, &mut e, 1000.0);
+            assert_eq!(k, kind::ATTEMPT);
+            assert_eq!(
+                (a[0], a[1], a[2]),
+                (1, 0, 0),
+                "attempt 1, endpoint 0, retry count 0"
+            );
+            chat.head(200, "content-type: text/event-stream\n");
+            let mut got = String::new();
+            let mut flags = 0;
+            for c in OK.as_bytes().chunks(piece) {
+                flags = chat.feed(c);
+                for (k, w) in records(&chat.body.out) {
+                    if k == kind::CONTENT {
+                        got.push_str(&text(&chat.body.out, w[1], w[2]));
+                    }
+                }
+                if flags & flag::OVER != 0 {
+                    break;
+                }
+            }
+            assert_eq!(got, "Hello", "pieces of {piece}");
+            assert_eq!(
+                flags & (flag::CONTENT | flag::OVER),
+                flag::CONTENT | flag::OVER
+            );
+            chat.end(&mut e, 1100.0, end::BODY);
+            let (k, d) = step(&mut chat, &mut e, 1100.0);
+            assert_eq!(k, kind::DONE);
+            assert_eq!(
+                (d[0], d[1], d[3]),
+                (1, 1, reason::OK),
+                "ok after one attempt"
+            );
+        }
+    }
+
+    #[test]
+    fn a_503_with_an_error_body_and_retry_after_then_success() {
+        let mut e = engine(3);
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+        step(&mut chat, &mut e, 0.0);
+        chat.head(503, "Retry-After: 2\ncontent-type: application/json\n");
+        let body = br#"{"error":{"message":"overloaded","type":"server_error","code":503}}"#;
+        assert_eq!(chat.feed(&body[..10]), 0);
+        assert_eq!(chat.feed(&body[10..]), 0);
+        chat.end(&mut e, 5.0, end::BODY);
+        let recs = records(&chat.body.out);
+        assert_eq!(recs.len(), 1);
+        let (k, w) = &recs[0];
+        assert_eq!((*k, w[0]), (kind::SERVER_ERROR, 503));
+        let b = &chat.body.out;
+        assert_eq!(text(b, w[1], w[2]), "overloaded");
+        assert_eq!(text(b, w[3], w[4]), "server_error");
+        assert_eq!(text(b, w[5], w[6]), "503");
+        assert_eq!((w[7], w[8]), (NONE, NONE), "no param");
+        chat.next(&mut e, 5.0);
+        let recs = records(&chat.body.out);
+        let (k, retry) = &recs[0];
+        assert_eq!(*k, kind::RETRY);
+        assert_eq!((retry[0], retry[1], retry[2], retry[4]), (2, 2000, 1, 503));
+        assert_eq!(recs.last().unwrap(), &(kind::SLEEP, vec![2000]));
+        let (k, a) = step(&mut chat, &mut e, 2005.0);
+        assert_eq!(
+            (k, a[2]),
+            (kind::ATTEMPT, 1),
+            "the retry count header says 1"
+        );
+        chat.head(200, "");
+        assert_ne!(chat.feed(OK.as_bytes()) & flag::OVER, 0);
+        chat.end(&mut e, 2100.0, end::BODY);
+        let (k, d) = step(&mut chat, &mut e, 2100.0);
+        assert_eq!((k, d[0], d[1]), (kind::DONE, 1, 2));
+    }
+
+    #[test]
+    fn timeouts_and_faults_end_as_their_failure() {
+        // (how the attempt ended, what the body held, failure code of the done record)
+        let cases: [(u32, &[u8], u32); 6] = [
+            (end::CONNECT, b"", 1),
+            (end::FIRST_BYTE, b"", 2),
+            (end::FIRST_TOKEN, b": keep-alive\n\n", 3),
+            (end::NETWORK, b"", 6),
+            (end::BODY, b"data: {\"choices\":[]}\n\n", 7),
+            (end::BODY, b"data: {not json\n\n", 8),
+        ];
+        for (how, body, code) in cases {
+            let mut e = engine(1);
+            let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+            step(&mut chat, &mut e, 0.0);
+            if how != end::CONNECT && how != end::FIRST_BYTE {
+                chat.head(200, "");
+                chat.feed(body);
+            }
+            chat.end(&mut e, 10.0, how);
+            let (k, d) = step(&mut chat, &mut e, 10.0);
+            assert_eq!(k, kind::DONE);
+            assert_eq!((d[0], d[4]), (0, code), "how {how}");
+        }
+    }
+
+    #[test]
+    fn an_error_event_fails_the_stream_with_the_servers_object() {
+        let mut e = engine(1);
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+        step(&mut chat, &mut e, 0.0);
+        chat.head(200, "");
+        let f = chat.feed(b"data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n");
+        assert_ne!(f & flag::RECORDS, 0);
+        let recs = records(&chat.body.out);
+        assert_eq!((recs[0].0, recs[0].1[0]), (kind::SERVER_ERROR, 200));
+        chat.end(&mut e, 1.0, end::BODY);
+        let (_, d) = step(&mut chat, &mut e, 1.0);
+        assert_eq!((d[0], d[4]), (0, 9), "server error in stream");
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let alphabet = b"data: {}[]\",:\\u0\n\r \xff\xc3\xa9[DONE]event:retry:id:";
+        for round in 0..300 {
+            let mut e = engine(2);
+            let mut chat = Chat::new(&mut e, 0.0, u32::MAX, u32::MAX, true);
+            let mut t = 0.0;
+            for _ in 0..4 {
+                chat.next(&mut e, t);
+                let status = [200, 200, 429, 500, 0][(next() % 5) as usize];
+                let headers: String = (0..(next() % 40))
+                    .map(|_| char::from(alphabet[(next() % alphabet.len() as u64) as usize]))
+                    .collect();
+                chat.head(status, &headers);
+                for _ in 0..(next() % 6) {
+                    let n = (next() % 300) as usize;
+                    let bytes: Vec<u8> = (0..n)
+                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                        .collect();
+                    chat.feed(&bytes);
+                    records(&chat.body.out);
+                }
+                chat.end(&mut e, t, (next() % 7) as u32);
+                t += 70_000.0;
+            }
+            let mut d = Decoder::new(round % 2 == 1);
+            let big = vec![b'x'; EVENT_CAPACITY + 10];
+            d.push(b"data: ");
+            assert_eq!(d.push(&big), 1, "an oversized event is malformed");
+            assert_eq!(d.push(b"\n\n"), 1, "and decoding stays ended");
+            d.end();
+            if round % 2 == 0 {
+                assert_eq!(d.push(OK.as_bytes()), 0, "a new stream after end()");
+                assert!(d.end());
+            }
+        }
+    }
+
+    #[test]
+    fn health_bits() {
+        let mut n = [input::UNSET; input::cfg::LEN];
+        n[input::cfg::BREAKER_THRESHOLD] = 1;
+        let mut e = Engine::create(&n, 2, 0b10, 1, 2).expect("valid");
+        assert_eq!(e.health(0.0), 0b0101);
+        let mut chat = Chat::new(&mut e, 0.0, 1, 0, false);
+        step(&mut chat, &mut e, 0.0);
+        chat.end(&mut e, 1.0, end::CONNECT);
+        assert_eq!(e.health(2.0) & 0b11, 2, "endpoint 0 cooling down");
+        assert!(Engine::create(&n, 0, 0, 0, 0).is_none());
+        assert!(Engine::create(&n, 5, 0, 0, 0).is_none());
+    }
+}
