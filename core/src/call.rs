@@ -1185,6 +1185,16 @@ impl Call {
             // The endpoint answered (a 4xx or 429): it is alive.
             record_alive(state, ep_i);
         }
+        // A timeout at the total deadline is the deadline, whatever phase the adapter was
+        // timing (its read was cut short by it): every adapter reports it the same way.
+        if matches!(failure, Failure::Timeout(_)) && now >= self.deadline {
+            let attempts = self.attempts;
+            self.finish(Err(CallError::DeadlineExceeded {
+                attempts,
+                last: Some(failure),
+            }));
+            return;
+        }
         if outcome.delivered_bytes > 0 && !self.config.restart_on_partial {
             self.finish(Err(CallError::PartialOutput {
                 delivered_bytes: outcome.delivered_bytes,
@@ -1942,6 +1952,42 @@ mod tests {
             h.now - start < Duration::from_secs(1),
             "failed fast instead of sleeping"
         );
+    }
+
+    #[test]
+    fn a_timeout_at_the_deadline_is_the_deadline() {
+        // A read the adapter cut at the total deadline reports the phase it was timing; the
+        // call fails as DeadlineExceeded, also after partial output and on the last attempt.
+        for (delivered, max_attempts) in [(0, 6), (40, 6), (0, 1), (40, 1)] {
+            let cfg = CallConfig {
+                max_attempts,
+                timeouts: Some(Timeouts {
+                    total: Duration::from_secs(5),
+                    ..Timeouts::for_profile(RequestProfile::default())
+                }),
+                ..CallConfig::default()
+            };
+            let mut h = Harness::new(1, cfg);
+            let (r, _) = h.run(|_| {
+                let f = Failure::Timeout(Phase::Idle);
+                (Outcome::failed(f, delivered, RetryHints::default()), 5_000)
+            });
+            assert_eq!(
+                r,
+                Err(CallError::DeadlineExceeded {
+                    attempts: 1,
+                    last: Some(Failure::Timeout(Phase::Idle))
+                }),
+                "delivered {delivered}, max attempts {max_attempts}"
+            );
+        }
+        // Before the deadline an idle timeout after partial output stays PartialOutput.
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, _) = h.run(|_| {
+            let f = Failure::Timeout(Phase::Idle);
+            (Outcome::failed(f, 40, RetryHints::default()), 1_000)
+        });
+        assert!(matches!(r, Err(CallError::PartialOutput { .. })), "{r:?}");
     }
 
     #[test]

@@ -260,6 +260,32 @@ fn stall_mid_stream_fails_in_bounded_time_with_the_partial_text() {
 }
 
 #[test]
+fn a_stall_cut_by_the_total_deadline_is_the_deadline() {
+    // Idle timeout longer than the whole call: the read is cut by the total deadline.
+    let mut cfg = config();
+    cfg.timeouts = cfg.timeouts.map(|t| Timeouts {
+        idle: Duration::from_secs(5),
+        total: Duration::from_millis(800),
+        ..t
+    });
+    let s = server();
+    s.set_script(vec![Fault::StallAfter {
+        events: 4,
+        ms: None,
+    }]);
+    let r = chat(&[s.base_url()], cfg);
+    match r.result {
+        Err(ChatError::Call(CallError::DeadlineExceeded {
+            attempts: 1,
+            last: Some(Failure::Timeout(_)),
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(!r.text.is_empty() && s.answer().starts_with(&r.text));
+    assert!(r.elapsed < StdDuration::from_secs(3));
+}
+
+#[test]
 fn reset_truncate_malformed_and_error_event_keep_the_partial_text() {
     for (fault, want) in [
         (

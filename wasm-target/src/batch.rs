@@ -201,29 +201,13 @@ impl Batch {
         self.words.extend_from_slice(&[kind::SLEEP, ms(d)]);
     }
 
-    /// Adds the step "the call is over". `deadline_passed`: a read cut short by the total
-    /// deadline failed as a timeout of its phase; for the caller it was the deadline.
-    /// `last_status`: the status of the last response head, reported when the failure has
-    /// none of its own.
-    pub fn done(
-        &mut self,
-        r: &Result<Summary, CallError>,
-        attempts: u32,
-        deadline_passed: bool,
-        last_status: u16,
-    ) {
+    /// Adds the step "the call is over". `last_status`: the status of the last response
+    /// head, reported when the failure has none of its own.
+    pub fn done(&mut self, r: &Result<Summary, CallError>, attempts: u32, last_status: u16) {
         let (ok, endpoint, why, failure, wait) = match *r {
             Ok(s) => (1, s.endpoint, reason::OK, None, Duration::ZERO),
             Err(e) => {
                 let (why, failure, wait) = match e {
-                    CallError::PartialOutput {
-                        last: last @ Failure::Timeout(_),
-                        ..
-                    }
-                    | CallError::RetriesExhausted {
-                        last: last @ Failure::Timeout(_),
-                        ..
-                    } if deadline_passed => (reason::DEADLINE_EXCEEDED, Some(last), None),
                     CallError::DeadlineExceeded { last, .. } => {
                         (reason::DEADLINE_EXCEEDED, last, None)
                     }

@@ -324,10 +324,7 @@ impl Chat {
                 out.attempt(&p, now);
             }
             Step::Sleep(until) => out.sleep(until.saturating_since(now)),
-            Step::Done(r) => {
-                let passed = now >= self.call.deadline();
-                out.done(&r, self.call.attempts(), passed, self.last_status);
-            }
+            Step::Done(r) => out.done(&r, self.call.attempts(), self.last_status),
         }
     }
 
