@@ -210,7 +210,7 @@ pub struct Engine {
 #[wasm_bindgen]
 impl Engine {
     /// An engine for `endpoints` endpoints (1–4; bit `i` of `anthropic` marks endpoint `i` as
-    /// Anthropic) with the settings in `numbers` (see [`input::cfg`]; [`input::UNSET`] keeps
+    /// Anthropic, which needs the `anthropic` feature) with the settings in `numbers` (see [`input::cfg`]; [`input::UNSET`] keeps
     /// a default); the seed words come from `crypto.getRandomValues`. `None` when a number
     /// is out of range (the wrapper checks them first, with messages).
     pub fn create(
@@ -222,7 +222,8 @@ impl Engine {
     ) -> Option<Engine> {
         let config = input::config(numbers).ok()?;
         let n = endpoints as usize;
-        if !(1..=input::ENDPOINTS).contains(&n) {
+        if !(1..=input::ENDPOINTS).contains(&n) || (anthropic != 0 && !cfg!(feature = "anthropic"))
+        {
             return None;
         }
         Some(Engine {

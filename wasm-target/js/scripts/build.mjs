@@ -32,7 +32,6 @@ if (!version.endsWith(WASM_BINDGEN)) {
 // released since 2023 has it. Given here rather than in .cargo/config.toml, which a RUSTFLAGS
 // in the environment (the test command sets one) would override.
 let rustflags = `${process.env.RUSTFLAGS ?? ""} -C target-feature=+simd128`.trim();
-const cargoArgs = ["build", "-p", "steadyllm-wasm", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release"];
 // With a nightly toolchain and its rust-src, core and alloc are rebuilt for size with
 // panics that abort at once: no panic message machinery is linked (about 0.6 KB gzip).
 // Stable builds the same module, slightly larger. STEADYLLM_STABLE=1 forces stable.
@@ -45,42 +44,52 @@ if (!process.env.STEADYLLM_STABLE) {
     // no nightly
   }
 }
-if (nightly) {
-  cargoArgs.unshift("+nightly");
-  cargoArgs.push("-Zbuild-std=core,alloc");
-  rustflags += " -Zunstable-options -Cpanic=immediate-abort";
-}
+if (nightly) rustflags += " -Zunstable-options -Cpanic=immediate-abort";
 console.log(`build: ${nightly ? "nightly, core rebuilt with immediate-abort panics" : "stable toolchain"}`);
-run("cargo", cargoArgs, {
-  cwd: root,
-  env: { ...process.env, RUSTFLAGS: rustflags },
-});
 const target = process.env.CARGO_TARGET_DIR || join(root, "target");
-const wasm = join(target, "wasm32-unknown-unknown", "wasm-release", "steadyllm_wasm.wasm");
-
-rmSync(dist, { recursive: true, force: true });
 const gen = join(pkg, "target", "wasm-bindgen");
+rmSync(dist, { recursive: true, force: true });
 rmSync(gen, { recursive: true, force: true });
-mkdirSync(dist, { recursive: true });
-run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", gen, wasm]);
-const out = join(dist, "steadyllm_wasm_bg.wasm");
-copyFileSync(join(gen, "steadyllm_wasm_bg.wasm"), out);
-run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["-Oz", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
-// One ES module: the wrapper, wasm-bindgen's glue and its snippet, minified. The glue finds
-// the wasm with `new URL("steadyllm_wasm_bg.wasm", import.meta.url)`, which stays as is, so
-// the .wasm sits next to it (bundlers that understand that pattern copy it along).
-copyFileSync(join(pkg, "src", "index.js"), join(gen, "index.js"));
-run(join(pkg, "node_modules", ".bin", "esbuild"), [
-  join(gen, "index.js"),
-  "--bundle",
-  "--format=esm",
-  "--minify",
-  "--target=es2022",
-  "--legal-comments=none",
-  `--outfile=${join(dist, "index.js")}`,
-  // wasm-bindgen 0.2.130 repeats its snippet key in the imports object (same value each time);
-  // esbuild warns about that, harmlessly.
-  "--log-level=error",
-]);
-copyFileSync(join(pkg, "src", "index.d.ts"), join(dist, "index.d.ts"));
-console.log(`build: dist/ ready (wasm ${statSync(out).size} bytes)`);
+
+// Two entries, one per module: `steadyllm` (dist/index.js: OpenAI-compatible APIs) and
+// `steadyllm/anthropic` (dist/anthropic/index.js: the same API, plus Anthropic's Messages API,
+// built with the crate's `anthropic` feature). A page loads one of them.
+function variant(name, anthropic) {
+  const targetDir = anthropic ? join(target, "anthropic") : target;
+  const args = ["build", "-p", "steadyllm-wasm", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release", "--target-dir", targetDir];
+  if (anthropic) args.push("--features", "anthropic");
+  if (nightly) args.unshift("+nightly"), args.push("-Zbuild-std=core,alloc");
+  run("cargo", args, { cwd: root, env: { ...process.env, RUSTFLAGS: rustflags } });
+  const wasm = join(targetDir, "wasm32-unknown-unknown", "wasm-release", "steadyllm_wasm.wasm");
+  const g = join(gen, name);
+  const d = join(dist, name);
+  mkdirSync(d, { recursive: true });
+  run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", g, wasm]);
+  const out = join(d, "steadyllm_wasm_bg.wasm");
+  copyFileSync(join(g, "steadyllm_wasm_bg.wasm"), out);
+  // The module's memory is fresh (zero-filled) and Rust's data starts at 1 MiB (low memory
+  // unused): both assumptions hold.
+  run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["-Oz", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
+  // One ES module: the wrapper, wasm-bindgen's glue and its snippet, minified. The glue finds
+  // the wasm with `new URL("steadyllm_wasm_bg.wasm", import.meta.url)`, which stays as is, so
+  // the .wasm sits next to it (bundlers that understand that pattern copy it along).
+  copyFileSync(join(pkg, "src", "index.js"), join(g, "index.js"));
+  run(join(pkg, "node_modules", ".bin", "esbuild"), [
+    join(g, "index.js"),
+    "--bundle",
+    "--format=esm",
+    "--minify",
+    "--target=es2022",
+    "--legal-comments=none",
+    `--define:__ANTHROPIC__=${anthropic}`,
+    `--outfile=${join(d, "index.js")}`,
+    // wasm-bindgen 0.2.130 repeats its snippet key in the imports object (same value each
+    // time); esbuild warns about that, harmlessly.
+    "--log-level=error",
+  ]);
+  copyFileSync(join(pkg, "src", "index.d.ts"), join(d, "index.d.ts"));
+  console.log(`build: ${join("dist", name, "index.js")} ready (wasm ${statSync(out).size} bytes)`);
+}
+variant("", false);
+variant("anthropic", true);
+

@@ -17,7 +17,10 @@ export interface EndpointConfig {
   apiKey?: string;
   /** Model to ask this endpoint for (overrides the request's `model`). */
   model?: string;
-  /** API shape; default `"openai"`. */
+  /**
+   * API shape; default `"openai"`. `"anthropic"` (Anthropic's Messages API) needs the
+   * `steadyllm/anthropic` entry; the default entry refuses it with an InvalidRequestError.
+   */
   dialect?: Dialect;
   /** Extra request headers (validated: no CR/LF/NUL, token names). */
   headers?: Record<string, string>;
@@ -335,6 +338,7 @@ export function init(source?: RequestInfo | URL | Response | BufferSource | WebA
  * Deltas are those of {@link Chat.stream} without the engine's notices.
  */
 export class StreamDecoder {
+  /** `dialect: "anthropic"` needs the `steadyllm/anthropic` entry. */
   constructor(options?: { dialect?: Dialect });
   /** Decodes a piece of the body; throws {@link StreamError} on a malformed or error event. */
   push(chunk: Uint8Array): Delta[];

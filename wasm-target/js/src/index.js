@@ -1,4 +1,6 @@
-// steadyllm — the JavaScript face of the WebAssembly core (steadyllm-wasm).
+// steadyllm — the JavaScript face of the WebAssembly core (steadyllm-wasm). Built twice
+// (scripts/build.mjs): `__ANTHROPIC__` is false for the default entry, true for
+// `steadyllm/anthropic`, whose module decodes Anthropic's events too.
 // Types: index.d.ts. The module is sans-IO: it decides (attempt, sleep, give up) and decodes;
 // this file does the IO — fetch, timers, abort — and builds the request bodies. What crosses
 // is numbers, strings and bytes; results come back as batches of records (see decodeBatch).
@@ -387,6 +389,10 @@ function checkOptions(o) {
     if (e.dialect !== undefined && e.dialect !== "openai" && e.dialect !== "anthropic") {
       throw invalid(`endpoints[${i}].dialect must be "openai" or "anthropic"`);
     }
+    // The default module leaves Anthropic's events out (3 KB gzip); `steadyllm/anthropic` has them.
+    if (e.dialect === "anthropic" && !__ANTHROPIC__) {
+      throw invalid(`endpoints[${i}]: the Anthropic dialect is in the "steadyllm/anthropic" entry; import the client from there`);
+    }
     if (url.search || url.hash || url.username || url.password) {
       throw invalid(`endpoints[${i}].baseUrl must not hold a query, fragment or credentials`);
     }
@@ -625,7 +631,7 @@ function bodies(r, eps, model) {
   return eps.map((ep) => {
     const m = ep.model ?? (r.model || model);
     try {
-      return JSON.stringify(ep.anthropic ? anthropicBody(r, m) : openAiBody(r, m));
+      return JSON.stringify(__ANTHROPIC__ && ep.anthropic ? anthropicBody(r, m) : openAiBody(r, m));
     } catch (e) {
       throw e instanceof SteadyLlmError ? e : invalid(`the request cannot be serialised: ${e && e.message}`);
     }
@@ -928,6 +934,9 @@ export class StreamDecoder {
 
   constructor(options = {}) {
     if (!loaded) throw invalid("StreamDecoder: call `await init()` first");
+    if (options.dialect === "anthropic" && !__ANTHROPIC__) {
+      throw invalid('StreamDecoder: the Anthropic dialect is in the "steadyllm/anthropic" entry');
+    }
     this.#d = new Decoder(options.dialect === "anthropic");
   }
 

@@ -16,8 +16,10 @@ before(async () => {
   await page.evaluate(
     ([key]) => {
       const s = window.steadyllm;
+      const a = window.steadyllmAnthropic;
+      // Clients with an Anthropic endpoint come from the `steadyllm/anthropic` entry.
       window.client = (endpoints, extra = {}) =>
-        new s.Client({
+        new (endpoints.some((e) => e.dialect === "anthropic") ? a : s).Client({
           endpoints: endpoints.map((e) => (typeof e === "string" ? { baseUrl: e, apiKey: key } : e)),
           model: "gpt-4o",
           retries: { baseDelayMs: 50, maxDelayMs: 200, ...(extra.retries ?? {}) },
@@ -42,8 +44,8 @@ before(async () => {
         name: e.name,
         message: e.message,
         isError: e instanceof Error,
-        isSteady: e instanceof s.SteadyLlmError,
-        isTimeout: e instanceof s.TimeoutError,
+        isSteady: e instanceof s.SteadyLlmError || e instanceof a.SteadyLlmError,
+        isTimeout: e instanceof s.TimeoutError || e instanceof a.TimeoutError,
         ctor: e.constructor.name,
         partial: e.partial,
         attempts: e.attempts,
@@ -131,6 +133,29 @@ describe("streaming", () => {
     assert.ok(h["anthropic-version"]);
     assert.equal(h["anthropic-dangerous-direct-browser-access"], "true");
     assert.equal(JSON.parse(req.body).max_tokens, 500);
+  });
+
+  test("the default entry leaves Anthropic out and says where it is", async () => {
+    const r = await run(() => {
+      const s = window.steadyllm;
+      const out = [];
+      for (const make of [
+        () => new s.Client({ endpoints: [{ baseUrl: "http://127.0.0.1:1", dialect: "anthropic" }], model: "claude" }),
+        () => new s.StreamDecoder({ dialect: "anthropic" }),
+      ]) {
+        try {
+          make();
+          out.push("constructed");
+        } catch (e) {
+          out.push(window.describe(e));
+        }
+      }
+      return out;
+    });
+    for (const e of r) {
+      assert.equal(e.name, "InvalidRequestError");
+      assert.match(e.message, /steadyllm\/anthropic/);
+    }
   });
 
   test("multi-byte text split across reads arrives intact (one byte per write)", async () => {
@@ -541,7 +566,8 @@ describe("bad input never reaches a panic", () => {
       const enc = new TextEncoder();
       const outcomes = { ok: 0, stream: 0, other: [] };
       for (let i = 0; i < 3000; i++) {
-        const d = new s.StreamDecoder({ dialect: i % 2 ? "anthropic" : "openai" });
+        const m = i % 2 ? window.steadyllmAnthropic : s;
+        const d = new m.StreamDecoder({ dialect: i % 2 ? "anthropic" : "openai" });
         try {
           for (let j = 0; j < 8; j++) {
             const bytes = rnd() < 64 ? Uint8Array.from({ length: rnd() }, rnd) : enc.encode(pieces[rnd() % pieces.length]);
@@ -550,11 +576,11 @@ describe("bad input never reaches a panic", () => {
           try {
             d.end();
           } catch (e) {
-            if (!(e instanceof s.StreamError)) throw e;
+            if (!(e instanceof m.StreamError)) throw e;
           }
           outcomes.ok++;
         } catch (e) {
-          if (e instanceof s.StreamError) outcomes.stream++;
+          if (e instanceof m.StreamError) outcomes.stream++;
           else outcomes.other.push(String(e));
         }
       }

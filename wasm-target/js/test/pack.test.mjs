@@ -37,8 +37,10 @@ test("the tarball holds the built package and nothing else of the repo", () => {
   const root = join(app, "node_modules", "steadyllm");
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   assert.equal(pkg.exports["."].default, "./dist/index.js");
-  for (const f of ["dist/index.js", "dist/index.d.ts", "dist/steadyllm_wasm_bg.wasm"]) {
-    assert.ok(existsSync(join(root, f)), f);
+  assert.equal(pkg.exports["./anthropic"].default, "./dist/anthropic/index.js");
+  for (const d of ["dist", "dist/anthropic"]) for (const f of ["index.js", "index.d.ts", "steadyllm_wasm_bg.wasm"]) {
+    const f2 = `${d}/${f}`;
+    assert.ok(existsSync(join(root, f2)), f2);
   }
   assert.ok(!existsSync(join(root, "src")) && !existsSync(join(root, "test")) && !existsSync(join(root, "node_modules")));
 });
@@ -47,7 +49,9 @@ test("TypeScript resolves the installed package's types through exports", () => 
   writeFileSync(
     join(app, "check.ts"),
     `import { Client, type Delta, IdleTimeoutError } from "steadyllm";
+import * as withAnthropic from "steadyllm/anthropic";
 const c = new Client({ endpoints: [{ baseUrl: "http://127.0.0.1:1/v1" }], model: "m" });
+export const claude = new withAnthropic.Client({ endpoints: [{ baseUrl: "http://127.0.0.1:1", dialect: "anthropic" }], model: "claude" });
 export async function f(): Promise<string> {
   let s = "";
   for await (const d of c.chat.stream({ messages: [{ role: "user", content: "hi" }] })) {
@@ -68,15 +72,21 @@ export async function f(): Promise<string> {
   execFileSync(join(PKG, "node_modules", ".bin", "tsc"), ["-p", join(app, "tsconfig.json")], { stdio: "inherit" });
 });
 
-test("a page importing the installed package streams an answer", async () => {
+test("a page importing the installed package streams an answer, from either entry", async () => {
   writeFileSync(
     join(app, "index.html"),
     `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "steadyllm": "./node_modules/steadyllm/dist/index.js" } }</script>
+<script type="importmap">{ "imports": {
+  "steadyllm": "./node_modules/steadyllm/dist/index.js",
+  "steadyllm/anthropic": "./node_modules/steadyllm/dist/anthropic/index.js"
+} }</script>
 <script type="module">
   import { Client } from "steadyllm";
-  window.ask = async (base) => {
-    const c = new Client({ endpoints: [{ baseUrl: base, apiKey: "k" }], model: "gpt-4o" });
+  import * as withAnthropic from "steadyllm/anthropic";
+  window.ask = async (base, anthropic) => {
+    const c = anthropic
+      ? new withAnthropic.Client({ endpoints: [{ baseUrl: base.replace("/v1", ""), apiKey: "k", dialect: "anthropic" }], model: "claude" })
+      : new Client({ endpoints: [{ baseUrl: base, apiKey: "k" }], model: "gpt-4o" });
     let text = "", n = 0;
     for await (const d of c.chat.stream({ messages: [{ role: "user", content: "hi" }] })) {
       if (d.type === "content") { text += d.text; n++; }
@@ -90,8 +100,10 @@ test("a page importing the installed package streams an answer", async () => {
   page.on("pageerror", (e) => errors.push(e));
   await page.goto(`${web.url}/index.html`);
   await page.waitForFunction(() => typeof window.ask === "function");
-  const r = await page.evaluate((base) => window.ask(base), mock.base);
-  assert.ok(r.text.startsWith("The sky looks blue because of Rayleigh scattering."), r.text);
-  assert.ok(r.n > 10);
+  for (const anthropic of [false, true]) {
+    const r = await page.evaluate(([base, a]) => window.ask(base, a), [mock.base, anthropic]);
+    assert.ok(r.text.startsWith("The sky looks blue because of Rayleigh scattering."), r.text);
+    assert.ok(r.n > 10);
+  }
   assert.deepEqual(errors, []);
 });
