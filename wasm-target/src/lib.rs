@@ -18,7 +18,9 @@
 //!   fetches, reports the response head with [`Chat::head`], each body chunk with
 //!   [`Chat::feed`] (decoded items come back as a batch) and how the attempt ended with
 //!   [`Chat::end`]; then asks again.
-//! - [`Decoder`]: the SSE parser and decoder alone, over bytes the caller supplies.
+//!
+//! The JS `StreamDecoder` (the parser and decoder alone, over bytes the caller supplies) is a
+//! `Chat` held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
 //!
 //! Output of every call is a [`batch`]: records in `u32` words (read in place, through
 //! `words()`/`size()` and the module's memory) and one string (`text()`).
@@ -78,6 +80,10 @@ pub mod flag {
     /// Stop reading: the end marker came, an event was malformed, or the error body is
     /// as long as it may be. Report it with [`crate::Chat::end`] and [`crate::end::BODY`].
     pub const OVER: u32 = 4;
+    /// An event was malformed or too large (with [`OVER`]).
+    pub const MALFORMED: u32 = 8;
+    /// An error event came (the stream will fail; reading goes on to the end marker).
+    pub const SERVER_ERROR: u32 = 16;
 }
 
 /// How an attempt ended, for [`Chat::end`].
@@ -368,6 +374,12 @@ impl Chat {
         if b.over() {
             f |= flag::OVER;
         }
+        if b.malformed {
+            f |= flag::MALFORMED;
+        }
+        if b.server_error {
+            f |= flag::SERVER_ERROR;
+        }
         f
     }
 
@@ -413,73 +425,6 @@ impl Chat {
             hints,
         };
         self.call.finish_attempt(&mut engine.state, o, instant(now));
-    }
-
-    /// The batch's text.
-    pub fn text(&self) -> String {
-        self.body.out.text.clone()
-    }
-
-    /// Where the batch's words are (valid until the next call into the module).
-    pub fn words(&self) -> *const u32 {
-        self.body.out.words.as_ptr()
-    }
-
-    /// How many words.
-    pub fn size(&self) -> u32 {
-        self.body.out.words.len() as u32
-    }
-}
-
-/// The SSE parser and decoder over bytes the caller supplies (an SSE body from anywhere), for
-/// the JS `StreamDecoder` and the in-browser benchmark.
-#[wasm_bindgen]
-pub struct Decoder {
-    body: Body,
-}
-
-#[wasm_bindgen]
-impl Decoder {
-    /// A decoder for OpenAI chunks, or Anthropic events when `anthropic`.
-    #[wasm_bindgen(constructor)]
-    pub fn new(anthropic: bool) -> Decoder {
-        Decoder {
-            body: Body::new(anthropic),
-        }
-    }
-
-    /// Decodes `bytes` into the batch. Returns 0, or after a failure (which ends decoding;
-    /// later calls return it again) 1 malformed event, 2 server error event, 3 the end
-    /// marker already came.
-    pub fn push(&mut self, bytes: &[u8]) -> u32 {
-        let b = &mut self.body;
-        b.out.clear();
-        if b.malformed {
-            return 1;
-        }
-        if b.server_error {
-            return 2;
-        }
-        if b.decoder.is_done() {
-            return 3;
-        }
-        b.feed(bytes);
-        if b.malformed {
-            1
-        } else if b.server_error {
-            2
-        } else {
-            0
-        }
-    }
-
-    /// Ends the stream: `true` when the end marker came. Resets for another stream.
-    pub fn end(&mut self) -> bool {
-        let b = &mut self.body;
-        b.out.clear();
-        b.malformed = false;
-        b.server_error = false;
-        b.finish() == StreamEnd::Complete
     }
 
     /// The batch's text.
@@ -704,15 +649,26 @@ mod tests {
                 chat.end(&mut e, t, (next() % 7) as u32);
                 t += 70_000.0;
             }
-            let mut d = Decoder::new(round % 2 == 1);
+            // The JS StreamDecoder's use: a Chat held at its first attempt with a 200 head.
+            let n = [input::UNSET; input::cfg::LEN];
+            let anthropic = u32::from(cfg!(feature = "anthropic")) * (round % 2);
+            let mut e = Engine::create(&n, 1, anthropic, 0, 0).expect("valid");
+            let mut d = Chat::new(&mut e, 0.0, 0, 0, false);
+            d.next(&mut e, 0.0);
+            d.head(200, "");
             let big = vec![b'x'; EVENT_CAPACITY + 10];
-            d.push(b"data: ");
-            assert_eq!(d.push(&big), 1, "an oversized event is malformed");
-            assert_eq!(d.push(b"\n\n"), 1, "and decoding stays ended");
-            d.end();
-            if round % 2 == 0 {
-                assert_eq!(d.push(OK.as_bytes()), 0, "a new stream after end()");
-                assert!(d.end());
+            d.feed(b"data: ");
+            let over = flag::OVER | flag::MALFORMED;
+            assert_eq!(d.feed(&big) & over, over, "an oversized event is malformed");
+            assert_eq!(d.feed(b"\n\n") & over, over, "and decoding stays ended");
+            d.head(200, "");
+            if anthropic == 0 {
+                let f = d.feed(b"data: {\"error\":{\"message\":\"x\"}}\n\n");
+                assert_eq!(f, flag::RECORDS | flag::SERVER_ERROR);
+                d.head(200, "");
+                let f = d.feed(OK.as_bytes());
+                let want = flag::RECORDS | flag::CONTENT | flag::OVER;
+                assert_eq!(f, want, "a new stream after a head");
             }
         }
     }
@@ -721,13 +677,16 @@ mod tests {
     fn health_bits() {
         let mut n = [input::UNSET; input::cfg::LEN];
         n[input::cfg::BREAKER_THRESHOLD] = 1;
-        let mut e = Engine::create(&n, 2, 0b10, 1, 2).expect("valid");
+        let mask = if cfg!(feature = "anthropic") { 0b10 } else { 0 };
+        let mut e = Engine::create(&n, 2, mask, 1, 2).expect("valid");
         assert_eq!(e.health(0.0), 0b0101);
         let mut chat = Chat::new(&mut e, 0.0, 1, 0, false);
         step(&mut chat, &mut e, 0.0);
         chat.end(&mut e, 1.0, end::CONNECT);
         assert_eq!(e.health(2.0) & 0b11, 2, "endpoint 0 cooling down");
         assert!(Engine::create(&n, 0, 0, 0, 0).is_none());
+        let refused = Engine::create(&n, 2, 0b10, 1, 2).is_none();
+        assert_eq!(refused, !cfg!(feature = "anthropic"), "Anthropic needs the feature");
         assert!(Engine::create(&n, 5, 0, 0, 0).is_none());
     }
 }

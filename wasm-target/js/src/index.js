@@ -5,7 +5,7 @@
 // this file does the IO — fetch, timers, abort — and builds the request bodies. What crosses
 // is numbers, strings and bytes; results come back as batches of records (see decodeBatch).
 
-import initWasm, { Chat, Decoder, Engine } from "./steadyllm_wasm.js";
+import initWasm, { Chat, Engine } from "./steadyllm_wasm.js";
 
 let ready = null;
 let loaded = false;
@@ -685,7 +685,9 @@ const END_BODY = 0,
   END_NETWORK = 6;
 const F_RECORDS = 1,
   F_CONTENT = 2,
-  F_OVER = 4;
+  F_OVER = 4,
+  F_MALFORMED = 8,
+  F_SERVER_ERROR = 16;
 
 // One attempt: fetch, then the body chunk by chunk through the module. Yields what it
 // decodes; returns true when the call was aborted.
@@ -930,32 +932,45 @@ export class Client {
 const DECODER_FAULTS = [null, "malformed", "server_error"];
 
 export class StreamDecoder {
-  #d;
+  #engine;
+  #chat;
+  #done = false;
+  #failed = 0;
 
   constructor(options = {}) {
     if (!loaded) throw invalid("StreamDecoder: call `await init()` first");
     if (options.dialect === "anthropic" && !__ANTHROPIC__) {
       throw invalid('StreamDecoder: the Anthropic dialect is in the "steadyllm/anthropic" entry');
     }
-    this.#d = new Decoder(options.dialect === "anthropic");
+    // A call held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
+    this.#engine = Engine.create(new Uint32Array(12).fill(UNSET), 1, options.dialect === "anthropic" ? 1 : 0, 0, 0);
+    this.#chat = new Chat(this.#engine, 0, 0, 0, false);
+    this.#chat.next(this.#engine, 0);
+    this.#chat.head(200, "");
   }
 
   push(chunk) {
     if (!(chunk instanceof Uint8Array)) throw invalid("StreamDecoder.push takes a Uint8Array");
     const out = [];
-    const code = this.#d.push(chunk);
-    take(this.#d, out, null);
-    if (code === 1 || code === 2) {
-      throw new StreamError(`stream decoder: ${DECODER_FAULTS[code].replace("_", " ")} event`, {
-        reason: "invalid",
-        kind: DECODER_FAULTS[code],
-      });
+    if (!this.#failed && !this.#done) {
+      const f = this.#chat.feed(chunk);
+      if (f & F_RECORDS) take(this.#chat, out, null);
+      this.#failed = f & F_MALFORMED ? 1 : f & F_SERVER_ERROR ? 2 : 0;
+      this.#done = (f & F_OVER) !== 0;
+    }
+    if (this.#failed) {
+      const kind = DECODER_FAULTS[this.#failed];
+      throw new StreamError(`stream decoder: ${kind.replace("_", " ")} event`, { reason: "invalid", kind });
     }
     return out;
   }
 
   end() {
-    if (!this.#d.end()) {
+    const complete = this.#done && !this.#failed;
+    this.#done = false;
+    this.#failed = 0;
+    this.#chat.head(200, "");
+    if (!complete) {
       throw new StreamError("stream ended without its end marker", { reason: "invalid", kind: "truncated" });
     }
   }
