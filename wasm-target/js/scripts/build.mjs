@@ -69,7 +69,7 @@ function variant(name, anthropic) {
   copyFileSync(join(g, "steadyllm_wasm_bg.wasm"), out);
   // The module's memory is fresh (zero-filled) and Rust's data starts at 1 MiB (low memory
   // unused): both assumptions hold.
-  run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["-Oz", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
+  run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["--one-caller-inline-max-function-size", "100", "-Oz", "--converge", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
   // One ES module: the wrapper, wasm-bindgen's glue and its snippet, minified. The glue finds
   // the wasm with `new URL("steadyllm_wasm_bg.wasm", import.meta.url)`, which stays as is, so
   // the .wasm sits next to it (bundlers that understand that pattern copy it along).
