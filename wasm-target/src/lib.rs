@@ -335,13 +335,18 @@ impl Chat {
         }
     }
 
-    /// The attempt's response head: its status and headers as `name: value` lines.
-    pub fn head(&mut self, status: u16, headers: &str) {
+    /// The attempt's response head: its status and headers as `name: value` lines (UTF-8,
+    /// as `TextEncoder` makes them).
+    pub fn head(&mut self, status: u16, headers: &[u8]) {
         self.status = status;
         self.last_status = status;
-        for line in headers.lines() {
-            if let Some((name, value)) = line.split_once(':') {
-                self.hints.observe(name, value.trim_ascii().as_bytes());
+        for line in headers.split(|&b| b == b'\n') {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (name, value) = line.split_at(colon);
+            if let (Ok(name), Some(value)) = (core::str::from_utf8(name), value.get(1..)) {
+                self.hints.observe(name, value.trim_ascii());
             }
         }
         self.body.reset(self.anthropic);
@@ -508,7 +513,7 @@ mod tests {
                 (1, 0, 0),
                 "attempt 1, endpoint 0, retry count 0"
             );
-            chat.head(200, "content-type: text/event-stream\n");
+            chat.head(200, b"content-type: text/event-stream\n");
             let mut got = String::new();
             let mut flags = 0;
             for c in OK.as_bytes().chunks(piece) {
@@ -543,7 +548,7 @@ mod tests {
         let mut e = engine(3);
         let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
         step(&mut chat, &mut e, 0.0);
-        chat.head(503, "Retry-After: 2\ncontent-type: application/json\n");
+        chat.head(503, b"Retry-After: 2\ncontent-type: application/json\n");
         let body = br#"{"error":{"message":"overloaded","type":"server_error","code":503}}"#;
         assert_eq!(chat.feed(&body[..10]), 0);
         assert_eq!(chat.feed(&body[10..]), 0);
@@ -569,7 +574,7 @@ mod tests {
             (kind::ATTEMPT, 1),
             "the retry count header says 1"
         );
-        chat.head(200, "");
+        chat.head(200, b"");
         assert_ne!(chat.feed(OK.as_bytes()) & flag::OVER, 0);
         chat.end(&mut e, 2100.0, end::BODY);
         let (k, d) = step(&mut chat, &mut e, 2100.0);
@@ -592,7 +597,7 @@ mod tests {
             let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
             step(&mut chat, &mut e, 0.0);
             if how != end::CONNECT && how != end::FIRST_BYTE {
-                chat.head(200, "");
+                chat.head(200, b"");
                 chat.feed(body);
             }
             chat.end(&mut e, 10.0, how);
@@ -607,7 +612,7 @@ mod tests {
         let mut e = engine(1);
         let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
         step(&mut chat, &mut e, 0.0);
-        chat.head(200, "");
+        chat.head(200, b"");
         let f = chat.feed(b"data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n");
         assert_ne!(f & flag::RECORDS, 0);
         let recs = records(&chat.body.out);
@@ -634,8 +639,9 @@ mod tests {
             for _ in 0..4 {
                 chat.next(&mut e, t);
                 let status = [200, 200, 429, 500, 0][(next() % 5) as usize];
-                let headers: String = (0..(next() % 40))
-                    .map(|_| char::from(alphabet[(next() % alphabet.len() as u64) as usize]))
+                // Raw bytes: invalid UTF-8 included.
+                let headers: Vec<u8> = (0..(next() % 40))
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                     .collect();
                 chat.head(status, &headers);
                 for _ in 0..(next() % 6) {
@@ -655,17 +661,17 @@ mod tests {
             let mut e = Engine::create(&n, 1, anthropic, 0, 0).expect("valid");
             let mut d = Chat::new(&mut e, 0.0, 0, 0, false);
             d.next(&mut e, 0.0);
-            d.head(200, "");
+            d.head(200, b"");
             let big = vec![b'x'; EVENT_CAPACITY + 10];
             d.feed(b"data: ");
             let over = flag::OVER | flag::MALFORMED;
             assert_eq!(d.feed(&big) & over, over, "an oversized event is malformed");
             assert_eq!(d.feed(b"\n\n") & over, over, "and decoding stays ended");
-            d.head(200, "");
+            d.head(200, b"");
             if anthropic == 0 {
                 let f = d.feed(b"data: {\"error\":{\"message\":\"x\"}}\n\n");
                 assert_eq!(f, flag::RECORDS | flag::SERVER_ERROR);
-                d.head(200, "");
+                d.head(200, b"");
                 let f = d.feed(OK.as_bytes());
                 let want = flag::RECORDS | flag::CONTENT | flag::OVER;
                 assert_eq!(f, want, "a new stream after a head");

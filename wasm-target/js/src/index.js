@@ -652,6 +652,8 @@ function utf8(s) {
 // ---------------------------------------------------------------------------------- the call
 
 const now = () => Math.floor(performance.now());
+const utf8Encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 
 // Settles with [0, value] when p fulfils, [1] at `until` (performance.now() ms), [2] when
 // `signal` aborts, [3] when p rejects; cleans up its timer and listener.
@@ -710,7 +712,7 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
     }
     let lines = "";
     v.headers.forEach((value, name) => (lines += `${name}: ${value}\n`));
-    chat.head(v.status, lines);
+    chat.head(v.status, utf8Encoder.encode(lines));
     reader = v.body?.getReader();
     const firstTokenBy = Math.min(sent + s.firstToken, deadline);
     let content = false;
@@ -946,7 +948,7 @@ export class StreamDecoder {
     this.#engine = Engine.create(new Uint32Array(12).fill(UNSET), 1, options.dialect === "anthropic" ? 1 : 0, 0, 0);
     this.#chat = new Chat(this.#engine, 0, 0, 0, false);
     this.#chat.next(this.#engine, 0);
-    this.#chat.head(200, "");
+    this.#chat.head(200, EMPTY);
   }
 
   push(chunk) {
@@ -969,7 +971,7 @@ export class StreamDecoder {
     const complete = this.#done && !this.#failed;
     this.#done = false;
     this.#failed = 0;
-    this.#chat.head(200, "");
+    this.#chat.head(200, EMPTY);
     if (!complete) {
       throw new StreamError("stream ended without its end marker", { reason: "invalid", kind: "truncated" });
     }
