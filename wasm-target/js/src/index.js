@@ -5,19 +5,33 @@
 // this file does the IO — fetch, timers, abort — and builds the request bodies. What crosses
 // is numbers, strings and bytes; results come back as batches of records (see decodeBatch).
 
-import initWasm, { Chat, Engine } from "./steadyllm_wasm.js";
+import { Chat, Engine, initSync } from "./steadyllm_wasm.js";
 
 let ready = null;
 let loaded = false;
 let memory = null;
 
+// The module, compiled: from next to this file, or from what the caller passed to init().
+async function compile(source) {
+  if (source instanceof WebAssembly.Module) return source;
+  // The pattern bundlers recognise (they copy the file along).
+  let s = (await source) ?? new URL("steadyllm_wasm_bg.wasm", import.meta.url);
+  if (typeof s === "string" || s instanceof URL || s instanceof Request) s = await fetch(s);
+  if (s instanceof Response) {
+    if (!s.ok) throw new Error(`steadyllm: fetching the WebAssembly module failed: HTTP ${s.status}`);
+    s = await s.arrayBuffer();
+  }
+  return WebAssembly.compile(s);
+}
+
 /** Loads the WebAssembly module (once). */
 export function init(source) {
   if (!ready) {
-    const arg = source === undefined ? undefined : { module_or_path: source };
-    ready = initWasm(arg).then(
-      (w) => {
-        memory = w.memory;
+    ready = compile(source).then(
+      (module) => {
+        // Instantiated here rather than by the glue's async loader, which would add its own
+        // fetching code to the bundle.
+        memory = initSync({ module }).memory;
         loaded = true;
       },
       (e) => {

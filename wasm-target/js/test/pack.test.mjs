@@ -81,8 +81,11 @@ test("a page importing the installed package streams an answer, from either entr
   "steadyllm/anthropic": "./node_modules/steadyllm/dist/anthropic/index.js"
 } }</script>
 <script type="module">
-  import { Client } from "steadyllm";
+  import { Client, init } from "steadyllm";
   import * as withAnthropic from "steadyllm/anthropic";
+  // init() with a URL, and with a Response, instead of the default location.
+  await init(new URL("./node_modules/steadyllm/dist/steadyllm_wasm_bg.wasm", location.href));
+  await withAnthropic.init(await fetch("./node_modules/steadyllm/dist/anthropic/steadyllm_wasm_bg.wasm"));
   window.ask = async (base, anthropic) => {
     const c = anthropic
       ? new withAnthropic.Client({ endpoints: [{ baseUrl: base.replace("/v1", ""), apiKey: "k", dialect: "anthropic" }], model: "claude" })
