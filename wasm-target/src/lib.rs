@@ -53,13 +53,11 @@ pub mod input;
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::vec::Vec;
-
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile,
     RetryHints, Step, StreamFault,
 };
-use steadyllm_core::decode::{ApiError, Dialect, StreamDecoder, StreamEnd, StreamItem};
+use steadyllm_core::decode::{Dialect, StreamDecoder, StreamEnd, StreamItem};
 use steadyllm_core::sse::{SseItem, SseParser};
 use steadyllm_core::time::Instant;
 use wasm_bindgen::prelude::*;
@@ -68,8 +66,6 @@ use crate::batch::Batch;
 
 /// Largest SSE event accepted (a line or an event beyond it fails the attempt as malformed).
 pub const EVENT_CAPACITY: usize = 64 * 1024;
-/// Largest error body kept from a non-2xx answer.
-pub const ERROR_BODY_CAP: usize = 64 * 1024;
 
 /// Flags [`Chat::feed`] returns.
 pub mod flag {
@@ -100,6 +96,9 @@ pub mod end {
     pub const IDLE: u32 = 4;
     /// Reading the body failed (reset).
     pub const NETWORK: u32 = 6;
+    /// Added to the code: the error body's `code` or `type` is `insufficient_quota` (a 429
+    /// that retrying cannot fix).
+    pub const QUOTA: u32 = 16;
 }
 
 /// `performance.now()` milliseconds as the core's clock (`as` saturates; NaN → 0).
@@ -269,7 +268,6 @@ pub struct Chat {
     /// Status of the last response head of the call.
     last_status: u16,
     hints: RetryHints,
-    error_body: Vec<u8>,
 }
 
 #[wasm_bindgen]
@@ -307,7 +305,6 @@ impl Chat {
             status: 0,
             last_status: 0,
             hints: RetryHints::default(),
-            error_body: Vec::new(),
         }
     }
 
@@ -327,7 +324,6 @@ impl Chat {
                 self.anthropic = engine.anthropic >> (p.endpoint & 31) & 1 == 1;
                 self.status = 0;
                 self.hints = RetryHints::default();
-                self.error_body.clear();
                 out.attempt(&p, now);
             }
             Step::Sleep(until) => out.sleep(until.saturating_since(now)),
@@ -353,20 +349,14 @@ impl Chat {
         self.body.out.clear();
     }
 
-    /// A chunk of the body; returns [`flag`]s. Decoded items (2xx) go to the batch; an error
-    /// body (other statuses) is kept for [`Chat::end`].
+    /// A chunk of a 2xx body; returns [`flag`]s, the decoded items go to the batch. (An error
+    /// body is the wrapper's to read: `JSON.parse` does it in a few bytes of JS; this returns
+    /// [`flag::OVER`] for one.)
     pub fn feed(&mut self, bytes: &[u8]) -> u32 {
         let b = &mut self.body;
         b.out.clear();
         if !(200..300).contains(&self.status) {
-            let room = ERROR_BODY_CAP.saturating_sub(self.error_body.len());
-            self.error_body
-                .extend_from_slice(bytes.get(..room).unwrap_or(bytes));
-            return if self.error_body.len() >= ERROR_BODY_CAP {
-                flag::OVER
-            } else {
-                0
-            };
+            return flag::OVER;
         }
         b.feed(bytes);
         let mut f = 0;
@@ -388,14 +378,16 @@ impl Chat {
         f
     }
 
-    /// Reports how the attempt ended (see [`mod@end`]); the batch may then hold the error
-    /// object of an error body. Ignored when no attempt is in flight.
+    /// Reports how the attempt ended (see [`mod@end`]; with [`end::QUOTA`] added when an
+    /// error body said the quota is spent). Ignored when no attempt is in flight.
     pub fn end(&mut self, engine: &mut Engine, now: f64, how: u32) {
         self.body.out.clear();
         let Some(_) = self.plan.take() else {
             return;
         };
         let mut hints = self.hints;
+        hints.insufficient_quota = how & end::QUOTA != 0;
+        let how = how & !end::QUOTA;
         let status = self.status;
         let failure = if status == 0 {
             Some(if how == end::FIRST_BYTE {
@@ -404,12 +396,6 @@ impl Chat {
                 Failure::Connect
             })
         } else if !(200..300).contains(&status) {
-            if let Ok(text) = core::str::from_utf8(&self.error_body)
-                && let Ok(e) = ApiError::parse(text)
-            {
-                hints.insufficient_quota = e.is_insufficient_quota();
-                self.body.out.server_error(status, &e);
-            }
             Some(Failure::Status(status))
         } else {
             let b = &mut self.body;
@@ -549,19 +535,13 @@ mod tests {
         let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
         step(&mut chat, &mut e, 0.0);
         chat.head(503, b"Retry-After: 2\ncontent-type: application/json\n");
-        let body = br#"{"error":{"message":"overloaded","type":"server_error","code":503}}"#;
-        assert_eq!(chat.feed(&body[..10]), 0);
-        assert_eq!(chat.feed(&body[10..]), 0);
+        // The wrapper reads an error body itself; the module ignores one.
+        assert_eq!(
+            chat.feed(br#"{"error":{"message":"overloaded"}}"#),
+            flag::OVER
+        );
         chat.end(&mut e, 5.0, end::BODY);
-        let recs = records(&chat.body.out);
-        assert_eq!(recs.len(), 1);
-        let (k, w) = &recs[0];
-        assert_eq!((*k, w[0]), (kind::SERVER_ERROR, 503));
-        let b = &chat.body.out;
-        assert_eq!(text(b, w[1], w[2]), "overloaded");
-        assert_eq!(text(b, w[3], w[4]), "server_error");
-        assert_eq!(text(b, w[5], w[6]), "503");
-        assert_eq!((w[7], w[8]), (NONE, NONE), "no param");
+        assert!(chat.body.out.is_empty());
         chat.next(&mut e, 5.0);
         let recs = records(&chat.body.out);
         let (k, retry) = &recs[0];
@@ -579,6 +559,27 @@ mod tests {
         chat.end(&mut e, 2100.0, end::BODY);
         let (k, d) = step(&mut chat, &mut e, 2100.0);
         assert_eq!((k, d[0], d[1]), (kind::DONE, 1, 2));
+    }
+
+    #[test]
+    fn a_spent_quota_is_not_retried() {
+        for (how, attempts) in [(end::BODY, 3), (end::BODY | end::QUOTA, 1)] {
+            let mut e = engine(3);
+            let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+            let mut t = 0.0;
+            let done = loop {
+                let (k, w) = step(&mut chat, &mut e, t);
+                match k {
+                    kind::ATTEMPT => {
+                        chat.head(429, b"");
+                        chat.end(&mut e, t, how);
+                    }
+                    kind::SLEEP => t += f64::from(w[0]),
+                    _ => break w,
+                }
+            };
+            assert_eq!((done[0], done[1], done[4]), (0, attempts, 5), "how {how}");
+        }
     }
 
     #[test]
@@ -617,6 +618,8 @@ mod tests {
         assert_ne!(f & flag::RECORDS, 0);
         let recs = records(&chat.body.out);
         assert_eq!((recs[0].0, recs[0].1[0]), (kind::SERVER_ERROR, 200));
+        assert_eq!(text(&chat.body.out, recs[0].1[1], recs[0].1[2]), "boom");
+        assert_eq!(&recs[0].1[3..], &[NONE; 6], "no type, code or param");
         chat.end(&mut e, 1.0, end::BODY);
         let (_, d) = step(&mut chat, &mut e, 1.0);
         assert_eq!((d[0], d[4]), (0, 9), "server error in stream");
@@ -692,7 +695,11 @@ mod tests {
         assert_eq!(e.health(2.0) & 0b11, 2, "endpoint 0 cooling down");
         assert!(Engine::create(&n, 0, 0, 0, 0).is_none());
         let refused = Engine::create(&n, 2, 0b10, 1, 2).is_none();
-        assert_eq!(refused, !cfg!(feature = "anthropic"), "Anthropic needs the feature");
+        assert_eq!(
+            refused,
+            !cfg!(feature = "anthropic"),
+            "Anthropic needs the feature"
+        );
         assert!(Engine::create(&n, 5, 0, 0, 0).is_none());
     }
 }

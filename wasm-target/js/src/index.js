@@ -693,12 +693,36 @@ function wait(p, until, signal) {
 }
 
 // How an attempt ended (lib.rs, mod end) and the flags of Chat.feed (mod flag).
+// An error body's error object: OpenAI's {"error":{…}} or {"error":"text"}, Anthropic's
+// {"type":"error","error":{…}}, or the bare {"message":…} of vLLM and others.
+function errorObject(body) {
+  let j;
+  try {
+    j = JSON.parse(body);
+  } catch {
+    return;
+  }
+  let e = j?.error;
+  if (isStr(e)) return { message: e };
+  if (!isObj(e)) {
+    if (!isObj(j) || !("message" in j)) return;
+    e = j;
+  }
+  const o = { message: isStr(e.message) ? e.message : "" };
+  if (isStr(e.type)) o.type = e.type;
+  for (const k of ["code", "param"]) {
+    if (isStr(e[k]) || typeof e[k] === "number") o[k] = String(e[k]);
+  }
+  return o;
+}
+
 const END_BODY = 0,
   END_CONNECT = 1,
   END_FIRST_BYTE = 2,
   END_FIRST_TOKEN = 3,
   END_IDLE = 4,
-  END_NETWORK = 6;
+  END_NETWORK = 6,
+  END_QUOTA = 16;
 const F_RECORDS = 1,
   F_CONTENT = 2,
   F_OVER = 4,
@@ -727,26 +751,41 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
     let lines = "";
     v.headers.forEach((value, name) => (lines += `${name}: ${value}\n`));
     chat.head(v.status, utf8Encoder.encode(lines));
+    // An error body is read here (up to 64 KiB, in time) and parsed with JSON.parse; a 2xx
+    // body goes through the module.
+    const ok = v.status >= 200 && v.status < 300;
+    const text = new TextDecoder();
+    let error = "";
     reader = v.body?.getReader();
     const firstTokenBy = Math.min(sent + s.firstToken, deadline);
     let content = false;
+    let how = END_BODY;
     while (reader) {
       const idleBy = now() + s.idle;
       const first = !content && firstTokenBy < idleBy;
       [k, v] = await wait(reader.read(), first ? firstTokenBy : Math.min(idleBy, deadline), signal);
       if (k) {
         if (k === 2) return true;
-        chat.end(engine, now(), k === 3 ? END_NETWORK : first ? END_FIRST_TOKEN : END_IDLE);
-        return false;
+        how = k === 3 ? END_NETWORK : first ? END_FIRST_TOKEN : END_IDLE;
+        break;
       }
       if (v.done) break;
+      if (!ok) {
+        error += text.decode(v.value, { stream: true });
+        if (error.length > 65536) break;
+        continue;
+      }
       const f = chat.feed(v.value);
       content = (f & F_CONTENT) !== 0;
       if (f & F_RECORDS) yield* deliver(chat, st);
       if (f & F_OVER) break;
     }
-    chat.end(engine, now(), END_BODY);
-    take(chat, [], st);
+    const e = ok ? undefined : errorObject(error);
+    if (e) {
+      st.server = e;
+      if (e.code === "insufficient_quota" || e.type === "insufficient_quota") how |= END_QUOTA;
+    }
+    chat.end(engine, now(), how);
     return false;
   } finally {
     // Ends the fetch and its body, whatever stopped the attempt. The reader is cancelled
