@@ -390,6 +390,27 @@ describe("retries and failover", () => {
     assert.equal((await mock.requests()).length, 1);
   });
 
+  test("error bodies of every shape reach serverError; insufficient_quota is not retried", async () => {
+    const quota = JSON.stringify({ error: { message: "You exceeded your current quota", type: "insufficient_quota", code: "insufficient_quota" } });
+    await mock.script([{ fault: "status", code: 429, body: quota }]);
+    const r = await run((base) => window.collect(window.client([base])), mock.base);
+    assert.equal(r.error.name, "RateLimitError");
+    assert.equal(r.error.reason, "not_retryable");
+    assert.equal(r.error.serverError.code, "insufficient_quota");
+    assert.equal((await mock.requests()).length, 1, "not retried");
+    for (const [body, want] of [
+      ['{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', { message: "Overloaded", type: "overloaded_error" }],
+      ['{"object":"error","message":"bad model","code":400}', { message: "bad model", code: "400" }],
+      ['{"error":"plain text"}', { message: "plain text" }],
+    ]) {
+      await mock.reset();
+      await mock.script([{ fault: "status", code: 400, body }]);
+      const e = (await run((base) => window.collect(window.client([base])), mock.base)).error;
+      assert.deepEqual(e.serverError, want, body);
+      assert.match(e.message, new RegExp(want.message));
+    }
+  });
+
   test("one client shares breaker state across calls: a failing endpoint is skipped", async () => {
     await mock.script({ steps: [], then: { fault: "status", code: 503 } });
     const r = await run(
