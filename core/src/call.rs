@@ -465,7 +465,11 @@ fn digits_u64(s: &str) -> Option<u64> {
 
 /// `retry-after-ms`: milliseconds, possibly fractional (`1500`, `20.5`).
 fn parse_decimal_ms(s: &str) -> Option<Duration> {
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    // Byte scans rather than char patterns here and below: no UTF-8 searcher is linked.
+    let (int, frac) = match s.bytes().position(|b| b == b'.') {
+        Some(i) => (s.get(..i)?, s.get(i + 1..)?),
+        None => (s, ""),
+    };
     if !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -553,7 +557,7 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         _ => return None,
     };
     let year: u64 = parse_u64(it.next()?)?;
-    let mut hms = it.next()?.split(':');
+    let mut hms = it.next()?.split(|c: char| c == ':');
     let (h, m, sec) = (
         parse_u64(hms.next()?)?,
         parse_u64(hms.next()?)?,
