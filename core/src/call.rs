@@ -536,6 +536,11 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_millis(total_us.div_ceil(1000)))
 }
 
+fn split_colon(t: &str) -> Option<(&str, &str)> {
+    let i = t.bytes().position(|b| b == b':')?;
+    Some((t.get(..i)?, t.get(i + 1..)?))
+}
+
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as seconds since the Unix epoch.
 pub fn parse_http_date(s: &str) -> Option<u64> {
     let mut it = s.split_ascii_whitespace();
@@ -557,13 +562,11 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         _ => return None,
     };
     let year: u64 = parse_u64(it.next()?)?;
-    let mut hms = it.next()?.split(|c: char| c == ':');
-    let (h, m, sec) = (
-        parse_u64(hms.next()?)?,
-        parse_u64(hms.next()?)?,
-        parse_u64(hms.next()?)?,
-    );
-    if it.next()? != "GMT" || it.next().is_some() || hms.next().is_some() {
+    // `hh:mm:ss`: a fourth field would leave a `:` in the seconds, which then fail to parse.
+    let (h, ms) = split_colon(it.next()?)?;
+    let (m, sec) = split_colon(ms)?;
+    let (h, m, sec) = (parse_u64(h)?, parse_u64(m)?, parse_u64(sec)?);
+    if it.next()? != "GMT" || it.next().is_some() {
         return None;
     }
     if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || sec > 60 {
@@ -1499,6 +1502,23 @@ mod tests {
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
         assert_eq!(parse_http_date("06 Nov 1994 08:49:37 GMT"), None);
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 24:49:37 GMT"), None);
+        for bad in [
+            "08:49:37:00",
+            "08:49",
+            "08:4x:37",
+            "08::37",
+            ":49:37",
+            "08:49:",
+        ] {
+            let d = std::format!("Sun, 06 Nov 1994 {bad} GMT");
+            assert_eq!(parse_http_date(&d), None, "{d}");
+        }
+        let ms = |v: &str| parse_decimal_ms(v).map(Duration::as_millis);
+        assert_eq!(
+            (ms("1500"), ms("20.5"), ms("20.4"), ms("7.")),
+            (Some(1500), Some(21), Some(20), Some(7))
+        );
+        assert_eq!((ms("1.x"), ms(".5"), ms("a.1")), (None, None, None));
     }
 
     #[test]
