@@ -352,22 +352,23 @@ function count(v, what, min = 0) {
   return v;
 }
 
-// Positions of the engine's numbers (wasm-target/src/input.rs, mod cfg); UNSET keeps a default.
+// The engine's numbers in the order of wasm-target/src/input.rs (mod cfg): where each option
+// lives and its least value. UNSET keeps the engine's default.
 const UNSET = 0xffffffff;
-const CFG = {
-  maxAttempts: 0,
-  baseDelayMs: 1,
-  maxDelayMs: 2,
-  maxRetryAfterMs: 3,
-  restartOnPartial: 4,
-  budgetPermille: 5,
-  threshold: 6,
-  cooldownMs: 7,
-  firstByteMs: 8,
-  firstTokenMs: 9,
-  idleMs: 10,
-  totalMs: 11,
-};
+const NUMBERS = [
+  ["retries", "maxAttempts", 1],
+  ["retries", "baseDelayMs", 0],
+  ["retries", "maxDelayMs", 0],
+  ["retries", "maxRetryAfterMs", 0],
+  ["retries", "restartOnPartial"],
+  ["retries", "budgetRatio"],
+  ["breaker", "threshold", 1],
+  ["breaker", "cooldownMs", 0],
+  ["timeouts", "firstByteMs", 1],
+  ["timeouts", "firstTokenMs", 1],
+  ["timeouts", "idleMs", 1],
+  ["timeouts", "totalMs", 1],
+];
 const MAX_MS = 0xfffffffe;
 
 function ms(v, what, min = 0) {
@@ -385,7 +386,6 @@ function checkOptions(o) {
   }
   if (o.model !== undefined && !isStr(o.model)) throw invalid("options.model must be a string");
   const model = o.model ?? "";
-  const numbers = new Uint32Array(12).fill(UNSET);
   const endpoints = eps.map((e, i) => {
     if (!isObj(e) || !isStr(e.baseUrl)) throw invalid(`endpoints[${i}].baseUrl must be a string`);
     let url;
@@ -451,34 +451,19 @@ function checkOptions(o) {
     const path = !anthropic ? "/chat/completions" : prefix.endsWith("/v1") ? "/messages" : "/v1/messages";
     return { baseUrl: e.baseUrl, url: url.origin + prefix + path, model: m, anthropic, headers };
   });
-  const t = o.timeouts;
-  if (t !== undefined) {
-    if (!isObj(t)) throw invalid("options.timeouts must be an object");
-    for (const k of ["firstByteMs", "firstTokenMs", "idleMs", "totalMs"]) {
-      if (t[k] !== undefined) numbers[CFG[k]] = ms(t[k], `timeouts.${k}`, 1);
-    }
+  for (const g of ["timeouts", "retries", "breaker"]) {
+    if (o[g] !== undefined && !isObj(o[g])) throw invalid(`options.${g} must be an object`);
   }
-  const r = o.retries;
-  if (r !== undefined) {
-    if (!isObj(r)) throw invalid("options.retries must be an object");
-    if (r.maxAttempts !== undefined) numbers[CFG.maxAttempts] = ms(r.maxAttempts, "retries.maxAttempts", 1);
-    for (const k of ["baseDelayMs", "maxDelayMs", "maxRetryAfterMs"]) {
-      if (r[k] !== undefined) numbers[CFG[k]] = ms(r[k], `retries.${k}`);
-    }
-    if (r.restartOnPartial !== undefined) numbers[CFG.restartOnPartial] = r.restartOnPartial ? 1 : 0;
-    if (r.budgetRatio !== undefined) {
-      if (typeof r.budgetRatio !== "number" || !(r.budgetRatio >= 0 && r.budgetRatio <= 1000)) {
-        throw invalid("retries.budgetRatio must be a number ≥ 0");
-      }
-      numbers[CFG.budgetPermille] = Math.round(r.budgetRatio * 1000);
-    }
-  }
-  const b = o.breaker;
-  if (b !== undefined) {
-    if (!isObj(b)) throw invalid("options.breaker must be an object");
-    if (b.threshold !== undefined) numbers[CFG.threshold] = ms(b.threshold, "breaker.threshold", 1);
-    if (b.cooldownMs !== undefined) numbers[CFG.cooldownMs] = ms(b.cooldownMs, "breaker.cooldownMs");
-  }
+  const numbers = new Uint32Array(
+    NUMBERS.map(([g, k, min]) => {
+      const v = o[g]?.[k];
+      if (v === undefined) return UNSET;
+      if (k === "restartOnPartial") return v ? 1 : 0;
+      if (k !== "budgetRatio") return ms(v, `${g}.${k}`, min);
+      if (typeof v !== "number" || !(v >= 0 && v <= 1000)) throw invalid("retries.budgetRatio must be a number ≥ 0");
+      return Math.round(v * 1000);
+    }),
+  );
   return { numbers, model, endpoints };
 }
 
@@ -652,16 +637,6 @@ function bodies(r, eps, model) {
   });
 }
 
-// UTF-8 length of a string.
-function utf8(s) {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0x800) n += c >= 0xd800 && c < 0xdc00 ? 1 : 2;
-    else if (c >= 0x80) n += 1;
-  }
-  return n;
-}
 
 // ---------------------------------------------------------------------------------- the call
 
@@ -825,8 +800,9 @@ async function* runCall(client, request, options) {
   let prompt = 0;
   let images = false;
   for (const m of request.messages) {
-    for (const t of textParts(m.content)) prompt += utf8(t);
-    for (const t of m.toolCalls ?? []) prompt += utf8(t.arguments);
+    // UTF-8 bytes, as the core counts them (an encode per message, once per call).
+    for (const t of textParts(m.content)) prompt += utf8Encoder.encode(t).length;
+    for (const t of m.toolCalls ?? []) prompt += utf8Encoder.encode(t.arguments).length;
     if (Array.isArray(m.content)) images ||= m.content.some((p) => p.type === "image_url");
   }
   const ctl = new AbortController();
