@@ -536,40 +536,28 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_millis(total_us.div_ceil(1000)))
 }
 
-fn split_colon(t: &str) -> Option<(&str, &str)> {
-    let i = t.bytes().position(|b| b == b':')?;
-    Some((t.get(..i)?, t.get(i + 1..)?))
-}
-
-/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) as seconds since the Unix epoch.
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the fixed-length form every server
+/// sends) as seconds since the Unix epoch.
 pub fn parse_http_date(s: &str) -> Option<u64> {
-    let mut it = s.split_ascii_whitespace();
-    let _weekday = it.next()?.strip_suffix(',')?;
-    let day: u64 = parse_u64(it.next()?)?;
-    let month = match it.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: u64 = parse_u64(it.next()?)?;
-    // `hh:mm:ss`: a fourth field would leave a `:` in the seconds, which then fail to parse.
-    let (h, ms) = split_colon(it.next()?)?;
-    let (m, sec) = split_colon(ms)?;
-    let (h, m, sec) = (parse_u64(h)?, parse_u64(m)?, parse_u64(sec)?);
-    if it.next()? != "GMT" || it.next().is_some() {
+    let b = s.as_bytes();
+    // Fixed positions: `Www, DD Mmm YYYY hh:mm:ss GMT`.
+    if b.len() != 29 || b.get(3..5)? != b", " || b.get(25..)? != b" GMT" {
         return None;
     }
-    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || sec > 60 {
+    for (i, sep) in [(7, b' '), (11, b' '), (16, b' '), (19, b':'), (22, b':')] {
+        if b.get(i) != Some(&sep) {
+            return None;
+        }
+    }
+    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?);
+    let (day, year) = (num(5..7)?, num(12..16)?);
+    let (h, m, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    let name = b.get(8..11)?;
+    let month = b"JanFebMarAprMayJunJulAugSepOctNovDec"
+        .chunks_exact(3)
+        .position(|m| m == name)? as u64
+        + 1;
+    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm), all in u64 with year >= 1970.
@@ -1502,6 +1490,18 @@ mod tests {
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 UTC"), None);
         assert_eq!(parse_http_date("06 Nov 1994 08:49:37 GMT"), None);
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 24:49:37 GMT"), None);
+        for d in [
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 nov 1994 08:49:37 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT ",
+            "Sun,  06 Nov 1994 08:49:37 GMT",
+            "Sun, 0é Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMTé",
+        ] {
+            assert_eq!(parse_http_date(d), None, "{d}");
+        }
         for bad in [
             "08:49:37:00",
             "08:49",
