@@ -40,58 +40,38 @@ pub const UNSET: u32 = u32::MAX;
 
 /// The engine settings from the numbers the wrapper passes (see [`mod@cfg`]).
 pub fn config(n: &[u32]) -> Result<CallConfig, &'static str> {
-    let get = |i: usize| n.get(i).copied().filter(|&v| v != UNSET);
-    let ms = |v: u32| Duration::from_millis(u64::from(v));
     let mut c = CallConfig::default();
-    if let Some(v) = get(cfg::MAX_ATTEMPTS) {
-        if v == 0 {
-            return Err("retries.maxAttempts must be at least 1");
+    // Unset timeouts take the small-prompt tier's value; any set one fixes the table.
+    let mut t = Timeouts::for_profile(Default::default());
+    let mut fixed = false;
+    for (i, &v) in n.iter().enumerate() {
+        if v == UNSET {
+            continue;
         }
-        c.max_attempts = v;
-    }
-    if let Some(v) = get(cfg::BASE_DELAY) {
-        c.backoff_base = ms(v);
-    }
-    if let Some(v) = get(cfg::MAX_DELAY) {
-        c.backoff_cap = ms(v);
-    }
-    if let Some(v) = get(cfg::MAX_RETRY_AFTER) {
-        c.retry_after_cap = ms(v);
-    }
-    if let Some(v) = get(cfg::RESTART_ON_PARTIAL) {
-        c.restart_on_partial = v != 0;
-    }
-    if let Some(v) = get(cfg::BUDGET_PERMILLE) {
-        c.budget_ratio_permille = v;
-    }
-    if let Some(v) = get(cfg::BREAKER_THRESHOLD) {
-        if v == 0 {
-            return Err("breaker.threshold must be at least 1");
-        }
-        c.breaker_threshold = v;
-    }
-    if let Some(v) = get(cfg::BREAKER_COOLDOWN) {
-        c.breaker_cooldown = ms(v);
-    }
-    let t = [cfg::FIRST_BYTE, cfg::FIRST_TOKEN, cfg::IDLE, cfg::TOTAL].map(get);
-    if t.iter().any(Option::is_some) {
-        // Unset fields take the small-prompt tier's value.
-        let mut table = Timeouts::for_profile(Default::default());
-        let slots = [
-            &mut table.first_byte,
-            &mut table.first_token,
-            &mut table.idle,
-            &mut table.total,
-        ];
-        for (slot, v) in slots.into_iter().zip(t) {
-            if let Some(v) = v {
-                if v == 0 {
-                    return Err("timeouts must be at least 1 ms");
-                }
-                *slot = ms(v);
+        let ms = Duration::from_millis(u64::from(v));
+        match i {
+            cfg::MAX_ATTEMPTS | cfg::BREAKER_THRESHOLD if v == 0 => {
+                return Err("retries.maxAttempts and breaker.threshold must be at least 1");
             }
+            cfg::MAX_ATTEMPTS => c.max_attempts = v,
+            cfg::BASE_DELAY => c.backoff_base = ms,
+            cfg::MAX_DELAY => c.backoff_cap = ms,
+            cfg::MAX_RETRY_AFTER => c.retry_after_cap = ms,
+            cfg::RESTART_ON_PARTIAL => c.restart_on_partial = v != 0,
+            cfg::BUDGET_PERMILLE => c.budget_ratio_permille = v,
+            cfg::BREAKER_THRESHOLD => c.breaker_threshold = v,
+            cfg::BREAKER_COOLDOWN => c.breaker_cooldown = ms,
+            cfg::FIRST_BYTE..=cfg::TOTAL if v == 0 => return Err("timeouts must be at least 1 ms"),
+            cfg::FIRST_BYTE => t.first_byte = ms,
+            cfg::FIRST_TOKEN => t.first_token = ms,
+            cfg::IDLE => t.idle = ms,
+            cfg::TOTAL => t.total = ms,
+            _ => continue,
         }
-        c.timeouts = Some(table);
+        fixed |= i >= cfg::FIRST_BYTE;
+    }
+    if fixed {
+        c.timeouts = Some(t);
     }
     Ok(c)
 }
@@ -120,6 +100,27 @@ mod tests {
         );
         n[cfg::MAX_ATTEMPTS] = 0;
         assert!(config(&n).is_err());
+        n[cfg::MAX_ATTEMPTS] = 1;
+        n[cfg::BREAKER_THRESHOLD] = 0;
+        assert!(config(&n).is_err());
+        n[cfg::BREAKER_THRESHOLD] = 3;
+        n[cfg::TOTAL] = 0;
+        assert!(config(&n).is_err());
+        n[cfg::TOTAL] = 9000;
+        let mut longer = n.to_vec();
+        longer.push(5);
+        let c = config(&longer).unwrap();
+        assert_eq!(
+            (c.breaker_threshold, c.timeouts.unwrap().total),
+            (3, Duration::from_secs(9))
+        );
         assert!(config(&[]).is_ok());
+        let mut only_cooldown = [UNSET; cfg::LEN];
+        only_cooldown[cfg::BREAKER_COOLDOWN] = 5;
+        assert_eq!(
+            config(&only_cooldown).unwrap().timeouts,
+            None,
+            "no timeout set: tiers"
+        );
     }
 }
