@@ -1,6 +1,7 @@
-// Builds the package into dist/: the wasm module (cargo, profile wasm-release), its ESM glue
-// (wasm-bindgen --target web), wasm-opt -Oz (npm binaryen; Debian's is too old), and the
-// hand-written wrapper and types.
+// Builds the package into dist/ — two entries, `steadyllm` (dist/) and `steadyllm/anthropic`
+// (dist/anthropic/), each the wasm module (cargo, profile wasm-release; the second with the
+// crate's `anthropic` feature), its ESM glue (wasm-bindgen --target web), wasm-opt (npm
+// binaryen; Debian's is too old), and the hand-written wrapper bundled with the glue, plus types.
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";

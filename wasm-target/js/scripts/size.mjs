@@ -2,7 +2,8 @@
 // it loads (not the .d.ts, README or package.json), gzip level 9 each, summed.
 // `steadyllm` (OpenAI-compatible APIs) is the package's payload; `steadyllm/anthropic` (the same
 // plus Anthropic's Messages API) is printed too. The last line is `package gzip bytes: N`,
-// N for `steadyllm`. Goal: N ≤ 30 KB (30 000 bytes).
+// N for `steadyllm`. Goal: N ≤ 30 KB (30 000 bytes); with `--enforce` (the test command) a
+// package over it fails.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -36,3 +37,4 @@ const gz = totals.steadyllm;
 console.log(`npm tarball ${pack.filename}: ${pack.size} B (both entries, types, README)`);
 console.log(`goal: ${GOAL} B gzip — ${gz <= GOAL ? "met" : `missed by ${gz - GOAL} B`}`);
 console.log(`package gzip bytes: ${gz}`);
+if (process.argv.includes("--enforce") && gz > GOAL) process.exit(1);
