@@ -19,7 +19,9 @@
 //!   `Access-Control-Allow-Origin: *` and exposes the retry and rate-limit headers.
 //! - `POST /__control/script` (body: a script, see below) replaces the script;
 //!   `POST /__control/push` (body: one step) appends a step; `GET /__control/requests` returns the
-//!   recorded requests as a JSON array; `POST /__control/reset` clears script, requests and answer.
+//!   recorded requests as a JSON array; `POST /__control/reset` clears the script and the
+//!   requests, and returns the answer and the step after the script to the server's defaults
+//!   ([`MockServer::set_defaults`]; the `mock-server` binary's `--answer`/`--delay-ms`).
 //!   Control requests and preflights are neither recorded nor consume script steps.
 //! - Anything else: 404 (recorded, no step consumed). A non-POST request to an API path: 405.
 //!
@@ -509,6 +511,9 @@ struct State {
     after: Step,
     answer: String,
     requests: Vec<RecordedRequest>,
+    /// What a reset returns `after` and `answer` to.
+    default_after: Step,
+    default_answer: String,
 }
 
 struct Shared {
@@ -527,6 +532,8 @@ impl Shared {
                 after: Step::new(Fault::Ok),
                 answer: DEFAULT_ANSWER.to_string(),
                 requests: Vec::new(),
+                default_after: Step::new(Fault::Ok),
+                default_answer: DEFAULT_ANSWER.to_string(),
             }),
             next_conn: AtomicU64::new(0),
         }
@@ -558,8 +565,8 @@ impl Shared {
         let mut st = self.lock();
         st.steps.clear();
         st.next_index = 0;
-        st.after = Step::new(Fault::Ok);
-        st.answer = DEFAULT_ANSWER.to_string();
+        st.after = st.default_after.clone();
+        st.answer = st.default_answer.clone();
         st.requests.clear();
     }
 }
@@ -691,7 +698,17 @@ impl MockServer {
         self.shared.lock().requests.clone()
     }
 
-    /// Clears the script, the recorded requests and the answer (back to the defaults).
+    /// Sets the script, and makes its step after the script and its answer (or the answer
+    /// already set) what [`MockServer::reset`] returns to.
+    pub fn set_defaults(&self, script: impl Into<Script>) {
+        self.shared.set_script(script.into());
+        let mut st = self.shared.lock();
+        st.default_after = st.after.clone();
+        st.default_answer = st.answer.clone();
+    }
+
+    /// Clears the script and the recorded requests; the answer and the step after the script
+    /// go back to the defaults ([`MockServer::set_defaults`], else [`DEFAULT_ANSWER`] and `ok`).
     pub fn reset(&self) {
         self.shared.reset();
     }

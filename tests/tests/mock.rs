@@ -870,6 +870,28 @@ async fn control_endpoint_sets_script_and_lists_requests() {
     assert!(server.requests().is_empty());
     assert_eq!(server.remaining_steps(), 0);
     assert_eq!(server.answer(), DEFAULT_ANSWER);
+
+    // With defaults set (as the mock-server binary does for --answer/--delay-ms), a reset
+    // returns to them rather than to the built-in ones.
+    server.set_defaults(Script {
+        steps: vec![Fault::status(503).into()],
+        then: Some(Step::new(Fault::status(418))),
+        answer: Some("Hello there.".into()),
+        ..Script::default()
+    });
+    server.set_answer("changed");
+    server.reset();
+    assert_eq!(server.answer(), "Hello there.");
+    assert_eq!(
+        server.remaining_steps(),
+        0,
+        "the one-shot steps are not restored"
+    );
+    let (resp, _) = post_stream(&server, STREAM_BODY).await;
+    assert_eq!(
+        resp.status, 418,
+        "the default step after the script is back"
+    );
 }
 
 #[tokio::test]

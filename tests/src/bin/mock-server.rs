@@ -128,7 +128,8 @@ async fn main() -> ExitCode {
         }
     };
     let steps = script.steps.len();
-    server.set_script(script);
+    // `/__control/reset` comes back to the pacing and answer given here.
+    server.set_defaults(script);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening on http://{}", server.addr());
     let _ = writeln!(
