@@ -830,6 +830,10 @@ async function* runCall(client, request, options) {
       }
       if (stopped) throw abortError(signal?.reason, st.partial, st.attempts);
     }
+  } catch (e) {
+    // Anything unexpected (a browser API throwing, a trap in the module) still rejects with
+    // a SteadyLlmError that keeps the text delivered so far.
+    throw toError(e, st.partial);
   } finally {
     ctl.abort();
     signal?.removeEventListener("abort", onAbort);

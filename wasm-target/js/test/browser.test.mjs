@@ -562,6 +562,26 @@ describe("bad input never reaches a panic", () => {
     assert.equal((await mock.requests()).length, 0, "nothing was sent");
   });
 
+  test("an unexpected exception inside a call rejects with SteadyLlmError, not a raw error", async () => {
+    const r = await run(async (base) => {
+      const c = window.client([base]);
+      const real = window.Headers;
+      window.Headers = class {
+        constructor() {
+          throw new TypeError("boom");
+        }
+      };
+      try {
+        return await window.collect(c);
+      } finally {
+        window.Headers = real;
+      }
+    }, mock.base);
+    assert.equal(r.error.name, "SteadyLlmError");
+    assert.ok(r.error.isSteady);
+    assert.match(r.error.message, /internal error: boom/);
+  });
+
   test("an oversized event fails the attempt as malformed; the client stays usable", async () => {
     const big = "x".repeat(70 * 1024);
     await mock.script({ steps: [{ fault: "ok" }], answer: big });
