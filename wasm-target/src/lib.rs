@@ -17,7 +17,8 @@
 //!   notices ending in a step record: run an attempt, sleep, or done); for an attempt it
 //!   fetches, reports the response head with [`Chat::head`], each body chunk with
 //!   [`Chat::feed`] (decoded items come back as a batch) and how the attempt ended with
-//!   [`Chat::end`]; then asks again.
+//!   [`Chat::end`]; then asks again. An error body (non-2xx) is the wrapper's to read and
+//!   parse (`JSON.parse`); it reports a spent quota with [`end::QUOTA`].
 //!
 //! The JS `StreamDecoder` (the parser and decoder alone, over bytes the caller supplies) is a
 //! `Chat` held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
