@@ -184,8 +184,9 @@ function decodeBatch(w, t, out, st) {
         break;
       case 4: {
         const d = { type: "tool_call", choice: w[i + 1], index: w[i + 2], arguments: t.slice(w[i + 7], w[i + 8]) };
-        if (w[i + 3] !== NONE) d.id = t.slice(w[i + 3], w[i + 4]);
-        if (w[i + 5] !== NONE) d.name = t.slice(w[i + 5], w[i + 6]);
+        const [id, name] = [str(w[i + 3], w[i + 4]), str(w[i + 5], w[i + 6])];
+        if (id !== undefined) d.id = id;
+        if (name !== undefined) d.name = name;
         out.push(d);
         i += 9;
         break;
@@ -729,7 +730,7 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
     // An error body is read here (up to 64 KiB, in time) and parsed with JSON.parse; a 2xx
     // body goes through the module.
     const ok = v.status >= 200 && v.status < 300;
-    const text = new TextDecoder();
+    const text = ok ? null : new TextDecoder();
     let error = "";
     reader = v.body?.getReader();
     const firstTokenBy = Math.min(sent + s.firstToken, deadline);
@@ -978,7 +979,7 @@ export class StreamDecoder {
       throw invalid('StreamDecoder: the Anthropic dialect is in the "steadyllm/anthropic" entry');
     }
     // A call held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
-    this.#engine = Engine.create(new Uint32Array(12).fill(UNSET), 1, options.dialect === "anthropic" ? 1 : 0, 0, 0);
+    this.#engine = Engine.create(new Uint32Array(NUMBERS.length).fill(UNSET), 1, options.dialect === "anthropic" ? 1 : 0, 0, 0);
     this.#chat = new Chat(this.#engine, 0, 0, 0, false);
     this.#chat.next(this.#engine, 0);
     this.#chat.head(200, EMPTY);
