@@ -606,12 +606,63 @@ pub enum StreamFault {
     ServerError,
 }
 
+/// Why a server's certificate was refused. None of these goes away by asking the same server
+/// again, so the engine fails over and never retries them on the same endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CertificateFault {
+    /// The chain does not lead to any of the trusted roots.
+    UnknownIssuer,
+    /// The certificate is not valid for the host name that was asked for.
+    NameMismatch,
+    /// A certificate of the chain has expired.
+    Expired,
+    /// A certificate of the chain is not valid yet (or the device's clock is wrong).
+    NotYetValid,
+    /// A signature in the chain, or the server's handshake signature, does not verify.
+    BadSignature,
+    /// A key type, curve, key size or signature algorithm this client does not implement.
+    UnsupportedAlgorithm,
+    /// A certificate used for what it may not do (a leaf as a CA, no server-auth usage), an
+    /// unknown critical extension, or a chain longer than the client follows.
+    BadUsage,
+    /// A certificate that is not well-formed DER.
+    Malformed,
+}
+
+impl fmt::Display for CertificateFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertificateFault::UnknownIssuer => {
+                "certificate not trusted: its chain does not lead to a trusted root"
+            }
+            CertificateFault::NameMismatch => "certificate is not valid for this host name",
+            CertificateFault::Expired => "certificate expired",
+            CertificateFault::NotYetValid => {
+                "certificate not valid yet (or the device's clock is wrong)"
+            }
+            CertificateFault::BadSignature => "certificate signature does not verify",
+            CertificateFault::UnsupportedAlgorithm => {
+                "certificate uses a key or signature algorithm this client does not support"
+            }
+            CertificateFault::BadUsage => "certificate not usable for a TLS server",
+            CertificateFault::Malformed => "certificate is malformed",
+        })
+    }
+}
+
 /// What went wrong in one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Failure {
-    /// The connection could not be made (refused, DNS, TLS).
+    /// The connection could not be made (refused, reset, unreachable).
     Connect,
+    /// The server's certificate was refused: fails over, never retried on the same endpoint.
+    Certificate(CertificateFault),
+    /// The TLS handshake failed for another reason than the certificate (the server refused
+    /// the handshake or spoke TLS this client does not): fails over, not retried on the same
+    /// endpoint.
+    Tls,
     /// A deadline passed.
     Timeout(Phase),
     /// A non-2xx status.
@@ -624,6 +675,8 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Connect => f.write_str("connection failed"),
+            Failure::Certificate(c) => write!(f, "{c}"),
+            Failure::Tls => f.write_str("TLS handshake failed"),
             Failure::Timeout(Phase::Connect) => f.write_str("connect timed out"),
             Failure::Timeout(Phase::FirstByte) => f.write_str("no response head in time"),
             Failure::Timeout(Phase::FirstToken) => f.write_str("no first token in time"),
@@ -1368,6 +1421,8 @@ struct Class {
 fn classify(f: Failure, h: &RetryHints) -> Class {
     let (action, endpoint_fault) = match f {
         Failure::Connect | Failure::Timeout(_) => (Action::Retry, true),
+        // The same server will present the same chain and refuse the same handshake.
+        Failure::Certificate(_) | Failure::Tls => (Action::FailOver, false),
         Failure::Stream(StreamFault::Malformed) => (Action::Retry, true),
         Failure::Stream(_) => (Action::Retry, true),
         Failure::Status(s) => {

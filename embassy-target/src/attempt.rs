@@ -46,7 +46,10 @@ pub enum AttemptFailure {
     Truncated,
     /// An `https://` endpoint, but no TLS is configured (or built in).
     TlsNotConfigured,
-    /// The TLS handshake failed (unknown CA, wrong name, unsupported server).
+    /// The server's certificate was refused, for this reason.
+    Certificate(steadyllm_core::call::CertificateFault),
+    /// The TLS handshake failed for another reason (the server refused it, or speaks TLS this
+    /// client does not).
     TlsHandshake,
 }
 
@@ -92,6 +95,7 @@ impl core::fmt::Display for AttemptFailure {
             AttemptFailure::TlsNotConfigured => {
                 f.write_str("https:// needs the `tls` feature and a TLS setting")
             }
+            AttemptFailure::Certificate(c) => write!(f, "{c}"),
             AttemptFailure::TlsHandshake => f.write_str("TLS handshake failed"),
         }
     }

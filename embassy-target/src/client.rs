@@ -144,7 +144,8 @@ impl<'b> Buffers<'b> {
 /// A chat client over an `embedded-nal-async` stack, for a list of endpoints (primary first).
 ///
 /// `N` is the SSE parser capacity: the largest event accepted (4096 is plenty for chat).
-/// Connections are plain TCP; `https://` endpoints fail with a connect error until TLS lands.
+/// `https://` endpoints need the `tls` feature and [`Client::with_tls`]; plain connections
+/// are kept alive and reused for the next call to the same endpoint.
 pub struct Client<
     'a,
     T: TcpConnect,
@@ -166,7 +167,7 @@ pub struct Client<
     /// smaller).
     decoder: StreamDecoder,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsVerify<'a>>,
+    tls: Option<crate::tls::TlsSettings<'a>>,
 }
 
 fn now() -> time::Instant {
@@ -227,7 +228,9 @@ fn failure_of(f: AttemptFailure, streaming: bool) -> Failure {
             Failure::Stream(StreamFault::Malformed)
         }
         AttemptFailure::Truncated => Failure::Stream(StreamFault::Truncated),
-        AttemptFailure::TlsNotConfigured | AttemptFailure::TlsHandshake => Failure::Connect,
+        AttemptFailure::TlsNotConfigured => Failure::Connect,
+        AttemptFailure::Certificate(c) => Failure::Certificate(c),
+        AttemptFailure::TlsHandshake => Failure::Tls,
     }
 }
 
@@ -235,7 +238,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
     Client<'a, T, D, M, E, N>
 {
     /// A client for `endpoints` (primary first), sharing `shared` with other clients of the same
-    /// endpoints. `seed` seeds the backoff jitter (take it from a hardware RNG).
+    /// endpoints. `seed` seeds the backoff jitter only (it varies the retry timing between
+    /// devices; it is never used for TLS, which takes its own generator in [`Client::with_tls`]).
     pub fn new(
         tcp: &'a T,
         dns: &'a D,
@@ -259,11 +263,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         }
     }
 
-    /// Enables `https://` endpoints, verified as `verify` says (feature `tls`). Each call then
+    /// Enables `https://` endpoints (feature `tls`): servers verified as `settings` say, with
+    /// the handshake's randomness from its cryptographically secure generator. Each call then
     /// needs TLS record buffers ([`Buffers::with_tls`]).
     #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, verify: crate::tls::TlsVerify<'a>) -> Self {
-        self.tls = Some(verify);
+    pub fn with_tls(mut self, settings: crate::tls::TlsSettings<'a>) -> Self {
+        self.tls = Some(settings);
         self
     }
 
@@ -400,10 +405,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         if ep.base_url.is_tls() {
             #[cfg(feature = "tls")]
             {
-                let Some(verify) = self.tls else {
-                    return Err(ChatError::TlsNotConfigured);
-                };
-                if tls_read.is_empty() || tls_write.is_empty() {
+                if self.tls.is_none() || tls_read.is_empty() || tls_write.is_empty() {
                     return Err(ChatError::TlsNotConfigured);
                 }
                 let socket =
@@ -413,10 +415,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                         Ok(c) => c,
                         Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
                     };
-                let seed = self.seed ^ u64::from(plan.number);
                 let host = ep.base_url.host_unbracketed();
+                let Some(settings) = self.tls.as_mut() else {
+                    return Err(ChatError::TlsNotConfigured);
+                };
                 let tls = match crate::tls::handshake(
-                    socket, host, verify, tls_read, tls_write, seed, connect_by, total,
+                    socket, host, settings, tls_read, tls_write, connect_by, total,
                 )
                 .await
                 {
