@@ -58,6 +58,7 @@ fn fill<D: Digest>(out: &mut [u8; 64], mut d: D, parts: &[&[u8]]) {
 pub(crate) fn verify(key: &PublicKey<'_>, alg: SigAlg, message: &[u8], sig: &[u8]) -> Result<()> {
     let hash = match alg {
         SigAlg::Ecdsa(h) | SigAlg::RsaPkcs1(h) | SigAlg::RsaPss(h, _) => h,
+        SigAlg::Unsupported => return Err(CertificateFault::UnsupportedAlgorithm),
     };
     let digest = Digest64::of(hash, &[message]);
     verify_prehashed(key, alg, digest.as_bytes(), sig)
@@ -311,5 +312,133 @@ mod tests {
         assert!(rsa_public(&n, &[2], &[1u8; 256], &mut out).is_err());
         assert!(rsa_public(&n, &[], &[1u8; 256], &mut out).is_err());
         assert!(pss_check(&[0u8; 10], 80, Hash::Sha256, 32, &[0; 32]).is_err());
+    }
+}
+
+/// Our RSA and ECDSA checks against independent implementations (the `rsa` crate signs with
+/// PKCS#1 v1.5 and PSS over every hash; rcgen/ring sign certificates).
+#[cfg(all(test, feature = "std"))]
+mod cross_checks {
+    extern crate std;
+    use std::vec::Vec;
+
+    use rsa::pkcs1v15::SigningKey as Pkcs1Key;
+    use rsa::pss::BlindedSigningKey as PssKey;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding};
+    use rsa::traits::PublicKeyParts;
+
+    use super::*;
+
+    fn key(bits: usize) -> rsa::RsaPrivateKey {
+        rsa::RsaPrivateKey::new(&mut rand_core::OsRng, bits).expect("keygen")
+    }
+
+    fn public(k: &rsa::RsaPrivateKey) -> (Vec<u8>, Vec<u8>) {
+        (k.n().to_bytes_be(), k.e().to_bytes_be())
+    }
+
+    #[test]
+    fn rsa_signatures_of_every_hash_and_padding_verify_and_tampering_fails() {
+        let msg = b"tbsCertificate bytes";
+        for bits in [2048, 3072] {
+            let k = key(bits);
+            let (n, e) = public(&k);
+            let pk = PublicKey::Rsa { n: &n, e: &e };
+            let sigs: [(SigAlg, Vec<u8>); 6] = [
+                (
+                    SigAlg::RsaPkcs1(Hash::Sha256),
+                    Pkcs1Key::<sha2::Sha256>::new(k.clone())
+                        .sign_with_rng(&mut rand_core::OsRng, msg)
+                        .to_vec(),
+                ),
+                (
+                    SigAlg::RsaPkcs1(Hash::Sha384),
+                    Pkcs1Key::<sha2::Sha384>::new(k.clone())
+                        .sign_with_rng(&mut rand_core::OsRng, msg)
+                        .to_vec(),
+                ),
+                (
+                    SigAlg::RsaPkcs1(Hash::Sha512),
+                    Pkcs1Key::<sha2::Sha512>::new(k.clone())
+                        .sign_with_rng(&mut rand_core::OsRng, msg)
+                        .to_vec(),
+                ),
+                (
+                    SigAlg::RsaPss(Hash::Sha256, 32),
+                    PssKey::<sha2::Sha256>::new(k.clone())
+                        .sign_with_rng(&mut rand_core::OsRng, msg)
+                        .to_vec(),
+                ),
+                (
+                    SigAlg::RsaPss(Hash::Sha384, 48),
+                    PssKey::<sha2::Sha384>::new(k.clone())
+                        .sign_with_rng(&mut rand_core::OsRng, msg)
+                        .to_vec(),
+                ),
+                (
+                    SigAlg::RsaPss(Hash::Sha512, 64),
+                    PssKey::<sha2::Sha512>::new(k.clone())
+                        .sign_with_rng(&mut rand_core::OsRng, msg)
+                        .to_vec(),
+                ),
+            ];
+            for (alg, sig) in &sigs {
+                assert_eq!(verify(&pk, *alg, msg, sig), Ok(()), "{bits} {alg:?}");
+                assert_eq!(
+                    verify(&pk, *alg, b"another message", sig),
+                    Err(CertificateFault::BadSignature),
+                    "{bits} {alg:?}"
+                );
+                let mut bad = sig.clone();
+                bad[bits / 16] ^= 1;
+                assert!(verify(&pk, *alg, msg, &bad).is_err(), "{bits} {alg:?}");
+            }
+            // A PKCS#1 signature is not a PSS one, and hashes are not interchangeable.
+            assert!(verify(&pk, SigAlg::RsaPss(Hash::Sha256, 32), msg, &sigs[0].1).is_err());
+            assert!(verify(&pk, SigAlg::RsaPkcs1(Hash::Sha384), msg, &sigs[0].1).is_err());
+        }
+    }
+
+    #[test]
+    fn a_4096_bit_key_verifies() {
+        let k = key(4096);
+        let (n, e) = public(&k);
+        let sig = Pkcs1Key::<sha2::Sha256>::new(k)
+            .sign_with_rng(&mut rand_core::OsRng, b"root")
+            .to_vec();
+        let pk = PublicKey::Rsa { n: &n, e: &e };
+        assert_eq!(
+            verify(&pk, SigAlg::RsaPkcs1(Hash::Sha256), b"root", &sig),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn ecdsa_certificates_signed_by_ring_verify() {
+        for (alg, hash, curve) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, Hash::Sha256, 256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, Hash::Sha384, 384),
+        ] {
+            let kp = rcgen::KeyPair::generate_for(alg).expect("key");
+            let cert = rcgen::CertificateParams::new(std::vec!["x.example".into()])
+                .expect("params")
+                .self_signed(&kp)
+                .expect("cert");
+            let c = super::super::x509::Certificate::parse(cert.der()).expect("parse");
+            assert_eq!(c.sig_alg, SigAlg::Ecdsa(hash), "P-{curve}");
+            let key = PublicKey::parse(c.spki).expect("spki");
+            assert_eq!(
+                verify(&key, c.sig_alg, c.tbs, c.signature),
+                Ok(()),
+                "P-{curve}"
+            );
+            let mut tbs = c.tbs.to_vec();
+            let last = tbs.len() - 1;
+            tbs[last] ^= 1;
+            assert_eq!(
+                verify(&key, c.sig_alg, &tbs, c.signature),
+                Err(CertificateFault::BadSignature)
+            );
+        }
     }
 }

@@ -201,6 +201,9 @@ pub(crate) enum SigAlg {
     RsaPkcs1(Hash),
     /// RSASSA-PSS with MGF1 over the same hash, and this salt length.
     RsaPss(Hash, usize),
+    /// An algorithm this client does not verify (SHA-1 in old roots' self-signatures, which
+    /// nobody checks): a signature with it never verifies.
+    Unsupported,
 }
 
 impl SigAlg {
@@ -221,8 +224,13 @@ impl SigAlg {
                     _ => Hash::Sha512,
                 })
             }
-            oid::RSA_PSS => return parse_pss_params(d.sequence()?),
-            _ => return Err(CertificateFault::UnsupportedAlgorithm),
+            oid::RSA_PSS => {
+                return match parse_pss_params(d.sequence()?) {
+                    Err(CertificateFault::UnsupportedAlgorithm) => Ok(SigAlg::Unsupported),
+                    r => r,
+                };
+            }
+            _ => return Ok(SigAlg::Unsupported),
         };
         d.finish()?;
         Ok(alg)
