@@ -24,8 +24,11 @@ use embedded_tls::{
     Aes128GcmSha256, CryptoProvider, TlsConfig, TlsConnection, TlsContext, TlsError, TlsVerifier,
     UnsecureProvider,
 };
-use rand_core::CryptoRngCore;
 use steadyllm_core::call::CertificateFault;
+
+/// The generator traits [`TlsSettings::new`] takes (rand_core 0.6, as embedded-tls, esp-hal
+/// and embassy-rp implement them).
+pub use rand_core::{CryptoRng, CryptoRngCore, RngCore};
 
 #[cfg(feature = "builtin-roots")]
 pub use roots::BUILTIN_ROOTS;
