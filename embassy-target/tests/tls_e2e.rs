@@ -156,6 +156,32 @@ fn refused_chains_name_their_reason_after_one_attempt() {
 }
 
 #[test]
+fn a_self_signed_server_certificate_given_as_the_root_is_trusted() {
+    // What a self-hosted gateway often has: one self-signed certificate, CA flag set.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("cert");
+    let pki = TestPki {
+        roots_der: vec![cert.der().to_vec()],
+        roots_pem: cert.pem(),
+        chain_der: vec![cert.der().to_vec()],
+        key_der: key.serialize_der(),
+    };
+    let s = serve(&pki);
+    let run = chat(&[url(&s, "localhost")], Some(&pki.roots_pem), 1);
+    assert_eq!(run.result, Ok(1), "{:?}", run.attempts_failed);
+    // The pin does not cover another name.
+    let run = chat(&[url(&s, "127.0.0.1")], Some(&pki.roots_pem), 1);
+    assert_eq!(
+        run.result,
+        Err(ChatError::Call(CallError::NotRetryable {
+            last: Failure::Certificate(CertificateFault::NameMismatch)
+        }))
+    );
+}
+
+#[test]
 fn a_refused_certificate_fails_over_to_the_next_endpoint() {
     let bad = TestPki::bad(BadChain::ExpiredLeaf, "localhost").expect("pki");
     let good = TestPki::shape(ChainShape::P256, "localhost").expect("pki");

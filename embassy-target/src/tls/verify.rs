@@ -8,7 +8,8 @@
 //!    ← a trust anchor, chosen by issuer name and confirmed by its signature; issuing CAs must
 //!    be CAs (basicConstraints), may sign certificates (keyUsage) and respect pathLen;
 //! 2. validity: see [`TimePolicy`];
-//! 3. the leaf: not a CA, `digitalSignature` allowed when keyUsage is present, server
+//! 3. the leaf: not a CA (unless the leaf itself is one of the anchors: a pinned self-signed
+//!    certificate), `digitalSignature` allowed when keyUsage is present, server
 //!    authentication allowed when extKeyUsage is present, no unknown critical extension;
 //! 4. the name: DNS names against subjectAltName dNSName entries (a `*.` wildcard matches one
 //!    whole left-most label, RFC 6125 §6.4.3), IP literals against iPAddress entries; the
@@ -168,10 +169,17 @@ pub(crate) fn verify_chain<'c>(
     let mut below = 0usize; // issuing CAs between `current` and the leaf
     let mut path = [leaf; MAX_INTERMEDIATES + 1];
     let mut path_len = 1;
+    let mut pinned = false;
     loop {
         // Does an anchor issue `current`?
         let mut fault = CertificateFault::UnknownIssuer;
         let anchored = anchors.any(|a| {
+            if path_len == 1 && a == *leaf_der {
+                // The server's own certificate, trusted as it is (a self-hosted gateway's
+                // self-signed certificate given as the root): pinned, whatever its CA flag.
+                pinned = true;
+                return true;
+            }
             let Ok(anchor) = Certificate::parse(a) else {
                 return false;
             };
@@ -244,7 +252,7 @@ pub(crate) fn verify_chain<'c>(
     for c in path.iter().take(path_len) {
         time.check(c)?;
     }
-    if leaf.is_ca
+    if (leaf.is_ca && !pinned)
         || !leaf.server_auth
         || leaf
             .key_usage
