@@ -232,7 +232,7 @@ fn pss_check(em_k: &[u8], mod_bits: usize, h: Hash, salt_len: usize, m_hash: &[u
         return bad;
     }
     let h_len = h.len();
-    if em_len < h_len + salt_len + 2 || em.last() != Some(&0xBC) {
+    if em_len < h_len.saturating_add(salt_len).saturating_add(2) || em.last() != Some(&0xBC) {
         return bad;
     }
     let db_len = em_len - h_len - 1;

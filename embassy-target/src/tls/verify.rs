@@ -512,3 +512,75 @@ mod builtin {
         assert!(sha1 <= 3, "{sha1} roots with SHA-1 self-signatures");
     }
 }
+
+/// Hostile chains: every byte of a real chain flipped, truncated, or replaced, through the
+/// whole verifier. Nothing may panic, and nothing mutated may verify.
+#[cfg(all(test, feature = "std"))]
+mod hostile {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn chain() -> (Vec<u8>, Vec<u8>) {
+        let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("k");
+        let mut rp =
+            rcgen::CertificateParams::new(std::vec::Vec::<std::string::String>::new()).expect("p");
+        rp.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = rp.self_signed(&root_key).expect("root");
+        let issuer = rcgen::Issuer::new(rp, root_key);
+        let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("k");
+        let leaf = rcgen::CertificateParams::new(std::vec!["a.example".into()])
+            .expect("p")
+            .signed_by(&leaf_key, &issuer)
+            .expect("leaf");
+        (root.der().to_vec(), leaf.der().to_vec())
+    }
+
+    #[test]
+    fn mutated_chains_never_panic_and_never_verify() {
+        let (root, leaf) = chain();
+        let roots = [&root[..]];
+        let anchors = TrustAnchors::from_der_list(&roots);
+        let time = TimePolicy::with_now(None);
+        assert!(verify_chain(&[&leaf], &anchors, "a.example", &time).is_ok());
+        let mut x = 0x9E37_79B9u32;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut accepted = 0;
+        for round in 0..1500 {
+            let mut m = leaf.clone();
+            match round % 3 {
+                0 => {
+                    let i = next() as usize % m.len();
+                    m[i] ^= 1 << (next() % 8);
+                }
+                1 => m.truncate(next() as usize % m.len()),
+                _ => {
+                    let i = next() as usize % m.len();
+                    m[i] = next() as u8;
+                }
+            }
+            if m != leaf && verify_chain(&[&m], &anchors, "a.example", &time).is_ok() {
+                accepted += 1;
+            }
+            let mut r = root.clone();
+            let i = next() as usize % r.len();
+            r[i] ^= 0x80;
+            let mutated_roots = [&r[..]];
+            let _ = verify_chain(
+                &[&leaf],
+                &TrustAnchors::from_der_list(&mutated_roots),
+                "a.example",
+                &time,
+            );
+            let _ = verify_chain(&[&leaf, &m, &r], &anchors, "a.example", &time);
+        }
+        // Every byte is either signed or part of the strict DER around the signature.
+        assert_eq!(accepted, 0, "a mutated certificate verified");
+    }
+}
