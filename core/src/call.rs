@@ -651,6 +651,98 @@ impl fmt::Display for CertificateFault {
     }
 }
 
+/// A content coding the client does not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Coding {
+    /// `gzip` (or `x-gzip`).
+    Gzip,
+    /// `deflate`.
+    Deflate,
+    /// `br`.
+    Brotli,
+    /// `zstd`.
+    Zstd,
+    /// Anything else but `identity`.
+    Other,
+}
+
+/// What kind of body a `Content-Type` announced that no API sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ContentKind {
+    /// `text/html`: a captive portal's login page, a proxy's or a CDN's error page.
+    Html,
+    /// `text/plain`.
+    PlainText,
+    /// `application/xml` or `text/xml`.
+    Xml,
+    /// Any other type.
+    Other,
+}
+
+/// A response that is not what an API answers with. None of these goes away by asking the
+/// same endpoint again: the engine fails over at once and does not retry it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ResponseFault {
+    /// The response head is larger than the response buffer (`limit` bytes).
+    HeadTooLarge {
+        /// The buffer's size.
+        limit: u32,
+    },
+    /// The bytes that came back are not an HTTP/1.x response.
+    NotHttp,
+    /// A redirect (3xx). A POST is not followed: the base URL is wrong, or a portal or proxy
+    /// answered. The adapter reports the `Location`.
+    Redirected {
+        /// The status.
+        status: u16,
+    },
+    /// A success whose `Content-Type` is neither `text/event-stream` nor JSON.
+    NotAnApiResponse(ContentKind),
+    /// A body in a content coding the client does not decode (it asks for `identity`).
+    ContentCoding(Coding),
+}
+
+impl fmt::Display for ResponseFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseFault::HeadTooLarge { limit } => {
+                write!(
+                    f,
+                    "response head larger than the {limit}-byte response buffer"
+                )
+            }
+            ResponseFault::NotHttp => f.write_str("the server's answer is not HTTP"),
+            ResponseFault::Redirected { status } => {
+                write!(f, "redirected (HTTP {status}); a POST is not followed")
+            }
+            ResponseFault::NotAnApiResponse(kind) => f.write_str(match kind {
+                ContentKind::Html => {
+                    "not an API response: an HTML page (a captive portal or a proxy's page?)"
+                }
+                ContentKind::PlainText => "not an API response: plain text",
+                ContentKind::Xml => "not an API response: XML",
+                ContentKind::Other => "not an API response: an unexpected Content-Type",
+            }),
+            ResponseFault::ContentCoding(c) => {
+                write!(
+                    f,
+                    "body in a content coding the client cannot read ({}); it asks for identity",
+                    match c {
+                        Coding::Gzip => "gzip",
+                        Coding::Deflate => "deflate",
+                        Coding::Brotli => "br",
+                        Coding::Zstd => "zstd",
+                        Coding::Other => "unknown",
+                    }
+                )
+            }
+        }
+    }
+}
+
 /// What went wrong in one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -663,6 +755,11 @@ pub enum Failure {
     /// the handshake or spoke TLS this client does not): fails over, not retried on the same
     /// endpoint.
     Tls,
+    /// The endpoint's host name does not resolve: fails over, not retried on the same
+    /// endpoint.
+    NameNotResolved,
+    /// The answer is not an API response: fails over, not retried on the same endpoint.
+    Response(ResponseFault),
     /// A deadline passed.
     Timeout(Phase),
     /// A non-2xx status.
@@ -677,6 +774,8 @@ impl fmt::Display for Failure {
             Failure::Connect => f.write_str("connection failed"),
             Failure::Certificate(c) => write!(f, "{c}"),
             Failure::Tls => f.write_str("TLS handshake failed"),
+            Failure::NameNotResolved => f.write_str("the host name does not resolve"),
+            Failure::Response(r) => write!(f, "{r}"),
             Failure::Timeout(Phase::Connect) => f.write_str("connect timed out"),
             Failure::Timeout(Phase::FirstByte) => f.write_str("no response head in time"),
             Failure::Timeout(Phase::FirstToken) => f.write_str("no first token in time"),
@@ -1423,6 +1522,8 @@ fn classify(f: Failure, h: &RetryHints) -> Class {
         Failure::Connect | Failure::Timeout(_) => (Action::Retry, true),
         // The same server will present the same chain and refuse the same handshake.
         Failure::Certificate(_) | Failure::Tls => (Action::FailOver, false),
+        // The same name, URL or middlebox gives the same answer.
+        Failure::NameNotResolved | Failure::Response(_) => (Action::FailOver, false),
         Failure::Stream(StreamFault::Malformed) => (Action::Retry, true),
         Failure::Stream(_) => (Action::Retry, true),
         Failure::Status(s) => {

@@ -261,14 +261,12 @@ fn main() -> ExitCode {
             }
             _ => {}
         },
-        Event::Engine(ev) => {
-            if !matches!(ev, CallEvent::AttemptStarted { number: 1, .. }) {
-                if mid_line {
-                    eprintln!();
-                    mid_line = false;
-                }
-                eprintln!("[steadyllm] {ev}");
+        Event::Engine(ev) if !matches!(ev, CallEvent::AttemptStarted { number: 1, .. }) => {
+            if mid_line {
+                eprintln!();
+                mid_line = false;
             }
+            eprintln!("[steadyllm] {ev}");
         }
         Event::ServerError { status, error } => {
             if json {
@@ -277,6 +275,16 @@ fn main() -> ExitCode {
                 eprintln!("[steadyllm] server answered {status}: {error}");
             }
         }
+        Event::Redirected { status, location } => {
+            if json {
+                let line = serde_json::json!({"kind": "redirect", "status": status,
+                    "location": location});
+                let _ = writeln!(out, "{line}");
+            } else {
+                eprintln!("[steadyllm] redirected ({status}) to {location}: not followed");
+            }
+        }
+        _ => {}
     }
     }));
     let ok = result.is_ok();

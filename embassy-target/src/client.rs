@@ -9,13 +9,14 @@ use embedded_io_async::{Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
-    Outcome, Phase, RetryHints, Step, StreamFault, Summary,
+    Outcome, Phase, ResponseFault, RetryHints, Step, Summary,
 };
 use steadyllm_core::decode::{ApiError, StreamDecoder, StreamItem};
 use steadyllm_core::http::{Endpoint, RequestHead};
 use steadyllm_core::request::ChatRequest;
 use steadyllm_core::sse::SseParser;
 use steadyllm_core::time;
+use steadyllm_core::transport::{self, BodyEnd, BodyKind};
 
 use crate::attempt::{self, AttemptDeadlines, AttemptFailure, Conn, StreamSink, TimeoutKind};
 use crate::connect;
@@ -80,8 +81,9 @@ impl core::fmt::Display for ChatError {
 
 impl core::error::Error for ChatError {}
 
-/// What the caller sees while a call runs.
+/// What the caller sees while a call runs. New kinds may be added: match with a `_` arm.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Event<'e> {
     /// A decoded item of the answer (content, reasoning, tool-call fragment, finish, usage…),
     /// delivered as soon as its event is complete.
@@ -95,6 +97,14 @@ pub enum Event<'e> {
         status: u16,
         /// The parsed error.
         error: ApiError<'e>,
+    },
+    /// The server redirected (a POST is not followed; the attempt fails with
+    /// `ResponseFault::Redirected`): where it pointed (cut at 120 bytes).
+    Redirected {
+        /// HTTP status (301, 302, 307, 308…).
+        status: u16,
+        /// The `Location` header, when it was text.
+        location: &'e str,
     },
 }
 
@@ -215,22 +225,42 @@ struct Wire<'w> {
     stream: bool,
 }
 
-fn failure_of(f: AttemptFailure, streaming: bool) -> Failure {
+fn phase(k: TimeoutKind) -> Phase {
+    match k {
+        TimeoutKind::Connect => Phase::Connect,
+        TimeoutKind::FirstByte => Phase::FirstByte,
+        TimeoutKind::FirstToken => Phase::FirstToken,
+        TimeoutKind::Idle | TimeoutKind::Total => Phase::Idle,
+    }
+}
+
+/// The failure of an attempt that ended before its body: connecting, the handshake, sending,
+/// the head.
+fn failure_of(f: AttemptFailure) -> Failure {
     match f {
-        AttemptFailure::Timeout(TimeoutKind::Connect) => Failure::Timeout(Phase::Connect),
-        AttemptFailure::Timeout(TimeoutKind::FirstByte) => Failure::Timeout(Phase::FirstByte),
-        AttemptFailure::Timeout(TimeoutKind::FirstToken) => Failure::Timeout(Phase::FirstToken),
-        AttemptFailure::Timeout(_) => Failure::Timeout(Phase::Idle),
-        AttemptFailure::Network(_) if streaming => Failure::Stream(StreamFault::Network),
-        AttemptFailure::Network(_) => Failure::Connect,
-        AttemptFailure::Protocol if !streaming => Failure::Connect,
-        AttemptFailure::Protocol | AttemptFailure::EventTooLarge | AttemptFailure::Malformed => {
-            Failure::Stream(StreamFault::Malformed)
-        }
-        AttemptFailure::Truncated => Failure::Stream(StreamFault::Truncated),
-        AttemptFailure::TlsNotConfigured => Failure::Connect,
+        AttemptFailure::Timeout(k) => Failure::Timeout(phase(k)),
+        AttemptFailure::NameNotResolved => Failure::NameNotResolved,
+        AttemptFailure::Response(r) => Failure::Response(r),
         AttemptFailure::Certificate(c) => Failure::Certificate(c),
         AttemptFailure::TlsHandshake => Failure::Tls,
+        AttemptFailure::Network(_)
+        | AttemptFailure::Protocol
+        | AttemptFailure::EventTooLarge
+        | AttemptFailure::Malformed
+        | AttemptFailure::Truncated
+        | AttemptFailure::TlsNotConfigured => Failure::Connect,
+    }
+}
+
+/// How a 2xx body's read ended, for [`transport::body_failure`]: the end, and whether an
+/// event was malformed or too large.
+fn body_end(end: Result<(), AttemptFailure>) -> (BodyEnd, bool) {
+    match end {
+        Ok(()) => (BodyEnd::Complete, false),
+        Err(AttemptFailure::Timeout(k)) => (BodyEnd::Timeout(phase(k)), false),
+        Err(AttemptFailure::Network(_)) => (BodyEnd::Network, false),
+        Err(AttemptFailure::Truncated) => (BodyEnd::EndedEarly, false),
+        Err(_) => (BodyEnd::EndedEarly, true),
     }
 }
 
@@ -413,7 +443,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                         .await
                     {
                         Ok(c) => c,
-                        Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                        Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
                     };
                 let host = ep.base_url.host_unbracketed();
                 let Some(settings) = self.tls.as_mut() else {
@@ -425,7 +455,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 .await
                 {
                     Ok(t) => t,
-                    Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                    Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
                 };
                 let mut conn = Conn::Tls(tls);
                 let (outcome, _) = self
@@ -447,7 +477,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 .await
             {
                 Ok(c) => c,
-                Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
             },
         };
         let mut conn = Conn::Plain(socket, core::marker::PhantomData);
@@ -486,17 +516,30 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         };
         let mut hints = RetryHints::default();
         if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
-            return (Outcome::failed(failure_of(f, false), 0, hints), false);
+            return (Outcome::failed(failure_of(f), 0, hints), false);
         }
-        let head = match attempt::read_head(conn, buf, &deadlines, &mut hints).await {
+        let head = match attempt::read_head(conn, buf, &deadlines, &mut hints, wire.stream).await {
             Ok(h) => h,
-            Err(f) => return (Outcome::failed(failure_of(f, false), 0, hints), false),
+            Err(f) => return (Outcome::failed(failure_of(f), 0, hints), false),
         };
         let status = head.status;
-        let success = (200..300).contains(&status);
+        let kind = match head.kind {
+            Ok(k) => k,
+            Err(f) => {
+                if let (Failure::Response(ResponseFault::Redirected { .. }), Ok(location)) = (
+                    f,
+                    core::str::from_utf8(
+                        head.location.get(..head.location_len).unwrap_or_default(),
+                    ),
+                ) {
+                    on_event(Event::Redirected { status, location });
+                }
+                return (Outcome::failed(f, 0, hints), false);
+            }
+        };
         // Streams go through the parser as they arrive; a whole JSON answer or an error body
         // is collected first.
-        let collect = !success || !wire.stream;
+        let collect = kind != BodyKind::EventStream;
         self.sse.finish();
         self.decoder = StreamDecoder::new(dialect);
         let mut sink = Sink {
@@ -511,7 +554,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         };
         let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
         let collected = buf.get(..read.kept).unwrap_or_default();
-        if !success {
+        if let BodyKind::ErrorBody(status) = kind {
             // The error object, when the body is JSON (a cut-off body gives the status alone).
             let error = core::str::from_utf8(collected)
                 .ok()
@@ -522,27 +565,15 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             }
             return (Outcome::failed(Failure::Status(status), 0, hints), false);
         }
-        let failure = if let Err(f) = read.end {
-            if sink.server_error && f == AttemptFailure::Truncated {
-                Some(Failure::Stream(StreamFault::ServerError))
-            } else {
-                Some(failure_of(f, true))
-            }
-        } else if collect {
+        let (end, mut malformed) = body_end(read.end);
+        if end == BodyEnd::Complete && collect {
             // One JSON document, decoded like a chunk ("message" reads like "delta").
             let decoded = core::str::from_utf8(collected)
                 .ok()
                 .map(|text| attempt::decode_into(&mut self.decoder, text, &mut sink));
-            if !matches!(decoded, Some(Ok(_))) {
-                Some(Failure::Stream(StreamFault::Malformed))
-            } else if sink.server_error {
-                Some(Failure::Stream(StreamFault::ServerError))
-            } else {
-                None
-            }
-        } else {
-            None
-        };
+            malformed = !matches!(decoded, Some(Ok(_)));
+        }
+        let failure = transport::body_failure(end, malformed, sink.server_error);
         match failure {
             Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
             None => (Outcome::completed(sink.delivered, hints), read.reusable),
