@@ -21,7 +21,7 @@ use steadyllm_embassy::tls::decode_pem_bundle;
 use steadyllm_embassy::{
     Buffers, ChatError, Client, Event, SharedState, TlsSettings, TlsVerify, TrustAnchors,
 };
-use steadyllm_tests::mock::{Fault, MockServer, Script};
+use steadyllm_tests::mock::{Fault, MockServer, Script, Step};
 use steadyllm_tests::netns::{EmbassyNet, LiteralDns, NetNs};
 use steadyllm_tests::tls::{BadChain, ChainShape, TestPki, TlsProxy};
 
@@ -33,6 +33,8 @@ enum Expect {
     Partial(Failure),
     /// Fails without retrying.
     NotRetryable,
+    /// Fails with this failure after exactly one attempt.
+    Refused(Failure),
 }
 
 fn config() -> CallConfig {
@@ -51,8 +53,58 @@ fn config() -> CallConfig {
     }
 }
 
-fn cases() -> Vec<(&'static str, Vec<Fault>, Expect)> {
-    vec![
+fn cases() -> Vec<(&'static str, Script, Expect)> {
+    use steadyllm_embassy::steadyllm_core::call::{Coding, ContentKind, ResponseFault};
+    let page = |code: u16, ct: &str, body: &str| Fault::Page {
+        code,
+        content_type: ct.into(),
+        body: body.into(),
+    };
+    let refused = |f| Expect::Refused(Failure::Response(f));
+    let named: Vec<(&'static str, Script, Expect)> = vec![
+        (
+            "head too large",
+            Script::from(vec![
+                Step::from(Fault::Ok).header("x-padding", "y".repeat(6000)),
+            ]),
+            refused(ResponseFault::HeadTooLarge { limit: 4096 }),
+        ),
+        (
+            "not http",
+            Script::from(vec![Fault::NotHttp]),
+            refused(ResponseFault::NotHttp),
+        ),
+        (
+            "redirect",
+            Script::from(vec![
+                Step::from(page(301, "text/html", "moved")).header("location", "http://x.example/"),
+            ]),
+            refused(ResponseFault::Redirected { status: 301 }),
+        ),
+        (
+            "captive portal",
+            Script::from(vec![page(
+                200,
+                "text/html",
+                "<html>Log in to the Wi-Fi</html>",
+            )]),
+            refused(ResponseFault::NotAnApiResponse(ContentKind::Html)),
+        ),
+        (
+            "gzip",
+            Script::from(vec![
+                Step::from(page(200, "text/event-stream", "\u{1f}\u{8b}"))
+                    .header("content-encoding", "gzip"),
+            ]),
+            refused(ResponseFault::ContentCoding(Coding::Gzip)),
+        ),
+        (
+            "name does not resolve",
+            Script::from(vec![Fault::Ok]),
+            Expect::Refused(Failure::NameNotResolved),
+        ),
+    ];
+    let faults: Vec<(&'static str, Vec<Fault>, Expect)> = vec![
         ("ok", vec![Fault::Ok], Expect::Ok(1)),
         (
             "429 Retry-After 1",
@@ -130,7 +182,12 @@ fn cases() -> Vec<(&'static str, Vec<Fault>, Expect)> {
             Expect::Partial(Failure::Stream(StreamFault::ServerError)),
         ),
         ("drip", vec![Fault::Drip { ms_per_byte: 0 }], Expect::Ok(1)),
-    ]
+    ];
+    faults
+        .into_iter()
+        .map(|(n, f, e)| (n, Script::from(f), e))
+        .chain(named)
+        .collect()
 }
 
 #[test]
@@ -154,8 +211,13 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
     let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
     let mut passed = 0;
     for (name, script, expect) in cases() {
-        server.set_script(Script::from(script));
-        let url = url.clone();
+        server.set_script(script);
+        // A name (LiteralDns resolves only IP literals) for the DNS case.
+        let url = if name == "name does not resolve" {
+            format!("http://api.nowhere.invalid:{}/v1", server.addr().port())
+        } else {
+            url.clone()
+        };
         let result = net
             .run(StdDuration::from_secs(30), move |stack| async move {
                 stack.wait_config_up().await;
@@ -171,17 +233,20 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
                 let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
                 let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
                 let mut text = String::new();
+                let mut failed = 0u32;
                 let r = client
-                    .chat(&request, &mut bufs, |e| {
-                        if let Event::Item(StreamItem::Content { text: t, .. }) = e {
-                            text.push_str(&t.to_string());
+                    .chat(&request, &mut bufs, |e| match e {
+                        Event::Item(StreamItem::Content { text: t, .. }) => {
+                            text.push_str(&t.to_string())
                         }
+                        Event::Engine(CallEvent::AttemptFailed { .. }) => failed += 1,
+                        _ => {}
                     })
                     .await;
-                (r, text)
+                (r, text, failed)
             })
             .unwrap_or_else(|e| panic!("{name}: embassy job: {e:?}"));
-        let (r, text) = result;
+        let (r, text, failed) = result;
         match (&expect, &r) {
             (Expect::Ok(n), Ok(s)) => {
                 assert_eq!(s.attempts, *n, "{name}");
@@ -202,6 +267,10 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
                 );
             }
             (Expect::NotRetryable, Err(ChatError::Call(CallError::NotRetryable { .. }))) => {}
+            (Expect::Refused(f), Err(ChatError::Call(CallError::NotRetryable { last }))) => {
+                assert_eq!(last, f, "{name}");
+                assert_eq!(failed, 1, "{name}: one attempt");
+            }
             _ => panic!("{name}: expected {expect:?}, got {r:?} (text {text:?})"),
         }
         passed += 1;
