@@ -163,6 +163,10 @@ pub struct CallConfig {
     pub jitter: Jitter,
     /// Longest `Retry-After` the engine will wait; beyond it the call fails over or fails.
     pub retry_after_cap: Duration,
+    /// Longest an endpoint is kept out by one server answer (a `Retry-After` beyond
+    /// `retry_after_cap`, rate-limit headers): `Retry-After: 86400` must not mean a day without
+    /// service on a device with one endpoint. The next call after it tries again.
+    pub max_endpoint_pause: Duration,
     /// Timeouts; `None` derives them from the request profile ([`Timeouts::for_profile`]).
     pub timeouts: Option<Timeouts>,
     /// Failures among an endpoint's last 16 attempts that open its breaker (1–16; above 16
@@ -188,6 +192,7 @@ impl Default for CallConfig {
             backoff_cap: Duration::from_secs(8),
             jitter: Jitter::Full,
             retry_after_cap: Duration::from_secs(60),
+            max_endpoint_pause: Duration::from_secs(300),
             timeouts: None,
             breaker_threshold: 14,
             breaker_cooldown: Duration::from_secs(30),
@@ -1298,10 +1303,11 @@ impl Call {
         let ep_i = plan.endpoint;
         self.delivered_total = self.delivered_total.saturating_add(outcome.delivered_bytes);
         // Rate-limit headers count on any answer.
+        let max_pause = self.config.max_endpoint_pause;
         if let Some(d) = outcome.hints.rate_limited_for
             && let Some(ep) = state.ep(ep_i)
         {
-            let until = now + d;
+            let until = now + d.min(max_pause);
             ep.paused_until = ep.paused_until.max(until);
             self.push(CallEvent::EndpointPaused {
                 endpoint: ep_i,
@@ -1384,10 +1390,11 @@ impl Call {
             (_, Some(ra)) if ra > self.config.retry_after_cap => {
                 // Too long for this endpoint: pause it and try another one now, if any.
                 if let Some(ep) = state.ep(ep_i) {
-                    ep.paused_until = ep.paused_until.max(now + ra);
+                    let until = now + ra.min(max_pause);
+                    ep.paused_until = ep.paused_until.max(until);
                     self.push(CallEvent::EndpointPaused {
                         endpoint: ep_i,
-                        until: now + ra,
+                        until,
                     });
                 }
                 if self.pick(state, now).is_none() {
@@ -1911,6 +1918,45 @@ mod tests {
         let (_, eps) = h.run(|_| ok());
         assert_eq!(eps, [0]);
         assert!(h.state.endpoint(0).is_some_and(|e| e.is_available(h.now)));
+    }
+
+    #[test]
+    fn a_day_long_retry_after_pauses_the_only_endpoint_for_minutes_not_a_day() {
+        let mut h = Harness::new(1, CallConfig::default());
+        let asked = |_: &AttemptPlan| {
+            let mut hints = RetryHints::default();
+            hints.observe("retry-after", b"86400");
+            (Outcome::failed(Failure::Status(503), 0, hints), 10)
+        };
+        let (r, _) = h.run(asked);
+        assert_eq!(
+            r,
+            Err(CallError::RetryAfterTooLong {
+                requested: Duration::from_secs(86_400)
+            })
+        );
+        let paused_until = h.state.endpoint(0).map(|e| e.available_at(h.now));
+        assert_eq!(paused_until, Some(h.now + Duration::from_secs(300)));
+        // Within the pause a call fails fast without a request ...
+        h.now += Duration::from_secs(100);
+        let (r, eps) = h.run(|_| ok());
+        assert!(r.is_err() && eps.is_empty(), "{r:?} {eps:?}");
+        // ... and once it is over, service resumes.
+        h.now += Duration::from_secs(201);
+        let (r, eps) = h.run(|_| ok());
+        assert_eq!(r.map(|s| s.attempts), Ok(1));
+        assert_eq!(eps, [0]);
+        // Rate-limit headers are bounded the same way.
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, _) = h.run(|_| {
+            let mut hints = RetryHints::default();
+            hints.observe("x-ratelimit-remaining-requests", b"0");
+            hints.observe("x-ratelimit-reset-requests", b"20h");
+            (Outcome::completed(10, hints), 10)
+        });
+        assert!(r.is_ok());
+        let until = h.state.endpoint(0).map(|e| e.available_at(h.now));
+        assert_eq!(until, Some(h.now + Duration::from_secs(300)));
     }
 
     #[test]
