@@ -31,7 +31,8 @@ use steadyllm_tests::mock::{MockServer, Script};
 
 const USAGE: &str = "usage: chat [--base-url URL]... [--api-key KEY] [--model M] [--max-tokens N] \
 [--connect-timeout-ms N] [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--deadline-ms N] \
-[--max-retries N] [--ca ROOTS.pem|ROOTS.der] [--insecure-skip-tls-verify] [--chaos] [--json] PROMPT";
+[--max-retries N] [--restart-on-partial] [--ca ROOTS.pem|ROOTS.der] [--insecure-skip-tls-verify] \
+[--chaos] [--json] PROMPT";
 
 #[derive(Default)]
 struct Args {
@@ -46,6 +47,7 @@ struct Args {
     max_retries: Option<u32>,
     ca: Option<String>,
     insecure: bool,
+    restart_on_partial: bool,
     chaos: bool,
     json: bool,
     prompt: String,
@@ -81,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
             "--max-retries" => a.max_retries = Some(num(it.next(), &arg)? as u32),
             "--ca" => a.ca = Some(it.next().ok_or("--ca needs a file")?),
             "--insecure-skip-tls-verify" => a.insecure = true,
+            "--restart-on-partial" => a.restart_on_partial = true,
             "--chaos" => a.chaos = true,
             "--json" => a.json = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -179,6 +182,9 @@ fn main() -> ExitCode {
     if let Some(n) = args.max_retries {
         config.max_attempts = n.saturating_add(1);
     }
+    // After partial output, start the answer again (the caller is told to discard what it
+    // showed) instead of failing with the partial text.
+    config.restart_on_partial = args.restart_on_partial;
     let shared: SharedState = SharedState::new(endpoints.len(), &config);
     let stack = HostStack::new();
     // The OS's CSPRNG: the TLS handshakes' randomness, and (separately) the jitter seed.
@@ -238,6 +244,10 @@ fn main() -> ExitCode {
             } => {
                 let url = urls.get(endpoint).map(String::as_str).unwrap_or("");
                 let line = serde_json::json!({"kind": "attempt", "n": number, "endpoint": url});
+                let _ = writeln!(out, "{line}");
+            }
+            CallEvent::DiscardDelivered { bytes } => {
+                let line = serde_json::json!({"kind": "discard", "bytes": bytes});
                 let _ = writeln!(out, "{line}");
             }
             CallEvent::AttemptFailed {

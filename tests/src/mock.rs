@@ -65,6 +65,8 @@
 //! | `{"fault":"error_event_after","events":3,"message":"…","code":"…"}` | send 3 events, then an error event (`{"error":{…,"type":"server_error"}}`, Anthropic: `event: error`), then end |
 //! | `{"fault":"rate_limit","remaining_requests":0,"remaining_tokens":10,"reset_requests":"1s","reset_tokens":"6m0s"}` | normal answer with `x-ratelimit-*` headers (also `limit_requests`, `limit_tokens`) |
 //! | `{"fault":"keepalive_every","ms":100}` | normal answer with `keepalive_every_ms` = `ms` |
+//! | `{"fault":"page","code":200,"content_type":"text/html","body":"…"}` | that status, type and body whatever was asked (a captive portal's page; a redirect or a gzipped body with `headers` such as `[["location","…"]]`, `[["content-encoding","gzip"]]`) |
+//! | `{"fault":"not_http"}` | an SSH banner instead of an HTTP response, then close |
 //!
 //! For a non-streaming request the `*_after` faults act on the single JSON body: `stall_after`
 //! stalls between head and body, `reset_after` resets after the head (or after the body when
