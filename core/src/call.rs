@@ -426,7 +426,16 @@ impl RetryHints {
         } else if is("x-ratelimit-reset-tokens") {
             self.reset_tokens = parse_go_duration(v);
             self.resolve_rate_limit();
-        } else if let Some(field) = strip_prefix_ignore_case(name, "anthropic-ratelimit-") {
+        } else {
+            #[cfg(feature = "anthropic")]
+            self.observe_anthropic(name, v);
+        }
+    }
+
+    /// Anthropic's `anthropic-ratelimit-*` headers (only with the `anthropic` feature).
+    #[cfg(feature = "anthropic")]
+    fn observe_anthropic(&mut self, name: &str, v: &str) {
+        if let Some(field) = strip_prefix_ignore_case(name, "anthropic-ratelimit-") {
             // requests-, tokens-, input-tokens-, output-tokens- × remaining, reset.
             let f = field.as_bytes();
             let ends = |suffix: &[u8]| {
@@ -486,6 +495,7 @@ impl RetryHints {
 }
 
 /// `name` without `prefix`, compared ASCII case-insensitively.
+#[cfg(feature = "anthropic")]
 fn strip_prefix_ignore_case<'n>(name: &'n str, prefix: &str) -> Option<&'n str> {
     let head = name.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
@@ -1658,6 +1668,7 @@ mod tests {
         h
     }
 
+    #[cfg(feature = "anthropic")]
     #[test]
     fn anthropic_rate_limit_headers_pause_until_their_reset() {
         let h = hints(&[

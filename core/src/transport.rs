@@ -5,8 +5,54 @@
 //! An adapter asks [`judge_head`] about the response head before it reads the body, and
 //! [`body_failure`] about the body's end; what it passes is what its transport can see.
 
-use crate::call::{Coding, ContentKind, Failure, Phase, ResponseFault, StreamFault};
+use crate::call::{Coding, ContentKind, Failure, Phase, ResponseFault, RetryHints, StreamFault};
 use crate::decode::ApiError;
+use crate::response::ResponseHead;
+
+/// What a response head says, read once by [`read_head`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HeadVerdict {
+    /// What to do with the body, or why the answer is not an API response.
+    pub kind: Result<BodyKind, Failure>,
+    /// Where a redirect's `Location` value lies in the buffer the head was parsed from
+    /// (offset, length).
+    pub location: Option<(usize, usize)>,
+}
+
+/// Reads a parsed head's fields: every header goes to `hints`, and `Content-Type`,
+/// `Content-Encoding` and the status go to [`judge_head`]. `buf` is the buffer `head` was
+/// parsed from.
+// Kept out of line: inlined into an adapter's async state machine it costs flash.
+#[inline(never)]
+pub fn read_head(
+    head: &ResponseHead<'_>,
+    buf: &[u8],
+    hints: &mut RetryHints,
+    streaming: bool,
+) -> HeadVerdict {
+    let (mut content_type, mut coding, mut location) = (None, None, None);
+    for (name, value) in head.headers() {
+        hints.observe(name, value);
+        if name.eq_ignore_ascii_case("content-type") {
+            content_type = Some(value);
+        } else if name.eq_ignore_ascii_case("content-encoding") {
+            coding = Some(value);
+        } else if name.eq_ignore_ascii_case("location") {
+            let offset = (value.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+            if offset
+                .checked_add(value.len())
+                .is_some_and(|end| end <= buf.len())
+            {
+                location = Some((offset, value.len()));
+            }
+        }
+    }
+    HeadVerdict {
+        kind: judge_head(head.status, content_type, coding, streaming),
+        location,
+    }
+}
 
 /// What to do with a response's body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +76,8 @@ pub enum BodyKind {
 ///   `application/*+json`): [`ResponseFault::NotAnApiResponse`] — a captive portal's
 ///   `200 text/html`; no type at all is taken as what was asked for;
 /// - any other status: its error body is read.
+// Kept out of line: inlined into an adapter's async state machine it costs flash.
+#[inline(never)]
 pub fn judge_head(
     status: u16,
     content_type: Option<&[u8]>,
@@ -128,6 +176,7 @@ pub enum BodyEnd {
 ///
 /// Precedence: a deadline, then the network, then a malformed event, then an error event —
 /// which fails the stream even when the end marker follows it — then the end marker.
+#[inline(never)]
 pub fn body_failure(end: BodyEnd, malformed: bool, server_error: bool) -> Option<Failure> {
     match end {
         BodyEnd::Timeout(p) => Some(Failure::Timeout(p)),

@@ -211,20 +211,15 @@ async fn read_by<C: Read + Write>(
         .map_err(AttemptFailure::Network)
 }
 
-/// Longest `Location` kept from a redirect, for the caller's event.
-pub(crate) const LOCATION_MAX: usize = 120;
-
 /// What the response head said.
 pub(crate) struct Head {
     /// HTTP status.
     pub status: u16,
     /// What to do with the body, or why the answer is not an API response
-    /// ([`transport::judge_head`]).
+    /// ([`transport::judge_head`]); on `Err` the head is left at the start of the buffer.
     pub kind: Result<BodyKind, steadyllm_core::call::Failure>,
-    /// A redirect's `Location` (cut at [`LOCATION_MAX`] bytes).
-    pub location: [u8; LOCATION_MAX],
-    /// Its length.
-    pub location_len: usize,
+    /// A redirect's `Location`: its place in the buffer.
+    pub location: Option<(usize, usize)>,
     /// How the body ends.
     pub framing: Framing,
     /// The server allows another request on this connection.
@@ -267,33 +262,21 @@ pub(crate) async fn read_head<C: Read + Write>(
                 ));
             }
         };
-        let (mut content_type, mut coding) = (None, None);
-        let mut location = [0u8; LOCATION_MAX];
-        let mut location_len = 0;
-        for (name, value) in head.headers() {
-            hints.observe(name, value);
-            if name.eq_ignore_ascii_case("content-type") {
-                content_type = Some(value);
-            } else if name.eq_ignore_ascii_case("content-encoding") {
-                coding = Some(value);
-            } else if name.eq_ignore_ascii_case("location") {
-                location_len = value.len().min(LOCATION_MAX);
-                for (o, b) in location.iter_mut().zip(value) {
-                    *o = *b;
-                }
-            }
-        }
-        let kind = transport::judge_head(head.status, content_type, coding, streaming);
+        let verdict = transport::read_head(&head, buf, hints, streaming);
         let len = head.len.min(filled);
         let head = Head {
             status: head.status,
-            kind,
-            location,
-            location_len,
+            kind: verdict.kind,
+            location: verdict.location,
             framing: head.framing,
             keep_alive: head.keep_alive,
             buffered: filled - len,
         };
+        if head.kind.is_err() {
+            // Nothing of the body is read; the head stays for the caller (a redirect's
+            // Location).
+            return Ok(head);
+        }
         buf.copy_within(len..filled, 0);
         return Ok(head);
     }

@@ -99,7 +99,7 @@ pub enum Event<'e> {
         error: ApiError<'e>,
     },
     /// The server redirected (a POST is not followed; the attempt fails with
-    /// `ResponseFault::Redirected`): where it pointed (cut at 120 bytes).
+    /// `ResponseFault::Redirected`): where it pointed.
     Redirected {
         /// HTTP status (301, 302, 307, 308…).
         status: u16,
@@ -526,12 +526,13 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let kind = match head.kind {
             Ok(k) => k,
             Err(f) => {
-                if let (Failure::Response(ResponseFault::Redirected { .. }), Ok(location)) = (
-                    f,
-                    core::str::from_utf8(
-                        head.location.get(..head.location_len).unwrap_or_default(),
-                    ),
-                ) {
+                let location = head
+                    .location
+                    .and_then(|(at, len)| buf.get(at..at.saturating_add(len)))
+                    .and_then(|l| core::str::from_utf8(l).ok());
+                if let (Failure::Response(ResponseFault::Redirected { .. }), Some(location)) =
+                    (f, location)
+                {
                     on_event(Event::Redirected { status, location });
                 }
                 return (Outcome::failed(f, 0, hints), false);
