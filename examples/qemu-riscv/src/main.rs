@@ -91,7 +91,10 @@ fn opt_str(out: &mut Uart, s: &Option<JsonStr<'_>>) {
 /// One decoded item as its `conformance decode` contract line (what `chat --json` prints).
 fn item_line(out: &mut Uart, item: &StreamItem<'_>) {
     let mut text = |kind: &str, choice: u32, field: &str, t: &JsonStr<'_>| {
-        let _ = write!(out, "{{\"kind\":\"{kind}\",\"choice\":{choice},\"{field}\":");
+        let _ = write!(
+            out,
+            "{{\"kind\":\"{kind}\",\"choice\":{choice},\"{field}\":"
+        );
         quoted(out, t);
         let _ = out.write_str("}\n");
     };
@@ -161,21 +164,14 @@ fn finish(attempts: u32, error: Option<&dyn fmt::Display>) -> ! {
         out,
         "{{\"kind\":\"stack\",\"peak_bytes\":{peak},\"stack_bytes\":{size}}}"
     );
-    let _ = write!(
-        out,
-        "{{\"attempts\":{attempts},\"error\":"
-    );
+    let _ = write!(out, "{{\"attempts\":{attempts},\"error\":");
     match error {
         Some(e) => quoted(out, e),
         None => {
             let _ = out.write_str("null");
         }
     }
-    let _ = writeln!(
-        out,
-        ",\"kind\":\"outcome\",\"ok\":{}}}",
-        error.is_none()
-    );
+    let _ = writeln!(out, ",\"kind\":\"outcome\",\"ok\":{}}}", error.is_none());
     board::exit(if error.is_none() { 0 } else { 1 })
 }
 
@@ -190,9 +186,10 @@ async fn main_task(spawner: Spawner) {
     static TX: ConstStaticCell<[u8; 1536]> = ConstStaticCell::new([0; 1536]);
     let device = match net::VirtioNet::new(RX.take(), FRAME.take(), TX.take()) {
         Ok(d) => d,
-        Err(net::NetInitError::NoDevice) => {
-            finish(0, Some(&"no virtio-net device: start QEMU with -device virtio-net-device"))
-        }
+        Err(net::NetInitError::NoDevice) => finish(
+            0,
+            Some(&"no virtio-net device: start QEMU with -device virtio-net-device"),
+        ),
         Err(net::NetInitError::Driver(e)) => finish(0, Some(&e)),
     };
     let mac = device.mac();
