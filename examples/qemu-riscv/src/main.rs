@@ -38,6 +38,31 @@ use board::Uart;
 type Tcp = TcpClient<'static, 1, 4096, 2048>;
 type AppClient = Client<'static, Tcp, DnsSocket<'static>>;
 
+/// `size_of` the future an async fn returns, computed by the compiler for this target.
+const fn future_size<A, B, Fut: core::future::Future>(_: &impl Fn(A, B) -> Fut) -> usize {
+    core::mem::size_of::<Fut>()
+}
+
+/// A call like the one in `main_task` (with an empty callback), only for its future's size.
+async fn call_for_size(
+    client: &'static mut AppClient,
+    bufs: &'static mut Buffers<'static>,
+) -> Result<steadyllm_core::call::Summary, steadyllm_embassy::ChatError> {
+    client
+        .chat(&ChatRequest::new(MODEL, &[]), bufs, |_| {})
+        .await
+}
+
+/// One call's future on this target, in bytes (read by scripts/size-report).
+#[unsafe(no_mangle)]
+#[used]
+static STEADYLLM_CALL_FUTURE_BYTES: u32 = future_size(&call_for_size) as u32;
+
+/// The client object (it holds the SSE buffer), in bytes (read by scripts/size-report).
+#[unsafe(no_mangle)]
+#[used]
+static STEADYLLM_CLIENT_BYTES: u32 = core::mem::size_of::<AppClient>() as u32;
+
 const DEFAULT_URL: &str = "http://10.0.2.2:8080/v1";
 const DEFAULT_PROMPT: &str = "Why is the sky blue?";
 const MODEL: &str = "gpt-4o-mini";
