@@ -306,6 +306,23 @@ fn main() -> ! {
     let mut ours = Tally::new();
     let ours_ticks = ticks(|p| st.feed(p, &mut ours));
 
+    // Where steadyllm's cost sits: the SSE parser alone, and the decoder without its prefix
+    // memo (the memo's comparison is a byte loop on thumbv6m).
+    let mut sse_only: SseParser<EVENT_CAP> = SseParser::new();
+    let mut sse_events = 0usize;
+    let sse_ticks = ticks(|p| {
+        let mut input = p;
+        while let Ok(Some(_)) = sse_only.feed(&mut input) {
+            sse_events += 1;
+        }
+    });
+    let mut no_memo = Steadyllm {
+        parser: SseParser::new(),
+        decoder: StreamDecoder::new(Dialect::OpenAi).with_memo(false),
+    };
+    let mut no_memo_tally = Tally::new();
+    let no_memo_ticks = ticks(|p| no_memo.feed(p, &mut no_memo_tally));
+
     let mut sj = SerdeJsonCore {
         line: [0; EVENT_CAP],
         len: 0,
@@ -330,6 +347,13 @@ fn main() -> ! {
         ours.is_complete()
     );
     hprintln!(
+        "  of which SseParser alone: {} instructions/event ({} events); with the decoder's prefix memo off: {} instructions/event, complete: {}",
+        per_event(sse_ticks),
+        sse_events,
+        per_event(no_memo_ticks),
+        no_memo_tally.is_complete()
+    );
+    hprintln!(
         "serde-json-core (line split + from_slice_escaped): {} instructions/event, complete: {}",
         b,
         theirs.is_complete()
@@ -339,7 +363,10 @@ fn main() -> ! {
         a,
         b
     );
-    let ok = ours.is_complete() && theirs.is_complete();
+    let ok = ours.is_complete()
+        && theirs.is_complete()
+        && no_memo_tally.is_complete()
+        && sse_events == corpus::EVENTS;
     if !ok {
         hprintln!("steadyllm: {:?}", ours);
         hprintln!("serde-json-core: {:?}", theirs);
