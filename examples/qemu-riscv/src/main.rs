@@ -23,7 +23,7 @@ use core::fmt::{self, Write};
 use embassy_executor::{Executor, Spawner};
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use embassy_net::{Runner, StackResources, dns::DnsSocket};
-use embassy_time::{Duration, Timer, with_timeout};
+use embassy_time::{Duration, with_timeout};
 use static_cell::{ConstStaticCell, StaticCell};
 use steadyllm_core::call::{CallConfig, CallEvent, Timeouts, WaitReason};
 use steadyllm_core::decode::StreamItem;
@@ -172,15 +172,6 @@ async fn net_task(mut runner: Runner<'static, net::VirtioNet>) -> ! {
     runner.run().await
 }
 
-/// Wakes the network driver's receive side every millisecond (the device interrupt is unused).
-#[embassy_executor::task]
-async fn rx_poll_task() -> ! {
-    loop {
-        Timer::after(Duration::from_millis(1)).await;
-        net::poll_task_tick();
-    }
-}
-
 /// Prints the outcome line and ends the emulation (exit status 0 only for a complete answer).
 fn finish(attempts: u32, error: Option<&dyn fmt::Display>) -> ! {
     let out = &mut Uart;
@@ -226,7 +217,6 @@ async fn main_task(spawner: Spawner) {
     let (stack, runner) =
         embassy_net::new(device, config, RESOURCES.init(StackResources::new()), seed);
     spawner.spawn(net_task(runner).unwrap());
-    spawner.spawn(rx_poll_task().unwrap());
 
     if with_timeout(Duration::from_secs(20), stack.wait_config_up())
         .await

@@ -4,10 +4,11 @@
 //! Memory is identity-mapped and there is no allocator: the virtqueues come from a static
 //! page arena, the receive buffers are static. Receiving: every buffer sits in the device's
 //! receive queue; a completed one is copied out for embassy-net and handed straight back.
-//! Sending is synchronous (QEMU takes the frame before the notify write returns control for
-//! long). The device's interrupt is not used: a task wakes the receive side every millisecond.
+//! Sending is synchronous (the driver waits for the device to take the frame). A received
+//! frame raises the device's interrupt through the board's PLIC; the handler acknowledges it
+//! and wakes embassy-net's runner.
 
-use core::ptr::NonNull;
+use core::ptr::{NonNull, read_volatile, write_volatile};
 use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::Context;
 
@@ -88,12 +89,57 @@ const MMIO_BASE: usize = 0x1000_1000;
 const MMIO_STRIDE: usize = 0x1000;
 const MMIO_SLOTS: usize = 8;
 
-/// Wakes embassy-net's runner when a frame may have arrived (see [`poll_task_tick`]).
-pub static RX_WAKER: AtomicWaker = AtomicWaker::new();
+/// Wakes embassy-net's runner when the device has used a buffer (see [`machine_external`]).
+static RX_WAKER: AtomicWaker = AtomicWaker::new();
 
-/// Wakes the receive side; called every millisecond by a task (no device interrupt is used).
-pub fn poll_task_tick() {
-    RX_WAKER.wake();
+// ---------------------------------------------------------------- the device's interrupt
+/// The PLIC of QEMU `virt`; context 0 is hart 0 in machine mode.
+const PLIC: usize = 0x0C00_0000;
+const PLIC_ENABLE_CTX0: usize = PLIC + 0x2000;
+const PLIC_THRESHOLD_CTX0: usize = PLIC + 0x20_0000;
+const PLIC_CLAIM_CTX0: usize = PLIC + 0x20_0004;
+/// virtio-mmio slot `i` raises PLIC source `1 + i` on QEMU `virt`.
+const FIRST_VIRTIO_IRQ: usize = 1;
+/// virtio-mmio registers: which interrupts are pending, and their acknowledgement.
+const MMIO_INTERRUPT_STATUS: usize = 0x60;
+const MMIO_INTERRUPT_ACK: usize = 0x64;
+
+/// The slot of the network device (`usize::MAX` until it is set up).
+static NET_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Routes the device's interrupt to this hart (priority 1 over threshold 0) and enables
+/// machine external interrupts.
+fn enable_interrupt(slot: usize) {
+    let irq = FIRST_VIRTIO_IRQ + slot;
+    NET_SLOT.store(slot, Ordering::Relaxed);
+    // SAFETY: PLIC registers of QEMU `virt` (source priority, context 0's enable bits and
+    // threshold); this is the only code that writes them.
+    unsafe {
+        write_volatile((PLIC + 4 * irq) as *mut u32, 1);
+        let enable = (PLIC_ENABLE_CTX0 + 4 * (irq / 32)) as *mut u32;
+        write_volatile(enable, read_volatile(enable) | (1 << (irq % 32)));
+        write_volatile(PLIC_THRESHOLD_CTX0 as *mut u32, 0);
+        riscv::register::mie::set_mext();
+    }
+}
+
+#[riscv_rt::core_interrupt(riscv::interrupt::Interrupt::MachineExternal)]
+fn machine_external() {
+    // SAFETY: claiming and completing on context 0 and acknowledging the virtio-mmio device's
+    // interrupt are what the PLIC and virtio specifications ask of the handler.
+    unsafe {
+        let claim = read_volatile(PLIC_CLAIM_CTX0 as *const u32);
+        let slot = NET_SLOT.load(Ordering::Relaxed);
+        if claim as usize == FIRST_VIRTIO_IRQ + slot {
+            let base = MMIO_BASE + slot * MMIO_STRIDE;
+            let status = read_volatile((base + MMIO_INTERRUPT_STATUS) as *const u32);
+            write_volatile((base + MMIO_INTERRUPT_ACK) as *mut u32, status);
+            RX_WAKER.wake();
+        }
+        if claim != 0 {
+            write_volatile(PLIC_CLAIM_CTX0 as *mut u32, claim);
+        }
+    }
 }
 
 /// Why the network device could not be brought up.
@@ -124,7 +170,7 @@ impl VirtioNet {
         frame: &'static mut [u8; BUF],
         tx: &'static mut [u8; BUF],
     ) -> Result<Self, NetInitError> {
-        let mut transport = None;
+        let mut found = None;
         for slot in 0..MMIO_SLOTS {
             let Some(header) = NonNull::new((MMIO_BASE + slot * MMIO_STRIDE) as *mut VirtIOHeader)
             else {
@@ -135,11 +181,11 @@ impl VirtioNet {
             if let Ok(t) = unsafe { MmioTransport::new(header, MMIO_STRIDE) }
                 && t.device_type() == DeviceType::Network
             {
-                transport = Some(t);
+                found = Some((slot, t));
                 break;
             }
         }
-        let transport = transport.ok_or(NetInitError::NoDevice)?;
+        let (slot, transport) = found.ok_or(NetInitError::NoDevice)?;
         let dev = Device::new(transport).map_err(NetInitError::Driver)?;
         let mut net = VirtioNet {
             dev,
@@ -152,6 +198,7 @@ impl VirtioNet {
         for i in 0..RX_BUFS {
             net.rx_token[i] = net.submit(i)?;
         }
+        enable_interrupt(slot);
         Ok(net)
     }
 
