@@ -163,6 +163,10 @@ pub struct CallConfig {
     pub jitter: Jitter,
     /// Longest `Retry-After` the engine will wait; beyond it the call fails over or fails.
     pub retry_after_cap: Duration,
+    /// Longest an endpoint is kept out by one server answer (a `Retry-After` beyond
+    /// `retry_after_cap`, rate-limit headers): `Retry-After: 86400` must not mean a day without
+    /// service on a device with one endpoint. The next call after it tries again.
+    pub max_endpoint_pause: Duration,
     /// Timeouts; `None` derives them from the request profile ([`Timeouts::for_profile`]).
     pub timeouts: Option<Timeouts>,
     /// Failures among an endpoint's last 16 attempts that open its breaker (1–16; above 16
@@ -188,6 +192,7 @@ impl Default for CallConfig {
             backoff_cap: Duration::from_secs(8),
             jitter: Jitter::Full,
             retry_after_cap: Duration::from_secs(60),
+            max_endpoint_pause: Duration::from_secs(300),
             timeouts: None,
             breaker_threshold: 14,
             breaker_cooldown: Duration::from_secs(30),
@@ -606,12 +611,160 @@ pub enum StreamFault {
     ServerError,
 }
 
+/// Why a server's certificate was refused. None of these goes away by asking the same server
+/// again, so the engine fails over and never retries them on the same endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CertificateFault {
+    /// The chain does not lead to any of the trusted roots.
+    UnknownIssuer,
+    /// The certificate is not valid for the host name that was asked for.
+    NameMismatch,
+    /// A certificate of the chain has expired.
+    Expired,
+    /// A certificate of the chain is not valid yet (or the device's clock is wrong).
+    NotYetValid,
+    /// A signature in the chain, or the server's handshake signature, does not verify.
+    BadSignature,
+    /// A key type, curve, key size or signature algorithm this client does not implement.
+    UnsupportedAlgorithm,
+    /// A certificate used for what it may not do (a leaf as a CA, no server-auth usage), an
+    /// unknown critical extension, or a chain longer than the client follows.
+    BadUsage,
+    /// A certificate that is not well-formed DER.
+    Malformed,
+}
+
+impl fmt::Display for CertificateFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertificateFault::UnknownIssuer => {
+                "certificate not trusted: its chain does not lead to a trusted root"
+            }
+            CertificateFault::NameMismatch => "certificate is not valid for this host name",
+            CertificateFault::Expired => "certificate expired",
+            CertificateFault::NotYetValid => {
+                "certificate not valid yet (or the device's clock is wrong)"
+            }
+            CertificateFault::BadSignature => "certificate signature does not verify",
+            CertificateFault::UnsupportedAlgorithm => {
+                "certificate uses a key or signature algorithm this client does not support"
+            }
+            CertificateFault::BadUsage => "certificate not usable for a TLS server",
+            CertificateFault::Malformed => "certificate is malformed",
+        })
+    }
+}
+
+/// A content coding the client does not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Coding {
+    /// `gzip` (or `x-gzip`).
+    Gzip,
+    /// `deflate`.
+    Deflate,
+    /// `br`.
+    Brotli,
+    /// `zstd`.
+    Zstd,
+    /// Anything else but `identity`.
+    Other,
+}
+
+/// What kind of body a `Content-Type` announced that no API sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ContentKind {
+    /// `text/html`: a captive portal's login page, a proxy's or a CDN's error page.
+    Html,
+    /// `text/plain`.
+    PlainText,
+    /// `application/xml` or `text/xml`.
+    Xml,
+    /// Any other type.
+    Other,
+}
+
+/// A response that is not what an API answers with. None of these goes away by asking the
+/// same endpoint again: the engine fails over at once and does not retry it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ResponseFault {
+    /// The response head is larger than the response buffer (`limit` bytes).
+    HeadTooLarge {
+        /// The buffer's size.
+        limit: u32,
+    },
+    /// The bytes that came back are not an HTTP/1.x response.
+    NotHttp,
+    /// A redirect (3xx). A POST is not followed: the base URL is wrong, or a portal or proxy
+    /// answered. The adapter reports the `Location`.
+    Redirected {
+        /// The status.
+        status: u16,
+    },
+    /// A success whose `Content-Type` is neither `text/event-stream` nor JSON.
+    NotAnApiResponse(ContentKind),
+    /// A body in a content coding the client does not decode (it asks for `identity`).
+    ContentCoding(Coding),
+}
+
+impl fmt::Display for ResponseFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseFault::HeadTooLarge { limit } => {
+                write!(
+                    f,
+                    "response head larger than the {limit}-byte response buffer"
+                )
+            }
+            ResponseFault::NotHttp => f.write_str("the server's answer is not HTTP"),
+            ResponseFault::Redirected { status } => {
+                write!(f, "redirected (HTTP {status}); a POST is not followed")
+            }
+            ResponseFault::NotAnApiResponse(kind) => f.write_str(match kind {
+                ContentKind::Html => {
+                    "not an API response: an HTML page (a captive portal or a proxy's page?)"
+                }
+                ContentKind::PlainText => "not an API response: plain text",
+                ContentKind::Xml => "not an API response: XML",
+                ContentKind::Other => "not an API response: an unexpected Content-Type",
+            }),
+            ResponseFault::ContentCoding(c) => {
+                write!(
+                    f,
+                    "body in a content coding the client cannot read ({}); it asks for identity",
+                    match c {
+                        Coding::Gzip => "gzip",
+                        Coding::Deflate => "deflate",
+                        Coding::Brotli => "br",
+                        Coding::Zstd => "zstd",
+                        Coding::Other => "unknown",
+                    }
+                )
+            }
+        }
+    }
+}
+
 /// What went wrong in one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Failure {
-    /// The connection could not be made (refused, DNS, TLS).
+    /// The connection could not be made (refused, reset, unreachable).
     Connect,
+    /// The server's certificate was refused: fails over, never retried on the same endpoint.
+    Certificate(CertificateFault),
+    /// The TLS handshake failed for another reason than the certificate (the server refused
+    /// the handshake or spoke TLS this client does not): fails over, not retried on the same
+    /// endpoint.
+    Tls,
+    /// The endpoint's host name does not resolve: fails over, not retried on the same
+    /// endpoint.
+    NameNotResolved,
+    /// The answer is not an API response: fails over, not retried on the same endpoint.
+    Response(ResponseFault),
     /// A deadline passed.
     Timeout(Phase),
     /// A non-2xx status.
@@ -624,6 +777,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Connect => f.write_str("connection failed"),
+            Failure::Certificate(c) => write!(f, "{c}"),
+            Failure::Tls => f.write_str("TLS handshake failed"),
+            Failure::NameNotResolved => f.write_str("the host name does not resolve"),
+            Failure::Response(r) => write!(f, "{r}"),
             Failure::Timeout(Phase::Connect) => f.write_str("connect timed out"),
             Failure::Timeout(Phase::FirstByte) => f.write_str("no response head in time"),
             Failure::Timeout(Phase::FirstToken) => f.write_str("no first token in time"),
@@ -1146,10 +1303,11 @@ impl Call {
         let ep_i = plan.endpoint;
         self.delivered_total = self.delivered_total.saturating_add(outcome.delivered_bytes);
         // Rate-limit headers count on any answer.
+        let max_pause = self.config.max_endpoint_pause;
         if let Some(d) = outcome.hints.rate_limited_for
             && let Some(ep) = state.ep(ep_i)
         {
-            let until = now + d;
+            let until = now + d.min(max_pause);
             ep.paused_until = ep.paused_until.max(until);
             self.push(CallEvent::EndpointPaused {
                 endpoint: ep_i,
@@ -1232,10 +1390,11 @@ impl Call {
             (_, Some(ra)) if ra > self.config.retry_after_cap => {
                 // Too long for this endpoint: pause it and try another one now, if any.
                 if let Some(ep) = state.ep(ep_i) {
-                    ep.paused_until = ep.paused_until.max(now + ra);
+                    let until = now + ra.min(max_pause);
+                    ep.paused_until = ep.paused_until.max(until);
                     self.push(CallEvent::EndpointPaused {
                         endpoint: ep_i,
-                        until: now + ra,
+                        until,
                     });
                 }
                 if self.pick(state, now).is_none() {
@@ -1368,6 +1527,10 @@ struct Class {
 fn classify(f: Failure, h: &RetryHints) -> Class {
     let (action, endpoint_fault) = match f {
         Failure::Connect | Failure::Timeout(_) => (Action::Retry, true),
+        // The same server will present the same chain and refuse the same handshake.
+        Failure::Certificate(_) | Failure::Tls => (Action::FailOver, false),
+        // The same name, URL or middlebox gives the same answer.
+        Failure::NameNotResolved | Failure::Response(_) => (Action::FailOver, false),
         Failure::Stream(StreamFault::Malformed) => (Action::Retry, true),
         Failure::Stream(_) => (Action::Retry, true),
         Failure::Status(s) => {
@@ -1755,6 +1918,45 @@ mod tests {
         let (_, eps) = h.run(|_| ok());
         assert_eq!(eps, [0]);
         assert!(h.state.endpoint(0).is_some_and(|e| e.is_available(h.now)));
+    }
+
+    #[test]
+    fn a_day_long_retry_after_pauses_the_only_endpoint_for_minutes_not_a_day() {
+        let mut h = Harness::new(1, CallConfig::default());
+        let asked = |_: &AttemptPlan| {
+            let mut hints = RetryHints::default();
+            hints.observe("retry-after", b"86400");
+            (Outcome::failed(Failure::Status(503), 0, hints), 10)
+        };
+        let (r, _) = h.run(asked);
+        assert_eq!(
+            r,
+            Err(CallError::RetryAfterTooLong {
+                requested: Duration::from_secs(86_400)
+            })
+        );
+        let paused_until = h.state.endpoint(0).map(|e| e.available_at(h.now));
+        assert_eq!(paused_until, Some(h.now + Duration::from_secs(300)));
+        // Within the pause a call fails fast without a request ...
+        h.now += Duration::from_secs(100);
+        let (r, eps) = h.run(|_| ok());
+        assert!(r.is_err() && eps.is_empty(), "{r:?} {eps:?}");
+        // ... and once it is over, service resumes.
+        h.now += Duration::from_secs(201);
+        let (r, eps) = h.run(|_| ok());
+        assert_eq!(r.map(|s| s.attempts), Ok(1));
+        assert_eq!(eps, [0]);
+        // Rate-limit headers are bounded the same way.
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, _) = h.run(|_| {
+            let mut hints = RetryHints::default();
+            hints.observe("x-ratelimit-remaining-requests", b"0");
+            hints.observe("x-ratelimit-reset-requests", b"20h");
+            (Outcome::completed(10, hints), 10)
+        });
+        assert!(r.is_ok());
+        let until = h.state.endpoint(0).map(|e| e.available_at(h.now));
+        assert_eq!(until, Some(h.now + Duration::from_secs(300)));
     }
 
     #[test]
