@@ -269,15 +269,32 @@ async fn main_task(spawner: Spawner) {
     let mut bufs = Buffers::new(BODY.take(), HEAD.take(), RESPONSE.take());
 
     let out = &mut Uart;
+    // The attempt in progress: the outcome counts it on failure too (as `chat --json`).
+    let mut started = 0u32;
     let result = client
         .chat(&request, &mut bufs, |event| match event {
             Event::Item(item) => item_line(out, &item),
             Event::Engine(CallEvent::AttemptStarted {
                 number, endpoint, ..
             }) => {
+                started = number;
                 let _ = write!(out, "{{\"endpoint\":");
                 quoted(out, if endpoint == 0 { url } else { "" });
                 let _ = writeln!(out, ",\"kind\":\"attempt\",\"n\":{number}}}");
+            }
+            Event::Engine(CallEvent::AttemptFailed {
+                number,
+                endpoint,
+                failure,
+            }) => {
+                let _ = write!(out, "{{\"endpoint\":");
+                quoted(out, if endpoint == 0 { url } else { "" });
+                let _ = write!(out, ",\"error\":");
+                quoted(out, failure);
+                let _ = writeln!(out, ",\"kind\":\"attempt_failed\",\"n\":{number}}}");
+            }
+            Event::Engine(CallEvent::DiscardDelivered { bytes }) => {
+                let _ = writeln!(out, "{{\"bytes\":{bytes},\"kind\":\"discard\"}}");
             }
             Event::Engine(CallEvent::Waiting { delay, reason }) => {
                 let _ = write!(
@@ -292,12 +309,17 @@ async fn main_task(spawner: Spawner) {
                 let _ = out.write_str("}\n");
             }
             Event::ServerError { error, .. } => error_line(out, &error),
-            Event::Engine(_) => {}
+            Event::Redirected { status, location } => {
+                let _ = write!(out, "{{\"kind\":\"redirect\",\"location\":");
+                quoted(out, location);
+                let _ = writeln!(out, ",\"status\":{status}}}");
+            }
+            _ => {}
         })
         .await;
     match result {
         Ok(summary) => finish(summary.attempts, None),
-        Err(e) => finish(0, Some(&e)),
+        Err(e) => finish(started, Some(&e)),
     }
 }
 
