@@ -374,6 +374,9 @@ pub struct RetryHints {
     remaining_zero_tokens: bool,
     reset_requests: Option<Duration>,
     reset_tokens: Option<Duration>,
+    /// Anthropic's resets: absolute times (RFC 3339), made relative with `Date`.
+    reset_requests_at: Option<u64>,
+    reset_tokens_at: Option<u64>,
 }
 
 impl RetryHints {
@@ -404,6 +407,7 @@ impl RetryHints {
         } else if is("date") {
             self.date = parse_http_date(v);
             self.resolve_date();
+            self.resolve_rate_limit();
         } else if is("x-should-retry") {
             if v.eq_ignore_ascii_case("true") {
                 self.should_retry = Some(true);
@@ -422,6 +426,33 @@ impl RetryHints {
         } else if is("x-ratelimit-reset-tokens") {
             self.reset_tokens = parse_go_duration(v);
             self.resolve_rate_limit();
+        } else if let Some(field) = strip_prefix_ignore_case(name, "anthropic-ratelimit-") {
+            // requests-, tokens-, input-tokens-, output-tokens- × remaining, reset.
+            let f = field.as_bytes();
+            let ends = |suffix: &[u8]| {
+                f.len() >= suffix.len()
+                    && f.get(f.len() - suffix.len()..)
+                        .is_some_and(|e| e.eq_ignore_ascii_case(suffix))
+            };
+            let requests = f
+                .get(..9)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"requests-"));
+            if ends(b"-remaining") {
+                let zero = parse_u64(v) == Some(0);
+                if requests {
+                    self.remaining_zero_requests = zero;
+                } else {
+                    self.remaining_zero_tokens |= zero;
+                }
+            } else if ends(b"-reset") {
+                let at = parse_rfc3339(v);
+                if requests {
+                    self.reset_requests_at = at;
+                } else {
+                    self.reset_tokens_at = self.reset_tokens_at.max(at);
+                }
+            }
+            self.resolve_rate_limit();
         }
     }
 
@@ -435,16 +466,30 @@ impl RetryHints {
     }
 
     fn resolve_rate_limit(&mut self) {
+        let until = |at: Option<u64>, date: Option<u64>| {
+            Some(Duration::from_secs(at?.saturating_sub(date?)))
+        };
         let mut d: Option<Duration> = None;
         if self.remaining_zero_requests {
-            d = Some(self.reset_requests.unwrap_or(Duration::from_secs(1)));
+            let reset = self
+                .reset_requests
+                .or(until(self.reset_requests_at, self.date));
+            d = Some(reset.unwrap_or(Duration::from_secs(1)));
         }
         if self.remaining_zero_tokens {
-            let t = self.reset_tokens.unwrap_or(Duration::from_secs(1));
+            let reset = self.reset_tokens.or(until(self.reset_tokens_at, self.date));
+            let t = reset.unwrap_or(Duration::from_secs(1));
             d = Some(d.map_or(t, |x| x.max(t)));
         }
         self.rate_limited_for = d;
     }
+}
+
+/// `name` without `prefix`, compared ASCII case-insensitively.
+fn strip_prefix_ignore_case<'n>(name: &'n str, prefix: &str) -> Option<&'n str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| name.get(prefix.len()..))?
 }
 
 /// ASCII digits only (no sign, no spaces), at most 19 of them, so they always fit.
@@ -562,7 +607,52 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         .chunks_exact(3)
         .position(|m| m == name)? as u64
         + 1;
-    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+    unix_seconds(year, month, day, h, m, sec)
+}
+
+/// An RFC 3339 time as Anthropic's rate-limit headers send it (`2026-12-01T12:00:30Z`, with
+/// optional fractional seconds and a `Z` or `±hh:mm` offset), as seconds since 1970.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+        return None;
+    }
+    if b.get(16) != Some(&b':') {
+        return None;
+    }
+    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?);
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = s.get(19..)?;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = frac.get(digits..)?;
+    }
+    let t = unix_seconds(year, month, day, h, m, sec)?;
+    if rest == "Z" || rest == "z" {
+        return Some(t);
+    }
+    let (sign, off) = (rest.as_bytes().first()?, rest.get(1..)?);
+    if off.len() != 5 || off.as_bytes().get(2) != Some(&b':') {
+        return None;
+    }
+    let offset = digits_u64(off.get(..2)?)? * 3600 + digits_u64(off.get(3..)?)? * 60;
+    match sign {
+        b'+' => t.checked_sub(offset),
+        b'-' => t.checked_add(offset),
+        _ => None,
+    }
+}
+
+/// Seconds since 1970 of a UTC date and time (years from 1970).
+fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, sec: u64) -> Option<u64> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
+        return None;
+    }
+    if h > 23 || m > 59 || sec > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm), all in u64 with year >= 1970.
@@ -1566,6 +1656,50 @@ mod tests {
             h.observe(n, v.as_bytes());
         }
         h
+    }
+
+    #[test]
+    fn anthropic_rate_limit_headers_pause_until_their_reset() {
+        let h = hints(&[
+            ("date", "Tue, 01 Dec 2026 12:00:00 GMT"),
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", "2026-12-01T12:00:30Z"),
+            ("anthropic-ratelimit-input-tokens-remaining", "5000"),
+            ("anthropic-ratelimit-output-tokens-remaining", "0"),
+            (
+                "anthropic-ratelimit-output-tokens-reset",
+                "2026-12-01T13:01:00+01:00",
+            ),
+        ]);
+        assert_eq!(h.rate_limited_for, Some(Duration::from_secs(60)));
+        // Headers in any order, Date last.
+        let h = hints(&[
+            (
+                "Anthropic-RateLimit-Requests-Reset",
+                "2026-12-01T12:00:07.250Z",
+            ),
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("date", "Tue, 01 Dec 2026 12:00:00 GMT"),
+        ]);
+        assert_eq!(h.rate_limited_for, Some(Duration::from_secs(7)));
+        let h = hints(&[
+            ("anthropic-ratelimit-requests-remaining", "3"),
+            ("anthropic-ratelimit-requests-reset", "2026-12-01T12:00:30Z"),
+        ]);
+        assert_eq!(h.rate_limited_for, None);
+        assert_eq!(parse_rfc3339("2026-12-01T12:00:30Z"), Some(1_796_126_430));
+        assert_eq!(
+            parse_rfc3339("2026-12-01T12:00:30-00:30"),
+            Some(1_796_128_230)
+        );
+        for bad in [
+            "2026-13-01T12:00:30Z",
+            "2026-12-01 12:00",
+            "2026-12-01T12:00:30",
+            "x",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

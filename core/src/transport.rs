@@ -6,6 +6,7 @@
 //! [`body_failure`] about the body's end; what it passes is what its transport can see.
 
 use crate::call::{Coding, ContentKind, Failure, Phase, ResponseFault, StreamFault};
+use crate::decode::ApiError;
 
 /// What to do with a response's body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +139,34 @@ pub fn body_failure(end: BodyEnd, malformed: bool, server_error: bool) -> Option
     }
 }
 
+/// Error codes that say the account's quota, credit or spend limit is used up: a 429 that
+/// retrying cannot fix until someone pays or raises a limit.
+const SPENT: [&str; 6] = [
+    "insufficient_quota",
+    "organization_usage_limit_exceeded",
+    "organization_spend_limit_exceeded",
+    "project_spend_limit_exceeded",
+    "credit_balance_exhausted",
+    // Anthropic: `error.details.error_code` of a 429 `rate_limit_error`.
+    "enforced_spend_limit_reached",
+];
+
+/// The error body (`error`, parsed, and its raw `body`) says the quota or a spend limit is
+/// exhausted (OpenAI's codes and types, Anthropic's `enforced_spend_limit_reached`, which it
+/// nests in `error.details`): the engine fails over and does not retry the endpoint.
+pub fn quota_exhausted(error: Option<&ApiError<'_>>, body: &[u8]) -> bool {
+    let named =
+        |s: Option<crate::json::JsonStr<'_>>| s.is_some_and(|s| SPENT.iter().any(|c| s.eq_str(c)));
+    if let Some(e) = error
+        && (named(e.code) || named(e.kind))
+    {
+        return true;
+    }
+    // The nested Anthropic code: a quoted string anywhere in the body.
+    body.windows(30)
+        .any(|w| w == b"\"enforced_spend_limit_reached\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +246,33 @@ mod tests {
                 r(ResponseFault::Redirected { status: s })
             );
         }
+    }
+
+    #[test]
+    fn spent_quotas_and_spend_limits_are_recognised() {
+        let spent = |body: &str| {
+            let e = ApiError::parse(body).ok();
+            quota_exhausted(e.as_ref(), body.as_bytes())
+        };
+        assert!(spent(
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#
+        ));
+        assert!(spent(
+            r#"{"error":{"message":"Spend limit","type":"insufficient_quota","code":"project_spend_limit_exceeded"}}"#
+        ));
+        assert!(spent(
+            r#"{"error":{"message":"x","type":"requests","code":"credit_balance_exhausted"}}"#
+        ));
+        assert!(spent(
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"Monthly spend cap reached","details":{"error_code":"enforced_spend_limit_reached"}}}"#
+        ));
+        assert!(!spent(
+            r#"{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}"#
+        ));
+        assert!(!spent(
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"Too many requests"}}"#
+        ));
+        assert!(!spent("not json"));
     }
 
     /// The case the two adapters once judged differently: an error event followed by the end

@@ -559,8 +559,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             let error = core::str::from_utf8(collected)
                 .ok()
                 .and_then(|t| ApiError::parse(t).ok());
+            hints.insufficient_quota = transport::quota_exhausted(error.as_ref(), collected);
             if let Some(error) = error {
-                hints.insufficient_quota = error.is_insufficient_quota();
                 (sink.on_event)(Event::ServerError { status, error });
             }
             return (Outcome::failed(Failure::Status(status), 0, hints), false);

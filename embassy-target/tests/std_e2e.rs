@@ -824,3 +824,35 @@ fn a_name_that_does_not_resolve_is_named_and_fails_over() {
         }
     }
 }
+
+#[test]
+fn a_spent_quota_or_spend_limit_is_not_retried() {
+    for body in [
+        r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+        r#"{"error":{"message":"Project spend limit reached","type":"insufficient_quota","code":"project_spend_limit_exceeded"}}"#,
+        r#"{"type":"error","error":{"type":"rate_limit_error","message":"Spend cap reached","details":{"error_code":"enforced_spend_limit_reached"}}}"#,
+    ] {
+        let (s, r) = one(vec![
+            Fault::Status {
+                code: 429,
+                retry_after: None,
+                retry_after_ms: None,
+                should_retry: None,
+                body: Some(body.into()),
+            },
+            Fault::Ok,
+        ]);
+        assert_eq!(
+            r.result,
+            Err(ChatError::Call(CallError::NotRetryable {
+                last: Failure::Status(429)
+            })),
+            "{body}"
+        );
+        assert_eq!(s.requests().len(), 1, "{body}: not retried");
+    }
+    // A plain rate limit is retried.
+    let (s, r) = one(vec![Fault::retry_after(429, "0"), Fault::Ok]);
+    assert_eq!(r.result.map(|s| s.attempts), Ok(2));
+    assert_eq!(s.requests().len(), 2);
+}
