@@ -793,8 +793,8 @@ pub enum ContentKind {
 pub enum ResponseFault {
     /// The response head is larger than the response buffer (`limit` bytes).
     HeadTooLarge {
-        /// The buffer's size.
-        limit: u32,
+        /// The buffer's size (65 535 for any larger buffer).
+        limit: u16,
     },
     /// The bytes that came back are not an HTTP/1.x response.
     NotHttp,

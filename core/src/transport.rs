@@ -94,17 +94,10 @@ pub fn judge_head(
         && !coding.is_empty()
         && !coding.eq_ignore_ascii_case(b"identity")
     {
-        let c = if coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip") {
-            Coding::Gzip
-        } else if coding.eq_ignore_ascii_case(b"deflate") {
-            Coding::Deflate
-        } else if coding.eq_ignore_ascii_case(b"br") {
-            Coding::Brotli
-        } else if coding.eq_ignore_ascii_case(b"zstd") {
-            Coding::Zstd
-        } else {
-            Coding::Other
-        };
+        let c = CODINGS
+            .iter()
+            .find(|(name, _)| coding.eq_ignore_ascii_case(name))
+            .map_or(Coding::Other, |&(_, c)| c);
         return Err(Failure::Response(ResponseFault::ContentCoding(c)));
     }
     let Some(ct) = content_type else {
@@ -116,32 +109,43 @@ pub fn judge_head(
     };
     // The media type, without parameters (`; charset=utf-8`), case-insensitive.
     let media = trim(ct.split(|&b| b == b';').next().unwrap_or_default());
-    let is = |t: &[u8]| media.eq_ignore_ascii_case(t);
-    if is(b"text/event-stream") {
+    if media.eq_ignore_ascii_case(b"text/event-stream") {
         return Ok(BodyKind::EventStream);
     }
-    let json = is(b"application/json")
-        || (media.len() > 17
-            && media
-                .get(..12)
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"application/"))
-            && media
-                .get(media.len() - 5..)
-                .is_some_and(|s| s.eq_ignore_ascii_case(b"+json")));
+    let lower_is = |at: usize, s: &[u8]| {
+        media.get(at..).is_some_and(|m| {
+            m.len() >= s.len() && m.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s))
+        })
+    };
+    let json = media.eq_ignore_ascii_case(b"application/json")
+        || (lower_is(0, b"application/") && lower_is(media.len().saturating_sub(5), b"+json"));
     if json {
         return Ok(BodyKind::WholeJson);
     }
-    let kind = if is(b"text/html") || is(b"application/xhtml+xml") {
-        ContentKind::Html
-    } else if is(b"text/plain") {
-        ContentKind::PlainText
-    } else if is(b"application/xml") || is(b"text/xml") {
-        ContentKind::Xml
-    } else {
-        ContentKind::Other
-    };
+    let kind = KINDS
+        .iter()
+        .find(|(name, _)| media.eq_ignore_ascii_case(name))
+        .map_or(ContentKind::Other, |&(_, k)| k);
     Err(Failure::Response(ResponseFault::NotAnApiResponse(kind)))
 }
+
+/// Content codings by name.
+const CODINGS: [(&[u8], Coding); 5] = [
+    (b"gzip", Coding::Gzip),
+    (b"x-gzip", Coding::Gzip),
+    (b"deflate", Coding::Deflate),
+    (b"br", Coding::Brotli),
+    (b"zstd", Coding::Zstd),
+];
+
+/// Media types no API answers with, by name.
+const KINDS: [(&[u8], ContentKind); 5] = [
+    (b"text/html", ContentKind::Html),
+    (b"application/xhtml+xml", ContentKind::Html),
+    (b"text/plain", ContentKind::PlainText),
+    (b"application/xml", ContentKind::Xml),
+    (b"text/xml", ContentKind::Xml),
+];
 
 fn trim(b: &[u8]) -> &[u8] {
     let start = b

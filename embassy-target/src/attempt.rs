@@ -243,7 +243,7 @@ pub(crate) async fn read_head<C: Read + Write>(
         if free.is_empty() {
             return Err(AttemptFailure::Response(
                 steadyllm_core::call::ResponseFault::HeadTooLarge {
-                    limit: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+                    limit: u16::try_from(buf.len()).unwrap_or(u16::MAX),
                 },
             ));
         }

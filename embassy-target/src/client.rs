@@ -225,6 +225,41 @@ struct Wire<'w> {
     stream: bool,
 }
 
+/// How an attempt whose body was read ends: an error body's status (its error object, when it
+/// is JSON, goes to the caller), or the core's verdict on the body
+/// ([`transport::body_failure`]); a whole JSON answer is decoded here. Out of the async state
+/// machine, where it would cost flash.
+#[inline(never)]
+fn settle<F: FnMut(Event<'_>)>(
+    kind: BodyKind,
+    end: Result<(), AttemptFailure>,
+    collected: &[u8],
+    decoder: &mut StreamDecoder,
+    sink: &mut Sink<'_, F>,
+    hints: &mut RetryHints,
+) -> Option<Failure> {
+    if let BodyKind::ErrorBody(status) = kind {
+        // The error object, when the body is JSON (a cut-off body gives the status alone).
+        let error = core::str::from_utf8(collected)
+            .ok()
+            .and_then(|t| ApiError::parse(t).ok());
+        hints.insufficient_quota = transport::quota_exhausted(error.as_ref(), collected);
+        if let Some(error) = error {
+            (sink.on_event)(Event::ServerError { status, error });
+        }
+        return Some(Failure::Status(status));
+    }
+    let (end, mut malformed) = body_end(end);
+    if end == BodyEnd::Complete && kind == BodyKind::WholeJson {
+        // One JSON document, decoded like a chunk ("message" reads like "delta").
+        let decoded = core::str::from_utf8(collected)
+            .ok()
+            .map(|text| attempt::decode_into(decoder, text, sink));
+        malformed = !matches!(decoded, Some(Ok(_)));
+    }
+    transport::body_failure(end, malformed, sink.server_error)
+}
+
 fn phase(k: TimeoutKind) -> Phase {
     match k {
         TimeoutKind::Connect => Phase::Connect,
@@ -555,27 +590,16 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         };
         let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
         let collected = buf.get(..read.kept).unwrap_or_default();
-        if let BodyKind::ErrorBody(status) = kind {
-            // The error object, when the body is JSON (a cut-off body gives the status alone).
-            let error = core::str::from_utf8(collected)
-                .ok()
-                .and_then(|t| ApiError::parse(t).ok());
-            hints.insufficient_quota = transport::quota_exhausted(error.as_ref(), collected);
-            if let Some(error) = error {
-                (sink.on_event)(Event::ServerError { status, error });
-            }
-            return (Outcome::failed(Failure::Status(status), 0, hints), false);
-        }
-        let (end, mut malformed) = body_end(read.end);
-        if end == BodyEnd::Complete && collect {
-            // One JSON document, decoded like a chunk ("message" reads like "delta").
-            let decoded = core::str::from_utf8(collected)
-                .ok()
-                .map(|text| attempt::decode_into(&mut self.decoder, text, &mut sink));
-            malformed = !matches!(decoded, Some(Ok(_)));
-        }
-        let failure = transport::body_failure(end, malformed, sink.server_error);
+        let failure = settle(
+            kind,
+            read.end,
+            collected,
+            &mut self.decoder,
+            &mut sink,
+            &mut hints,
+        );
         match failure {
+            Some(Failure::Status(s)) => (Outcome::failed(Failure::Status(s), 0, hints), false),
             Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
             None => (Outcome::completed(sink.delivered, hints), read.reusable),
         }
