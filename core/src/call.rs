@@ -375,7 +375,9 @@ pub struct RetryHints {
     reset_requests: Option<Duration>,
     reset_tokens: Option<Duration>,
     /// Anthropic's resets: absolute times (RFC 3339), made relative with `Date`.
+    #[cfg(feature = "anthropic")]
     reset_requests_at: Option<u64>,
+    #[cfg(feature = "anthropic")]
     reset_tokens_at: Option<u64>,
 }
 
@@ -407,6 +409,7 @@ impl RetryHints {
         } else if is("date") {
             self.date = parse_http_date(v);
             self.resolve_date();
+            #[cfg(feature = "anthropic")]
             self.resolve_rate_limit();
         } else if is("x-should-retry") {
             if v.eq_ignore_ascii_case("true") {
@@ -475,19 +478,22 @@ impl RetryHints {
     }
 
     fn resolve_rate_limit(&mut self) {
-        let until = |at: Option<u64>, date: Option<u64>| {
-            Some(Duration::from_secs(at?.saturating_sub(date?)))
-        };
+        #[allow(unused_mut)]
+        let (mut reset_requests, mut reset_tokens) = (self.reset_requests, self.reset_tokens);
+        #[cfg(feature = "anthropic")]
+        {
+            let until = |at: Option<u64>, date: Option<u64>| {
+                Some(Duration::from_secs(at?.saturating_sub(date?)))
+            };
+            reset_requests = reset_requests.or(until(self.reset_requests_at, self.date));
+            reset_tokens = reset_tokens.or(until(self.reset_tokens_at, self.date));
+        }
         let mut d: Option<Duration> = None;
         if self.remaining_zero_requests {
-            let reset = self
-                .reset_requests
-                .or(until(self.reset_requests_at, self.date));
-            d = Some(reset.unwrap_or(Duration::from_secs(1)));
+            d = Some(reset_requests.unwrap_or(Duration::from_secs(1)));
         }
         if self.remaining_zero_tokens {
-            let reset = self.reset_tokens.or(until(self.reset_tokens_at, self.date));
-            let t = reset.unwrap_or(Duration::from_secs(1));
+            let t = reset_tokens.unwrap_or(Duration::from_secs(1));
             d = Some(d.map_or(t, |x| x.max(t)));
         }
         self.rate_limited_for = d;

@@ -180,7 +180,7 @@ pub enum BodyEnd {
 ///
 /// Precedence: a deadline, then the network, then a malformed event, then an error event —
 /// which fails the stream even when the end marker follows it — then the end marker.
-#[inline(never)]
+#[inline]
 pub fn body_failure(end: BodyEnd, malformed: bool, server_error: bool) -> Option<Failure> {
     match end {
         BodyEnd::Timeout(p) => Some(Failure::Timeout(p)),
@@ -194,14 +194,12 @@ pub fn body_failure(end: BodyEnd, malformed: bool, server_error: bool) -> Option
 
 /// Error codes that say the account's quota, credit or spend limit is used up: a 429 that
 /// retrying cannot fix until someone pays or raises a limit.
-const SPENT: [&str; 6] = [
+const SPENT: [&str; 5] = [
     "insufficient_quota",
     "organization_usage_limit_exceeded",
     "organization_spend_limit_exceeded",
     "project_spend_limit_exceeded",
     "credit_balance_exhausted",
-    // Anthropic: `error.details.error_code` of a 429 `rate_limit_error`.
-    "enforced_spend_limit_reached",
 ];
 
 /// The error body (`error`, parsed, and its raw `body`) says the quota or a spend limit is

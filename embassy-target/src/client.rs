@@ -225,6 +225,26 @@ struct Wire<'w> {
     stream: bool,
 }
 
+/// A redirect's `Location`, to the caller (out of the async state machine).
+#[inline(never)]
+fn report_redirect<F: FnMut(Event<'_>)>(
+    f: Failure,
+    head: &attempt::Head,
+    buf: &[u8],
+    on_event: &mut F,
+) {
+    let location = head
+        .location
+        .and_then(|(at, len)| buf.get(at..at.saturating_add(len)))
+        .and_then(|l| core::str::from_utf8(l).ok());
+    if let (Failure::Response(ResponseFault::Redirected { .. }), Some(location)) = (f, location) {
+        on_event(Event::Redirected {
+            status: head.status,
+            location,
+        });
+    }
+}
+
 /// How an attempt whose body was read ends: an error body's status (its error object, when it
 /// is JSON, goes to the caller), or the core's verdict on the body
 /// ([`transport::body_failure`]); a whole JSON answer is decoded here. Out of the async state
@@ -557,19 +577,10 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             Ok(h) => h,
             Err(f) => return (Outcome::failed(failure_of(f), 0, hints), false),
         };
-        let status = head.status;
         let kind = match head.kind {
             Ok(k) => k,
             Err(f) => {
-                let location = head
-                    .location
-                    .and_then(|(at, len)| buf.get(at..at.saturating_add(len)))
-                    .and_then(|l| core::str::from_utf8(l).ok());
-                if let (Failure::Response(ResponseFault::Redirected { .. }), Some(location)) =
-                    (f, location)
-                {
-                    on_event(Event::Redirected { status, location });
-                }
+                report_redirect(f, &head, buf, on_event);
                 return (Outcome::failed(f, 0, hints), false);
             }
         };
