@@ -623,6 +623,9 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         .chunks_exact(3)
         .position(|m| m == name)? as u64
         + 1;
+    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
     unix_seconds(year, month, day, h, m, sec)
 }
 
@@ -647,6 +650,10 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
         rest = frac.get(digits..)?;
     }
+    let valid = (1..=12).contains(&month) && (1..=31).contains(&day) && year >= 1970;
+    if !valid || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
     let t = unix_seconds(year, month, day, h, m, sec)?;
     if rest == "Z" || rest == "z" {
         return Some(t);
@@ -663,14 +670,9 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     }
 }
 
-/// Seconds since 1970 of a UTC date and time (years from 1970).
+/// Seconds since 1970 of a checked UTC date and time (month 1–12, year from 1970).
+#[inline(always)]
 fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, sec: u64) -> Option<u64> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
-        return None;
-    }
-    if h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
     // Days from civil (Howard Hinnant's algorithm), all in u64 with year >= 1970.
     let (y, mo) = if month <= 2 {
         (year - 1, month + 9)

@@ -335,7 +335,7 @@ function callMessage(e, failure) {
     case "retry_after_too_long":
       return `server asked to retry after ${duration(e.retryAfterMs ?? 0)}, longer than allowed`;
     case "no_endpoint_available":
-      return "no endpoint available: all are cooling down after repeated failures";
+      return "no endpoint available: all rate-limited past the deadline";
     default:
       return e.message ?? e.reason;
   }
@@ -406,7 +406,7 @@ function checkOptions(o) {
     }
     // The default module leaves Anthropic's events out (3 KB gzip); `steadyllm/anthropic` has them.
     if (e.dialect === "anthropic" && !__ANTHROPIC__) {
-      throw invalid(`endpoints[${i}]: the Anthropic dialect is in the "steadyllm/anthropic" entry; import the client from there`);
+      throw invalid(`endpoints[${i}]: the Anthropic dialect is in "steadyllm/anthropic"`);
     }
     if (url.search || url.hash || url.username || url.password) {
       throw invalid(`endpoints[${i}].baseUrl must not hold a query, fragment or credentials`);
@@ -976,7 +976,7 @@ export class StreamDecoder {
   constructor(options = {}) {
     if (!loaded) throw invalid("StreamDecoder: call `await init()` first");
     if (options.dialect === "anthropic" && !__ANTHROPIC__) {
-      throw invalid('StreamDecoder: the Anthropic dialect is in the "steadyllm/anthropic" entry');
+      throw invalid('StreamDecoder: the Anthropic dialect is in "steadyllm/anthropic"');
     }
     // A call held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
     this.#engine = Engine.create(new Uint32Array(NUMBERS.length).fill(UNSET), 1, options.dialect === "anthropic" ? 1 : 0, 0, 0);
