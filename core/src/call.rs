@@ -52,10 +52,8 @@
 //!   (and no endpoint is left), the call fails with [`CallError::NoEndpointAvailable`].
 //! - **Retry budget** across calls, a token bucket in the spirit of AWS's retry quota and
 //!   gRPC's retry throttling: every call deposits `budget_ratio_permille` of a retry, every
-//!   answer that gets through deposits one retry, and a retry that gets through is refunded; a
-//!   retry withdraws one token after an overload signal (429, 5xx, a timeout) and half a token
-//!   after transport flakiness (a refused connection, a reset or cut stream);
-//!   `budget_floor_per_minute` retries a minute are always allowed. The bucket holds the floor
+//!   answer that gets through deposits one retry, every retry withdraws one, and a retry that
+//!   gets through is refunded; `budget_floor_per_minute` retries a minute are always allowed. The bucket holds the floor
 //!   or 20 tokens, whichever is more: a burst of concurrent calls can retry at once. So a
 //!   partly available endpoint keeps its retries (its answers pay for them), while a full
 //!   outage adds little load: the ratio, the reserve and the floor. An empty budget fails a
@@ -366,10 +364,13 @@ impl<const N: usize> ClientState<N> {
             .min(self.budget_max_milli);
     }
 
-    fn withdraw(&mut self, milli: u64) -> bool {
-        let left = self.budget_milli.checked_sub(milli);
-        self.budget_milli = left.unwrap_or(self.budget_milli);
-        left.is_some()
+    fn withdraw(&mut self) -> bool {
+        if self.budget_milli >= 1000 {
+            self.budget_milli -= 1000;
+            true
+        } else {
+            false
+        }
     }
 
     fn ep(&mut self, i: usize) -> Option<&mut EndpointState> {
@@ -980,8 +981,6 @@ pub struct Call {
     prev_backoff: Duration,
     /// The attempt in flight is its endpoint's probe.
     probe: bool,
-    /// Budget thousandths the attempt in flight cost (0 for the first): refunded if it works.
-    retry_cost: u64,
     rng: Rng,
     done: Option<Result<Summary, CallError>>,
     events: [Option<CallEvent>; EVENT_QUEUE],
@@ -1017,7 +1016,6 @@ impl Call {
             prev_endpoint: None,
             prev_backoff: config.backoff_base,
             probe: false,
-            retry_cost: 0,
             rng: Rng::new(seed),
             done: None,
             events: [None; EVENT_QUEUE],
@@ -1232,7 +1230,8 @@ impl Call {
         let Some(failure) = outcome.failure else {
             record_alive(state, ep_i);
             // An answer earns the budget a retry, and a retry that got through its cost back.
-            state.deposit(SUCCESS_CREDIT_MILLI + self.retry_cost);
+            let refund = if self.attempts > 1 { 1000 } else { 0 };
+            state.deposit(SUCCESS_CREDIT_MILLI + refund);
             self.finish(Ok(Summary {
                 attempts: self.attempts,
                 endpoint: ep_i,
@@ -1295,20 +1294,11 @@ impl Call {
             return;
         }
         state.refill(now);
-        // Transport flakiness (a refused connection, a reset or cut stream) costs half a
-        // retry: the server did little work. Overload signals (429, 5xx, timeouts) cost one.
-        let cost = match failure {
-            Failure::Connect | Failure::Stream(StreamFault::Network | StreamFault::Truncated) => {
-                500
-            }
-            _ => 1000,
-        };
-        if !state.withdraw(cost) {
+        if !state.withdraw() {
             self.push(CallEvent::BudgetExhausted);
             self.finish(Err(CallError::BudgetExhausted { last: failure }));
             return;
         }
-        self.retry_cost = cost;
         // How long to wait.
         let mut reason = WaitReason::Backoff(failure);
         let delay = match (class.action, outcome.hints.retry_after) {
@@ -2142,7 +2132,7 @@ mod tests {
         // + the call's share, − one retry, + the retry back, + one for the answer
         let share = u64::from(cfg.budget_ratio_permille);
         assert_eq!(h.state.budget_milli, 5_000 + share + SUCCESS_CREDIT_MILLI);
-        // A reset costs half a retry.
+        // Retries that fail are not refunded.
         h.state.budget_milli = 5_000;
         let mut n = 0;
         let (r, _) = h.run(|_| {
@@ -2158,7 +2148,7 @@ mod tests {
             }
         });
         assert!(r.is_err());
-        assert_eq!(h.state.budget_milli, 5_000 + share - 1000);
+        assert_eq!(h.state.budget_milli, 5_000 + share - 2000);
         assert!(h.state.budget_milli <= full);
     }
 
