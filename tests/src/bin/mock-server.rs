@@ -1,7 +1,7 @@
 //! Runs the fault-injecting mock server standalone.
 //!
 //! ```text
-//! mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] [--answer TEXT] [--delay-ms N]
+//! mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] [--random P[:SEED]] [--answer TEXT] [--delay-ms N]
 //! ```
 //! Prints `listening on http://ADDR` as its first stdout line, then serves until killed.
 
@@ -9,15 +9,17 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use steadyllm_tests::mock::{Fault, MockServer, Script, Step};
+use steadyllm_tests::mock::{Fault, MockServer, RandomFaults, Script, Step};
 
 const USAGE: &str = "usage: mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] \
-[--answer TEXT] [--delay-ms N]
+[--random P[:SEED]] [--answer TEXT] [--delay-ms N]
 
   --port N         port to listen on (default 0: any free port)
   --host ADDR      address to bind (default 127.0.0.1)
   --script FILE    JSON script: a list of steps or {\"steps\":[...],\"repeat\":bool,\"then\":step,\"answer\":text}
   --chaos          preset script: stall, 429 Retry-After 1, reset mid-stream, then ok
+  --random P[:SEED] after the script, fault P % of requests at random (stall, reset, cut,
+                   429, 503, each before any content), seeded
   --answer TEXT    the answer text to stream
   --delay-ms N     pause between events of normal answers (after the script)
 The script can also be set at run time with POST /__control/script.";
@@ -27,6 +29,7 @@ struct Args {
     port: u16,
     script: Option<String>,
     chaos: bool,
+    random: Option<RandomFaults>,
     answer: Option<String>,
     delay_ms: Option<u64>,
 }
@@ -37,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         port: 0,
         script: None,
         chaos: false,
+        random: None,
         answer: None,
         delay_ms: None,
     };
@@ -68,6 +72,17 @@ fn parse_args() -> Result<Args, String> {
                 args.delay_ms = Some(v.parse().map_err(|_| format!("bad delay {v:?}"))?);
             }
             "--chaos" => args.chaos = true,
+            "--random" => {
+                let v = value("--random")?;
+                let (p, seed) = v.split_once(':').unwrap_or((&v, "0"));
+                let bad = || format!("bad --random {v:?}: PERCENT[:SEED]");
+                let percent: u32 = p.parse().map_err(|_| bad())?;
+                if percent > 100 {
+                    return Err(bad());
+                }
+                let seed = seed.parse().map_err(|_| bad())?;
+                args.random = Some(RandomFaults { percent, seed });
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -116,6 +131,9 @@ async fn main() -> ExitCode {
     }
     if args.answer.is_some() {
         script.answer = args.answer.clone();
+    }
+    if args.random.is_some() {
+        script.random = args.random;
     }
     let server = match MockServer::start(SocketAddr::new(args.host, args.port)).await {
         Ok(s) => s,
