@@ -1169,35 +1169,28 @@ impl Call {
     /// cooldown ends first takes a probe now, or, when each already has its one probe in
     /// flight, the call waits for them.
     fn pick<const N: usize>(&self, state: &ClientState<N>, now: Instant) -> Pick {
-        let n = state.count.min(32);
-        let ok = |i: usize, f: &dyn Fn(&EndpointState) -> bool| {
-            self.excluded & (1 << i) == 0 && state.endpoint(i).is_some_and(f)
-        };
-        let free = |e: &EndpointState| e.is_available(now);
-        if let Some(i) = (0..n)
-            .find(|&i| ok(i, &free) && self.failed_here & (1 << i) == 0)
-            .or_else(|| (0..n).find(|&i| ok(i, &free)))
-        {
-            return Pick::Go(i);
-        }
-        // Every usable endpoint is out: its breaker's reopening (or probe lease) time.
-        let out = |i: usize| {
-            let e = state.endpoint(i)?;
-            match e.breaker {
-                Breaker::Open { until } | Breaker::Probing { until }
-                    if ok(i, &|e| e.paused_until <= now) =>
-                {
-                    Some((until, matches!(e.breaker, Breaker::Probing { .. }), i))
-                }
-                _ => None,
+        // Rank: 0 available, 1 available but failed in this call, 2 out (breaker open: a
+        // probe may go now), 3 its probe in flight (wait); then by when it reopens.
+        let mut best: Option<(u8, Instant, usize)> = None;
+        for i in 0..state.count.min(32) {
+            let Some(e) = state.endpoint(i) else { break };
+            if self.excluded & (1 << i) != 0 || e.paused_until > now {
+                continue;
             }
-        };
-        match (0..n)
-            .filter_map(out)
-            .min_by_key(|&(until, busy, _)| (busy, until))
-        {
-            Some((_, false, i)) => Pick::Go(i),
-            Some((until, true, _)) => Pick::Wait(until.min(now + PROBE_POLL)),
+            let (rank, t) = match e.breaker {
+                Breaker::Open { until } | Breaker::Probing { until } if until <= now => (0, now),
+                Breaker::Closed { .. } => (0, now),
+                Breaker::Open { until } => (2, until),
+                Breaker::Probing { until } => (3, until),
+            };
+            let rank = rank + u8::from(rank == 0 && self.failed_here & (1 << i) != 0);
+            if best.is_none_or(|(r, u, _)| (rank, t) < (r, u)) {
+                best = Some((rank, t, i));
+            }
+        }
+        match best {
+            Some((3, t, _)) => Pick::Wait(t.min(now + PROBE_POLL)),
+            Some((_, _, i)) => Pick::Go(i),
             None => Pick::None,
         }
     }
