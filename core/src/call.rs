@@ -44,10 +44,11 @@
 //!   get through) while a dead one is cut off. Breakers never refuse service on their own
 //!   (Envoy's panic threshold, taken to its end): while another endpoint can take the calls an
 //!   open one is skipped, but when every endpoint a call may use is out, the one whose cooldown
-//!   ends first takes a probe at once. There is one probe in flight per endpoint at a time;
-//!   concurrent calls wait for it (`Step::Sleep`, looking again every 200 ms, never past their
-//!   deadline) and go as soon as it closes the breaker, or take the next probe when it failed.
-//!   So a dead endpoint sees one request at a time, and a partly available one keeps serving.
+//!   ends first (the least bad) takes a probe at once. There is one probe in flight at a time
+//!   (per endpoint while others serve, in all while every endpoint is out); concurrent calls
+//!   wait for it (`Step::Sleep`, looking again every 200 ms, never past their deadline) and go
+//!   as soon as it closes the breaker, or take the next probe when it failed. So dead
+//!   endpoints see one request at a time, and a partly available one keeps serving.
 //!   Rate-limit pauses are waited out when they end before the deadline; when they do not
 //!   (and no endpoint is left), the call fails with [`CallError::NoEndpointAvailable`].
 //! - **Retry budget** across calls, a token bucket in the spirit of AWS's retry quota and
@@ -1166,11 +1167,12 @@ impl Call {
     /// The first available endpoint, preferring ones that have not failed in this call. When
     /// every endpoint this call may use is out (breakers open or probing) but not rate-limit
     /// paused, breakers do not refuse the call (Envoy's "panic" mode): the endpoint whose
-    /// cooldown ends first takes a probe now, or, when each already has its one probe in
-    /// flight, the call waits for them.
+    /// cooldown ends first takes a probe now, or, when a probe is in flight, the call waits
+    /// for it.
     fn pick<const N: usize>(&self, state: &ClientState<N>, now: Instant) -> Pick {
-        // Rank: 0 available, 1 available but failed in this call, 2 out (breaker open: a
-        // probe may go now), 3 its probe in flight (wait); then by when it reopens.
+        // Rank: 0 available, 1 available but failed in this call, 2 a probe in flight (while
+        // every endpoint is out, one probe at a time: wait for it), 3 out (breaker open: a
+        // probe may go now); then by when it reopens.
         let mut best: Option<(u8, Instant, usize)> = None;
         for i in 0..state.count.min(32) {
             let Some(e) = state.endpoint(i) else { break };
@@ -1180,8 +1182,8 @@ impl Call {
             let (rank, t) = match e.breaker {
                 Breaker::Open { until } | Breaker::Probing { until } if until <= now => (0, now),
                 Breaker::Closed { .. } => (0, now),
-                Breaker::Open { until } => (2, until),
-                Breaker::Probing { until } => (3, until),
+                Breaker::Probing { until } => (2, until),
+                Breaker::Open { until } => (3, until),
             };
             let rank = rank + u8::from(rank == 0 && self.failed_here & (1 << i) != 0);
             if best.is_none_or(|(r, u, _)| (rank, t) < (r, u)) {
@@ -1189,7 +1191,7 @@ impl Call {
             }
         }
         match best {
-            Some((3, t, _)) => Pick::Wait(t.min(now + PROBE_POLL)),
+            Some((2, t, _)) => Pick::Wait(t.min(now + PROBE_POLL)),
             Some((_, _, i)) => Pick::Go(i),
             None => Pick::None,
         }
@@ -2070,14 +2072,19 @@ mod tests {
             panic!("attempt")
         };
         assert_eq!(p.endpoint, first);
-        // The other endpoint takes the next concurrent call's probe; a third call waits.
+        // One probe at a time while every endpoint is out: the next call waits for it.
         let mut b = start(&mut h, 2);
+        assert!(matches!(b.next(&mut h.state, h.now), Step::Sleep(_)));
+        // The probe failed: now the other endpoint reopens first and takes the next probe.
+        a.finish_attempt(
+            &mut h.state,
+            Outcome::failed(Failure::Connect, 0, RetryHints::default()),
+            h.now,
+        );
         let Step::Attempt(q) = b.next(&mut h.state, h.now) else {
             panic!("attempt")
         };
         assert_eq!(q.endpoint, 1 - first);
-        let mut c = start(&mut h, 3);
-        assert!(matches!(c.next(&mut h.state, h.now), Step::Sleep(_)));
     }
 
     #[test]

