@@ -71,11 +71,9 @@ fn main() {
     for d in &descriptions {
         if d.concurrent() {
             if described.insert(d.description) {
-                println!(
-                    "  *-{:<21} {}",
-                    d.name.split('-').nth(1).unwrap_or(""),
-                    d.description
-                );
+                let kind = d.name.split_once('-').map_or(d.name, |(_, k)| k);
+                let kind = kind.trim_end_matches("-1ep").trim_end_matches("-2ep");
+                println!("  *-{kind:<21} {}", d.description);
             }
         } else {
             println!("  {:<23} {}", d.name, d.description);
