@@ -298,11 +298,11 @@ pub fn scenarios() -> Vec<Scenario> {
         ),
     ];
     type Fault = fn(usize, u64, &mut Rng) -> Behaviour;
-    // name, description, fault schedule, least success (1 endpoint, 2), most attempts/call,
-    // healthy from
-    let overlapping: [(&str, &str, Fault, [f64; 2], Option<f64>, Option<u64>); 4] = [
+    // description, fault schedule, least success (1 endpoint, 2), most attempts/call, healthy
+    // from; named in NAMES below
+    type Schedule = (&'static str, Fault, [f64; 2], Option<f64>, Option<u64>);
+    let overlapping: [Schedule; 4] = [
         (
-            "25pct",
             "25% of requests faulted: stall, reset, cut, 429, 503",
             |_, _, r| random_fault(r, 25),
             [0.99, 0.99],
@@ -310,7 +310,6 @@ pub fn scenarios() -> Vec<Scenario> {
             None,
         ),
         (
-            "60pct",
             "60% of requests faulted: stall, reset, cut, 429, 503",
             |_, _, r| random_fault(r, 60),
             [0.80, 0.80],
@@ -318,7 +317,6 @@ pub fn scenarios() -> Vec<Scenario> {
             None,
         ),
         (
-            "outage",
             "every request faulted: stall, reset, cut, 429, 503",
             |_, _, r| random_fault(r, 100),
             [0.0, 0.0],
@@ -326,7 +324,6 @@ pub fn scenarios() -> Vec<Scenario> {
             None,
         ),
         (
-            "outage-ends",
             "every request faulted for the first 60 s, then none",
             |_, t, r| {
                 if t < OUTAGE_ENDS_MS {
@@ -358,7 +355,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
     ];
     for (a, arrivals) in arrivals.into_iter().enumerate() {
-        for (k, (_, description, behaviour, min, amp, healthy)) in overlapping.iter().enumerate() {
+        for (k, (description, behaviour, min, amp, healthy)) in overlapping.iter().enumerate() {
             for endpoints in [1, 2] {
                 v.push(Scenario {
                     name: NAMES[a * 4 + k][endpoints - 1],

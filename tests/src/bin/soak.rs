@@ -250,7 +250,7 @@ fn main() -> ExitCode {
                 None => errors.push((kind, 1)),
             }
         }
-        errors.sort_by(|a, b| b.1.cmp(&a.1));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.1));
         let row = Row {
             percent,
             ok: results.iter().filter(|r| r.0).count(),
