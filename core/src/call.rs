@@ -54,11 +54,11 @@
 //! - **Retry budget** across calls, a token bucket in the spirit of AWS's retry quota and
 //!   gRPC's retry throttling: every call deposits `budget_ratio_permille` of a retry, every
 //!   answer that gets through deposits one retry, every retry withdraws one, and a retry that
-//!   gets through is refunded; `budget_floor_per_minute` retries a minute are always allowed. The bucket holds the floor
-//!   or 20 tokens, whichever is more: a burst of concurrent calls can retry at once. So a
-//!   partly available endpoint keeps its retries (its answers pay for them), while a full
-//!   outage adds little load: the ratio, the reserve and the floor. An empty budget fails a
-//!   retryable error fast with [`CallError::BudgetExhausted`].
+//!   gets through is refunded; `budget_floor_per_minute` retries a minute are always allowed.
+//!   The bucket holds the floor or 20 tokens, whichever is more: a burst of concurrent calls
+//!   can retry at once. So a partly available endpoint keeps its retries (its answers pay for
+//!   them), while a full outage adds little load: the ratio, the reserve and the floor. An
+//!   empty budget fails a retryable error fast with [`CallError::BudgetExhausted`].
 //! - **Streams**: an attempt that delivered content is never retried silently: the call fails
 //!   with [`CallError::PartialOutput`] (the caller keeps what it got), unless
 //!   [`CallConfig::restart_on_partial`] is set, in which case the next attempt starts over and
