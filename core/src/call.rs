@@ -173,6 +173,10 @@ pub struct CallConfig {
     pub jitter: Jitter,
     /// Longest `Retry-After` the engine will wait; beyond it the call fails over or fails.
     pub retry_after_cap: Duration,
+    /// Longest an endpoint is kept out by one server answer (a `Retry-After` beyond
+    /// `retry_after_cap`, rate-limit headers): `Retry-After: 86400` must not mean a day without
+    /// service on a device with one endpoint. The next call after it tries again.
+    pub max_endpoint_pause: Duration,
     /// Timeouts; `None` derives them from the request profile ([`Timeouts::for_profile`]).
     pub timeouts: Option<Timeouts>,
     /// Failures among an endpoint's last 16 attempts that open its breaker (1–16; above 16
@@ -202,6 +206,7 @@ impl Default for CallConfig {
             backoff_cap: Duration::from_secs(8),
             jitter: Jitter::Full,
             retry_after_cap: Duration::from_secs(60),
+            max_endpoint_pause: Duration::from_secs(300),
             timeouts: None,
             breaker_threshold: 14,
             breaker_cooldown: Duration::from_secs(30),
@@ -402,6 +407,9 @@ pub struct RetryHints {
     remaining_zero_tokens: bool,
     reset_requests: Option<Duration>,
     reset_tokens: Option<Duration>,
+    /// Anthropic's resets: absolute times (RFC 3339), made relative with `Date`.
+    reset_requests_at: Option<u64>,
+    reset_tokens_at: Option<u64>,
 }
 
 impl RetryHints {
@@ -432,6 +440,7 @@ impl RetryHints {
         } else if is("date") {
             self.date = parse_http_date(v);
             self.resolve_date();
+            self.resolve_rate_limit();
         } else if is("x-should-retry") {
             if v.eq_ignore_ascii_case("true") {
                 self.should_retry = Some(true);
@@ -450,6 +459,33 @@ impl RetryHints {
         } else if is("x-ratelimit-reset-tokens") {
             self.reset_tokens = parse_go_duration(v);
             self.resolve_rate_limit();
+        } else if let Some(field) = strip_prefix_ignore_case(name, "anthropic-ratelimit-") {
+            // requests-, tokens-, input-tokens-, output-tokens- × remaining, reset.
+            let f = field.as_bytes();
+            let ends = |suffix: &[u8]| {
+                f.len() >= suffix.len()
+                    && f.get(f.len() - suffix.len()..)
+                        .is_some_and(|e| e.eq_ignore_ascii_case(suffix))
+            };
+            let requests = f
+                .get(..9)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"requests-"));
+            if ends(b"-remaining") {
+                let zero = parse_u64(v) == Some(0);
+                if requests {
+                    self.remaining_zero_requests = zero;
+                } else {
+                    self.remaining_zero_tokens |= zero;
+                }
+            } else if ends(b"-reset") {
+                let at = parse_rfc3339(v);
+                if requests {
+                    self.reset_requests_at = at;
+                } else {
+                    self.reset_tokens_at = self.reset_tokens_at.max(at);
+                }
+            }
+            self.resolve_rate_limit();
         }
     }
 
@@ -463,16 +499,30 @@ impl RetryHints {
     }
 
     fn resolve_rate_limit(&mut self) {
+        let until = |at: Option<u64>, date: Option<u64>| {
+            Some(Duration::from_secs(at?.saturating_sub(date?)))
+        };
         let mut d: Option<Duration> = None;
         if self.remaining_zero_requests {
-            d = Some(self.reset_requests.unwrap_or(Duration::from_secs(1)));
+            let reset = self
+                .reset_requests
+                .or(until(self.reset_requests_at, self.date));
+            d = Some(reset.unwrap_or(Duration::from_secs(1)));
         }
         if self.remaining_zero_tokens {
-            let t = self.reset_tokens.unwrap_or(Duration::from_secs(1));
+            let reset = self.reset_tokens.or(until(self.reset_tokens_at, self.date));
+            let t = reset.unwrap_or(Duration::from_secs(1));
             d = Some(d.map_or(t, |x| x.max(t)));
         }
         self.rate_limited_for = d;
     }
+}
+
+/// `name` without `prefix`, compared ASCII case-insensitively.
+fn strip_prefix_ignore_case<'n>(name: &'n str, prefix: &str) -> Option<&'n str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| name.get(prefix.len()..))?
 }
 
 /// ASCII digits only (no sign, no spaces), at most 19 of them, so they always fit.
@@ -590,7 +640,52 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         .chunks_exact(3)
         .position(|m| m == name)? as u64
         + 1;
-    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+    unix_seconds(year, month, day, h, m, sec)
+}
+
+/// An RFC 3339 time as Anthropic's rate-limit headers send it (`2026-12-01T12:00:30Z`, with
+/// optional fractional seconds and a `Z` or `±hh:mm` offset), as seconds since 1970.
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+        return None;
+    }
+    if b.get(16) != Some(&b':') {
+        return None;
+    }
+    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?);
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = s.get(19..)?;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        rest = frac.get(digits..)?;
+    }
+    let t = unix_seconds(year, month, day, h, m, sec)?;
+    if rest == "Z" || rest == "z" {
+        return Some(t);
+    }
+    let (sign, off) = (rest.as_bytes().first()?, rest.get(1..)?);
+    if off.len() != 5 || off.as_bytes().get(2) != Some(&b':') {
+        return None;
+    }
+    let offset = digits_u64(off.get(..2)?)? * 3600 + digits_u64(off.get(3..)?)? * 60;
+    match sign {
+        b'+' => t.checked_sub(offset),
+        b'-' => t.checked_add(offset),
+        _ => None,
+    }
+}
+
+/// Seconds since 1970 of a UTC date and time (years from 1970).
+fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, sec: u64) -> Option<u64> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 {
+        return None;
+    }
+    if h > 23 || m > 59 || sec > 60 {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm), all in u64 with year >= 1970.
@@ -639,12 +734,160 @@ pub enum StreamFault {
     ServerError,
 }
 
+/// Why a server's certificate was refused. None of these goes away by asking the same server
+/// again, so the engine fails over and never retries them on the same endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CertificateFault {
+    /// The chain does not lead to any of the trusted roots.
+    UnknownIssuer,
+    /// The certificate is not valid for the host name that was asked for.
+    NameMismatch,
+    /// A certificate of the chain has expired.
+    Expired,
+    /// A certificate of the chain is not valid yet (or the device's clock is wrong).
+    NotYetValid,
+    /// A signature in the chain, or the server's handshake signature, does not verify.
+    BadSignature,
+    /// A key type, curve, key size or signature algorithm this client does not implement.
+    UnsupportedAlgorithm,
+    /// A certificate used for what it may not do (a leaf as a CA, no server-auth usage), an
+    /// unknown critical extension, or a chain longer than the client follows.
+    BadUsage,
+    /// A certificate that is not well-formed DER.
+    Malformed,
+}
+
+impl fmt::Display for CertificateFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertificateFault::UnknownIssuer => {
+                "certificate not trusted: its chain does not lead to a trusted root"
+            }
+            CertificateFault::NameMismatch => "certificate is not valid for this host name",
+            CertificateFault::Expired => "certificate expired",
+            CertificateFault::NotYetValid => {
+                "certificate not valid yet (or the device's clock is wrong)"
+            }
+            CertificateFault::BadSignature => "certificate signature does not verify",
+            CertificateFault::UnsupportedAlgorithm => {
+                "certificate uses a key or signature algorithm this client does not support"
+            }
+            CertificateFault::BadUsage => "certificate not usable for a TLS server",
+            CertificateFault::Malformed => "certificate is malformed",
+        })
+    }
+}
+
+/// A content coding the client does not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Coding {
+    /// `gzip` (or `x-gzip`).
+    Gzip,
+    /// `deflate`.
+    Deflate,
+    /// `br`.
+    Brotli,
+    /// `zstd`.
+    Zstd,
+    /// Anything else but `identity`.
+    Other,
+}
+
+/// What kind of body a `Content-Type` announced that no API sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ContentKind {
+    /// `text/html`: a captive portal's login page, a proxy's or a CDN's error page.
+    Html,
+    /// `text/plain`.
+    PlainText,
+    /// `application/xml` or `text/xml`.
+    Xml,
+    /// Any other type.
+    Other,
+}
+
+/// A response that is not what an API answers with. None of these goes away by asking the
+/// same endpoint again: the engine fails over at once and does not retry it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ResponseFault {
+    /// The response head is larger than the response buffer (`limit` bytes).
+    HeadTooLarge {
+        /// The buffer's size.
+        limit: u32,
+    },
+    /// The bytes that came back are not an HTTP/1.x response.
+    NotHttp,
+    /// A redirect (3xx). A POST is not followed: the base URL is wrong, or a portal or proxy
+    /// answered. The adapter reports the `Location`.
+    Redirected {
+        /// The status.
+        status: u16,
+    },
+    /// A success whose `Content-Type` is neither `text/event-stream` nor JSON.
+    NotAnApiResponse(ContentKind),
+    /// A body in a content coding the client does not decode (it asks for `identity`).
+    ContentCoding(Coding),
+}
+
+impl fmt::Display for ResponseFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseFault::HeadTooLarge { limit } => {
+                write!(
+                    f,
+                    "response head larger than the {limit}-byte response buffer"
+                )
+            }
+            ResponseFault::NotHttp => f.write_str("the server's answer is not HTTP"),
+            ResponseFault::Redirected { status } => {
+                write!(f, "redirected (HTTP {status}); a POST is not followed")
+            }
+            ResponseFault::NotAnApiResponse(kind) => f.write_str(match kind {
+                ContentKind::Html => {
+                    "not an API response: an HTML page (a captive portal or a proxy's page?)"
+                }
+                ContentKind::PlainText => "not an API response: plain text",
+                ContentKind::Xml => "not an API response: XML",
+                ContentKind::Other => "not an API response: an unexpected Content-Type",
+            }),
+            ResponseFault::ContentCoding(c) => {
+                write!(
+                    f,
+                    "body in a content coding the client cannot read ({}); it asks for identity",
+                    match c {
+                        Coding::Gzip => "gzip",
+                        Coding::Deflate => "deflate",
+                        Coding::Brotli => "br",
+                        Coding::Zstd => "zstd",
+                        Coding::Other => "unknown",
+                    }
+                )
+            }
+        }
+    }
+}
+
 /// What went wrong in one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Failure {
-    /// The connection could not be made (refused, DNS, TLS).
+    /// The connection could not be made (refused, reset, unreachable).
     Connect,
+    /// The server's certificate was refused: fails over, never retried on the same endpoint.
+    Certificate(CertificateFault),
+    /// The TLS handshake failed for another reason than the certificate (the server refused
+    /// the handshake or spoke TLS this client does not): fails over, not retried on the same
+    /// endpoint.
+    Tls,
+    /// The endpoint's host name does not resolve: fails over, not retried on the same
+    /// endpoint.
+    NameNotResolved,
+    /// The answer is not an API response: fails over, not retried on the same endpoint.
+    Response(ResponseFault),
     /// A deadline passed.
     Timeout(Phase),
     /// A non-2xx status.
@@ -657,6 +900,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Connect => f.write_str("connection failed"),
+            Failure::Certificate(c) => write!(f, "{c}"),
+            Failure::Tls => f.write_str("TLS handshake failed"),
+            Failure::NameNotResolved => f.write_str("the host name does not resolve"),
+            Failure::Response(r) => write!(f, "{r}"),
             Failure::Timeout(Phase::Connect) => f.write_str("connect timed out"),
             Failure::Timeout(Phase::FirstByte) => f.write_str("no response head in time"),
             Failure::Timeout(Phase::FirstToken) => f.write_str("no first token in time"),
@@ -1212,10 +1459,11 @@ impl Call {
         let ep_i = plan.endpoint;
         self.delivered_total = self.delivered_total.saturating_add(outcome.delivered_bytes);
         // Rate-limit headers count on any answer.
+        let max_pause = self.config.max_endpoint_pause;
         if let Some(d) = outcome.hints.rate_limited_for
             && let Some(ep) = state.ep(ep_i)
         {
-            let until = now + d;
+            let until = now + d.min(max_pause);
             ep.paused_until = ep.paused_until.max(until);
             self.push(CallEvent::EndpointPaused {
                 endpoint: ep_i,
@@ -1301,10 +1549,11 @@ impl Call {
             (_, Some(ra)) if ra > self.config.retry_after_cap => {
                 // Too long for this endpoint: pause it and try another one now, if any.
                 if let Some(ep) = state.ep(ep_i) {
-                    ep.paused_until = ep.paused_until.max(now + ra);
+                    let until = now + ra.min(max_pause);
+                    ep.paused_until = ep.paused_until.max(until);
                     self.push(CallEvent::EndpointPaused {
                         endpoint: ep_i,
-                        until: now + ra,
+                        until,
                     });
                 }
                 if matches!(self.pick(state, now), Pick::None) {
@@ -1440,6 +1689,10 @@ struct Class {
 fn classify(f: Failure, h: &RetryHints) -> Class {
     let (action, endpoint_fault) = match f {
         Failure::Connect | Failure::Timeout(_) => (Action::Retry, true),
+        // The same server will present the same chain and refuse the same handshake.
+        Failure::Certificate(_) | Failure::Tls => (Action::FailOver, false),
+        // The same name, URL or middlebox gives the same answer.
+        Failure::NameNotResolved | Failure::Response(_) => (Action::FailOver, false),
         Failure::Stream(StreamFault::Malformed) => (Action::Retry, true),
         Failure::Stream(_) => (Action::Retry, true),
         Failure::Status(s) => {
@@ -1475,6 +1728,50 @@ mod tests {
             h.observe(n, v.as_bytes());
         }
         h
+    }
+
+    #[test]
+    fn anthropic_rate_limit_headers_pause_until_their_reset() {
+        let h = hints(&[
+            ("date", "Tue, 01 Dec 2026 12:00:00 GMT"),
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", "2026-12-01T12:00:30Z"),
+            ("anthropic-ratelimit-input-tokens-remaining", "5000"),
+            ("anthropic-ratelimit-output-tokens-remaining", "0"),
+            (
+                "anthropic-ratelimit-output-tokens-reset",
+                "2026-12-01T13:01:00+01:00",
+            ),
+        ]);
+        assert_eq!(h.rate_limited_for, Some(Duration::from_secs(60)));
+        // Headers in any order, Date last.
+        let h = hints(&[
+            (
+                "Anthropic-RateLimit-Requests-Reset",
+                "2026-12-01T12:00:07.250Z",
+            ),
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("date", "Tue, 01 Dec 2026 12:00:00 GMT"),
+        ]);
+        assert_eq!(h.rate_limited_for, Some(Duration::from_secs(7)));
+        let h = hints(&[
+            ("anthropic-ratelimit-requests-remaining", "3"),
+            ("anthropic-ratelimit-requests-reset", "2026-12-01T12:00:30Z"),
+        ]);
+        assert_eq!(h.rate_limited_for, None);
+        assert_eq!(parse_rfc3339("2026-12-01T12:00:30Z"), Some(1_796_126_430));
+        assert_eq!(
+            parse_rfc3339("2026-12-01T12:00:30-00:30"),
+            Some(1_796_128_230)
+        );
+        for bad in [
+            "2026-13-01T12:00:30Z",
+            "2026-12-01 12:00",
+            "2026-12-01T12:00:30",
+            "x",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]
@@ -1827,6 +2124,45 @@ mod tests {
         let (_, eps) = h.run(|_| ok());
         assert_eq!(eps, [0]);
         assert!(h.state.endpoint(0).is_some_and(|e| e.is_available(h.now)));
+    }
+
+    #[test]
+    fn a_day_long_retry_after_pauses_the_only_endpoint_for_minutes_not_a_day() {
+        let mut h = Harness::new(1, CallConfig::default());
+        let asked = |_: &AttemptPlan| {
+            let mut hints = RetryHints::default();
+            hints.observe("retry-after", b"86400");
+            (Outcome::failed(Failure::Status(503), 0, hints), 10)
+        };
+        let (r, _) = h.run(asked);
+        assert_eq!(
+            r,
+            Err(CallError::RetryAfterTooLong {
+                requested: Duration::from_secs(86_400)
+            })
+        );
+        let paused_until = h.state.endpoint(0).map(|e| e.available_at(h.now));
+        assert_eq!(paused_until, Some(h.now + Duration::from_secs(300)));
+        // Within the pause a call fails fast without a request ...
+        h.now += Duration::from_secs(100);
+        let (r, eps) = h.run(|_| ok());
+        assert!(r.is_err() && eps.is_empty(), "{r:?} {eps:?}");
+        // ... and once it is over, service resumes.
+        h.now += Duration::from_secs(201);
+        let (r, eps) = h.run(|_| ok());
+        assert_eq!(r.map(|s| s.attempts), Ok(1));
+        assert_eq!(eps, [0]);
+        // Rate-limit headers are bounded the same way.
+        let mut h = Harness::new(1, CallConfig::default());
+        let (r, _) = h.run(|_| {
+            let mut hints = RetryHints::default();
+            hints.observe("x-ratelimit-remaining-requests", b"0");
+            hints.observe("x-ratelimit-reset-requests", b"20h");
+            (Outcome::completed(10, hints), 10)
+        });
+        assert!(r.is_ok());
+        let until = h.state.endpoint(0).map(|e| e.available_at(h.now));
+        assert_eq!(until, Some(h.now + Duration::from_secs(300)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! Content-Type: application/json
 //! Content-Length: 123
 //! Accept: text/event-stream            (streaming requests)
+//! Accept-Encoding: identity            (no gzipped streams from proxies)
 //! User-Agent: steadyllm/0.1
 //! x-steadyllm-retry-count: 0
 //! ```
@@ -468,6 +469,8 @@ impl<'a> RequestHead<'a> {
         } else {
             w.raw(b"Accept: application/json\r\n");
         }
+        // No compressed bodies: a proxy that would gzip the stream is told not to.
+        w.raw(b"Accept-Encoding: identity\r\n");
         w.raw(b"User-Agent: ");
         w.raw(self.user_agent.as_bytes());
         w.raw(b"\r\n");
@@ -547,7 +550,7 @@ mod tests {
             format!(
                 "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost:8080\r\nAuthorization: Bearer sk-secret\r\n\
                  Content-Type: application/json\r\nContent-Length: 42\r\nAccept: text/event-stream\r\n\
-                 User-Agent: {USER_AGENT}\r\nx-steadyllm-retry-count: 2\r\nOpenAI-Organization: org-1\r\n\r\n"
+                 Accept-Encoding: identity\r\nUser-Agent: {USER_AGENT}\r\nx-steadyllm-retry-count: 2\r\nOpenAI-Organization: org-1\r\n\r\n"
             )
         );
         // default port: no port in Host

@@ -45,3 +45,4 @@ pub mod response;
 pub mod rng;
 pub mod sse;
 pub mod time;
+pub mod transport;

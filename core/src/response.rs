@@ -103,6 +103,11 @@ impl<'h> ResponseHead<'h> {
         let mut start = 0;
         loop {
             let rest = buf.get(start..).unwrap_or_default();
+            // Bytes that cannot begin a status line are not HTTP, however many follow.
+            let n = rest.len().min(5);
+            if rest.get(..n) != b"HTTP/".get(..n) {
+                return Err(ResponseError::StatusLine);
+            }
             let Some(end) = head_end(rest) else {
                 return Ok(None);
             };

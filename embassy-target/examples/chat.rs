@@ -23,13 +23,16 @@ use steadyllm_embassy::steadyllm_core::decode::StreamItem;
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
-use steadyllm_embassy::{Buffers, Client, Event, SharedState, TlsVerify};
+use steadyllm_embassy::{
+    Buffers, Client, Event, SharedState, TlsSettings, TlsVerify, TrustAnchors,
+};
 use steadyllm_tests::conformance::{error_line, item_line};
 use steadyllm_tests::mock::{MockServer, Script};
 
 const USAGE: &str = "usage: chat [--base-url URL]... [--api-key KEY] [--model M] [--max-tokens N] \
 [--connect-timeout-ms N] [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--deadline-ms N] \
-[--max-retries N] [--ca CA.pem|CA.der] [--insecure-skip-tls-verify] [--chaos] [--json] PROMPT";
+[--max-retries N] [--restart-on-partial] [--ca ROOTS.pem|ROOTS.der] [--insecure-skip-tls-verify] \
+[--chaos] [--json] PROMPT";
 
 #[derive(Default)]
 struct Args {
@@ -44,6 +47,7 @@ struct Args {
     max_retries: Option<u32>,
     ca: Option<String>,
     insecure: bool,
+    restart_on_partial: bool,
     chaos: bool,
     json: bool,
     prompt: String,
@@ -79,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
             "--max-retries" => a.max_retries = Some(num(it.next(), &arg)? as u32),
             "--ca" => a.ca = Some(it.next().ok_or("--ca needs a file")?),
             "--insecure-skip-tls-verify" => a.insecure = true,
+            "--restart-on-partial" => a.restart_on_partial = true,
             "--chaos" => a.chaos = true,
             "--json" => a.json = true,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -93,41 +98,14 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-/// A CA certificate from a DER file or the first certificate of a PEM file.
-fn read_ca(path: &str) -> Result<Vec<u8>, String> {
+/// Every certificate of a PEM bundle (or DER certificates back to back), as DER back to back.
+fn read_roots(path: &str) -> Result<Vec<u8>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("--ca {path}: {e}"))?;
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return Ok(bytes);
-    };
-    let Some(start) = text.find("-----BEGIN CERTIFICATE-----") else {
-        return Ok(bytes);
-    };
-    let body = &text[start + 27..];
-    let end = body
-        .find("-----END CERTIFICATE-----")
-        .ok_or(format!("--ca {path}: unterminated PEM"))?;
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in body[..end]
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-    {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return Err(format!("--ca {path}: not base64")),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Ok(out)
+    let mut der = vec![0u8; bytes.len()];
+    let n = steadyllm_embassy::tls::decode_pem_bundle(&bytes, &mut der)
+        .map_err(|e| format!("--ca {path}: {e}"))?;
+    der.truncate(n);
+    Ok(der)
 }
 
 fn main() -> ExitCode {
@@ -204,14 +182,16 @@ fn main() -> ExitCode {
     if let Some(n) = args.max_retries {
         config.max_attempts = n.saturating_add(1);
     }
+    // After partial output, start the answer again (the caller is told to discard what it
+    // showed) instead of failing with the partial text.
+    config.restart_on_partial = args.restart_on_partial;
     let shared: SharedState = SharedState::new(endpoints.len(), &config);
     let stack = HostStack::new();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
-    let ca = match args.ca.as_deref().map(read_ca).transpose() {
-        Ok(ca) => ca,
+    // The OS's CSPRNG: the TLS handshakes' randomness, and (separately) the jitter seed.
+    let mut rng = rand_core::OsRng;
+    let seed = rand_core::RngCore::next_u64(&mut rng);
+    let roots = match args.ca.as_deref().map(read_roots).transpose() {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("chat: {e}");
             return ExitCode::from(2);
@@ -219,17 +199,22 @@ fn main() -> ExitCode {
     };
     let mut client: Client<'_, _, _> =
         Client::new(&stack, &stack, &endpoints, &shared, config, seed);
-    if let Some(ca) = &ca {
-        client = client.with_tls(TlsVerify::Ca(ca));
+    let verify = if let Some(der) = &roots {
+        TlsVerify::Roots(TrustAnchors::from_der_bundle(der))
     } else if args.insecure {
         eprintln!("chat: --insecure-skip-tls-verify: the server is NOT verified");
-        client = client.with_tls(TlsVerify::InsecureNoVerification);
-    } else if urls.iter().any(|u| u.starts_with("https://")) {
-        eprintln!(
-            "chat: https:// needs --ca CA.pem (embedded-tls verifies against one CA) or --insecure-skip-tls-verify"
-        );
-        return ExitCode::from(2);
-    }
+        TlsVerify::InsecureNoVerification
+    } else {
+        // Let's Encrypt, Google Trust Services, DigiCert, Microsoft, Amazon, SSL.com, Sectigo.
+        TlsVerify::Roots(steadyllm_embassy::tls::BUILTIN_ROOTS)
+    };
+    let clock = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    };
+    client = client.with_tls(TlsSettings::new(verify, &mut rng).with_clock(clock));
     let mut body = vec![0u8; 64 * 1024];
     let (mut head, mut response) = ([0u8; 1024], [0u8; 8192]);
     let (mut tls_read, mut tls_write) = (vec![0u8; 16_640], vec![0u8; 8192]);
@@ -238,7 +223,12 @@ fn main() -> ExitCode {
     let json = args.json;
     let mut out = std::io::stdout();
     let mut mid_line = false;
-    let result = async_io::block_on(client.chat(&request, &mut bufs, |event| match event {
+    let mut started = 0u32;
+    let result = async_io::block_on(client.chat(&request, &mut bufs, |event| {
+        if let Event::Engine(CallEvent::AttemptStarted { number, .. }) = event {
+            started = number;
+        }
+        match event {
         Event::Item(item) => {
             if json {
                 let _ = writeln!(out, "{}", item_line(&item));
@@ -256,6 +246,20 @@ fn main() -> ExitCode {
                 let line = serde_json::json!({"kind": "attempt", "n": number, "endpoint": url});
                 let _ = writeln!(out, "{line}");
             }
+            CallEvent::DiscardDelivered { bytes } => {
+                let line = serde_json::json!({"kind": "discard", "bytes": bytes});
+                let _ = writeln!(out, "{line}");
+            }
+            CallEvent::AttemptFailed {
+                number,
+                endpoint,
+                failure,
+            } => {
+                let url = urls.get(endpoint).map(String::as_str).unwrap_or("");
+                let line = serde_json::json!({"kind": "attempt_failed", "n": number,
+                    "endpoint": url, "error": failure.to_string()});
+                let _ = writeln!(out, "{line}");
+            }
             CallEvent::Waiting { delay, reason } => {
                 let r = match reason {
                     WaitReason::Backoff(f) | WaitReason::RetryAfter(f) => f.to_string(),
@@ -267,14 +271,12 @@ fn main() -> ExitCode {
             }
             _ => {}
         },
-        Event::Engine(ev) => {
-            if !matches!(ev, CallEvent::AttemptStarted { number: 1, .. }) {
-                if mid_line {
-                    eprintln!();
-                    mid_line = false;
-                }
-                eprintln!("[steadyllm] {ev}");
+        Event::Engine(ev) if !matches!(ev, CallEvent::AttemptStarted { number: 1, .. }) => {
+            if mid_line {
+                eprintln!();
+                mid_line = false;
             }
+            eprintln!("[steadyllm] {ev}");
         }
         Event::ServerError { status, error } => {
             if json {
@@ -283,12 +285,23 @@ fn main() -> ExitCode {
                 eprintln!("[steadyllm] server answered {status}: {error}");
             }
         }
+        Event::Redirected { status, location } => {
+            if json {
+                let line = serde_json::json!({"kind": "redirect", "status": status,
+                    "location": location});
+                let _ = writeln!(out, "{line}");
+            } else {
+                eprintln!("[steadyllm] redirected ({status}) to {location}: not followed");
+            }
+        }
+        _ => {}
+    }
     }));
     let ok = result.is_ok();
     if json {
         let (attempts, error) = match &result {
             Ok(o) => (o.attempts, serde_json::Value::Null),
-            Err(e) => (0, serde_json::json!(e.to_string())),
+            Err(e) => (started, serde_json::json!(e.to_string())),
         };
         let line =
             serde_json::json!({"kind": "outcome", "ok": ok, "attempts": attempts, "error": error});

@@ -14,6 +14,7 @@ use steadyllm_core::call::RetryHints;
 use steadyllm_core::decode::{StreamDecoder, StreamEnd, StreamItem};
 use steadyllm_core::response::{BodyDecoder, Framing, ResponseHead};
 use steadyllm_core::sse::{SseItem, SseParser};
+use steadyllm_core::transport::{self, BodyKind};
 
 /// Deadlines of one attempt, as embassy-time instants.
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +37,12 @@ pub enum AttemptFailure {
     Timeout(TimeoutKind),
     /// The network failed (reset, closed early, TLS error…).
     Network(embedded_io::ErrorKind),
-    /// The server's response was not HTTP we understand, or its head did not fit the buffer.
+    /// The body's framing (chunked encoding) was broken.
     Protocol,
+    /// The host name does not resolve.
+    NameNotResolved,
+    /// The answer is not an API response (head too large, not HTTP, …).
+    Response(steadyllm_core::call::ResponseFault),
     /// An event did not fit the SSE parser's capacity.
     EventTooLarge,
     /// An event's JSON was malformed.
@@ -46,7 +51,10 @@ pub enum AttemptFailure {
     Truncated,
     /// An `https://` endpoint, but no TLS is configured (or built in).
     TlsNotConfigured,
-    /// The TLS handshake failed (unknown CA, wrong name, unsupported server).
+    /// The server's certificate was refused, for this reason.
+    Certificate(steadyllm_core::call::CertificateFault),
+    /// The TLS handshake failed for another reason (the server refused it, or speaks TLS this
+    /// client does not).
     TlsHandshake,
 }
 
@@ -83,7 +91,9 @@ impl core::fmt::Display for AttemptFailure {
         match self {
             AttemptFailure::Timeout(k) => write!(f, "{k} timeout"),
             AttemptFailure::Network(k) => write!(f, "network error ({k:?})"),
-            AttemptFailure::Protocol => f.write_str("invalid HTTP response"),
+            AttemptFailure::Protocol => f.write_str("invalid HTTP body framing"),
+            AttemptFailure::NameNotResolved => f.write_str("the host name does not resolve"),
+            AttemptFailure::Response(r) => write!(f, "{r}"),
             AttemptFailure::EventTooLarge => {
                 f.write_str("server-sent event larger than the parser")
             }
@@ -92,6 +102,7 @@ impl core::fmt::Display for AttemptFailure {
             AttemptFailure::TlsNotConfigured => {
                 f.write_str("https:// needs the `tls` feature and a TLS setting")
             }
+            AttemptFailure::Certificate(c) => write!(f, "{c}"),
             AttemptFailure::TlsHandshake => f.write_str("TLS handshake failed"),
         }
     }
@@ -200,10 +211,20 @@ async fn read_by<C: Read + Write>(
         .map_err(AttemptFailure::Network)
 }
 
+/// Longest `Location` kept from a redirect, for the caller's event.
+pub(crate) const LOCATION_MAX: usize = 120;
+
 /// What the response head said.
 pub(crate) struct Head {
     /// HTTP status.
     pub status: u16,
+    /// What to do with the body, or why the answer is not an API response
+    /// ([`transport::judge_head`]).
+    pub kind: Result<BodyKind, steadyllm_core::call::Failure>,
+    /// A redirect's `Location` (cut at [`LOCATION_MAX`] bytes).
+    pub location: [u8; LOCATION_MAX],
+    /// Its length.
+    pub location_len: usize,
     /// How the body ends.
     pub framing: Framing,
     /// The server allows another request on this connection.
@@ -212,20 +233,24 @@ pub(crate) struct Head {
     pub buffered: usize,
 }
 
-/// Reads the response head into `buf`, passes its headers to `hints`, and moves the body
-/// bytes read with it to the start of `buf`.
+/// Reads the response head into `buf`, passes its headers to `hints`, judges it (`streaming`:
+/// a stream was asked for), and moves the body bytes read with it to the start of `buf`.
 pub(crate) async fn read_head<C: Read + Write>(
     conn: &mut Conn<'_, C>,
     buf: &mut [u8],
     deadlines: &AttemptDeadlines,
     hints: &mut RetryHints,
+    streaming: bool,
 ) -> Result<Head, AttemptFailure> {
     let mut filled = 0;
     loop {
         let free = buf.get_mut(filled..).unwrap_or_default();
         if free.is_empty() {
-            // The head does not fit the response buffer.
-            return Err(AttemptFailure::Protocol);
+            return Err(AttemptFailure::Response(
+                steadyllm_core::call::ResponseFault::HeadTooLarge {
+                    limit: u32::try_from(buf.len()).unwrap_or(u32::MAX),
+                },
+            ));
         }
         let (first_byte, total) = (deadlines.first_byte, deadlines.total);
         let n = read_by(conn, free, first_byte, TimeoutKind::FirstByte, total).await?;
@@ -236,14 +261,35 @@ pub(crate) async fn read_head<C: Read + Write>(
         let head = match ResponseHead::parse(buf.get(..filled).unwrap_or_default()) {
             Ok(Some(h)) => h,
             Ok(None) => continue,
-            Err(_) => return Err(AttemptFailure::Protocol),
+            Err(_) => {
+                return Err(AttemptFailure::Response(
+                    steadyllm_core::call::ResponseFault::NotHttp,
+                ));
+            }
         };
+        let (mut content_type, mut coding) = (None, None);
+        let mut location = [0u8; LOCATION_MAX];
+        let mut location_len = 0;
         for (name, value) in head.headers() {
             hints.observe(name, value);
+            if name.eq_ignore_ascii_case("content-type") {
+                content_type = Some(value);
+            } else if name.eq_ignore_ascii_case("content-encoding") {
+                coding = Some(value);
+            } else if name.eq_ignore_ascii_case("location") {
+                location_len = value.len().min(LOCATION_MAX);
+                for (o, b) in location.iter_mut().zip(value) {
+                    *o = *b;
+                }
+            }
         }
+        let kind = transport::judge_head(head.status, content_type, coding, streaming);
         let len = head.len.min(filled);
         let head = Head {
             status: head.status,
+            kind,
+            location,
+            location_len,
             framing: head.framing,
             keep_alive: head.keep_alive,
             buffered: filled - len,

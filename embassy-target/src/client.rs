@@ -9,13 +9,14 @@ use embedded_io_async::{Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
-    Outcome, Phase, RetryHints, Step, StreamFault, Summary,
+    Outcome, Phase, ResponseFault, RetryHints, Step, Summary,
 };
 use steadyllm_core::decode::{ApiError, StreamDecoder, StreamItem};
 use steadyllm_core::http::{Endpoint, RequestHead};
 use steadyllm_core::request::ChatRequest;
 use steadyllm_core::sse::SseParser;
 use steadyllm_core::time;
+use steadyllm_core::transport::{self, BodyEnd, BodyKind};
 
 use crate::attempt::{self, AttemptDeadlines, AttemptFailure, Conn, StreamSink, TimeoutKind};
 use crate::connect;
@@ -80,8 +81,9 @@ impl core::fmt::Display for ChatError {
 
 impl core::error::Error for ChatError {}
 
-/// What the caller sees while a call runs.
+/// What the caller sees while a call runs. New kinds may be added: match with a `_` arm.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub enum Event<'e> {
     /// A decoded item of the answer (content, reasoning, tool-call fragment, finish, usage…),
     /// delivered as soon as its event is complete.
@@ -95,6 +97,14 @@ pub enum Event<'e> {
         status: u16,
         /// The parsed error.
         error: ApiError<'e>,
+    },
+    /// The server redirected (a POST is not followed; the attempt fails with
+    /// `ResponseFault::Redirected`): where it pointed (cut at 120 bytes).
+    Redirected {
+        /// HTTP status (301, 302, 307, 308…).
+        status: u16,
+        /// The `Location` header, when it was text.
+        location: &'e str,
     },
 }
 
@@ -144,7 +154,8 @@ impl<'b> Buffers<'b> {
 /// A chat client over an `embedded-nal-async` stack, for a list of endpoints (primary first).
 ///
 /// `N` is the SSE parser capacity: the largest event accepted (4096 is plenty for chat).
-/// Connections are plain TCP; `https://` endpoints fail with a connect error until TLS lands.
+/// `https://` endpoints need the `tls` feature and [`Client::with_tls`]; plain connections
+/// are kept alive and reused for the next call to the same endpoint.
 pub struct Client<
     'a,
     T: TcpConnect,
@@ -166,7 +177,7 @@ pub struct Client<
     /// smaller).
     decoder: StreamDecoder,
     #[cfg(feature = "tls")]
-    tls: Option<crate::tls::TlsVerify<'a>>,
+    tls: Option<crate::tls::TlsSettings<'a>>,
 }
 
 fn now() -> time::Instant {
@@ -214,20 +225,42 @@ struct Wire<'w> {
     stream: bool,
 }
 
-fn failure_of(f: AttemptFailure, streaming: bool) -> Failure {
+fn phase(k: TimeoutKind) -> Phase {
+    match k {
+        TimeoutKind::Connect => Phase::Connect,
+        TimeoutKind::FirstByte => Phase::FirstByte,
+        TimeoutKind::FirstToken => Phase::FirstToken,
+        TimeoutKind::Idle | TimeoutKind::Total => Phase::Idle,
+    }
+}
+
+/// The failure of an attempt that ended before its body: connecting, the handshake, sending,
+/// the head.
+fn failure_of(f: AttemptFailure) -> Failure {
     match f {
-        AttemptFailure::Timeout(TimeoutKind::Connect) => Failure::Timeout(Phase::Connect),
-        AttemptFailure::Timeout(TimeoutKind::FirstByte) => Failure::Timeout(Phase::FirstByte),
-        AttemptFailure::Timeout(TimeoutKind::FirstToken) => Failure::Timeout(Phase::FirstToken),
-        AttemptFailure::Timeout(_) => Failure::Timeout(Phase::Idle),
-        AttemptFailure::Network(_) if streaming => Failure::Stream(StreamFault::Network),
-        AttemptFailure::Network(_) => Failure::Connect,
-        AttemptFailure::Protocol if !streaming => Failure::Connect,
-        AttemptFailure::Protocol | AttemptFailure::EventTooLarge | AttemptFailure::Malformed => {
-            Failure::Stream(StreamFault::Malformed)
-        }
-        AttemptFailure::Truncated => Failure::Stream(StreamFault::Truncated),
-        AttemptFailure::TlsNotConfigured | AttemptFailure::TlsHandshake => Failure::Connect,
+        AttemptFailure::Timeout(k) => Failure::Timeout(phase(k)),
+        AttemptFailure::NameNotResolved => Failure::NameNotResolved,
+        AttemptFailure::Response(r) => Failure::Response(r),
+        AttemptFailure::Certificate(c) => Failure::Certificate(c),
+        AttemptFailure::TlsHandshake => Failure::Tls,
+        AttemptFailure::Network(_)
+        | AttemptFailure::Protocol
+        | AttemptFailure::EventTooLarge
+        | AttemptFailure::Malformed
+        | AttemptFailure::Truncated
+        | AttemptFailure::TlsNotConfigured => Failure::Connect,
+    }
+}
+
+/// How a 2xx body's read ended, for [`transport::body_failure`]: the end, and whether an
+/// event was malformed or too large.
+fn body_end(end: Result<(), AttemptFailure>) -> (BodyEnd, bool) {
+    match end {
+        Ok(()) => (BodyEnd::Complete, false),
+        Err(AttemptFailure::Timeout(k)) => (BodyEnd::Timeout(phase(k)), false),
+        Err(AttemptFailure::Network(_)) => (BodyEnd::Network, false),
+        Err(AttemptFailure::Truncated) => (BodyEnd::EndedEarly, false),
+        Err(_) => (BodyEnd::EndedEarly, true),
     }
 }
 
@@ -235,7 +268,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
     Client<'a, T, D, M, E, N>
 {
     /// A client for `endpoints` (primary first), sharing `shared` with other clients of the same
-    /// endpoints. `seed` seeds the backoff jitter (take it from a hardware RNG).
+    /// endpoints. `seed` seeds the backoff jitter only (it varies the retry timing between
+    /// devices; it is never used for TLS, which takes its own generator in [`Client::with_tls`]).
     pub fn new(
         tcp: &'a T,
         dns: &'a D,
@@ -259,11 +293,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         }
     }
 
-    /// Enables `https://` endpoints, verified as `verify` says (feature `tls`). Each call then
+    /// Enables `https://` endpoints (feature `tls`): servers verified as `settings` say, with
+    /// the handshake's randomness from its cryptographically secure generator. Each call then
     /// needs TLS record buffers ([`Buffers::with_tls`]).
     #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, verify: crate::tls::TlsVerify<'a>) -> Self {
-        self.tls = Some(verify);
+    pub fn with_tls(mut self, settings: crate::tls::TlsSettings<'a>) -> Self {
+        self.tls = Some(settings);
         self
     }
 
@@ -400,10 +435,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         if ep.base_url.is_tls() {
             #[cfg(feature = "tls")]
             {
-                let Some(verify) = self.tls else {
-                    return Err(ChatError::TlsNotConfigured);
-                };
-                if tls_read.is_empty() || tls_write.is_empty() {
+                if self.tls.is_none() || tls_read.is_empty() || tls_write.is_empty() {
                     return Err(ChatError::TlsNotConfigured);
                 }
                 let socket =
@@ -411,17 +443,19 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                         .await
                     {
                         Ok(c) => c,
-                        Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                        Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
                     };
-                let seed = self.seed ^ u64::from(plan.number);
                 let host = ep.base_url.host_unbracketed();
+                let Some(settings) = self.tls.as_mut() else {
+                    return Err(ChatError::TlsNotConfigured);
+                };
                 let tls = match crate::tls::handshake(
-                    socket, host, verify, tls_read, tls_write, seed, connect_by, total,
+                    socket, host, settings, tls_read, tls_write, connect_by, total,
                 )
                 .await
                 {
                     Ok(t) => t,
-                    Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                    Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
                 };
                 let mut conn = Conn::Tls(tls);
                 let (outcome, _) = self
@@ -443,7 +477,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 .await
             {
                 Ok(c) => c,
-                Err(f) => return Ok(Outcome::failed(failure_of(f, false), 0, none)),
+                Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
             },
         };
         let mut conn = Conn::Plain(socket, core::marker::PhantomData);
@@ -482,17 +516,30 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         };
         let mut hints = RetryHints::default();
         if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
-            return (Outcome::failed(failure_of(f, false), 0, hints), false);
+            return (Outcome::failed(failure_of(f), 0, hints), false);
         }
-        let head = match attempt::read_head(conn, buf, &deadlines, &mut hints).await {
+        let head = match attempt::read_head(conn, buf, &deadlines, &mut hints, wire.stream).await {
             Ok(h) => h,
-            Err(f) => return (Outcome::failed(failure_of(f, false), 0, hints), false),
+            Err(f) => return (Outcome::failed(failure_of(f), 0, hints), false),
         };
         let status = head.status;
-        let success = (200..300).contains(&status);
+        let kind = match head.kind {
+            Ok(k) => k,
+            Err(f) => {
+                if let (Failure::Response(ResponseFault::Redirected { .. }), Ok(location)) = (
+                    f,
+                    core::str::from_utf8(
+                        head.location.get(..head.location_len).unwrap_or_default(),
+                    ),
+                ) {
+                    on_event(Event::Redirected { status, location });
+                }
+                return (Outcome::failed(f, 0, hints), false);
+            }
+        };
         // Streams go through the parser as they arrive; a whole JSON answer or an error body
         // is collected first.
-        let collect = !success || !wire.stream;
+        let collect = kind != BodyKind::EventStream;
         self.sse.finish();
         self.decoder = StreamDecoder::new(dialect);
         let mut sink = Sink {
@@ -507,38 +554,26 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         };
         let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
         let collected = buf.get(..read.kept).unwrap_or_default();
-        if !success {
+        if let BodyKind::ErrorBody(status) = kind {
             // The error object, when the body is JSON (a cut-off body gives the status alone).
             let error = core::str::from_utf8(collected)
                 .ok()
                 .and_then(|t| ApiError::parse(t).ok());
+            hints.insufficient_quota = transport::quota_exhausted(error.as_ref(), collected);
             if let Some(error) = error {
-                hints.insufficient_quota = error.is_insufficient_quota();
                 (sink.on_event)(Event::ServerError { status, error });
             }
             return (Outcome::failed(Failure::Status(status), 0, hints), false);
         }
-        let failure = if let Err(f) = read.end {
-            if sink.server_error && f == AttemptFailure::Truncated {
-                Some(Failure::Stream(StreamFault::ServerError))
-            } else {
-                Some(failure_of(f, true))
-            }
-        } else if collect {
+        let (end, mut malformed) = body_end(read.end);
+        if end == BodyEnd::Complete && collect {
             // One JSON document, decoded like a chunk ("message" reads like "delta").
             let decoded = core::str::from_utf8(collected)
                 .ok()
                 .map(|text| attempt::decode_into(&mut self.decoder, text, &mut sink));
-            if !matches!(decoded, Some(Ok(_))) {
-                Some(Failure::Stream(StreamFault::Malformed))
-            } else if sink.server_error {
-                Some(Failure::Stream(StreamFault::ServerError))
-            } else {
-                None
-            }
-        } else {
-            None
-        };
+            malformed = !matches!(decoded, Some(Ok(_)));
+        }
+        let failure = transport::body_failure(end, malformed, sink.server_error);
         match failure {
             Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
             None => (Outcome::completed(sink.delivered, hints), read.reusable),

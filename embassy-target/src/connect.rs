@@ -33,7 +33,7 @@ pub(crate) async fn connect_tcp<'a, T: TcpConnect, D: Dns>(
                 dns.get_host_by_name(host, kind),
             )
             .await?
-            .map_err(|_| AttemptFailure::Network(embedded_io::ErrorKind::NotFound))?
+            .map_err(|_| AttemptFailure::NameNotResolved)?
         }
     };
     let addr = core::net::SocketAddr::new(ip, url.port());

@@ -71,14 +71,14 @@ mod connect;
 pub mod host;
 mod stream;
 #[cfg(feature = "tls")]
-mod tls;
+pub mod tls;
 
 pub use attempt::{AttemptFailure, TimeoutKind};
 pub use client::{Buffers, ChatError, Client, Collected, Event, SharedState};
 pub use steadyllm_core;
 pub use stream::{ChatStream, Delta, DeltaQueue};
 #[cfg(feature = "tls")]
-pub use tls::TlsVerify;
+pub use tls::{TlsSettings, TlsVerify, TrustAnchors};
 
 /// The README's Rust examples (core and adapter), compiled as doctests.
 #[cfg(doctest)]

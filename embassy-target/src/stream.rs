@@ -270,6 +270,8 @@ impl<const Q: usize> DeltaQueue<Q> {
                     r.str(Some(error.message))
                 })
             }
+            // The attempt's failure (`redirected`) reaches the stream as an engine event.
+            Event::Redirected { .. } => {}
             Event::Engine(e) => {
                 let Ok(mut inner) = self.inner.try_borrow_mut() else {
                     return;

@@ -1,7 +1,8 @@
 //! End to end on a real embassy-net stack: the steadyllm client runs on embassy-net over a TAP
 //! device inside a network namespace this test creates (and deletes); the mock server listens on
 //! the kernel side of the TAP in the same namespace. Every fault of the matrix gets its asserted
-//! outcome. Needs root; prints `SKIPPED: <reason>` otherwise.
+//! outcome, and every TLS chain shape of the matrix streams (or is refused with its reason)
+//! over embassy-net. Needs root; prints `SKIPPED: <reason>` otherwise.
 #![cfg(target_os = "linux")]
 
 use std::net::SocketAddr;
@@ -9,15 +10,20 @@ use std::time::Duration as StdDuration;
 
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use steadyllm_embassy::steadyllm_core::call::{
-    CallConfig, CallError, Failure, Jitter, Phase, StreamFault, Timeouts,
+    CallConfig, CallError, CallEvent, CertificateFault, Failure, Jitter, Phase, StreamFault,
+    Timeouts,
 };
 use steadyllm_embassy::steadyllm_core::decode::StreamItem;
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
-use steadyllm_embassy::{Buffers, ChatError, Client, Event, SharedState};
-use steadyllm_tests::mock::{Fault, MockServer, Script};
+use steadyllm_embassy::tls::decode_pem_bundle;
+use steadyllm_embassy::{
+    Buffers, ChatError, Client, Event, SharedState, TlsSettings, TlsVerify, TrustAnchors,
+};
+use steadyllm_tests::mock::{Fault, MockServer, Script, Step};
 use steadyllm_tests::netns::{EmbassyNet, LiteralDns, NetNs};
+use steadyllm_tests::tls::{BadChain, ChainShape, TestPki, TlsProxy};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Expect {
@@ -27,6 +33,8 @@ enum Expect {
     Partial(Failure),
     /// Fails without retrying.
     NotRetryable,
+    /// Fails with this failure after exactly one attempt.
+    Refused(Failure),
 }
 
 fn config() -> CallConfig {
@@ -45,8 +53,58 @@ fn config() -> CallConfig {
     }
 }
 
-fn cases() -> Vec<(&'static str, Vec<Fault>, Expect)> {
-    vec![
+fn cases() -> Vec<(&'static str, Script, Expect)> {
+    use steadyllm_embassy::steadyllm_core::call::{Coding, ContentKind, ResponseFault};
+    let page = |code: u16, ct: &str, body: &str| Fault::Page {
+        code,
+        content_type: ct.into(),
+        body: body.into(),
+    };
+    let refused = |f| Expect::Refused(Failure::Response(f));
+    let named: Vec<(&'static str, Script, Expect)> = vec![
+        (
+            "head too large",
+            Script::from(vec![
+                Step::from(Fault::Ok).header("x-padding", "y".repeat(6000)),
+            ]),
+            refused(ResponseFault::HeadTooLarge { limit: 4096 }),
+        ),
+        (
+            "not http",
+            Script::from(vec![Fault::NotHttp]),
+            refused(ResponseFault::NotHttp),
+        ),
+        (
+            "redirect",
+            Script::from(vec![
+                Step::from(page(301, "text/html", "moved")).header("location", "http://x.example/"),
+            ]),
+            refused(ResponseFault::Redirected { status: 301 }),
+        ),
+        (
+            "captive portal",
+            Script::from(vec![page(
+                200,
+                "text/html",
+                "<html>Log in to the Wi-Fi</html>",
+            )]),
+            refused(ResponseFault::NotAnApiResponse(ContentKind::Html)),
+        ),
+        (
+            "gzip",
+            Script::from(vec![
+                Step::from(page(200, "text/event-stream", "\u{1f}\u{8b}"))
+                    .header("content-encoding", "gzip"),
+            ]),
+            refused(ResponseFault::ContentCoding(Coding::Gzip)),
+        ),
+        (
+            "name does not resolve",
+            Script::from(vec![Fault::Ok]),
+            Expect::Refused(Failure::NameNotResolved),
+        ),
+    ];
+    let faults: Vec<(&'static str, Vec<Fault>, Expect)> = vec![
         ("ok", vec![Fault::Ok], Expect::Ok(1)),
         (
             "429 Retry-After 1",
@@ -124,7 +182,12 @@ fn cases() -> Vec<(&'static str, Vec<Fault>, Expect)> {
             Expect::Partial(Failure::Stream(StreamFault::ServerError)),
         ),
         ("drip", vec![Fault::Drip { ms_per_byte: 0 }], Expect::Ok(1)),
-    ]
+    ];
+    faults
+        .into_iter()
+        .map(|(n, f, e)| (n, Script::from(f), e))
+        .chain(named)
+        .collect()
 }
 
 #[test]
@@ -148,8 +211,13 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
     let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
     let mut passed = 0;
     for (name, script, expect) in cases() {
-        server.set_script(Script::from(script));
-        let url = url.clone();
+        server.set_script(script);
+        // A name (LiteralDns resolves only IP literals) for the DNS case.
+        let url = if name == "name does not resolve" {
+            format!("http://api.nowhere.invalid:{}/v1", server.addr().port())
+        } else {
+            url.clone()
+        };
         let result = net
             .run(StdDuration::from_secs(30), move |stack| async move {
                 stack.wait_config_up().await;
@@ -165,17 +233,20 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
                 let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
                 let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
                 let mut text = String::new();
+                let mut failed = 0u32;
                 let r = client
-                    .chat(&request, &mut bufs, |e| {
-                        if let Event::Item(StreamItem::Content { text: t, .. }) = e {
-                            text.push_str(&t.to_string());
+                    .chat(&request, &mut bufs, |e| match e {
+                        Event::Item(StreamItem::Content { text: t, .. }) => {
+                            text.push_str(&t.to_string())
                         }
+                        Event::Engine(CallEvent::AttemptFailed { .. }) => failed += 1,
+                        _ => {}
                     })
                     .await;
-                (r, text)
+                (r, text, failed)
             })
             .unwrap_or_else(|e| panic!("{name}: embassy job: {e:?}"));
-        let (r, text) = result;
+        let (r, text, failed) = result;
         match (&expect, &r) {
             (Expect::Ok(n), Ok(s)) => {
                 assert_eq!(s.attempts, *n, "{name}");
@@ -196,6 +267,10 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
                 );
             }
             (Expect::NotRetryable, Err(ChatError::Call(CallError::NotRetryable { .. }))) => {}
+            (Expect::Refused(f), Err(ChatError::Call(CallError::NotRetryable { last }))) => {
+                assert_eq!(last, f, "{name}");
+                assert_eq!(failed, 1, "{name}: one attempt");
+            }
             _ => panic!("{name}: expected {expect:?}, got {r:?} (text {text:?})"),
         }
         passed += 1;
@@ -218,5 +293,137 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
     );
     eprintln!(
         "netns e2e: {passed} fault cases passed on embassy-net in namespace {name} (deleted)"
+    );
+}
+
+/// A TLS proxy (in front of `upstream`) on the namespace's host address, presenting `pki`;
+/// it lives until the returned sender is dropped.
+fn tls_in_namespace(
+    ns: &NetNs,
+    upstream: SocketAddr,
+    pki: TestPki,
+) -> (SocketAddr, std::sync::mpsc::Sender<()>) {
+    let host = ns.host_addr();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    ns.spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let proxy = rt
+            .block_on(TlsProxy::start(SocketAddr::from((host, 0)), upstream, &pki))
+            .expect("tls proxy in the namespace");
+        let _ = addr_tx.send(proxy.addr());
+        let _ = stop_rx.recv();
+        drop(proxy);
+    })
+    .expect("thread in namespace");
+    (addr_rx.recv().expect("proxy address"), stop_tx)
+}
+
+#[test]
+fn tls_chains_on_embassy_net_in_a_namespace() {
+    if let Err(why) = NetNs::available() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let ns = NetNs::new().expect("namespace");
+    let name = ns.name().to_string();
+    let host = ns.host_addr();
+    let server = ns
+        .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
+        .expect("thread in namespace")
+        .join()
+        .expect("join")
+        .expect("mock server in the namespace");
+    let answer = server.answer();
+    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
+    let ip = host.to_string();
+    let mut cases: Vec<(String, TestPki, Result<(), CertificateFault>)> = ChainShape::ALL
+        .iter()
+        .map(|&s| {
+            let pki = TestPki::shape(s, &ip).expect("pki");
+            (s.name().to_string(), pki, Ok(()))
+        })
+        .collect();
+    for (bad, fault) in [
+        (BadChain::WrongHost, CertificateFault::NameMismatch),
+        (BadChain::UntrustedRoot, CertificateFault::UnknownIssuer),
+        (BadChain::ExpiredLeaf, CertificateFault::Expired),
+    ] {
+        let pki = TestPki::bad(bad, &ip).expect("pki");
+        cases.push((bad.name().to_string(), pki, Err(fault)));
+    }
+    let mut passed = 0;
+    for (case, pki, expect) in cases {
+        let (addr, _stop) = tls_in_namespace(&ns, server.addr(), pki.clone());
+        let url = format!("https://{ip}:{}/v1", addr.port());
+        let before = server.requests().len();
+        let roots = pki.roots_pem.clone();
+        let (r, text, failed) = net
+            .run(StdDuration::from_secs(60), move |stack| async move {
+                stack.wait_config_up().await;
+                let state: TcpClientState<1, 4096, 4096> = TcpClientState::new();
+                let tcp = TcpClient::new(stack, &state);
+                let endpoints = [Endpoint::new(&url, Some("sk-test")).expect("endpoint")];
+                let cfg = config();
+                let shared: SharedState = SharedState::new(1, &cfg);
+                let mut der = vec![0u8; 16 * 1024];
+                let n = decode_pem_bundle(roots.as_bytes(), &mut der).expect("pem");
+                der.truncate(n);
+                let mut rng = rand_core::OsRng;
+                let settings = TlsSettings::new(
+                    TlsVerify::Roots(TrustAnchors::from_der_bundle(&der)),
+                    &mut rng,
+                );
+                let mut client: Client<'_, _, _> =
+                    Client::new(&tcp, &LiteralDns, &endpoints, &shared, cfg, 3).with_tls(settings);
+                let messages = [Message::user("Why is the sky blue?")];
+                let request = ChatRequest::new("gpt-4o-mini", &messages);
+                let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+                let (mut tls_read, mut tls_write) = (vec![0u8; 16_640], vec![0u8; 4096]);
+                let mut bufs = Buffers::new(&mut body, &mut head, &mut response)
+                    .with_tls(&mut tls_read, &mut tls_write);
+                let mut text = String::new();
+                let mut failed = 0;
+                let r = client
+                    .chat(&request, &mut bufs, |e| match e {
+                        Event::Item(StreamItem::Content { text: t, .. }) => {
+                            text.push_str(&t.to_string())
+                        }
+                        Event::Engine(CallEvent::AttemptFailed { .. }) => failed += 1,
+                        _ => {}
+                    })
+                    .await;
+                (r.map(|s| s.attempts), text, failed)
+            })
+            .unwrap_or_else(|e| panic!("{case}: embassy job: {e:?}"));
+        match expect {
+            Ok(()) => {
+                assert_eq!(r, Ok(1), "{case}");
+                assert_eq!(text, answer, "{case}");
+                assert_eq!(server.requests().len(), before + 1, "{case}");
+            }
+            Err(fault) => {
+                assert_eq!(
+                    r,
+                    Err(ChatError::Call(CallError::NotRetryable {
+                        last: Failure::Certificate(fault)
+                    })),
+                    "{case}"
+                );
+                assert_eq!(failed, 1, "{case}: one attempt");
+                assert_eq!(server.requests().len(), before, "{case}: nothing sent");
+            }
+        }
+        passed += 1;
+    }
+    drop(net);
+    drop(server);
+    drop(ns);
+    assert!(
+        !NetNs::exists(&name).expect("ip netns list"),
+        "namespace deleted"
+    );
+    eprintln!(
+        "netns e2e: {passed} TLS chain cases passed on embassy-net in namespace {name} (deleted)"
     );
 }

@@ -80,6 +80,7 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
         Event::ServerError { status, error } => {
             server_errors.push((status, error.message.to_string()))
         }
+        _ => {}
     })));
     Run {
         result,
@@ -634,4 +635,258 @@ fn the_only_endpoint_keeps_serving_while_its_breaker_is_open() {
     assert_eq!(r.result.map(|x| x.attempts), Ok(1), "{r:?}");
     assert_eq!(r.text, s.answer());
     assert_eq!(s.requests().len(), cfg.breaker_threshold as usize + 1);
+}
+
+/// A server's answer that is not an API response, each named, and none retried on the same
+/// endpoint: one attempt, then the call ends (one endpoint) or fails over (two).
+fn not_an_api_answer(fault: Fault, extra: &[(&str, &str)]) -> Step {
+    let mut step = Step::from(fault);
+    for (n, v) in extra {
+        step = step.header(*n, *v);
+    }
+    step
+}
+
+fn page(code: u16, content_type: &str, body: &str) -> Fault {
+    Fault::Page {
+        code,
+        content_type: content_type.into(),
+        body: body.into(),
+    }
+}
+
+#[test]
+fn failures_are_named_for_what_they_are_and_not_retried_on_the_same_endpoint() {
+    use steadyllm_embassy::steadyllm_core::call::{Coding, ContentKind, ResponseFault};
+    let padding = "x".repeat(6000);
+    let cases: Vec<(&str, Step, ResponseFault, &str)> = vec![
+        (
+            "head too large",
+            not_an_api_answer(Fault::Ok, &[("x-padding", &padding)]),
+            ResponseFault::HeadTooLarge { limit: 4096 },
+            "response head larger than the 4096-byte response buffer",
+        ),
+        (
+            "not http",
+            Step::from(Fault::NotHttp),
+            ResponseFault::NotHttp,
+            "the server's answer is not HTTP",
+        ),
+        (
+            "redirect",
+            not_an_api_answer(
+                page(302, "text/html", "<a href=\"/portal\">moved</a>"),
+                &[("location", "http://portal.example/login?from=api")],
+            ),
+            ResponseFault::Redirected { status: 302 },
+            "redirected (HTTP 302); a POST is not followed",
+        ),
+        (
+            "captive portal",
+            Step::from(page(
+                200,
+                "text/html; charset=utf-8",
+                "<html><body>Welcome to Hotel Wi-Fi. Log in.</body></html>",
+            )),
+            ResponseFault::NotAnApiResponse(ContentKind::Html),
+            "not an API response: an HTML page",
+        ),
+        (
+            "gzipping proxy",
+            not_an_api_answer(
+                page(200, "text/event-stream", "\u{1f}\u{8b}\u{8}\u{0}binary"),
+                &[("content-encoding", "gzip")],
+            ),
+            ResponseFault::ContentCoding(Coding::Gzip),
+            "content coding the client cannot read (gzip)",
+        ),
+    ];
+    for (name, step, fault, message) in cases {
+        let (s, r) = one(vec![step.clone()]);
+        let last = Failure::Response(fault);
+        assert_eq!(
+            r.result,
+            Err(ChatError::Call(CallError::NotRetryable { last })),
+            "{name}: {r:?}"
+        );
+        assert_eq!(attempts(&r), 1, "{name}: one attempt");
+        assert_eq!(s.requests().len(), 1, "{name}");
+        let text = r
+            .result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(text.contains(message), "{name}: {text:?}");
+        // With a healthy second endpoint, the call fails over at once.
+        let good = server();
+        s.set_script(vec![step]);
+        let r = chat(&[s.base_url(), good.base_url()], config());
+        assert_eq!(
+            r.result.as_ref().map(|s| s.attempts),
+            Ok(2),
+            "{name}: {r:?}"
+        );
+        assert_eq!(r.text, good.answer(), "{name}");
+        assert!(
+            !r.events
+                .iter()
+                .any(|e| matches!(e, CallEvent::Waiting { .. })),
+            "{name}: no backoff before failing over"
+        );
+    }
+}
+
+#[test]
+fn a_redirect_says_where_it_pointed() {
+    let s = server();
+    s.set_script(vec![
+        Step::from(Fault::Page {
+            code: 307,
+            content_type: "text/plain".into(),
+            body: String::new(),
+        })
+        .header("location", "https://api.example.com/v2/chat/completions"),
+    ]);
+    let stack = HostStack::new();
+    let url = s.base_url();
+    let endpoints = [Endpoint::new(&url, None).expect("endpoint")];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
+    let messages = [Message::user("hi")];
+    let request = ChatRequest::new("m", &messages);
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    let mut seen = Vec::new();
+    let r = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |e| {
+        if let Event::Redirected { status, location } = e {
+            seen.push((status, location.to_string()));
+        }
+    })));
+    assert!(r.is_err());
+    assert_eq!(
+        seen,
+        vec![(
+            307,
+            "https://api.example.com/v2/chat/completions".to_string()
+        )]
+    );
+}
+
+#[test]
+fn a_whole_json_answer_to_a_streamed_request_is_the_answer() {
+    // A gateway or cache that ignores `stream: true`.
+    let body = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"The whole answer."},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":3,"total_tokens":6}}"#;
+    let (s, r) = one(vec![page(200, "application/json", body)]);
+    assert_eq!(r.result.as_ref().map(|s| s.attempts), Ok(1), "{r:?}");
+    assert_eq!(r.text, "The whole answer.");
+    assert_eq!(s.requests().len(), 1, "not retried");
+}
+
+#[test]
+fn every_request_asks_for_an_identity_body() {
+    let (s, r) = one(vec![Fault::Ok]);
+    assert!(r.result.is_ok());
+    assert_eq!(s.requests()[0].header("accept-encoding"), Some("identity"));
+}
+
+/// A resolver that knows no name (the adapter's DNS path, without asking a real resolver).
+struct NoNames;
+
+impl embedded_nal_async::Dns for NoNames {
+    type Error = std::io::Error;
+    async fn get_host_by_name(
+        &self,
+        _host: &str,
+        _addr_type: embedded_nal_async::AddrType,
+    ) -> Result<core::net::IpAddr, Self::Error> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "NXDOMAIN",
+        ))
+    }
+    async fn get_host_by_address(
+        &self,
+        _addr: core::net::IpAddr,
+        _result: &mut [u8],
+    ) -> Result<usize, Self::Error> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "NXDOMAIN",
+        ))
+    }
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_named_and_fails_over() {
+    let good = server();
+    let stack = HostStack::new();
+    let urls = ["http://api.nowhere.invalid/v1".to_string(), good.base_url()];
+    let endpoints: Vec<Endpoint<'_>> = urls
+        .iter()
+        .map(|u| Endpoint::new(u, None).expect("endpoint"))
+        .collect();
+    let cfg = config();
+    let messages = [Message::user("hi")];
+    let request = ChatRequest::new("m", &messages);
+    for (n, want) in [(1usize, None), (2, Some(2u32))] {
+        let shared: SharedState = SharedState::new(n, &cfg);
+        let mut client: Client<'_, _, _> =
+            Client::new(&stack, &NoNames, &endpoints[..n], &shared, cfg, 1);
+        let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+        let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+        let mut failed = Vec::new();
+        let r = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |e| {
+            if let Event::Engine(CallEvent::AttemptFailed { failure, .. }) = e {
+                failed.push(failure);
+            }
+        })));
+        assert_eq!(failed, vec![Failure::NameNotResolved], "{n} endpoint(s)");
+        match want {
+            None => {
+                let e = r.expect_err("no endpoint resolves");
+                assert_eq!(
+                    e,
+                    ChatError::Call(CallError::NotRetryable {
+                        last: Failure::NameNotResolved
+                    })
+                );
+                assert!(e.to_string().contains("does not resolve"), "{e}");
+            }
+            Some(a) => assert_eq!(r.map(|s| s.attempts), Ok(a)),
+        }
+    }
+}
+
+#[test]
+fn a_spent_quota_or_spend_limit_is_not_retried() {
+    for body in [
+        r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+        r#"{"error":{"message":"Project spend limit reached","type":"insufficient_quota","code":"project_spend_limit_exceeded"}}"#,
+        r#"{"type":"error","error":{"type":"rate_limit_error","message":"Spend cap reached","details":{"error_code":"enforced_spend_limit_reached"}}}"#,
+    ] {
+        let (s, r) = one(vec![
+            Fault::Status {
+                code: 429,
+                retry_after: None,
+                retry_after_ms: None,
+                should_retry: None,
+                body: Some(body.into()),
+            },
+            Fault::Ok,
+        ]);
+        assert_eq!(
+            r.result,
+            Err(ChatError::Call(CallError::NotRetryable {
+                last: Failure::Status(429)
+            })),
+            "{body}"
+        );
+        assert_eq!(s.requests().len(), 1, "{body}: not retried");
+    }
+    // A plain rate limit is retried.
+    let (s, r) = one(vec![Fault::retry_after(429, "0"), Fault::Ok]);
+    assert_eq!(r.result.map(|s| s.attempts), Ok(2));
+    assert_eq!(s.requests().len(), 2);
 }

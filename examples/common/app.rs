@@ -13,7 +13,7 @@
 //! | `STEADYLLM_API_KEY` | `sk-mock` |
 //! | `STEADYLLM_MODEL` | `gpt-4o-mini` |
 //! | `STEADYLLM_PROMPT` | `Why is the sky blue? Answer in two sentences.` |
-//! | `STEADYLLM_CA_DER_PATH` | none; with `--features tls`, the CA certificate (DER) that `https://` servers are checked against |
+//! | `STEADYLLM_CA_DER_PATH` | none; with `--features tls`, the root certificates (DER, one or several back to back) that `https://` servers are checked against; with `--features builtin-roots` and no file, the library's built-in roots (Let's Encrypt, Google, DigiCert, Microsoft, Amazon, SSL.com, Sectigo) |
 
 use embassy_net::Stack;
 use embassy_net::dns::DnsSocket;
@@ -50,7 +50,8 @@ const PROMPT: &str = or!(
     option_env!("STEADYLLM_PROMPT"),
     "Why is the sky blue? Answer in two sentences."
 );
-/// The CA certificate (DER) from `STEADYLLM_CA_DER_PATH`, copied by build.rs (empty if unset).
+/// The root certificates (DER, back to back) from `STEADYLLM_CA_DER_PATH`, copied by build.rs
+/// (empty if unset).
 #[cfg(feature = "tls")]
 const CA_DER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ca.der"));
 
@@ -123,8 +124,13 @@ impl LineOut {
 }
 
 /// Waits for DHCP, then asks the model every 30 s and streams the answer to the log.
-/// `seed` seeds the backoff jitter (and TLS): take it from the hardware RNG.
-pub async fn run(stack: Stack<'static>, seed: u64) -> ! {
+/// `seed` seeds the backoff jitter only; with TLS, `tls_rng` (a CSPRNG fed by the board's
+/// entropy source) makes every handshake's secrets.
+pub async fn run(
+    stack: Stack<'static>,
+    seed: u64,
+    #[cfg(feature = "tls")] tls_rng: &'static mut dyn steadyllm_embassy::tls::CryptoRngCore,
+) -> ! {
     defmt::info!("waiting for DHCP…");
     stack.wait_config_up().await;
     if let Some(config) = stack.config_v4() {
@@ -165,11 +171,22 @@ pub async fn run(stack: Stack<'static>, seed: u64) -> ! {
     let mut client: AppClient = Client::new(tcp, dns, endpoints, shared, config, seed);
     #[cfg(feature = "tls")]
     {
-        use steadyllm_embassy::TlsVerify;
-        if CA_DER.is_empty() && primary.base_url.is_tls() {
-            halt("https:// needs the server's CA: rebuild with STEADYLLM_CA_DER_PATH=ca.der").await;
+        use steadyllm_embassy::{TlsSettings, TlsVerify, TrustAnchors};
+        let roots = if !CA_DER.is_empty() {
+            TrustAnchors::from_der_bundle(CA_DER)
+        } else {
+            #[cfg(feature = "builtin-roots")]
+            let builtin = steadyllm_embassy::tls::BUILTIN_ROOTS;
+            #[cfg(not(feature = "builtin-roots"))]
+            let builtin = TrustAnchors::from_der_list(&[]);
+            builtin
+        };
+        if roots.is_empty() && primary.base_url.is_tls() {
+            halt("https:// needs roots: rebuild with STEADYLLM_CA_DER_PATH=roots.der or --features builtin-roots").await;
         }
-        client = client.with_tls(TlsVerify::Ca(CA_DER));
+        // No RTC here: validity is checked against the build time as a floor (see the TLS docs;
+        // an SNTP client would pass its time with `TlsSettings::with_clock`).
+        client = client.with_tls(TlsSettings::new(TlsVerify::Roots(roots), tls_rng));
     }
 
     // The caller's buffers: request body, request head, response (head + body pieces), and

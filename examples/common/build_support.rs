@@ -31,8 +31,9 @@ pub fn settings() {
     let https = |var: &str| env::var(var).is_ok_and(|u| u.starts_with("https://"));
     let any_https = https("STEADYLLM_BASE_URL") || https("STEADYLLM_FALLBACK_URL");
     if any_https && !tls {
-        fail("an https:// URL needs TLS: build with `--features tls` (and STEADYLLM_CA_DER_PATH)");
+        fail("an https:// URL needs TLS: build with `--features tls` (and STEADYLLM_CA_DER_PATH or `--features builtin-roots`)");
     }
+    let builtin = env::var_os("CARGO_FEATURE_BUILTIN_ROOTS").is_some();
     let ca = match env::var("STEADYLLM_CA_DER_PATH") {
         Ok(path) => {
             println!("cargo:rerun-if-changed={path}");
@@ -40,13 +41,15 @@ pub fn settings() {
                 Ok(der) if der.first() == Some(&0x30) => der,
                 Ok(_) => fail(&format!(
                     "STEADYLLM_CA_DER_PATH={path} is not DER (PEM? convert it: \
-                     openssl x509 -in ca.pem -outform der -out ca.der)"
+                     openssl x509 -in ca.pem -outform der -out ca.der; several roots may be \
+                     concatenated: cat a.der b.der > roots.der)"
                 )),
                 Err(e) => fail(&format!("STEADYLLM_CA_DER_PATH={path}: {e}")),
             }
         }
-        Err(_) if any_https => fail(
-            "an https:// URL needs the server's CA certificate: set STEADYLLM_CA_DER_PATH=ca.der",
+        Err(_) if any_https && !builtin => fail(
+            "an https:// URL needs root certificates: set STEADYLLM_CA_DER_PATH=roots.der or \
+             build with `--features builtin-roots`",
         ),
         Err(_) => Vec::new(),
     };

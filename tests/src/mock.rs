@@ -68,6 +68,8 @@
 //! | `{"fault":"error_event_after","events":3,"message":"…","code":"…"}` | send 3 events, then an error event (`{"error":{…,"type":"server_error"}}`, Anthropic: `event: error`), then end |
 //! | `{"fault":"rate_limit","remaining_requests":0,"remaining_tokens":10,"reset_requests":"1s","reset_tokens":"6m0s"}` | normal answer with `x-ratelimit-*` headers (also `limit_requests`, `limit_tokens`) |
 //! | `{"fault":"keepalive_every","ms":100}` | normal answer with `keepalive_every_ms` = `ms` |
+//! | `{"fault":"page","code":200,"content_type":"text/html","body":"…"}` | that status, type and body whatever was asked (a captive portal's page; a redirect or a gzipped body with `headers` such as `[["location","…"]]`, `[["content-encoding","gzip"]]`) |
+//! | `{"fault":"not_http"}` | an SSH banner instead of an HTTP response, then close |
 //!
 //! For a non-streaming request the `*_after` faults act on the single JSON body: `stall_after`
 //! stalls between head and body, `reset_after` resets after the head (or after the body when
@@ -210,6 +212,19 @@ pub enum Fault {
         /// Interval in milliseconds.
         ms: u64,
     },
+    /// Answer with this status, `Content-Type` and body, whatever was asked: a captive
+    /// portal's `200 text/html` login page, a redirect (add `Location` with
+    /// [`Step::header`]), a gzipped stream (add `Content-Encoding`).
+    Page {
+        /// The status code.
+        code: u16,
+        /// The `Content-Type` header.
+        content_type: String,
+        /// The body.
+        body: String,
+    },
+    /// Answer with bytes that are not HTTP (an SSH banner), then close.
+    NotHttp,
 }
 
 /// OpenAI-style rate-limit headers (`x-ratelimit-<field with - for _>`); absent fields are not sent.
@@ -324,6 +339,8 @@ impl Step {
             Fault::ErrorEventAfter { .. } => "error_event_after",
             Fault::RateLimit(_) => "rate_limit",
             Fault::KeepaliveEvery { .. } => "keepalive_every",
+            Fault::Page { .. } => "page",
+            Fault::NotHttp => "not_http",
         }
     }
 }
@@ -820,7 +837,12 @@ async fn spawn_server(
 struct ConnCtl {
     rst: AtomicBool,
     kill: Notify,
+    /// The next write sends [`NOT_HTTP`] instead of hyper's response, then the connection ends.
+    garbage: AtomicBool,
 }
+
+/// What [`Fault::NotHttp`] sends.
+const NOT_HTTP: &[u8] = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\nProtocol mismatch.\r\n";
 
 impl ConnCtl {
     fn reset(&self) {
@@ -853,12 +875,30 @@ impl AsyncRead for ConnIo {
     }
 }
 
+impl ConnIo {
+    /// [`Fault::NotHttp`]: writes the banner in place of `len` bytes of hyper's response and
+    /// ends the connection.
+    fn poll_garbage(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.stream).poll_write(cx, NOT_HTTP) {
+            Poll::Ready(_) => {
+                self.ctl.garbage.store(false, Ordering::SeqCst);
+                self.ctl.kill.notify_one();
+                Poll::Ready(Ok(len))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl AsyncWrite for ConnIo {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.ctl.garbage.load(Ordering::SeqCst) {
+            return self.poll_garbage(cx, buf.len());
+        }
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_write_vectored(
@@ -866,6 +906,10 @@ impl AsyncWrite for ConnIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.ctl.garbage.load(Ordering::SeqCst) {
+            let len = bufs.iter().map(|b| b.len()).sum();
+            return self.poll_garbage(cx, len);
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
@@ -889,6 +933,7 @@ async fn serve_conn(
     let ctl = Arc::new(ConnCtl {
         rst: AtomicBool::new(false),
         kill: Notify::new(),
+        garbage: AtomicBool::new(false),
     });
     let io = ConnIo {
         stream,
@@ -1209,6 +1254,20 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
             }
             add_step_headers(&mut r, &step, index);
             return r;
+        }
+        Fault::Page {
+            code,
+            content_type,
+            body,
+        } => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::OK);
+            let mut r = full(status, content_type, body.clone());
+            add_step_headers(&mut r, &step, index);
+            return r;
+        }
+        Fault::NotHttp => {
+            ctl.garbage.store(true, Ordering::SeqCst);
+            return full(StatusCode::OK, "text/plain", String::new());
         }
         _ => {}
     }

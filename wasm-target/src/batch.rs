@@ -328,7 +328,16 @@ impl Batch {
 pub fn failure_code(f: Option<Failure>) -> u32 {
     match f {
         None => 0,
-        Some(Failure::Connect) => 1,
+        // A browser never shows the page a certificate, handshake, name or response-head
+        // failure (fetch says only that it failed, and reads the head itself), so these come
+        // from native adapters alone: a connection failure.
+        Some(
+            Failure::Connect
+            | Failure::Certificate(_)
+            | Failure::Tls
+            | Failure::NameNotResolved
+            | Failure::Response(_),
+        ) => 1,
         Some(Failure::Timeout(Phase::Connect | Phase::FirstByte)) => 2,
         Some(Failure::Timeout(Phase::FirstToken)) => 3,
         Some(Failure::Timeout(Phase::Idle)) => 4,

@@ -56,11 +56,12 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile,
-    RetryHints, Step, StreamFault,
+    RetryHints, Step,
 };
 use steadyllm_core::decode::{Dialect, StreamDecoder, StreamEnd, StreamItem};
 use steadyllm_core::sse::{SseItem, SseParser};
 use steadyllm_core::time::Instant;
+use steadyllm_core::transport::{self, BodyEnd};
 use wasm_bindgen::prelude::*;
 
 use crate::batch::Batch;
@@ -399,17 +400,17 @@ impl Chat {
         } else if !(200..300).contains(&status) {
             Some(Failure::Status(status))
         } else {
+            // The core's mapping, as on every adapter (an error event fails the stream even
+            // after the end marker).
             let b = &mut self.body;
-            match how {
-                end::FIRST_TOKEN => Some(Failure::Timeout(Phase::FirstToken)),
-                end::IDLE => Some(Failure::Timeout(Phase::Idle)),
-                end::NETWORK => Some(Failure::Stream(StreamFault::Network)),
-                _ if b.malformed => Some(Failure::Stream(StreamFault::Malformed)),
-                // An error event fails the stream even after the end marker.
-                _ if b.server_error => Some(Failure::Stream(StreamFault::ServerError)),
-                _ if b.finish() == StreamEnd::Complete => None,
-                _ => Some(Failure::Stream(StreamFault::Truncated)),
-            }
+            let end = match how {
+                end::FIRST_TOKEN => BodyEnd::Timeout(Phase::FirstToken),
+                end::IDLE => BodyEnd::Timeout(Phase::Idle),
+                end::NETWORK => BodyEnd::Network,
+                _ if b.finish() == StreamEnd::Complete => BodyEnd::Complete,
+                _ => BodyEnd::EndedEarly,
+            };
+            transport::body_failure(end, b.malformed, b.server_error)
         };
         let o = Outcome {
             failure,

@@ -93,5 +93,21 @@ async fn main(spawner: Spawner) {
         }
     }
     defmt::info!("joined {=str}", ssid);
-    app::run(stack, seed(&rng)).await
+    // TLS secrets come from the true RNG: with the radio running, the RNG is fed by RF noise
+    // (esp-radio enables the entropy source); `Trng` refuses to exist otherwise.
+    #[cfg(feature = "tls")]
+    let tls_rng = {
+        static TRNG: StaticCell<esp_hal::rng::Trng> = StaticCell::new();
+        match esp_hal::rng::Trng::try_new() {
+            Ok(t) => TRNG.init(t),
+            Err(_) => app::halt("no entropy source for TLS (is the radio running?)").await,
+        }
+    };
+    app::run(
+        stack,
+        seed(&rng),
+        #[cfg(feature = "tls")]
+        tls_rng,
+    )
+    .await
 }

@@ -103,5 +103,35 @@ async fn main(spawner: Spawner) {
         }
     }
     defmt::info!("joined {=str}", ssid);
-    app::run(stack, rng.next_u64()).await
+    #[cfg(feature = "tls")]
+    let tls_rng = {
+        static CSPRNG: StaticCell<rand_chacha::ChaCha20Rng> = StaticCell::new();
+        CSPRNG.init(conditioned_rosc_csprng())
+    };
+    app::run(
+        stack,
+        rng.next_u64(),
+        #[cfg(feature = "tls")]
+        tls_rng,
+    )
+    .await
+}
+
+/// The RP2040 has no TRNG. Its ring oscillator's RANDOMBIT is a physical noise source, but a
+/// weak and biased one (the datasheet warns against using it directly): 16 384 raw bits are
+/// hashed with SHA-256 into a 256-bit seed (assuming at least 1 bit of entropy per 64 raw
+/// bits), which seeds ChaCha20, a CSPRNG, for the TLS handshakes.
+#[cfg(feature = "tls")]
+fn conditioned_rosc_csprng() -> rand_chacha::ChaCha20Rng {
+    use rand_chacha::rand_core::SeedableRng;
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut raw = [0u8; 64];
+    for _ in 0..32 {
+        for b in raw.iter_mut() {
+            *b = RoscRng::next_u8();
+        }
+        h.update(raw);
+    }
+    rand_chacha::ChaCha20Rng::from_seed(h.finalize().into())
 }

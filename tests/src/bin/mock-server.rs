@@ -1,18 +1,21 @@
 //! Runs the fault-injecting mock server standalone.
 //!
 //! ```text
-//! mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] [--random P[:SEED]] [--answer TEXT] [--delay-ms N]
+//! mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] [--random P[:SEED]]
+//!             [--answer TEXT] [--delay-ms N] [--tls CHAIN --roots-out FILE.pem]
 //! ```
-//! Prints `listening on http://ADDR` as its first stdout line, then serves until killed.
+//! Prints `listening on http://ADDR` (or `https://localhost:PORT` with `--tls`) as its first
+//! stdout line, then serves until killed.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use steadyllm_tests::mock::{Fault, MockServer, RandomFaults, Script, Step};
+use steadyllm_tests::tls::{BadChain, ChainShape, TestPki, TlsProxy};
 
 const USAGE: &str = "usage: mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] \
-[--random P[:SEED]] [--answer TEXT] [--delay-ms N]
+[--random P[:SEED]] [--answer TEXT] [--delay-ms N] [--tls CHAIN --roots-out FILE.pem]
 
   --port N         port to listen on (default 0: any free port)
   --host ADDR      address to bind (default 127.0.0.1)
@@ -22,6 +25,11 @@ const USAGE: &str = "usage: mock-server [--port N] [--host ADDR] [--script FILE.
                    429, 503, each before any content), seeded
   --answer TEXT    the answer text to stream
   --delay-ms N     pause between events of normal answers (after the script)
+  --tls CHAIN      serve https (TLS 1.3) for the host name localhost, presenting a throw-away
+                   chain: p256, p384-root, rsa-root-ecdsa-leaf, all-rsa, bundle (the right root
+                   third of three), or one a client must refuse: wrong-host, untrusted-root,
+                   expired-leaf
+  --roots-out FILE write the roots a client should trust (PEM) there
 The script can also be set at run time with POST /__control/script.";
 
 struct Args {
@@ -32,6 +40,8 @@ struct Args {
     random: Option<RandomFaults>,
     answer: Option<String>,
     delay_ms: Option<u64>,
+    tls: Option<String>,
+    roots_out: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +53,8 @@ fn parse_args() -> Result<Args, String> {
         random: None,
         answer: None,
         delay_ms: None,
+        tls: None,
+        roots_out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -83,6 +95,8 @@ fn parse_args() -> Result<Args, String> {
                 let seed = seed.parse().map_err(|_| bad())?;
                 args.random = Some(RandomFaults { percent, seed });
             }
+            "--tls" => args.tls = Some(value("--tls")?),
+            "--roots-out" => args.roots_out = Some(value("--roots-out")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -93,7 +107,22 @@ fn parse_args() -> Result<Args, String> {
     if args.chaos && args.script.is_some() {
         return Err("--chaos and --script are exclusive".into());
     }
+    if args.tls.is_some() != args.roots_out.is_some() {
+        return Err("--tls and --roots-out go together".into());
+    }
     Ok(args)
+}
+
+/// The chain `--tls NAME` names.
+fn test_pki(name: &str) -> Result<TestPki, String> {
+    let pki = if let Some(shape) = ChainShape::from_name(name) {
+        TestPki::shape(shape, "localhost")
+    } else if let Some(bad) = BadChain::from_name(name) {
+        TestPki::bad(bad, "localhost")
+    } else {
+        return Err(format!("unknown --tls chain {name:?}"));
+    };
+    pki.map_err(|e| format!("--tls {name}: {e}"))
 }
 
 #[tokio::main]
@@ -135,7 +164,8 @@ async fn main() -> ExitCode {
     if args.random.is_some() {
         script.random = args.random;
     }
-    let server = match MockServer::start(SocketAddr::new(args.host, args.port)).await {
+    let plain_port = if args.tls.is_some() { 0 } else { args.port };
+    let server = match MockServer::start(SocketAddr::new(args.host, plain_port)).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
@@ -148,12 +178,39 @@ async fn main() -> ExitCode {
     let steps = script.steps.len();
     // `/__control/reset` comes back to the pacing and answer given here.
     server.set_defaults(script);
+    let mut shown = format!("http://{}", server.addr());
+    let mut base = server.base_url();
+    let mut _proxy = None;
+    if let (Some(name), Some(out)) = (&args.tls, &args.roots_out) {
+        let pki = match test_pki(name) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("mock-server: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = std::fs::write(out, &pki.roots_pem) {
+            eprintln!("mock-server: cannot write {out}: {e}");
+            return ExitCode::from(1);
+        }
+        let bind = SocketAddr::new(args.host, args.port);
+        // The plain server moved to a free port; TLS takes the one asked for.
+        let proxy = match TlsProxy::start(bind, server.addr(), &pki).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("mock-server: cannot start TLS on {bind}: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        shown = format!("https://localhost:{}", proxy.addr().port());
+        base = format!("{shown}/v1");
+        _proxy = Some(proxy);
+    }
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening on http://{}", server.addr());
+    let _ = writeln!(out, "listening on {shown}");
     let _ = writeln!(
         out,
-        "base url {} ; {steps} scripted step(s){}",
-        server.base_url(),
+        "base url {base} ; {steps} scripted step(s){}",
         if args.chaos { " (chaos)" } else { "" }
     );
     let _ = out.flush();
