@@ -249,8 +249,8 @@ enum Pick {
     Go(usize),
     /// Every usable endpoint has a probe in flight: look again then.
     Wait(Instant),
-    /// Nothing usable now (excluded, or rate-limit paused).
-    None,
+    /// Nothing usable now (excluded, or rate-limit paused until the earliest of these).
+    None(Option<Instant>),
 }
 
 /// What the engine remembers about one endpoint across calls.
@@ -1344,14 +1344,9 @@ impl Call {
             Pick::Go(i) => i,
             // Another call's probe decides: wait for it (never past the deadline).
             Pick::Wait(t) => return Step::Sleep(t.min(self.deadline)),
-            Pick::None => {
+            Pick::None(paused_until) => {
                 // Nothing usable now: every endpoint is excluded or rate-limit paused. A
                 // pause is waited out when it ends in time; otherwise fail now.
-                let paused_until = (0..state.count)
-                    .filter(|&i| self.excluded & (1 << i.min(31)) == 0)
-                    .filter_map(|i| state.endpoint(i).map(|e| e.paused_until))
-                    .filter(|&t| t > now)
-                    .min();
                 return match paused_until {
                     Some(at) if at < self.deadline => {
                         self.wait_until = Some(at);
@@ -1417,30 +1412,37 @@ impl Call {
     /// cooldown ends first takes a probe now, or, when a probe is in flight, the call waits
     /// for it.
     fn pick<const N: usize>(&self, state: &ClientState<N>, now: Instant) -> Pick {
-        // Rank: 0 available, 1 available but failed in this call, 2 a probe in flight (while
-        // every endpoint is out, one probe at a time: wait for it), 3 out (breaker open: a
-        // probe may go now); then by when it reopens.
-        let mut best: Option<(u8, Instant, usize)> = None;
+        // Key: the rank in the top bits (0 available, 1 available but failed in this call, 2
+        // a probe in flight — while every endpoint is out, one probe at a time: wait for it —,
+        // 3 out, a probe may go now), then when it reopens; the lowest key wins, the first
+        // endpoint on a tie.
+        const RANK: u32 = 60;
+        let mut best = (u64::MAX, 0);
+        let mut paused: Option<Instant> = None;
         for i in 0..state.count.min(32) {
             let Some(e) = state.endpoint(i) else { break };
-            if self.excluded & (1 << i) != 0 || e.paused_until > now {
+            if self.excluded & (1 << i) != 0 {
                 continue;
             }
-            let (rank, t) = match e.breaker {
-                Breaker::Open { until } | Breaker::Probing { until } if until <= now => (0, now),
-                Breaker::Closed { .. } => (0, now),
-                Breaker::Probing { until } => (2, until),
-                Breaker::Open { until } => (3, until),
+            if e.paused_until > now {
+                paused = Some(paused.map_or(e.paused_until, |p| p.min(e.paused_until)));
+                continue;
+            }
+            let key = match e.breaker {
+                Breaker::Open { until } | Breaker::Probing { until } if until <= now => 0,
+                Breaker::Closed { .. } => 0,
+                Breaker::Probing { until } => 2 << RANK | until.as_millis(),
+                Breaker::Open { until } => 3 << RANK | until.as_millis(),
             };
-            let rank = rank + u8::from(rank == 0 && self.failed_here & (1 << i) != 0);
-            if best.is_none_or(|(r, u, _)| (rank, t) < (r, u)) {
-                best = Some((rank, t, i));
+            let key = key | u64::from(key == 0 && self.failed_here & (1 << i) != 0) << RANK;
+            if key < best.0 {
+                best = (key, i);
             }
         }
-        match best {
-            Some((2, t, _)) => Pick::Wait(t.min(now + PROBE_POLL)),
-            Some((_, _, i)) => Pick::Go(i),
-            None => Pick::None,
+        match best.0 >> RANK {
+            2 => Pick::Wait(Instant::from_millis(best.0 & ((1 << RANK) - 1)).min(now + PROBE_POLL)),
+            0..=3 => Pick::Go(best.1),
+            _ => Pick::None(paused),
         }
     }
 
@@ -1556,7 +1558,7 @@ impl Call {
                         until,
                     });
                 }
-                if matches!(self.pick(state, now), Pick::None) {
+                if matches!(self.pick(state, now), Pick::None(_)) {
                     self.finish(Err(CallError::RetryAfterTooLong { requested: ra }));
                     return;
                 }
