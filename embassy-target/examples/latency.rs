@@ -121,6 +121,7 @@ fn main() {
         repeat: false,
         then: Some(Step::new(Fault::Ok).delay_between_events(2)),
         answer: None,
+        random: None,
     });
     let url = server.base_url();
     let endpoint = Endpoint::new(&url, None).expect("endpoint");

@@ -603,6 +603,40 @@ fn anthropic_dialect_streamed_and_whole() {
     }
 }
 
+#[test]
+fn the_only_endpoint_keeps_serving_while_its_breaker_is_open() {
+    // Its breaker opens after `breaker_threshold` failures; as the only endpoint it still
+    // takes the next call (one probe at a time) instead of refusing it for the cooldown.
+    let s = server();
+    let cfg = CallConfig {
+        max_attempts: 1,
+        ..config()
+    };
+    let shared = SharedState::new(1, &cfg);
+    s.set_script(Script {
+        steps: vec![Step::new(Fault::status(503)); cfg.breaker_threshold as usize],
+        ..Script::default()
+    });
+    for _ in 0..cfg.breaker_threshold {
+        let r = chat_with(&[s.base_url()], cfg, &shared);
+        assert!(r.result.is_err(), "{r:?}");
+    }
+    let now = steadyllm_embassy::steadyllm_core::time::Instant::from_millis(
+        embassy_time::Instant::now().as_millis(),
+    );
+    assert!(
+        shared
+            .snapshot()
+            .endpoint(0)
+            .is_some_and(|e| e.is_cooling_down(now)),
+        "breaker open"
+    );
+    let r = chat_with(&[s.base_url()], cfg, &shared);
+    assert_eq!(r.result.map(|x| x.attempts), Ok(1), "{r:?}");
+    assert_eq!(r.text, s.answer());
+    assert_eq!(s.requests().len(), cfg.breaker_threshold as usize + 1);
+}
+
 /// A server's answer that is not an API response, each named, and none retried on the same
 /// endpoint: one attempt, then the call ends (one endpoint) or fails over (two).
 fn not_an_api_answer(fault: Fault, extra: &[(&str, &str)]) -> Step {

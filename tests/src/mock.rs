@@ -34,7 +34,10 @@
 //! Every request to an API path consumes exactly one [`Step`] of the script, in order (even when
 //! its body turns out to be invalid: then a step that needs the body answers 400). When the script
 //! is exhausted, the server uses the script's `then` step, or the last step again when `repeat`
-//! is true, or a plain `ok`.
+//! is true, or a plain `ok` — unless the script has `"random": {"percent": P, "seed": S}`: then
+//! P % of those requests, chosen at random, get a fault that comes before any content (a stall
+//! before the head, a reset or a clean end after the role event, 429 with `Retry-After: 1`, 503;
+//! [`RandomFaults`]), for soak runs.
 //!
 //! A script in JSON is either a bare list of steps or an object:
 //! ```json
@@ -406,6 +409,47 @@ pub struct Script {
     /// Replace the answer text, if set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// When the steps are used up, fault this share of requests at random (the others get
+    /// the step after the script).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub random: Option<RandomFaults>,
+}
+
+/// Random faults, independent per request and seeded: `{"percent":25,"seed":1}`. A faulted
+/// request gets, with equal odds, a stall before the head (forever), a reset or a clean end
+/// right after the first (role) event, 429 with `Retry-After: 1`, or 503 — each before any
+/// content, so a client may retry every one of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RandomFaults {
+    /// Share of requests faulted, 0–100.
+    pub percent: u32,
+    /// Seed of the choices.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+impl RandomFaults {
+    /// The next request's fault (`None`: not faulted); `state` carries the sequence.
+    pub fn pick(&self, state: &mut u64) -> Option<Fault> {
+        let mut next = || {
+            // SplitMix64
+            *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = *state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        if next() % 100 >= u64::from(self.percent) {
+            return None;
+        }
+        Some(match next() % 5 {
+            0 => Fault::StallBeforeHeaders { ms: None },
+            1 => Fault::ResetAfter { events: 1 },
+            2 => Fault::TruncateAfter { events: 1 },
+            3 => Fault::retry_after(429, "1"),
+            _ => Fault::status(503),
+        })
+    }
 }
 
 impl Script {
@@ -439,6 +483,7 @@ impl Script {
             repeat: false,
             then: Some(Step::new(Fault::Ok).delay_between_events(20)),
             answer: None,
+            random: None,
         }
     }
 
@@ -531,6 +576,17 @@ struct State {
     /// What a reset returns `after` and `answer` to.
     default_after: Step,
     default_answer: String,
+    /// Random faults after the script, with the state of their sequence; and the default.
+    random: Option<(RandomFaults, u64)>,
+    default_random: Option<RandomFaults>,
+}
+
+impl State {
+    /// The step for a request once the script is used up.
+    fn after_script(&mut self) -> Step {
+        let fault = self.random.as_mut().and_then(|(r, st)| r.pick(st));
+        fault.map_or_else(|| self.after.clone(), Step::new)
+    }
 }
 
 struct Shared {
@@ -551,6 +607,8 @@ impl Shared {
                 requests: Vec::new(),
                 default_after: Step::new(Fault::Ok),
                 default_answer: DEFAULT_ANSWER.to_string(),
+                random: None,
+                default_random: None,
             }),
             next_conn: AtomicU64::new(0),
         }
@@ -566,6 +624,7 @@ impl Shared {
         st.after = script.after();
         st.steps = script.steps.into_iter().enumerate().collect();
         st.next_index = st.steps.len();
+        st.random = script.random.map(|r| (r, r.seed));
         if let Some(answer) = script.answer {
             st.answer = answer;
         }
@@ -584,6 +643,7 @@ impl Shared {
         st.next_index = 0;
         st.after = st.default_after.clone();
         st.answer = st.default_answer.clone();
+        st.random = st.default_random.map(|r| (r, r.seed));
         st.requests.clear();
     }
 }
@@ -722,6 +782,7 @@ impl MockServer {
         let mut st = self.shared.lock();
         st.default_after = st.after.clone();
         st.default_answer = st.answer.clone();
+        st.default_random = st.random.map(|(r, _)| r);
     }
 
     /// Clears the script and the recorded requests; the answer and the step after the script
@@ -1124,7 +1185,7 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
         let (script_index, step) = if consumes {
             match st.steps.pop_front() {
                 Some((i, s)) => (Some(i), Some(s)),
-                None => (None, Some(st.after.clone())),
+                None => (None, Some(st.after_script())),
             }
         } else {
             (None, None)

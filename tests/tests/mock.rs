@@ -1173,3 +1173,65 @@ async fn dropping_the_server_closes_stalled_connections() {
     let r = read_to_end(&mut s, Duration::from_secs(2), Instant::now()).await;
     assert_ne!(r.end, End::Timeout, "connection closed on shutdown");
 }
+
+#[tokio::test]
+async fn random_faults_come_before_any_content_at_the_given_share() {
+    use steadyllm_tests::mock::RandomFaults;
+    let server = MockServer::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("start");
+    server.set_script(Script {
+        random: Some(RandomFaults {
+            percent: 50,
+            seed: 7,
+        }),
+        ..Script::default()
+    });
+    let mut faulted = 0;
+    let mut st = 7u64;
+    let r = RandomFaults {
+        percent: 50,
+        seed: 7,
+    };
+    for _ in 0..200 {
+        if let Some(f) = r.pick(&mut st) {
+            faulted += 1;
+            assert!(
+                matches!(
+                    f,
+                    Fault::StallBeforeHeaders { ms: None }
+                        | Fault::ResetAfter { events: 1 }
+                        | Fault::TruncateAfter { events: 1 }
+                        | Fault::Status { .. }
+                ),
+                "{f:?}"
+            );
+        }
+    }
+    assert!((70..130).contains(&faulted), "{faulted} of 200");
+    // The server draws the same sequence: the first faulted request is the first pick.
+    let mut st = 7u64;
+    let first = (0..)
+        .find_map(|i| r.pick(&mut st).map(|f| (i, f)))
+        .expect("a fault");
+    for _ in 0..first.0 {
+        let (resp, _) = post_stream(&server, STREAM_BODY).await;
+        assert!(resp.complete);
+    }
+    let steps: Vec<_> = server.requests().iter().map(|q| q.step.clone()).collect();
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.fault == Fault::Ok))
+    );
+    let zero = RandomFaults {
+        percent: 0,
+        seed: 1,
+    };
+    assert!((0..100).all(|_| zero.pick(&mut st).is_none()));
+    let all = RandomFaults {
+        percent: 100,
+        seed: 1,
+    };
+    assert!((0..100).all(|_| all.pick(&mut st).is_some()));
+}

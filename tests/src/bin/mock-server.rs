@@ -1,8 +1,8 @@
 //! Runs the fault-injecting mock server standalone.
 //!
 //! ```text
-//! mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] [--answer TEXT] [--delay-ms N]
-//!             [--tls CHAIN --roots-out FILE.pem]
+//! mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] [--random P[:SEED]]
+//!             [--answer TEXT] [--delay-ms N] [--tls CHAIN --roots-out FILE.pem]
 //! ```
 //! Prints `listening on http://ADDR` (or `https://localhost:PORT` with `--tls`) as its first
 //! stdout line, then serves until killed.
@@ -11,16 +11,18 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
-use steadyllm_tests::mock::{Fault, MockServer, Script, Step};
+use steadyllm_tests::mock::{Fault, MockServer, RandomFaults, Script, Step};
 use steadyllm_tests::tls::{BadChain, ChainShape, TestPki, TlsProxy};
 
 const USAGE: &str = "usage: mock-server [--port N] [--host ADDR] [--script FILE.json] [--chaos] \
-[--answer TEXT] [--delay-ms N] [--tls CHAIN --roots-out FILE.pem]
+[--random P[:SEED]] [--answer TEXT] [--delay-ms N] [--tls CHAIN --roots-out FILE.pem]
 
   --port N         port to listen on (default 0: any free port)
   --host ADDR      address to bind (default 127.0.0.1)
   --script FILE    JSON script: a list of steps or {\"steps\":[...],\"repeat\":bool,\"then\":step,\"answer\":text}
   --chaos          preset script: stall, 429 Retry-After 1, reset mid-stream, then ok
+  --random P[:SEED] after the script, fault P % of requests at random (stall, reset, cut,
+                   429, 503, each before any content), seeded
   --answer TEXT    the answer text to stream
   --delay-ms N     pause between events of normal answers (after the script)
   --tls CHAIN      serve https (TLS 1.3) for the host name localhost, presenting a throw-away
@@ -35,6 +37,7 @@ struct Args {
     port: u16,
     script: Option<String>,
     chaos: bool,
+    random: Option<RandomFaults>,
     answer: Option<String>,
     delay_ms: Option<u64>,
     tls: Option<String>,
@@ -47,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         port: 0,
         script: None,
         chaos: false,
+        random: None,
         answer: None,
         delay_ms: None,
         tls: None,
@@ -80,6 +84,17 @@ fn parse_args() -> Result<Args, String> {
                 args.delay_ms = Some(v.parse().map_err(|_| format!("bad delay {v:?}"))?);
             }
             "--chaos" => args.chaos = true,
+            "--random" => {
+                let v = value("--random")?;
+                let (p, seed) = v.split_once(':').unwrap_or((&v, "0"));
+                let bad = || format!("bad --random {v:?}: PERCENT[:SEED]");
+                let percent: u32 = p.parse().map_err(|_| bad())?;
+                if percent > 100 {
+                    return Err(bad());
+                }
+                let seed = seed.parse().map_err(|_| bad())?;
+                args.random = Some(RandomFaults { percent, seed });
+            }
             "--tls" => args.tls = Some(value("--tls")?),
             "--roots-out" => args.roots_out = Some(value("--roots-out")?),
             "-h" | "--help" => {
@@ -145,6 +160,9 @@ async fn main() -> ExitCode {
     }
     if args.answer.is_some() {
         script.answer = args.answer.clone();
+    }
+    if args.random.is_some() {
+        script.random = args.random;
     }
     let plain_port = if args.tls.is_some() { 0 } else { args.port };
     let server = match MockServer::start(SocketAddr::new(args.host, plain_port)).await {

@@ -1,13 +1,15 @@
-//! `simulate`: steadyllm's resilience engine vs a model of openai-python's retry policy, on the
-//! same seeded fault schedules in virtual time. Prints one table row per scenario and ends with
-//! `ahead on N of M scenarios`.
+//! `simulate`: steadyllm's resilience engine vs models of openai-python's retry policy and
+//! LiteLLM's Router, on the same seeded fault schedules in virtual time — one device's
+//! sequential calls, then overlapping calls (a batch of 400, 8 at a time; Poisson bursts of 8)
+//! on one endpoint and on two. Prints one table row per scenario and ends with
+//! `ahead of both peers on N of M fault scenarios`.
 //!
 //! `cargo run --release -p steadyllm-tests --bin simulate [-- --seed N]`
 
 use std::time::Instant;
 
 use steadyllm_core::call::CallConfig;
-use steadyllm_tests::sim::{check_properties, compare, scenarios};
+use steadyllm_tests::sim::{RunResult, ahead_of, check_properties, compare, scenarios};
 
 fn main() {
     let mut seed = 42u64;
@@ -23,58 +25,77 @@ fn main() {
     let elapsed = started.elapsed();
     let total_calls: usize = rows
         .iter()
-        .map(|r| r.ours.calls.len() + r.theirs.calls.len())
+        .map(|r| r.ours.calls.len() + r.theirs.calls.len() + r.litellm.calls.len())
         .sum();
     println!(
-        "steadyllm (default CallConfig, 2 endpoints) vs openai-python model (1 endpoint); seed {seed}"
+        "steadyllm (default CallConfig) vs openai-python (first endpoint) and LiteLLM Router \
+         (every endpoint, as fallbacks); seed {seed}"
     );
     println!(
-        "{:<21} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>7} {:>7}  ahead",
-        "scenario",
-        "ok ours",
-        "ok py",
-        "p50 ours",
-        "p50 py",
-        "p99 ours",
-        "p99 py",
-        "amp us",
-        "amp py"
+        "{:<24} {:>7} {:>7} {:>7}  {:>7} {:>7} {:>7}  {:>5} {:>5} {:>5}  ahead",
+        "scenario", "ok us", "ok py", "ok llm", "p99 us", "p99 py", "p99 llm", "amp", "py", "llm"
     );
-    let mut ahead = 0;
     let descriptions = scenarios();
-    for r in &rows {
+    let (mut ahead, mut faulty) = (0, 0);
+    let pct = |r: &RunResult| format!("{:.1}%", 100.0 * r.success_rate());
+    let secs = |r: &RunResult| format!("{:.1}s", r.percentile_ms(0.99) as f64 / 1000.0);
+    for (r, s) in rows.iter().zip(&descriptions) {
         let a = r.ahead();
-        ahead += usize::from(a);
-        let s = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
+        if s.faulty() {
+            faulty += 1;
+            ahead += usize::from(a);
+        }
+        let mark = match (ahead_of(&r.ours, &r.theirs), ahead_of(&r.ours, &r.litellm)) {
+            _ if !s.faulty() => "-",
+            (true, true) => "yes",
+            (true, false) => "no (llm)",
+            (false, true) => "no (py)",
+            (false, false) => "no",
+        };
         println!(
-            "{:<21} {:>8.1}% {:>8.1}% {:>10} {:>10} {:>10} {:>10} {:>7.2} {:>7.2}  {}",
+            "{:<24} {:>7} {:>7} {:>7}  {:>7} {:>7} {:>7}  {:>5.2} {:>5.2} {:>5.2}  {mark}",
             r.scenario,
-            100.0 * r.ours.success_rate(),
-            100.0 * r.theirs.success_rate(),
-            s(r.ours.percentile_ms(0.5)),
-            s(r.theirs.percentile_ms(0.5)),
-            s(r.ours.percentile_ms(0.99)),
-            s(r.theirs.percentile_ms(0.99)),
+            pct(&r.ours),
+            pct(&r.theirs),
+            pct(&r.litellm),
+            secs(&r.ours),
+            secs(&r.theirs),
+            secs(&r.litellm),
             r.ours.amplification(),
             r.theirs.amplification(),
-            if a { "yes" } else { "no" }
+            r.litellm.amplification(),
         );
     }
     println!();
+    let mut described = std::collections::BTreeSet::new();
     for d in &descriptions {
-        println!("  {:<21} {}", d.name, d.description);
+        if d.concurrent() {
+            if described.insert(d.description) {
+                let kind = d.name.split_once('-').map_or(d.name, |(_, k)| k);
+                let kind = kind.trim_end_matches("-1ep").trim_end_matches("-2ep");
+                println!("  *-{kind:<21} {}", d.description);
+            }
+        } else {
+            println!("  {:<23} {}", d.name, d.description);
+        }
     }
+    println!(
+        "  batch8-*                400 calls queued at once, 8 in flight; bursts8-*: 400 calls in \
+         bursts of 8, a Poisson process 4 s apart on average; -1ep / -2ep: endpoints"
+    );
     let violations: usize = descriptions
         .iter()
         .zip(&rows)
         .map(|(s, r)| check_properties(s, &config, &r.ours).len())
         .sum();
     println!(
-        "\nahead = higher success rate (> 0.5 points), or the same success rate with p99 call time and load amplification (attempts/call) no worse and one better"
+        "\nok = calls that succeed; p99 = 99th percentile of call time; amp = requests per call.\n\
+         ahead = higher success rate (> 0.5 points), or the same success rate with p99 call time \
+         and requests per call no worse and one better"
     );
     println!(
         "{total_calls} simulated calls in {:.0} ms; steadyllm property violations: {violations}",
         elapsed.as_secs_f64() * 1000.0
     );
-    println!("ahead on {ahead} of {} scenarios", rows.len());
+    println!("ahead of both peers on {ahead} of {faulty} fault scenarios");
 }

@@ -281,7 +281,7 @@ export class StreamError extends SteadyLlmError {
   readonly name: "StreamError";
   readonly kind: "network" | "truncated" | "malformed" | "server_error";
 }
-/** Every endpoint is cooling down after repeated failures, or the retry budget is spent. */
+/** The retry budget is spent (an outage), or every endpoint is rate-limited past the deadline. */
 export class UnavailableError extends SteadyLlmError {
   readonly name: "UnavailableError";
 }
