@@ -106,7 +106,7 @@ struct AnthropicMessage {
 }
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::enum_variant_names)] // the names are the wire's
 enum AnthropicDelta {
     TextDelta { text: String },
     ThinkingDelta { thinking: String },
@@ -268,25 +268,37 @@ fn dialect(shape: Shape) -> Dialect {
     }
 }
 
-fn median_ns_per_event(input: &[u8], c: &Corpus, f: Decoder, check_content: bool) -> f64 {
-    let d = dialect(c.shape);
+/// Runs `f` once over `input` and checks the event count and (when it decodes) the answer.
+fn check(input: &[u8], c: &Corpus, f: Decoder, check_content: bool) {
     let mut out = Vec::with_capacity(c.content_bytes + 1024);
-    // Warm up and check correctness before timing.
-    let n = f(input, d, &mut out);
+    let n = f(input, dialect(c.shape), &mut out);
     assert_eq!(n, c.events, "event count");
     if check_content {
         assert!(out == c.content.as_bytes(), "decoded answer text");
     }
-    let mut samples: Vec<f64> = (0..SAMPLES)
-        .map(|_| {
+}
+
+/// Median ns/event of each job, sampled round-robin (A, B, C, A, B, C, …) so that drift in
+/// the machine's load hits every decoder alike.
+fn medians(c: &Corpus, jobs: &[(&[u8], Decoder)]) -> Vec<f64> {
+    let d = dialect(c.shape);
+    let mut out = Vec::with_capacity(c.content_bytes + 1024);
+    let mut samples = vec![Vec::with_capacity(SAMPLES); jobs.len()];
+    for _ in 0..SAMPLES {
+        for ((input, f), s) in jobs.iter().zip(samples.iter_mut()) {
             out.clear();
             let t = Instant::now();
             black_box(f(black_box(input), d, &mut out));
-            t.elapsed().as_nanos() as f64 / c.events as f64
+            s.push(t.elapsed().as_nanos() as f64 / c.events as f64);
+        }
+    }
+    samples
+        .iter_mut()
+        .map(|s| {
+            s.sort_by(f64::total_cmp);
+            s[SAMPLES / 2]
         })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[SAMPLES / 2]
+        .collect()
 }
 
 /// (name, decoder, whether it decodes content — the SSE-only row does not)
@@ -322,33 +334,38 @@ fn main() {
             c
         })
         .collect();
+    for c in &corpora {
+        for (_, f, decodes) in DECODERS {
+            check(&c.lf, c, f, decodes);
+        }
+        check(&c.crlf, c, steadyllm, true);
+    }
     if let Ok(only) = std::env::var("STEADYLLM_BENCH_ONLY") {
         for c in &corpora {
-            for (name, f, check) in DECODERS.iter().filter(|(n, _, _)| *n == only) {
+            for (name, f, _) in DECODERS.iter().filter(|(n, _, _)| *n == only) {
                 for _ in 0..20 {
-                    median_ns_per_event(&c.lf, c, *f, *check);
+                    medians(c, &[(&c.lf, *f)]);
                 }
                 println!(
                     "shape={} {name}: {:.1} ns/event",
                     c.shape.name(),
-                    median_ns_per_event(&c.lf, c, *f, *check)
+                    medians(c, &[(&c.lf, *f)])[0]
                 );
             }
         }
         return;
     }
     println!(
-        "{events} events per shape, {PIECE}-byte pieces, median of {SAMPLES}, LF unless noted"
+        "{events} events per shape, {PIECE}-byte pieces, median of {SAMPLES} round-robin samples, LF unless noted"
     );
     // Per shape: [steadyllm, sse-stream, eventsource, full parse, sse only].
     let mut results: Vec<(Shape, [f64; 5])> = Vec::new();
     for c in &corpora {
-        let mut ns = [0.0; 5];
-        for (i, (_, f, check)) in DECODERS.iter().enumerate() {
-            ns[i] = median_ns_per_event(&c.lf, c, *f, *check);
-        }
-        let crlf = median_ns_per_event(&c.crlf, c, steadyllm, true);
-        let [ours, sse_stream, eventsource, full, sse] = ns;
+        let mut jobs: Vec<(&[u8], Decoder)> =
+            DECODERS.iter().map(|(_, f, _)| (&c.lf[..], *f)).collect();
+        jobs.push((&c.crlf, steadyllm));
+        let m = medians(c, &jobs);
+        let (ours, sse_stream, eventsource, full, sse, crlf) = (m[0], m[1], m[2], m[3], m[4], m[5]);
         println!(
             "shape={} ns/event: steadyllm={ours:.0} sse-stream+serde_json={sse_stream:.0}",
             c.shape.name()
@@ -363,7 +380,7 @@ fn main() {
             100.0 * c.non_ascii_events as f64 / c.events as f64,
             100.0 * c.escaped_events as f64 / c.events as f64,
         );
-        results.push((c.shape, ns));
+        results.push((c.shape, [ours, sse_stream, eventsource, full, sse]));
     }
     if let Some((shape, [ours, sse_stream, eventsource, ..])) = results
         .iter()

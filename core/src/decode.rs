@@ -759,6 +759,8 @@ struct Hole {
     choice: u32,
     /// The tool-call index ([`HoleKind::ToolArguments`]).
     index: u32,
+    /// A free value that differed in length from the template's in the last event replayed.
+    varies: bool,
 }
 
 impl Hole {
@@ -768,6 +770,7 @@ impl Hole {
         kind: HoleKind::Free,
         choice: 0,
         index: 0,
+        varies: false,
     };
 
     fn item<'a>(&self, text: JsonStr<'a>) -> StreamItem<'a> {
@@ -843,6 +846,7 @@ impl<'d> Seen<'d> {
                     kind,
                     choice,
                     index,
+                    varies: false,
                 };
                 self.len += 1;
             }
@@ -927,7 +931,7 @@ impl Template {
     /// text). Then the full parse would take exactly the same path and emit the same items with
     /// the new strings, which are emitted here. Returns `false`, having emitted nothing, when
     /// `data` does not fit.
-    fn replay<'a>(&self, data: &'a str, emit: &mut dyn FnMut(StreamItem<'a>)) -> bool {
+    fn replay<'a>(&mut self, data: &'a str, emit: &mut dyn FnMut(StreamItem<'a>)) -> bool {
         let holes = self.holes.get(..self.holes_len).unwrap_or_default();
         if holes.is_empty() {
             return false;
@@ -935,31 +939,45 @@ impl Template {
         let t = self.bytes.get(..self.len).unwrap_or_default();
         let b = data.as_bytes();
         let mut found: [JsonStr<'a>; HOLES] = [JsonStr::plain(""); HOLES];
-        let (mut tp, mut dp) = (0, 0);
-        for (h, slot) in holes.iter().zip(found.iter_mut()) {
-            let (hs, he) = (usize::from(h.start), usize::from(h.end));
-            let (Some(lit), Some(rest)) = (t.get(tp..hs), b.get(dp..)) else {
+        // Where free values read one at a time lie in `data` (end 0: not read so).
+        let mut read = [(0, 0); HOLES];
+        let (mut tp, mut dp, mut i) = (0, 0, 0);
+        while let Some(h) = holes.get(i) {
+            // The stretch up to the next hole that yields an item or whose value changed last
+            // time, in one comparison: where it equals the template, so do the free values in
+            // it (the usual case).
+            let j = holes
+                .iter()
+                .skip(i)
+                .position(|h| h.kind != HoleKind::Free || h.varies)
+                .map_or(holes.len(), |k| i + k);
+            let stop = holes.get(j).map_or(t.len(), |h| usize::from(h.start));
+            let (Some(stretch), Some(rest)) = (t.get(tp..stop), b.get(dp..)) else {
+                return false;
+            };
+            if j > i && rest.starts_with(stretch) {
+                (tp, dp, i) = (stop, dp + stretch.len(), j);
+                continue;
+            }
+            // One hole at a time: the bytes before it, then its value.
+            let hs = usize::from(h.start);
+            let Some(lit) = t.get(tp..hs) else {
                 return false;
             };
             if !rest.starts_with(lit) {
                 return false;
             }
-            dp += lit.len();
-            tp = he;
-            let mut r = Reader::at(data, dp);
+            let mut r = Reader::at(data, dp + lit.len());
             if h.kind == HoleKind::Free {
-                let value = t.get(hs..he).unwrap_or_default();
-                if rest.get(lit.len()..).is_some_and(|r| r.starts_with(value)) {
-                    // The same value as learned (the bytes after it are checked next).
-                    dp += value.len();
-                    continue;
-                }
                 if r.skip_value().is_err() {
                     return false;
                 }
+                if let Some(slot) = read.get_mut(i) {
+                    *slot = (dp + lit.len(), r.offset());
+                }
             } else {
-                match r.string() {
-                    Ok(s)
+                match (r.string(), found.get_mut(i)) {
+                    (Ok(s), Some(slot))
                         if !s.is_empty()
                             || matches!(h.kind, HoleKind::Role | HoleKind::ToolArguments) =>
                     {
@@ -968,7 +986,7 @@ impl Template {
                     _ => return false,
                 }
             }
-            dp = r.offset();
+            (tp, dp, i) = (usize::from(h.end), r.offset(), i + 1);
         }
         if b.get(dp..) != t.get(tp..) {
             return false;
@@ -976,6 +994,22 @@ impl Template {
         for (h, s) in holes.iter().zip(found) {
             if h.kind != HoleKind::Free {
                 emit(h.item(s));
+            }
+        }
+        // A free value that changed: keep the new one when it has the same length (a clock
+        // ticking), so the next stretch compares equal again; otherwise compare around it from
+        // now on (a random string). Any valid value may stand there, so this stays exact.
+        for (h, (vs, ve)) in self.holes.iter_mut().zip(read) {
+            if ve == 0 {
+                continue;
+            }
+            let (hs, he) = (usize::from(h.start), usize::from(h.end));
+            match (self.bytes.get_mut(hs..he), b.get(vs..ve)) {
+                (Some(dst), Some(src)) if dst.len() == src.len() => {
+                    dst.copy_from_slice(src);
+                    h.varies = false;
+                }
+                _ => h.varies = true,
             }
         }
         true
@@ -1500,7 +1534,7 @@ mod tests {
             // After the end marker nothing more is decoded, by design.
             return false;
         }
-        let learned = warm.template.clone();
+        let mut learned = warm.template.clone();
         let mut a = Vec::new();
         let ra = warm.decode(second, |i| a.push(render(&i))).is_ok();
         let mut b = Vec::new();

@@ -289,6 +289,9 @@ impl<const N: usize> SseParser<N> {
                 self.after_cr = true;
             }
             *input = rest.get(1..).unwrap_or_default();
+            if self.whole_event_line(line) {
+                continue;
+            }
             let stored = self.line_bytes(line);
             let outcome = self.line_end();
             stored?;
@@ -346,6 +349,36 @@ impl<const N: usize> SseParser<N> {
         };
         (!value.is_empty() && self.data_start() + value.len() < N && is_utf8(value))
             .then_some((value, skip))
+    }
+
+    /// The fast path for a whole `event:` line (Anthropic sends one before every `data:`
+    /// line) at the start of a line, before any data of the event: the type region takes the
+    /// value directly. Only when the value is valid UTF-8 and fits by the capacity rule, so the
+    /// outcome is exactly that of the general path. Returns `false` (nothing done) otherwise.
+    #[inline]
+    fn whole_event_line(&mut self, line: &[u8]) -> bool {
+        if !matches!(self.line, LineState::Name { len: 0, .. })
+            || self.data_len != 0
+            || self.discard_event
+        {
+            return false;
+        }
+        let Some(value) = line.strip_prefix(b"event:") else {
+            return false;
+        };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        // The general path stores the value after the current type, then moves it in place.
+        if self.id_len + self.type_len + value.len() > N || !is_utf8(value) {
+            return false;
+        }
+        match self.buf.get_mut(self.id_len..self.id_len + value.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(value);
+                self.type_len = value.len();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Ends the stream: an unfinished line or event is discarded, as the standard requires.
@@ -940,6 +973,27 @@ mod tests {
         assert!(!p.finish());
         p.reset();
         assert_eq!(p.last_event_id(), "");
+    }
+
+    #[test]
+    fn whole_event_lines_keep_the_capacity_rule() {
+        // Whole (fast path) and byte by byte (general path) agree at every length around N.
+        for len in 0..24 {
+            for ty in ["", "t", "type-x"] {
+                let value = "v".repeat(len);
+                let input = format!(
+                    "id: ab\nevent: {ty}\nevent: {value}\ndata: d\n\nevent: {value}\r\ndata: e\r\n\r\n"
+                );
+                let input = input.as_bytes();
+                let whole = run(&mut SseParser::<16>::new(), &[input]);
+                let pieces: Vec<&[u8]> = input.chunks(1).collect();
+                assert_eq!(
+                    whole,
+                    run(&mut SseParser::<16>::new(), &pieces),
+                    "{len} {ty}"
+                );
+            }
+        }
     }
 
     const FRAGMENTS: &[&[u8]] = &[

@@ -225,7 +225,7 @@ pub fn generate(shape: Shape, events: usize, seed: u64) -> Corpus {
     let overhead = match shape {
         Shape::Gpt4o2024 | Shape::OpenAi2026 | Shape::Vllm | Shape::Ollama => 4,
         Shape::Azure => 5,
-        Shape::Anthropic => 7,
+        Shape::Anthropic => 6,
     };
     let n_content = events - overhead;
     let texts: Vec<String> = (0..n_content)
