@@ -32,6 +32,7 @@
 //! assert!(dec.finish().is_complete());
 //! ```
 
+use core::cell::Cell;
 use core::fmt;
 
 use crate::json::{self, JsonStr, Reader};
@@ -324,7 +325,7 @@ impl StreamDecoder {
         if self.template.replay(data, emit) {
             return Ok(());
         }
-        let mut seen = Seen::new(data);
+        let seen = Seen::new(data);
         let emit = &mut |item: StreamItem<'a>| {
             seen.note(&item);
             emit(item)
@@ -422,7 +423,7 @@ impl StreamDecoder {
         }
         // Only block deltas are learned: other events change the decoder's state.
         if self.fast && is("content_block_delta") {
-            self.template.learn(data, &Spans::EMPTY, &seen);
+            self.template.learn(data, &seen);
         }
         Ok(())
     }
@@ -623,24 +624,23 @@ impl StreamDecoder {
         if self.template.replay(data, emit) {
             return Ok(());
         }
-        let mut free = Spans::EMPTY;
-        let mut seen = Seen::new(data);
-        decode_openai_full(data, &mut free, &mut |item| {
+        let seen = Seen::new(data);
+        decode_openai_full(data, &seen, &mut |item| {
             seen.note(&item);
             emit(item)
         })?;
         if self.fast {
-            self.template.learn(data, &free, &seen);
+            self.template.learn(data, &seen);
         }
         Ok(())
     }
 }
 
-/// The full parse of one OpenAI-compatible chunk. Records in `free` where the values of root
-/// members it skips lie (a template may let them vary).
+/// The full parse of one OpenAI-compatible chunk. Notes in `seen` where the values of root
+/// members it skips lie (a template lets them vary).
 fn decode_openai_full<'a>(
     data: &'a str,
-    free: &mut Spans,
+    seen: &Seen<'_>,
     emit: &mut dyn FnMut(StreamItem<'a>),
 ) -> Result<(), DecodeError> {
     let mut r = Reader::new(data);
@@ -673,18 +673,12 @@ fn decode_openai_full<'a>(
             "object" => {
                 object_is_error = r.string_or_null()?.is_some_and(|s| s.eq_str("error"));
             }
-            "message" => {
-                bare_seen = true;
-                bare.message = r.string_or_null()?.unwrap_or_default();
-            }
-            "type" => bare.kind = r.string_or_null()?,
-            "code" => bare.code = r.string_or_number()?,
-            "param" => bare.param = r.string_or_number()?,
+            k if error_member(&mut bare, k, &mut r)? => bare_seen |= k == "message",
             _ => {
                 r.peek()?;
                 let start = r.offset();
                 r.skip_value()?;
-                free.push(start, r.offset());
+                seen.free(start, r.offset());
             }
         }
     }
@@ -700,55 +694,23 @@ fn decode_openai_full<'a>(
     Ok(())
 }
 
-/// Most value spans a template holds.
-const HOLES: usize = 8;
+/// Most values a template lets vary.
+const HOLES: usize = 10;
 
-/// `[start, end)` byte ranges of values in one event, in document order.
-#[derive(Clone, Copy)]
-struct Spans {
-    at: [(u16, u16); HOLES],
-    len: usize,
-}
-
-impl Spans {
-    const EMPTY: Spans = Spans {
-        at: [(0, 0); HOLES],
-        len: 0,
-    };
-
-    /// Adds a span when there is room (a span left out only makes a template stricter).
-    fn push(&mut self, start: usize, end: usize) {
-        if let (Some(slot), Ok(s), Ok(e)) = (
-            self.at.get_mut(self.len),
-            u16::try_from(start),
-            u16::try_from(end),
-        ) {
-            *slot = (s, e);
-            self.len += 1;
-        }
-    }
-
-    fn as_slice(&self) -> &[(u16, u16)] {
-        self.at.get(..self.len).unwrap_or_default()
-    }
-}
-
-/// What a value of a template stands for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum HoleKind {
-    /// A member the parse skips: any valid JSON value may stand there.
-    Free,
-    /// `Content` text (never empty).
-    Content,
-    /// `Reasoning` text (never empty).
-    Reasoning,
-    /// `Refusal` text (never empty).
-    Refusal,
-    /// A `Role`.
-    Role,
-    /// The `arguments` of a tool-call fragment without id and name.
-    ToolArguments,
-}
+/// What a value of a template stands for: [`FREE`], or the item it yields.
+type HoleKind = u8;
+/// A member the parse skips: any valid JSON value may stand there.
+const FREE: HoleKind = 0;
+/// `Content` text (never empty).
+const CONTENT: HoleKind = 1;
+/// `Reasoning` text (never empty).
+const REASONING: HoleKind = 2;
+/// `Refusal` text (never empty).
+const REFUSAL: HoleKind = 3;
+/// A `Role` (may be empty).
+const ROLE: HoleKind = 4;
+/// The `arguments` of a tool-call fragment without id and name (may be empty).
+const TOOL_ARGUMENTS: HoleKind = 5;
 
 /// One value of a template: where it lies in the learned event, and what it yields.
 #[derive(Clone, Copy)]
@@ -757,72 +719,83 @@ struct Hole {
     end: u16,
     kind: HoleKind,
     choice: u32,
-    /// The tool-call index ([`HoleKind::ToolArguments`]).
+    /// The tool-call index ([`TOOL_ARGUMENTS`]).
     index: u32,
-    /// A free value that differed in length from the template's in the last event replayed.
-    varies: bool,
 }
 
-impl Hole {
-    const NONE: Hole = Hole {
-        start: 0,
-        end: 0,
-        kind: HoleKind::Free,
-        choice: 0,
-        index: 0,
-        varies: false,
-    };
+const NO_HOLE: Hole = Hole {
+    start: 0,
+    end: 0,
+    kind: FREE,
+    choice: 0,
+    index: 0,
+};
 
-    fn item<'a>(&self, text: JsonStr<'a>) -> StreamItem<'a> {
-        let choice = self.choice;
-        match self.kind {
-            HoleKind::Content | HoleKind::Free => StreamItem::Content { choice, text },
-            HoleKind::Reasoning => StreamItem::Reasoning { choice, text },
-            HoleKind::Refusal => StreamItem::Refusal { choice, text },
-            HoleKind::Role => StreamItem::Role { choice, role: text },
-            HoleKind::ToolArguments => StreamItem::ToolCall(ToolCallDelta {
-                choice,
-                index: self.index,
-                id: None,
-                name: None,
-                arguments: text,
-            }),
-        }
-    }
-}
-
-/// The items one full parse emitted, as holes, while they all are items a template can
-/// replay: text, roles and tool-call arguments, each a string of the event, in document order.
+/// What one full parse saw, in document order: the values of skipped root members, and the
+/// items it emitted while they all are items a template can replay (text, roles, tool-call
+/// arguments, each a string of the event). Cells, because the parse and its callback both
+/// write here.
 struct Seen<'d> {
     data: &'d str,
-    holes: [Hole; HOLES],
-    len: usize,
-    replayable: bool,
+    holes: [Cell<Hole>; HOLES],
+    len: Cell<usize>,
+    items: Cell<usize>,
+    replayable: Cell<bool>,
 }
 
 impl<'d> Seen<'d> {
     fn new(data: &'d str) -> Self {
         Seen {
             data,
-            holes: [Hole::NONE; HOLES],
-            len: 0,
-            replayable: true,
+            holes: [const { Cell::new(NO_HOLE) }; HOLES],
+            len: Cell::new(0),
+            items: Cell::new(0),
+            replayable: Cell::new(true),
         }
     }
 
-    fn note(&mut self, item: &StreamItem<'_>) {
+    fn push(&self, hole: Hole) -> bool {
+        let n = self.len.get();
+        let last_end = n
+            .checked_sub(1)
+            .and_then(|i| self.holes.get(i))
+            .map_or(0, |h| h.get().end);
+        match self.holes.get(n) {
+            Some(slot) if last_end <= hole.start => {
+                slot.set(hole);
+                self.len.set(n + 1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A skipped root member's value at `[start, end)`; left out (so kept literal) when only
+    /// room for items remains.
+    fn free(&self, start: usize, end: usize) {
+        if let (true, Ok(start), Ok(end)) = (
+            self.len.get() + 2 < HOLES,
+            u16::try_from(start),
+            u16::try_from(end),
+        ) {
+            self.push(Hole {
+                start,
+                end,
+                ..NO_HOLE
+            });
+        }
+    }
+
+    fn note(&self, item: &StreamItem<'_>) {
         let (kind, choice, index, text) = match *item {
-            StreamItem::Content { choice, text } => (HoleKind::Content, choice, 0, text),
-            StreamItem::Reasoning { choice, text } => (HoleKind::Reasoning, choice, 0, text),
-            StreamItem::Refusal { choice, text } => (HoleKind::Refusal, choice, 0, text),
-            StreamItem::Role { choice, role } => (HoleKind::Role, choice, 0, role),
+            StreamItem::Content { choice, text } => (CONTENT, choice, 0, text),
+            StreamItem::Reasoning { choice, text } => (REASONING, choice, 0, text),
+            StreamItem::Refusal { choice, text } => (REFUSAL, choice, 0, text),
+            StreamItem::Role { choice, role } => (ROLE, choice, 0, role),
             StreamItem::ToolCall(t) if t.id.is_none() && t.name.is_none() => {
-                (HoleKind::ToolArguments, t.choice, t.index, t.arguments)
+                (TOOL_ARGUMENTS, t.choice, t.index, t.arguments)
             }
-            _ => {
-                self.replayable = false;
-                return;
-            }
+            _ => (FREE, 0, 0, JsonStr::default()),
         };
         // The string's place in the event, quotes included.
         let start = (text.raw().as_ptr() as usize)
@@ -830,27 +803,22 @@ impl<'d> Seen<'d> {
             .wrapping_sub(1);
         let end = start.wrapping_add(text.raw().len() + 2);
         let b = self.data.as_bytes();
-        let after_last = self.len.checked_sub(1).and_then(|i| self.holes.get(i));
-        let quoted =
-            b.get(start) == Some(&b'"') && end.checked_sub(1).and_then(|e| b.get(e)) == Some(&b'"');
-        let in_order = after_last.is_none_or(|h| usize::from(h.end) <= start);
-        match (
-            self.holes.get_mut(self.len),
-            u16::try_from(start),
-            u16::try_from(end),
-        ) {
-            (Some(slot), Ok(s), Ok(e)) if quoted && in_order && end <= b.len() => {
-                *slot = Hole {
-                    start: s,
-                    end: e,
+        let ok = kind != FREE
+            && b.get(start) == Some(&b'"')
+            && end.checked_sub(1).and_then(|e| b.get(e)) == Some(&b'"')
+            && match (u16::try_from(start), u16::try_from(end)) {
+                (Ok(start), Ok(end)) => self.push(Hole {
+                    start,
+                    end,
                     kind,
                     choice,
                     index,
-                    varies: false,
-                };
-                self.len += 1;
-            }
-            _ => self.replayable = false,
+                }),
+                _ => false,
+            };
+        self.items.set(self.items.get() + 1);
+        if !ok {
+            self.replayable.set(false);
         }
     }
 }
@@ -872,145 +840,98 @@ impl Template {
     const EMPTY: Template = Template {
         bytes: [0; TEMPLATE_CAPACITY],
         len: 0,
-        holes: [Hole::NONE; HOLES],
+        holes: [NO_HOLE; HOLES],
         holes_len: 0,
     };
 
-    /// Learns `data` when everything its full parse emitted can be replayed; otherwise keeps
-    /// what it had.
-    fn learn(&mut self, data: &str, free: &Spans, seen: &Seen<'_>) {
-        let items = seen.holes.get(..seen.len).unwrap_or_default();
-        let Some(dst) = self.bytes.get_mut(..data.len()) else {
-            return;
-        };
-        if !seen.replayable || items.is_empty() {
-            return;
-        }
-        dst.copy_from_slice(data.as_bytes());
-        self.len = data.len();
-        // Merge the free values and the items by position; items first when room runs out
-        // (a free value left out stays literal, which is always exact).
-        let mut n = 0;
-        let mut items = items.iter().peekable();
-        let mut free = free.as_slice().iter().peekable();
-        while n < HOLES {
-            let room_for_free = HOLES - n > items.len();
-            let next = match (items.peek(), free.peek()) {
-                (Some(i), Some(&&(fs, fe))) if room_for_free && fs < i.start => {
-                    free.next();
-                    Hole {
-                        start: fs,
-                        end: fe,
-                        ..Hole::NONE
-                    }
-                }
-                (Some(&&i), _) => {
-                    items.next();
-                    i
-                }
-                (None, Some(&&(fs, fe))) => {
-                    free.next();
-                    Hole {
-                        start: fs,
-                        end: fe,
-                        ..Hole::NONE
-                    }
-                }
-                (None, None) => break,
-            };
-            if let Some(slot) = self.holes.get_mut(n) {
-                *slot = next;
+    /// Learns `data` when its full parse emitted something and all of it can be replayed;
+    /// otherwise keeps what it had.
+    fn learn(&mut self, data: &str, seen: &Seen<'_>) {
+        if let (Some(dst), true, true) = (
+            self.bytes.get_mut(..data.len()),
+            seen.replayable.get(),
+            seen.items.get() > 0,
+        ) {
+            dst.copy_from_slice(data.as_bytes());
+            self.len = data.len();
+            for (h, s) in self.holes.iter_mut().zip(&seen.holes) {
+                *h = s.get();
             }
-            n += 1;
+            self.holes_len = seen.len.get();
         }
-        self.holes_len = n;
     }
 
     /// Decodes `data` without a full parse when it is the learned event with other values in
-    /// its holes: the same bytes around them, each a valid JSON value (a non-empty string for
-    /// text). Then the full parse would take exactly the same path and emit the same items with
-    /// the new strings, which are emitted here. Returns `false`, having emitted nothing, when
-    /// `data` does not fit.
+    /// its holes: the same bytes around them, each a valid JSON value (a string for an item,
+    /// not empty for text). The full parse would then take exactly the same path and emit the
+    /// same items with the new strings, which are emitted here. Returns `false`, having emitted
+    /// nothing, when `data` does not fit.
     fn replay<'a>(&mut self, data: &'a str, emit: &mut dyn FnMut(StreamItem<'a>)) -> bool {
-        let holes = self.holes.get(..self.holes_len).unwrap_or_default();
-        if holes.is_empty() {
+        if self.holes_len == 0 {
             return false;
         }
-        let t = self.bytes.get(..self.len).unwrap_or_default();
         let b = data.as_bytes();
-        let mut found: [JsonStr<'a>; HOLES] = [JsonStr::plain(""); HOLES];
-        // Where free values read one at a time lie in `data` (end 0: not read so).
-        let mut read = [(0, 0); HOLES];
-        let (mut tp, mut dp, mut i) = (0, 0, 0);
-        while let Some(h) = holes.get(i) {
-            // The stretch up to the next hole that yields an item or whose value changed last
-            // time, in one comparison: where it equals the template, so do the free values in
-            // it (the usual case).
-            let j = holes
-                .iter()
-                .skip(i)
-                .position(|h| h.kind != HoleKind::Free || h.varies)
-                .map_or(holes.len(), |k| i + k);
-            let stop = holes.get(j).map_or(t.len(), |h| usize::from(h.start));
-            let (Some(stretch), Some(rest)) = (t.get(tp..stop), b.get(dp..)) else {
+        let mut found: [JsonStr<'a>; HOLES] = [JsonStr::default(); HOLES];
+        let (mut tp, mut dp) = (0, 0);
+        for i in 0..self.holes_len {
+            let (Some(&h), Some(slot)) = (self.holes.get(i), found.get_mut(i)) else {
                 return false;
             };
-            if j > i && rest.starts_with(stretch) {
-                (tp, dp, i) = (stop, dp + stretch.len(), j);
-                continue;
-            }
-            // One hole at a time: the bytes before it, then its value.
-            let hs = usize::from(h.start);
-            let Some(lit) = t.get(tp..hs) else {
+            let (hs, he) = (usize::from(h.start), usize::from(h.end));
+            // The bytes before the value, and for a free value first the learned one.
+            let (Some(lit), Some(learned)) = (self.bytes.get(tp..hs), self.bytes.get(hs..he))
+            else {
                 return false;
             };
+            let rest = b.get(dp..).unwrap_or_default();
             if !rest.starts_with(lit) {
                 return false;
             }
-            let mut r = Reader::at(data, dp + lit.len());
-            if h.kind == HoleKind::Free {
+            tp = he;
+            dp += lit.len();
+            if h.kind == FREE && b.get(dp..).is_some_and(|r| r.starts_with(learned)) {
+                dp += learned.len();
+                continue;
+            }
+            let mut r = Reader::at(data, dp);
+            if h.kind == FREE {
                 if r.skip_value().is_err() {
                     return false;
                 }
-                if let Some(slot) = read.get_mut(i) {
-                    *slot = (dp + lit.len(), r.offset());
+                // Keep a new value of the same length (a ticking clock), so that the next
+                // event compares equal again. Any valid value may stand there: still exact.
+                if let (Some(new), Some(dst)) = (b.get(dp..r.offset()), self.bytes.get_mut(hs..he))
+                    && new.len() == dst.len()
+                {
+                    dst.copy_from_slice(new);
                 }
             } else {
-                match (r.string(), found.get_mut(i)) {
-                    (Ok(s), Some(slot))
-                        if !s.is_empty()
-                            || matches!(h.kind, HoleKind::Role | HoleKind::ToolArguments) =>
-                    {
-                        *slot = s
-                    }
+                match r.string() {
+                    Ok(s) if !s.is_empty() || h.kind >= ROLE => *slot = s,
                     _ => return false,
                 }
             }
-            (tp, dp, i) = (usize::from(h.end), r.offset(), i + 1);
+            dp = r.offset();
         }
-        if b.get(dp..) != t.get(tp..) {
+        if b.get(dp..) != self.bytes.get(tp..self.len) {
             return false;
         }
-        for (h, s) in holes.iter().zip(found) {
-            if h.kind != HoleKind::Free {
-                emit(h.item(s));
-            }
-        }
-        // A free value that changed: keep the new one when it has the same length (a clock
-        // ticking), so the next stretch compares equal again; otherwise compare around it from
-        // now on (a random string). Any valid value may stand there, so this stays exact.
-        for (h, (vs, ve)) in self.holes.iter_mut().zip(read) {
-            if ve == 0 {
-                continue;
-            }
-            let (hs, he) = (usize::from(h.start), usize::from(h.end));
-            match (self.bytes.get_mut(hs..he), b.get(vs..ve)) {
-                (Some(dst), Some(src)) if dst.len() == src.len() => {
-                    dst.copy_from_slice(src);
-                    h.varies = false;
-                }
-                _ => h.varies = true,
-            }
+        for (h, s) in self.holes.iter().zip(found).take(self.holes_len) {
+            let choice = h.choice;
+            emit(match h.kind {
+                FREE => continue,
+                CONTENT => StreamItem::Content { choice, text: s },
+                REASONING => StreamItem::Reasoning { choice, text: s },
+                REFUSAL => StreamItem::Refusal { choice, text: s },
+                ROLE => StreamItem::Role { choice, role: s },
+                _ => StreamItem::ToolCall(ToolCallDelta {
+                    choice,
+                    index: h.index,
+                    id: None,
+                    name: None,
+                    arguments: s,
+                }),
+            });
         }
         true
     }
@@ -1183,12 +1104,8 @@ fn read_error_object<'a>(r: &mut Reader<'a>) -> Result<Option<ApiError<'a>>, Dec
             let mut e = ApiError::default();
             let mut o = r.object()?;
             while let Some(k) = o.next_key(r)? {
-                match k.key(&mut [0; 32]) {
-                    "message" => e.message = r.string_or_null()?.unwrap_or_default(),
-                    "type" => e.kind = r.string_or_null()?,
-                    "code" => e.code = r.string_or_number()?,
-                    "param" => e.param = r.string_or_number()?,
-                    _ => r.skip_value()?,
+                if !error_member(&mut e, k.key(&mut [0; 32]), r)? {
+                    r.skip_value()?;
                 }
             }
             Ok(Some(e))
@@ -1198,6 +1115,23 @@ fn read_error_object<'a>(r: &mut Reader<'a>) -> Result<Option<ApiError<'a>>, Dec
             Ok(None)
         }
     }
+}
+
+/// Reads the value of `key` into `e` when it is a member of an error object (`message`,
+/// `type`, `code`, `param`); `false`, with nothing read, otherwise.
+fn error_member<'a>(
+    e: &mut ApiError<'a>,
+    key: &str,
+    r: &mut Reader<'a>,
+) -> Result<bool, DecodeError> {
+    match key {
+        "message" => e.message = r.string_or_null()?.unwrap_or_default(),
+        "type" => e.kind = r.string_or_null()?,
+        "code" => e.code = r.string_or_number()?,
+        "param" => e.param = r.string_or_number()?,
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 impl<'a> ApiError<'a> {
@@ -1215,13 +1149,7 @@ impl<'a> ApiError<'a> {
         while let Some(k) = o.next_key(&mut r)? {
             match k.key(&mut [0; 32]) {
                 "error" => nested = read_error_object(&mut r)?,
-                "message" => {
-                    has_message = true;
-                    bare.message = r.string_or_null()?.unwrap_or_default();
-                }
-                "type" => bare.kind = r.string_or_null()?,
-                "code" => bare.code = r.string_or_number()?,
-                "param" => bare.param = r.string_or_number()?,
+                k if error_member(&mut bare, k, &mut r)? => has_message |= k == "message",
                 _ => r.skip_value()?,
             }
         }
