@@ -1455,7 +1455,7 @@ mod tests {
     /// Decodes `second` after `first` with templates on (so one learned from `first` may apply)
     /// and off; items and state must agree. Returns whether the template learned from `first`
     /// replays `second`.
-    fn memo_agrees_in(dialect: Dialect, first: &str, second: &str) -> bool {
+    fn templates_agree_in(dialect: Dialect, first: &str, second: &str) -> bool {
         let mut warm = StreamDecoder::new(dialect);
         let _ = warm.decode(first, |_| {});
         if warm.is_done() {
@@ -1475,8 +1475,8 @@ mod tests {
         learned.replay(second, &mut |_| {})
     }
 
-    fn memo_agrees(first: &str, second: &str) -> bool {
-        memo_agrees_in(Dialect::OpenAi, first, second)
+    fn templates_agree(first: &str, second: &str) -> bool {
+        templates_agree_in(Dialect::OpenAi, first, second)
     }
 
     /// The chunks providers send (see core/benches/support/corpus.rs), with `{T}` for the text
@@ -1534,7 +1534,7 @@ mod tests {
                 let second = fill(shape, text, other);
                 let replayed = text_ok && (other_ok || !shape.contains("{O}"));
                 assert_eq!(
-                    memo_agrees_in(dialect, &first, &second),
+                    templates_agree_in(dialect, &first, &second),
                     replayed,
                     "{second}"
                 );
@@ -1542,12 +1542,16 @@ mod tests {
             // Empty text is left to the full parse; tool arguments replay even when empty.
             let second = fill(shape, r#""""#, r#""abc""#);
             let tool = shape.contains("arguments") || shape.contains("partial_json");
-            assert_eq!(memo_agrees_in(dialect, &first, &second), tool, "{second}");
+            assert_eq!(
+                templates_agree_in(dialect, &first, &second),
+                tool,
+                "{second}"
+            );
         }
     }
 
     #[test]
-    fn prefix_memo_never_changes_results() {
+    fn templates_never_change_results_of_edited_chunks() {
         let first = r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}"#;
         for second in [
             r#"{"id":"c1","object":"chat.completion.chunk","created":123,"model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#,
@@ -1562,12 +1566,15 @@ mod tests {
             r#"{"id":"c1","object":"chat.completion.chunk","created":123.5,"model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#,
             r#"{"id":"c1","object":"chat.completion.chunk","created":12,"model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#,
         ] {
-            memo_agrees(first, second);
+            templates_agree(first, second);
         }
         // the template was really used for the common case
-        assert!(memo_agrees(first, &first.replace(r#""a""#, r#""zz""#)));
-        assert!(memo_agrees(first, &first.replace("123", "99999")));
-        assert!(memo_agrees(first, &first.replace(r#""m""#, r#""other""#)));
+        assert!(templates_agree(first, &first.replace(r#""a""#, r#""zz""#)));
+        assert!(templates_agree(first, &first.replace("123", "99999")));
+        assert!(templates_agree(
+            first,
+            &first.replace(r#""m""#, r#""other""#)
+        ));
     }
 
     #[test]
@@ -1579,7 +1586,7 @@ mod tests {
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":30,"output_tokens":15}}"#;
         dec.decode(delta, |_| {}).expect("valid");
         assert_eq!(dec.template.holes_len, 0);
-        assert!(!memo_agrees_in(Dialect::Anthropic, start, start));
+        assert!(!templates_agree_in(Dialect::Anthropic, start, start));
     }
 
     #[test]
@@ -1664,7 +1671,7 @@ mod tests {
             assert_eq!(got, want, "{escaped:?}");
             // and through templates: an escaped chunk learned, then replayed
             for e in &escaped {
-                memo_agrees_in(dialect, e, e);
+                templates_agree_in(dialect, e, e);
             }
         }
         assert!(ApiError::parse(&escape_keys(openai[3])).is_ok_and(|e| e.message.eq_str("m")));
@@ -1676,17 +1683,17 @@ mod tests {
             let first = r#"{"id":"c","model":"m","choices":[{"index":3,"delta":{"content":"x"},"finish_reason":null}]}"#;
             let text = serde_json::to_string(&t).expect("json");
             let second = format!(r#"{{"id":"c","model":"m","choices":[{{"index":3,"delta":{{"content":{text}}},"finish_reason":null}}]}}{}"#, if tail == "1" { " " } else { "" });
-            memo_agrees(first, &second);
+            templates_agree(first, &second);
             let third = format!(r#"{{"id":"c","model":"m","choices":[{{"index":3,"delta":{{"content":{text}}},"finish_reason":{}}}]}}"#, if tail.is_empty() { "null" } else { tail });
-            memo_agrees(first, &third);
+            templates_agree(first, &third);
         }
 
         #[test]
-        fn prefix_memo_agrees_on_random_edits(cut in 0usize..140, insert in proptest::sample::select(vec!["", ",", "}", "1", "\"", " ", "x", "]", "{}"])) {
+        fn templates_agree_on_random_edits(cut in 0usize..140, insert in proptest::sample::select(vec!["", ",", "}", "1", "\"", " ", "x", "]", "{}"])) {
             let first = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1725,"model":"gpt","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"a"}}],"usage":null}"#;
             let cut = cut.min(first.len());
             let second = format!("{}{}{}", &first[..cut], insert, &first[cut..]);
-            memo_agrees(first, &second);
+            templates_agree(first, &second);
         }
 
         #[test]
@@ -1701,14 +1708,14 @@ mod tests {
             let first = fill(shape, r#""first""#, r#""Q""#);
             let text = serde_json::to_string(&t).expect("json");
             let second = fill(shape, &text, &format!("\"{o}\""));
-            memo_agrees_in(dialect, &first, &second);
+            templates_agree_in(dialect, &first, &second);
             let mut cut = cut.min(second.len());
             while !second.is_char_boundary(cut) {
                 cut -= 1;
             }
             let edited = format!("{}{}{}", &second[..cut], insert, &second[cut..]);
-            memo_agrees_in(dialect, &first, &edited);
-            memo_agrees_in(dialect, &second, &edited);
+            templates_agree_in(dialect, &first, &edited);
+            templates_agree_in(dialect, &second, &edited);
         }
 
         #[test]
