@@ -721,6 +721,8 @@ struct Hole {
     choice: u32,
     /// The tool-call index ([`TOOL_ARGUMENTS`]).
     index: u32,
+    /// For a free value: the next item's hole (or the number of holes), set when learned.
+    next_item: u8,
 }
 
 const NO_HOLE: Hole = Hole {
@@ -729,6 +731,7 @@ const NO_HOLE: Hole = Hole {
     kind: FREE,
     choice: 0,
     index: 0,
+    next_item: 0,
 };
 
 /// What one full parse saw, in document order: the values of skipped root members, and the
@@ -813,6 +816,7 @@ impl<'d> Seen<'d> {
                     kind,
                     choice,
                     index,
+                    next_item: 0,
                 }),
                 _ => false,
             };
@@ -854,10 +858,15 @@ impl Template {
         ) {
             dst.copy_from_slice(data.as_bytes());
             self.len = data.len();
-            for (h, s) in self.holes.iter_mut().zip(&seen.holes) {
-                *h = s.get();
-            }
             self.holes_len = seen.len.get();
+            let mut next = self.holes_len as u8;
+            for (i, (h, s)) in self.holes.iter_mut().zip(&seen.holes).enumerate().rev() {
+                *h = s.get();
+                h.next_item = next;
+                if h.kind != FREE {
+                    next = i as u8;
+                }
+            }
         }
     }
 
@@ -873,26 +882,37 @@ impl Template {
         let b = data.as_bytes();
         let mut found: [JsonStr<'a>; HOLES] = [JsonStr::default(); HOLES];
         let (mut tp, mut dp) = (0, 0);
-        for i in 0..self.holes_len {
+        let mut i = 0;
+        while i < self.holes_len {
             let (Some(&h), Some(slot)) = (self.holes.get(i), found.get_mut(i)) else {
                 return false;
             };
+            i += 1;
+            if h.kind == FREE {
+                // The stretch up to the next item in one comparison: where it equals the
+                // template, so do the free values in it (the usual case).
+                let j = usize::from(h.next_item);
+                let stop = match self.holes.get(j) {
+                    Some(h) if j < self.holes_len => usize::from(h.start),
+                    _ => self.len,
+                };
+                if let (Some(stretch), Some(rest)) = (self.bytes.get(tp..stop), b.get(dp..))
+                    && rest.starts_with(stretch)
+                {
+                    (tp, dp, i) = (stop, dp + stretch.len(), j);
+                    continue;
+                }
+            }
+            // One value at a time: the bytes before it, then the value.
             let (hs, he) = (usize::from(h.start), usize::from(h.end));
-            // The bytes before the value, and for a free value first the learned one.
-            let (Some(lit), Some(learned)) = (self.bytes.get(tp..hs), self.bytes.get(hs..he))
-            else {
+            let Some(lit) = self.bytes.get(tp..hs) else {
                 return false;
             };
-            let rest = b.get(dp..).unwrap_or_default();
-            if !rest.starts_with(lit) {
+            if !b.get(dp..).is_some_and(|rest| rest.starts_with(lit)) {
                 return false;
             }
             tp = he;
             dp += lit.len();
-            if h.kind == FREE && b.get(dp..).is_some_and(|r| r.starts_with(learned)) {
-                dp += learned.len();
-                continue;
-            }
             let mut r = Reader::at(data, dp);
             if h.kind == FREE {
                 if r.skip_value().is_err() {
@@ -916,7 +936,7 @@ impl Template {
         if b.get(dp..) != self.bytes.get(tp..self.len) {
             return false;
         }
-        for (h, s) in self.holes.iter().zip(found).take(self.holes_len) {
+        for (h, &s) in self.holes.iter().zip(&found).take(self.holes_len) {
             let choice = h.choice;
             emit(match h.kind {
                 FREE => continue,
