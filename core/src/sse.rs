@@ -623,13 +623,16 @@ impl<const N: usize> SseParser<N> {
 }
 
 /// `true` when `bytes` is valid UTF-8. Chat streams are mostly ASCII, so the bytes are first
-/// checked 16 at a time for the high bit (a loop the compiler vectorizes); the full validator
-/// runs only from the first word that holds a non-ASCII byte.
+/// checked 16 at a time for the high bit, as two 64-bit words; the full validator runs only
+/// from the first 16 bytes that hold a non-ASCII byte.
 fn is_utf8(bytes: &[u8]) -> bool {
-    let mut chunks = bytes.chunks_exact(16);
     let mut ascii_prefix = 0;
-    for c in &mut chunks {
-        if c.iter().fold(0u8, |a, b| a | b) >= 0x80 {
+    for c in bytes.chunks_exact(16) {
+        // Two words at a time: any byte with its high bit set ends the ASCII prefix.
+        let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+        lo.copy_from_slice(c.get(..8).unwrap_or(&[0; 8]));
+        hi.copy_from_slice(c.get(8..).unwrap_or(&[0; 8]));
+        if (u64::from_le_bytes(lo) | u64::from_le_bytes(hi)) & 0x8080_8080_8080_8080 != 0 {
             break;
         }
         ascii_prefix += 16;
