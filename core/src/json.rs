@@ -640,23 +640,15 @@ impl<'a> Reader<'a> {
             return Err(self.err(ErrorKind::WrongType));
         }
         let tok = self.number()?;
-        let mut v: u64 = 0;
-        for &d in tok.as_bytes() {
-            if !d.is_ascii_digit() {
-                return Err(Error {
-                    kind: ErrorKind::NotAnInteger,
-                    offset: start,
-                });
-            }
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(d - b'0')))
-                .ok_or(Error {
-                    kind: ErrorKind::NotAnInteger,
-                    offset: start,
-                })?;
-        }
-        Ok(v)
+        tok.bytes()
+            .try_fold(0u64, |v, d| {
+                let d = d.checked_sub(b'0').filter(|d| *d < 10)?;
+                v.checked_mul(10)?.checked_add(u64::from(d))
+            })
+            .ok_or(Error {
+                kind: ErrorKind::NotAnInteger,
+                offset: start,
+            })
     }
 
     /// Reads a non-negative integer or `null`.

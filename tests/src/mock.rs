@@ -5,12 +5,16 @@
 //!
 //! # Endpoints
 //! - `POST …/chat/completions` (any path ending so, e.g. `/v1/chat/completions`): with
-//!   `"stream": true` an SSE stream of `chat.completion.chunk` objects shaped like gpt-4o's
-//!   (a first chunk with `delta {"role":"assistant","content":"","refusal":null}`, one chunk per
-//!   word-sized content delta, a chunk with `finish_reason` `"stop"` — `"length"` when
-//!   `max_tokens`/`max_completion_tokens` cut the answer —, a usage chunk with `"choices":[]`
-//!   when `stream_options.include_usage` is true, then `data: [DONE]`); otherwise one
-//!   `chat.completion` JSON object.
+//!   `"stream": true` an SSE stream of `chat.completion.chunk` objects shaped as OpenAI sends
+//!   them in 2026: members `id, object, created, model, service_tier, system_fingerprint,
+//!   choices, usage` (`usage` only when usage was asked for) and last `obfuscation`, a random
+//!   string of 1–16 base62 characters, different in every chunk (seeded by the request's number,
+//!   so a run is reproducible), left out when the request says
+//!   `stream_options.include_obfuscation: false`. The chunks: a first one with
+//!   `delta {"role":"assistant","content":"","refusal":null}`, one per word-sized content delta,
+//!   one with `finish_reason` `"stop"` — `"length"` when `max_tokens`/`max_completion_tokens`
+//!   cut the answer —, a usage chunk with `"choices":[]` when `stream_options.include_usage` is
+//!   true, then `data: [DONE]`); otherwise one `chat.completion` JSON object.
 //! - `POST …/messages`: Anthropic Messages. Streaming sends, each with an `event:` line,
 //!   `message_start`, `content_block_start`, `ping`, one `content_block_delta` (`text_delta`) per
 //!   word, `content_block_stop`, `message_delta` (`stop_reason` `"end_turn"` or `"max_tokens"`,
@@ -1362,6 +1366,8 @@ fn control(shared: &Shared, method: &Method, cmd: &str, body: &[u8]) -> Resp {
 struct ChatRequest {
     stream: bool,
     include_usage: bool,
+    /// `stream_options.include_obfuscation` (OpenAI's default: true).
+    include_obfuscation: bool,
     model: String,
     max_tokens: Option<u64>,
     prompt_tokens: u64,
@@ -1403,6 +1409,11 @@ fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, String> {
             .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        include_obfuscation: obj
+            .get("stream_options")
+            .and_then(|o| o.get("include_obfuscation"))
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
         model: obj
             .get("model")
             .and_then(Value::as_str)
@@ -1454,20 +1465,34 @@ fn plan_answer(text: &str, max_tokens: Option<u64>) -> Answer {
     Answer { deltas, truncated }
 }
 
-fn openai_events(req: &ChatRequest, id: &str, ans: &Answer) -> Vec<Bytes> {
+fn openai_events(req: &ChatRequest, id: &str, index: usize, ans: &Answer) -> Vec<Bytes> {
     let usage_null = if req.include_usage {
         ",\"usage\":null"
     } else {
         ""
     };
     let head = format!(
-        "{{\"id\":{},\"object\":\"chat.completion.chunk\",\"created\":{CREATED},\"model\":{},\"system_fingerprint\":\"fp_mock\",\"choices\":",
+        "{{\"id\":{},\"object\":\"chat.completion.chunk\",\"created\":{CREATED},\"model\":{},\"service_tier\":\"default\",\"system_fingerprint\":\"fp_mock\",\"choices\":",
         js(id),
         js(&req.model)
     );
-    let chunk = |delta: &str, finish: &str| {
+    // OpenAI's `obfuscation`: 1–16 random base62 characters, a new length and text per chunk.
+    let mut rng = SplitMix(0x5eed_0000 ^ index as u64);
+    let mut obfuscation = move || {
+        if !req.include_obfuscation {
+            return String::new();
+        }
+        const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let len = 1 + (rng.next() % 16) as usize;
+        let text: String = (0..len)
+            .map(|_| char::from(BASE62[(rng.next() % 62) as usize]))
+            .collect();
+        format!(",\"obfuscation\":\"{text}\"")
+    };
+    let mut chunk = |delta: &str, finish: &str| {
         Bytes::from(format!(
-            "data: {head}[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}]{usage_null}}}\n\n"
+            "data: {head}[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}]{usage_null}{}}}\n\n",
+            obfuscation()
         ))
     };
     let mut ev = vec![chunk(
@@ -1485,12 +1510,26 @@ fn openai_events(req: &ChatRequest, id: &str, ans: &Answer) -> Vec<Bytes> {
     ev.push(chunk("{}", finish));
     if req.include_usage {
         ev.push(Bytes::from(format!(
-            "data: {head}[],\"usage\":{}}}\n\n",
-            openai_usage(req, ans)
+            "data: {head}[],\"usage\":{}{}}}\n\n",
+            openai_usage(req, ans),
+            obfuscation()
         )));
     }
     ev.push(Bytes::from_static(b"data: [DONE]\n\n"));
     ev
+}
+
+/// SplitMix64: the mock's deterministic source of `obfuscation` strings.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 fn openai_usage(req: &ChatRequest, ans: &Answer) -> String {
@@ -1636,7 +1675,7 @@ fn answer_response(
         set_header(&mut r, "content-type", "text/event-stream; charset=utf-8");
         set_header(&mut r, "cache-control", "no-cache");
         let events = match api {
-            Api::OpenAi => openai_events(req, &id, &ans),
+            Api::OpenAi => openai_events(req, &id, index, &ans),
             Api::Anthropic => anthropic_events(req, &id, &ans),
         };
         tokio::spawn(produce_stream(
@@ -1849,6 +1888,71 @@ async fn produce_single(body: Bytes, fault: Fault, tx: mpsc::Sender<Bytes>, ctl:
         }
         _ => {
             let _ = tx.send(body).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod chunk_shape {
+    use super::*;
+
+    fn request(include_obfuscation: bool) -> ChatRequest {
+        ChatRequest {
+            stream: true,
+            include_usage: true,
+            include_obfuscation,
+            model: "gpt-4o".into(),
+            max_tokens: None,
+            prompt_tokens: 3,
+        }
+    }
+
+    fn chunks(req: &ChatRequest) -> Vec<String> {
+        let ans = plan_answer("Blue light scatters more.", None);
+        openai_events(req, "chatcmpl-mock1", 1, &ans)
+            .iter()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .filter_map(|e| e.strip_prefix("data: ").map(|d| d.trim_end().to_string()))
+            .filter(|d| d != "[DONE]")
+            .collect()
+    }
+
+    #[test]
+    fn chunks_have_openais_2026_shape_with_obfuscation_last() {
+        let mut seen = std::collections::HashSet::new();
+        for data in chunks(&request(true)) {
+            let v: Value = serde_json::from_str(&data).unwrap();
+            let at = |k: &str| data.find(&format!("\"{k}\":")).unwrap_or(usize::MAX);
+            let order = [
+                "id",
+                "object",
+                "created",
+                "model",
+                "service_tier",
+                "system_fingerprint",
+                "choices",
+                "usage",
+                "obfuscation",
+            ];
+            assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{data}");
+            assert_eq!(v.as_object().map(|o| o.len()), Some(order.len()), "{data}");
+            assert!(
+                data.ends_with("\"}"),
+                "obfuscation is the last member: {data}"
+            );
+            let o = v["obfuscation"].as_str().unwrap();
+            assert!((1..=16).contains(&o.len()), "{o}");
+            assert!(o.bytes().all(|b| b.is_ascii_alphanumeric()), "{o}");
+            seen.insert(o.to_string());
+        }
+        assert!(seen.len() > 3, "obfuscation differs between chunks");
+    }
+
+    #[test]
+    fn include_obfuscation_false_drops_it() {
+        for data in chunks(&request(false)) {
+            assert!(!data.contains("obfuscation"), "{data}");
+            assert!(data.ends_with('}'), "{data}");
         }
     }
 }

@@ -121,6 +121,14 @@ export interface ChatRequest {
   user?: string;
   tools?: Tool[];
   toolChoice?: ToolChoice;
+  /**
+   * `false` sends `stream_options.include_obfuscation: false`: OpenAI then leaves out the
+   * `obfuscation` padding (1–16 random characters, some 10 % of every chunk). Fewer bytes, but
+   * the padding is what keeps someone who sees the encrypted traffic from reading each
+   * token's length off the TLS record sizes, a side channel that can leak the answer. Leave
+   * it on (the default) unless that observer is no concern. OpenAI-compatible APIs only.
+   */
+  includeObfuscation?: boolean;
 }
 
 export interface CallOptions {

@@ -562,7 +562,8 @@ function openAiBody(r, model) {
     seed: r.seed,
     user: r.user,
     stream: true,
-    stream_options: { include_usage: true },
+    // includeObfuscation: false drops OpenAI's padding (see index.d.ts); undefined is not sent.
+    stream_options: { include_usage: true, include_obfuscation: r.includeObfuscation },
   };
   if (r.tools?.length) {
     b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
