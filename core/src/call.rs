@@ -656,7 +656,7 @@ pub fn parse_http_date(s: &str) -> Option<u64> {
         .chunks_exact(3)
         .position(|m| m == name)? as u64
         + 1;
-    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+    if day == 0 || day > 31 || year < 1970 || h > 23 || m > 59 || sec > 60 {
         return None;
     }
     unix_seconds(year, month, day, h, m, sec)
@@ -683,7 +683,7 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
         rest = frac.get(digits..)?;
     }
-    let valid = (1..=12).contains(&month) && (1..=31).contains(&day) && year >= 1970;
+    let valid = month != 0 && month <= 12 && day != 0 && day <= 31 && year >= 1970;
     if !valid || h > 23 || m > 59 || sec > 60 {
         return None;
     }
