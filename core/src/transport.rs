@@ -126,21 +126,23 @@ pub fn judge_head(
     if json {
         return Ok(BodyKind::WholeJson);
     }
-    let has = |needle: &[u8]| {
-        media
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
-    };
-    let kind = if has(b"html") {
+    let kind = if contains(media, b"html") {
         ContentKind::Html
-    } else if has(b"text/plain") {
+    } else if contains(media, b"text/plain") {
         ContentKind::PlainText
-    } else if has(b"xml") {
+    } else if contains(media, b"xml") {
         ContentKind::Xml
     } else {
         ContentKind::Other
     };
     Err(Failure::Response(ResponseFault::NotAnApiResponse(kind)))
+}
+
+/// `needle` occurs in `hay`, ASCII case-insensitively.
+#[inline(never)]
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len().max(1))
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -188,30 +190,34 @@ pub fn body_failure(end: BodyEnd, malformed: bool, server_error: bool) -> Option
     }
 }
 
-/// Error codes that say the account's quota, credit or spend limit is used up: a 429 that
-/// retrying cannot fix until someone pays or raises a limit.
-const SPENT: [&str; 3] = [
-    "insufficient_quota",
-    // `organization_usage_limit_exceeded`, `organization_spend_limit_exceeded`,
-    // `project_spend_limit_exceeded`: matched by their ending.
-    "_limit_exceeded",
-    "credit_balance_exhausted",
-];
+/// Pieces of the error codes and types that say the account's quota, credit or spend limit is
+/// used up — OpenAI's `insufficient_quota`, `organization_usage_limit_exceeded`,
+/// `organization_spend_limit_exceeded`, `project_spend_limit_exceeded`,
+/// `credit_balance_exhausted` — a 429 that retrying cannot fix until someone pays or raises a
+/// limit. (A plain rate limit is `rate_limit_exceeded`.)
+const SPENT: [&[u8]; 4] = [b"quota", b"usage_limit", b"spend_limit", b"credit_balance"];
 
 /// The error body (`error`, parsed, and its raw `body`) says the quota or a spend limit is
-/// exhausted (OpenAI's codes and types, Anthropic's `enforced_spend_limit_reached`, which it
-/// nests in `error.details`): the engine fails over and does not retry the endpoint.
+/// exhausted (OpenAI's codes and types; with the `anthropic` feature also Anthropic's
+/// `enforced_spend_limit_reached`, which it nests in `error.details`): the engine fails over
+/// and does not retry the endpoint.
+#[inline(never)]
 pub fn quota_exhausted(error: Option<&ApiError<'_>>, body: &[u8]) -> bool {
-    let named =
-        |s: Option<crate::json::JsonStr<'_>>| s.is_some_and(|s| SPENT.iter().any(|c| s.eq_str(c)));
+    let spent = |s: crate::json::JsonStr<'_>| {
+        let raw = s.raw().as_bytes();
+        SPENT.iter().any(|c| contains(raw, c))
+    };
     if let Some(e) = error
-        && (named(e.code) || named(e.kind))
+        && (e.code.is_some_and(spent) || e.kind.is_some_and(spent))
     {
         return true;
     }
-    // The nested Anthropic code: a quoted string anywhere in the body.
-    body.windows(30)
-        .any(|w| w == b"\"enforced_spend_limit_reached\"")
+    #[cfg(feature = "anthropic")]
+    if contains(body, b"\"enforced_spend_limit_reached\"") {
+        return true;
+    }
+    let _ = body;
+    false
 }
 
 #[cfg(test)]
@@ -310,6 +316,10 @@ mod tests {
         assert!(spent(
             r#"{"error":{"message":"x","type":"requests","code":"credit_balance_exhausted"}}"#
         ));
+        assert!(spent(
+            r#"{"error":{"message":"x","type":"requests","code":"organization_spend_limit_exceeded"}}"#
+        ));
+        #[cfg(feature = "anthropic")]
         assert!(spent(
             r#"{"type":"error","error":{"type":"rate_limit_error","message":"Monthly spend cap reached","details":{"error_code":"enforced_spend_limit_reached"}}}"#
         ));
