@@ -72,8 +72,8 @@ pub enum BodyKind {
 ///
 /// - 3xx: [`ResponseFault::Redirected`] (a POST is not followed);
 /// - a 2xx in a content coding other than `identity`: [`ResponseFault::ContentCoding`];
-/// - a 2xx whose type is neither `text/event-stream` nor JSON (`application/json`,
-///   `application/*+json`): [`ResponseFault::NotAnApiResponse`] — a captive portal's
+/// - a 2xx whose type is neither `text/event-stream` nor JSON (any type naming `json`):
+///   [`ResponseFault::NotAnApiResponse`] — a captive portal's
 ///   `200 text/html`; no type at all is taken as what was asked for;
 /// - any other status: its error body is read.
 // Kept out of line: inlined into an adapter's async state machine it costs flash.
@@ -116,13 +116,8 @@ pub fn judge_head(
     if media.eq_ignore_ascii_case(b"text/event-stream") {
         return Ok(BodyKind::EventStream);
     }
-    let lower_is = |at: usize, s: &[u8]| {
-        media.get(at..).is_some_and(|m| {
-            m.len() >= s.len() && m.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s))
-        })
-    };
-    let json = media.eq_ignore_ascii_case(b"application/json")
-        || (lower_is(0, b"application/") && lower_is(media.len().saturating_sub(5), b"+json"));
+    // `application/json`, `application/problem+json`, …
+    let json = contains(media, b"json");
     if json {
         return Ok(BodyKind::WholeJson);
     }
