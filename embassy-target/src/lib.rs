@@ -37,6 +37,7 @@
 //!         Event::Item(item) => { /* content, reasoning, tool calls, usage … */ }
 //!         Event::Engine(decision) => { /* "server busy — retrying in 2 s" */ }
 //!         Event::ServerError { .. } => {}
+//!         _ => {} // `Event` may grow: a redirect's location, …
 //!     })
 //!     .await;
 //! # }
