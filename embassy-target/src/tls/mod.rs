@@ -22,7 +22,6 @@ mod roots;
 use embassy_time::Instant;
 use embedded_tls::{
     Aes128GcmSha256, CryptoProvider, TlsConfig, TlsConnection, TlsContext, TlsError, TlsVerifier,
-    UnsecureProvider,
 };
 use steadyllm_core::call::CertificateFault;
 
@@ -94,9 +93,11 @@ impl core::fmt::Debug for TlsSettings<'_> {
     }
 }
 
+/// The handshake's crypto: the caller's generator, and our verifier — or none, which
+/// embedded-tls takes as "do not verify" (`TlsVerify::InsecureNoVerification` only).
 struct Verifying<'v, 'a> {
     rng: &'v mut dyn CryptoRngCore,
-    verifier: &'v mut verify::Verifier<'a>,
+    verifier: Option<&'v mut verify::Verifier<'a>>,
 }
 
 impl CryptoProvider for Verifying<'_, '_> {
@@ -108,7 +109,7 @@ impl CryptoProvider for Verifying<'_, '_> {
     }
 
     fn verifier(&mut self) -> Result<&mut impl TlsVerifier<Self::CipherSuite>, TlsError> {
-        Ok(&mut *self.verifier)
+        self.verifier.as_deref_mut().ok_or(TlsError::Unimplemented)
     }
 }
 
@@ -134,34 +135,22 @@ where
         .enable_rsa_signatures()
         .with_server_name(server_name);
     let time = TimePolicy::with_now(settings.clock.and_then(|c| c()));
-    let (opened, fault) = match settings.verify {
-        TlsVerify::Roots(anchors) => {
-            let mut verifier = verify::Verifier::new(anchors, server_name, time);
-            let provider = Verifying {
-                rng: &mut *settings.rng,
-                verifier: &mut verifier,
-            };
-            let r = within(
-                connect_by,
-                TimeoutKind::Connect,
-                total,
-                conn.open(TlsContext::new(&config, provider)),
-            )
-            .await?;
-            (r, verifier.fault)
-        }
-        TlsVerify::InsecureNoVerification => {
-            let provider = UnsecureProvider::new::<Aes128GcmSha256>(&mut *settings.rng);
-            let r = within(
-                connect_by,
-                TimeoutKind::Connect,
-                total,
-                conn.open(TlsContext::new(&config, provider)),
-            )
-            .await?;
-            (r, None)
-        }
+    let mut verifier = match settings.verify {
+        TlsVerify::Roots(anchors) => Some(verify::Verifier::new(anchors, server_name, time)),
+        TlsVerify::InsecureNoVerification => None,
     };
+    let provider = Verifying {
+        rng: &mut *settings.rng,
+        verifier: verifier.as_mut(),
+    };
+    let opened = within(
+        connect_by,
+        TimeoutKind::Connect,
+        total,
+        conn.open(TlsContext::new(&config, provider)),
+    )
+    .await?;
+    let fault = verifier.and_then(|v| v.fault);
     match (opened, fault) {
         (Ok(()), _) => Ok(conn),
         (Err(_), Some(f)) => Err(AttemptFailure::Certificate(f)),
