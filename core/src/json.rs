@@ -42,7 +42,7 @@ impl core::error::Error for BufferTooSmall {}
 /// Appends bytes to a caller buffer; past its end it only counts.
 ///
 /// With an empty buffer it is a pure length counter, which is how callers size a buffer
-/// before writing (see [`Writer::counting`]).
+/// before writing (`Writer::new(&mut [])`).
 pub struct Writer<'b> {
     buf: &'b mut [u8],
     len: usize,

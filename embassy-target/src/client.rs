@@ -154,7 +154,7 @@ impl<'b> Buffers<'b> {
 /// A chat client over an `embedded-nal-async` stack, for a list of endpoints (primary first).
 ///
 /// `N` is the SSE parser capacity: the largest event accepted (4096 is plenty for chat).
-/// `https://` endpoints need the `tls` feature and [`Client::with_tls`]; plain connections
+/// `https://` endpoints need the `tls` feature and `Client::with_tls`; plain connections
 /// are kept alive and reused for the next call to the same endpoint.
 pub struct Client<
     'a,
@@ -324,7 +324,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
 {
     /// A client for `endpoints` (primary first), sharing `shared` with other clients of the same
     /// endpoints. `seed` seeds the backoff jitter only (it varies the retry timing between
-    /// devices; it is never used for TLS, which takes its own generator in [`Client::with_tls`]).
+    /// devices; it is never used for TLS, which takes its own generator in `Client::with_tls`, feature `tls`).
     pub fn new(
         tcp: &'a T,
         dns: &'a D,

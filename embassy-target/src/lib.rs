@@ -1,7 +1,7 @@
 //! steadyllm-embassy: the async Embassy adapter.
 //!
 //! It moves bytes and time between the network and `steadyllm-core`: connections come from any
-//! `embedded-nal-async` stack (embassy-net on devices, [`host::HostStack`] on a PC), responses
+//! `embedded-nal-async` stack (embassy-net on devices, `host::HostStack` on a PC, feature `std`), responses
 //! are read with the core's HTTP/1.1 response parser and body decoder
 //! ([`steadyllm_core::response`]), and every byte of the body goes through the core's SSE
 //! parser and decoder as soon as it arrives. Deadlines are enforced with embassy-time. No heap:

@@ -1,7 +1,7 @@
 //! TLS 1.3 for `https://` endpoints.
 //!
 //! The records and the handshake are embedded-tls's (TLS 1.3, AES-128-GCM, P-256 key exchange);
-//! the server's certificate chain is verified here ([`verify`](self::verify): chains up to a
+//! the server's certificate chain is verified here (module `verify`: chains up to a
 //! set of trust anchors, ECDSA P-256/P-384 and RSA 2048–4096 with PKCS#1 v1.5 or PSS anywhere
 //! in the chain, subjectAltName host names with RFC 6125 wildcards, validity against the
 //! device's time or the build time as a floor).
