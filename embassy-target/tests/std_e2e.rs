@@ -49,6 +49,8 @@ struct Run {
     text: String,
     events: Vec<CallEvent>,
     server_errors: Vec<(u16, String)>,
+    /// `Event::Redirected`: status and location.
+    redirects: Vec<(u16, String)>,
     elapsed: StdDuration,
 }
 
@@ -64,6 +66,7 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
     let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
     let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
     let (mut text, mut events, mut server_errors) = (String::new(), Vec::new(), Vec::new());
+    let mut redirects = Vec::new();
     let start = StdInstant::now();
     // Boxed: with TLS compiled in, a call's future is ~25 KB; eight at once overflow a test
     // thread's stack in debug builds.
@@ -80,6 +83,7 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
         Event::ServerError { status, error } => {
             server_errors.push((status, error.message.to_string()))
         }
+        Event::Redirected { status, location } => redirects.push((status, location.to_string())),
         _ => {}
     })));
     Run {
@@ -87,6 +91,7 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
         text,
         events,
         server_errors,
+        redirects,
         elapsed: start.elapsed(),
     }
 }
@@ -741,32 +746,13 @@ fn failures_are_named_for_what_they_are_and_not_retried_on_the_same_endpoint() {
 fn a_redirect_says_where_it_pointed() {
     let s = server();
     s.set_script(vec![
-        Step::from(Fault::Page {
-            code: 307,
-            content_type: "text/plain".into(),
-            body: String::new(),
-        })
-        .header("location", "https://api.example.com/v2/chat/completions"),
+        Step::from(page(307, "text/plain", ""))
+            .header("location", "https://api.example.com/v2/chat/completions"),
     ]);
-    let stack = HostStack::new();
-    let url = s.base_url();
-    let endpoints = [Endpoint::new(&url, None).expect("endpoint")];
-    let cfg = config();
-    let shared: SharedState = SharedState::new(1, &cfg);
-    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
-    let messages = [Message::user("hi")];
-    let request = ChatRequest::new("m", &messages);
-    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
-    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
-    let mut seen = Vec::new();
-    let r = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |e| {
-        if let Event::Redirected { status, location } = e {
-            seen.push((status, location.to_string()));
-        }
-    })));
-    assert!(r.is_err());
+    let r = chat(&[s.base_url()], config());
+    assert!(r.result.is_err());
     assert_eq!(
-        seen,
+        r.redirects,
         vec![(
             307,
             "https://api.example.com/v2/chat/completions".to_string()
