@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 use embassy_net::tcp::client::{TcpClient, TcpClientState};
 use steadyllm_embassy::steadyllm_core::call::{
     CallConfig, CallError, CallEvent, CertificateFault, Failure, Jitter, Phase, StreamFault,
-    Timeouts,
+    Summary, Timeouts,
 };
 use steadyllm_embassy::steadyllm_core::decode::StreamItem;
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
@@ -190,6 +190,46 @@ fn cases() -> Vec<(&'static str, Script, Expect)> {
         .collect()
 }
 
+/// One call from embassy-net to `url`, over TLS verified against `roots_pem` when given: its
+/// result, the answer's text, and how many attempts failed.
+async fn call(
+    stack: embassy_net::Stack<'static>,
+    url: String,
+    roots_pem: Option<String>,
+) -> (Result<Summary, ChatError>, String, u32) {
+    stack.wait_config_up().await;
+    let state: TcpClientState<2, 4096, 4096> = TcpClientState::new();
+    let tcp = TcpClient::new(stack, &state);
+    let endpoints = [Endpoint::new(&url, Some("sk-test")).expect("endpoint")];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut der = vec![0u8; 16 * 1024];
+    let mut rng = rand_core::OsRng;
+    let mut client: Client<'_, _, _> = Client::new(&tcp, &LiteralDns, &endpoints, &shared, cfg, 3);
+    if let Some(pem) = roots_pem {
+        let n = decode_pem_bundle(pem.as_bytes(), &mut der).expect("pem");
+        der.truncate(n);
+        let roots = TlsVerify::Roots(TrustAnchors::from_der_bundle(&der));
+        client = client.with_tls(TlsSettings::new(roots, &mut rng));
+    }
+    let messages = [Message::user("Why is the sky blue?")];
+    let request = ChatRequest::new("gpt-4o-mini", &messages);
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+    let (mut tls_read, mut tls_write) = (vec![0u8; 16_640], vec![0u8; 4096]);
+    let mut bufs =
+        Buffers::new(&mut body, &mut head, &mut response).with_tls(&mut tls_read, &mut tls_write);
+    let mut text = String::new();
+    let mut failed = 0u32;
+    let r = client
+        .chat(&request, &mut bufs, |e| match e {
+            Event::Item(StreamItem::Content { text: t, .. }) => text.push_str(&t.to_string()),
+            Event::Engine(CallEvent::AttemptFailed { .. }) => failed += 1,
+            _ => {}
+        })
+        .await;
+    (r, text, failed)
+}
+
 #[test]
 fn fault_matrix_on_embassy_net_in_a_namespace() {
     if let Err(why) = NetNs::available() {
@@ -219,31 +259,8 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
             url.clone()
         };
         let result = net
-            .run(StdDuration::from_secs(30), move |stack| async move {
-                stack.wait_config_up().await;
-                let state: TcpClientState<2, 4096, 4096> = TcpClientState::new();
-                let tcp = TcpClient::new(stack, &state);
-                let endpoints = [Endpoint::new(&url, Some("sk-test")).expect("endpoint")];
-                let cfg = config();
-                let shared: SharedState = SharedState::new(1, &cfg);
-                let mut client: Client<'_, _, _> =
-                    Client::new(&tcp, &LiteralDns, &endpoints, &shared, cfg, 3);
-                let messages = [Message::user("Why is the sky blue?")];
-                let request = ChatRequest::new("gpt-4o-mini", &messages);
-                let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
-                let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
-                let mut text = String::new();
-                let mut failed = 0u32;
-                let r = client
-                    .chat(&request, &mut bufs, |e| match e {
-                        Event::Item(StreamItem::Content { text: t, .. }) => {
-                            text.push_str(&t.to_string())
-                        }
-                        Event::Engine(CallEvent::AttemptFailed { .. }) => failed += 1,
-                        _ => {}
-                    })
-                    .await;
-                (r, text, failed)
+            .run(StdDuration::from_secs(30), move |stack| {
+                call(stack, url, None)
             })
             .unwrap_or_else(|e| panic!("{name}: embassy job: {e:?}"));
         let (r, text, failed) = result;
@@ -359,43 +376,11 @@ fn tls_chains_on_embassy_net_in_a_namespace() {
         let before = server.requests().len();
         let roots = pki.roots_pem.clone();
         let (r, text, failed) = net
-            .run(StdDuration::from_secs(60), move |stack| async move {
-                stack.wait_config_up().await;
-                let state: TcpClientState<1, 4096, 4096> = TcpClientState::new();
-                let tcp = TcpClient::new(stack, &state);
-                let endpoints = [Endpoint::new(&url, Some("sk-test")).expect("endpoint")];
-                let cfg = config();
-                let shared: SharedState = SharedState::new(1, &cfg);
-                let mut der = vec![0u8; 16 * 1024];
-                let n = decode_pem_bundle(roots.as_bytes(), &mut der).expect("pem");
-                der.truncate(n);
-                let mut rng = rand_core::OsRng;
-                let settings = TlsSettings::new(
-                    TlsVerify::Roots(TrustAnchors::from_der_bundle(&der)),
-                    &mut rng,
-                );
-                let mut client: Client<'_, _, _> =
-                    Client::new(&tcp, &LiteralDns, &endpoints, &shared, cfg, 3).with_tls(settings);
-                let messages = [Message::user("Why is the sky blue?")];
-                let request = ChatRequest::new("gpt-4o-mini", &messages);
-                let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
-                let (mut tls_read, mut tls_write) = (vec![0u8; 16_640], vec![0u8; 4096]);
-                let mut bufs = Buffers::new(&mut body, &mut head, &mut response)
-                    .with_tls(&mut tls_read, &mut tls_write);
-                let mut text = String::new();
-                let mut failed = 0;
-                let r = client
-                    .chat(&request, &mut bufs, |e| match e {
-                        Event::Item(StreamItem::Content { text: t, .. }) => {
-                            text.push_str(&t.to_string())
-                        }
-                        Event::Engine(CallEvent::AttemptFailed { .. }) => failed += 1,
-                        _ => {}
-                    })
-                    .await;
-                (r.map(|s| s.attempts), text, failed)
+            .run(StdDuration::from_secs(60), move |stack| {
+                call(stack, url, Some(roots))
             })
             .unwrap_or_else(|e| panic!("{case}: embassy job: {e:?}"));
+        let r = r.map(|s| s.attempts);
         match expect {
             Ok(()) => {
                 assert_eq!(r, Ok(1), "{case}");
