@@ -334,6 +334,8 @@ impl<'a> ChatRequest<'a> {
             prompt_bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
             max_tokens: self.max_tokens.or(self.max_completion_tokens),
             has_images: images,
+            reasoning: false,
+            non_streamed: !self.stream,
         }
     }
 

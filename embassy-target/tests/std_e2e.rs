@@ -23,6 +23,7 @@ fn config() -> CallConfig {
             first_token: Duration::from_millis(1500),
             idle: Duration::from_millis(600),
             total: Duration::from_secs(10),
+            total_per_kib: Duration::from_millis(0),
         }),
         backoff_base: Duration::from_millis(50),
         backoff_cap: Duration::from_millis(200),

@@ -710,7 +710,7 @@ const F_RECORDS = 1,
 // decodes; returns true when the call was aborted.
 async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
   const ctl = new AbortController();
-  const deadline = t0 + s.deadline;
+  let deadline = t0 + s.deadline;
   let reader;
   try {
     const headers = new Headers(ep.headers);
@@ -738,9 +738,9 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
     let content = false;
     let how = END_BODY;
     while (reader) {
-      const idleBy = now() + s.idle;
-      const first = !content && firstTokenBy < idleBy;
-      [k, v] = await wait(reader.read(), first ? firstTokenBy : Math.min(idleBy, deadline), signal);
+      // Before the first content (reasoning is not) only the first-token deadline applies.
+      const first = !content;
+      [k, v] = await wait(reader.read(), first ? firstTokenBy : Math.min(now() + s.idle, deadline), signal);
       if (k) {
         if (k === 2) return true;
         how = k === 3 ? END_NETWORK : first ? END_FIRST_TOKEN : END_IDLE;
@@ -754,6 +754,8 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
       }
       const f = chat.feed(v.value);
       content = (f & F_CONTENT) !== 0;
+      // The deadline grows with the answer delivered (ms past the planned one).
+      deadline = t0 + s.deadline + (f >>> 5);
       if (f & F_RECORDS) yield* deliver(chat, st);
       if (f & F_OVER) break;
     }
