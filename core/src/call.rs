@@ -29,7 +29,8 @@
 //!   paused by rate-limit headers, and that this call has not already seen fail (when another
 //!   one is left). 401/403 and `insufficient_quota` fail over instead of retrying.
 //! - **Timeouts** ([`Timeouts::for_profile`]): connect, first byte, first token, idle, and a
-//!   total deadline over all attempts and sleeps, tiered by request size.
+//!   total deadline over all attempts and sleeps, tiered by request size, with room for
+//!   reasoning requests and non-streamed answers; the deadline grows as the answer arrives.
 //! - **Retries**: connect failures, timeouts, broken streams before any output, 408, 409, 429,
 //!   500, 502, 503, 504, 529 and `x-should-retry: true`; never 400, 401, 403, 404, 422,
 //!   `x-should-retry: false`, or 429 `insufficient_quota`.
@@ -58,7 +59,12 @@
 //!   The bucket holds the floor or 20 tokens, whichever is more: a burst of concurrent calls
 //!   can retry at once. So a partly available endpoint keeps its retries (its answers pay for
 //!   them), while a full outage adds little load: the ratio, the reserve and the floor. An
-//!   empty budget fails a retryable error fast with [`CallError::BudgetExhausted`].
+//!   empty budget fails a call that is alone fast with [`CallError::BudgetExhausted`]. When
+//!   other calls are active, it waits instead (up to its deadline), together with them: it
+//!   goes as soon as any call's answer gets through, or takes the shared probe slot — one
+//!   retry for all waiting calls, 5 s after the last, the gap doubling to 60 s while nothing
+//!   gets through (and while calls wait, the floor does not refill: the slot stands in for
+//!   it). So a batch of calls rides out an outage that ends, at almost no load.
 //! - **Streams**: an attempt that delivered content is never retried silently: the call fails
 //!   with [`CallError::PartialOutput`] (the caller keeps what it got), unless
 //!   [`CallConfig::restart_on_partial`] is set, in which case the next attempt starts over and
@@ -121,10 +127,10 @@ pub const MAX_TOTAL: Duration = Duration::from_secs(3600);
 /// first-byte deadline.
 pub const ASSUMED_ANSWER_TOKENS: u32 = 4096;
 
-/// How long an answer of `tokens` tokens can take to generate: an hour per 128,000 tokens
-/// (~36 tokens a second, Anthropic's own estimate for its non-streamed answers).
-fn generation_time(tokens: u32) -> Duration {
-    Duration::from_millis(3_600_000u64.saturating_mul(u64::from(tokens)) / 128_000)
+/// Milliseconds an answer of `tokens` tokens can take to generate: an hour per 128,000
+/// tokens (~36 tokens a second, Anthropic's own estimate for its non-streamed answers).
+fn generation_ms(tokens: u32) -> u32 {
+    tokens.min(128_000) * 225 / 8
 }
 
 impl Timeouts {
@@ -159,6 +165,8 @@ impl Timeouts {
     // Kept out of line: it runs once per call.
     #[inline(never)]
     pub fn for_profile(p: RequestProfile) -> Timeouts {
+        // Milliseconds in u32 (an hour fits 1,000 times over): small code on a 32-bit MCU.
+        const S: u32 = 1000;
         let (first_byte, first_token, idle, total) = if p.prompt_bytes >= 64 * 1024 {
             (120, 180, 45, 420)
         } else if p.prompt_bytes >= 8 * 1024 {
@@ -167,34 +175,30 @@ impl Timeouts {
             (30, 45, 30, 120)
         };
         let img = if p.has_images { 30 } else { 0 };
-        let secs = Duration::from_secs;
-        let gen_max = p.max_tokens.map(generation_time);
+        let gen_max = p.max_tokens.map_or(0, generation_ms);
         // The time the tier allows after the first token.
-        let after = secs(total - first_token + img);
-        let mut first_byte = secs(first_byte + img);
-        let mut first_token = secs(first_token + img);
+        let mut after = (total - first_token + img) * S;
+        let mut first_byte = (first_byte + img) * S;
+        let mut first_token = (first_token + img) * S;
         if p.reasoning {
-            first_byte = first_byte.saturating_add(secs(30));
-            first_token = first_token.saturating_add(secs(255).max(gen_max.unwrap_or_default()));
+            first_byte += 30 * S;
+            first_token += gen_max.max(255 * S);
         }
         if p.non_streamed {
-            let answer = generation_time(p.max_tokens.unwrap_or(ASSUMED_ANSWER_TOKENS));
-            first_token = first_token.saturating_add(answer);
+            first_token += generation_ms(p.max_tokens.unwrap_or(ASSUMED_ANSWER_TOKENS));
             first_byte = first_token;
-        }
-        let first_token = first_token.min(MAX_TOTAL);
-        let after = if p.non_streamed {
-            after
         } else {
-            after.max(gen_max.unwrap_or_default())
-        };
+            after = after.max(gen_max);
+        }
+        let max = MAX_TOTAL.as_millis() as u32;
+        let ms = |v: u32| Duration::from_millis(u64::from(v.min(max)));
         Timeouts {
-            connect: secs(10),
-            first_byte: first_byte.min(MAX_TOTAL),
-            first_token,
-            idle: secs(idle),
-            total: first_token.saturating_add(after).min(MAX_TOTAL),
-            total_per_kib: secs(30),
+            connect: ms(10 * S),
+            first_byte: ms(first_byte),
+            first_token: ms(first_token),
+            idle: ms(idle * S),
+            total: ms(first_token.min(max) + after),
+            total_per_kib: ms(30 * S),
         }
     }
 }
@@ -219,7 +223,8 @@ pub enum Jitter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CallConfig {
-    /// Attempts per call, the first included.
+    /// Attempts per call, the first included (8: the retry budget, the breakers and the
+    /// deadline are what bound the load; this only caps one call).
     pub max_attempts: u32,
     /// First backoff step.
     pub backoff_base: Duration,
@@ -415,6 +420,7 @@ impl<const N: usize> ClientState<N> {
 
     /// Records that call `id` is active until `until` (keeps the two most recent distinct
     /// calls).
+    #[inline(never)]
     fn note_active(&mut self, id: u32, until: Instant) {
         if self.active[0].0 != id {
             self.active[1] = self.active[0];
@@ -1112,13 +1118,12 @@ impl AttemptPlan {
     /// adapter bounds its reads by it (the one place the growth rule lives).
     #[inline(never)]
     pub fn deadline_after(&self, delivered: u64) -> Instant {
-        grow(self.deadline, self.total_per_kib, delivered, self.latest)
+        // `latest` is never before `deadline` (the engine keeps it so).
+        // At most 2^20 KiB × an hour: no overflow, and far past `latest` anyway.
+        let kib = (delivered >> 10).min(1 << 20);
+        let per_kib = self.total_per_kib.as_millis().min(3_600_000);
+        (self.deadline + Duration::from_millis(kib * per_kib)).min(self.latest)
     }
-}
-
-fn grow(deadline: Instant, per_kib: Duration, delivered: u64, latest: Instant) -> Instant {
-    let later = per_kib.saturating_mul(delivered / 1024);
-    deadline.saturating_add(later).min(latest.max(deadline))
 }
 
 /// What the adapter does next.
@@ -2837,6 +2842,52 @@ mod tests {
         // without the budget every call would have made max_attempts
         assert!(attempts < calls * cfg.max_attempts / 2);
         assert!(extra > 0);
+    }
+
+    #[test]
+    fn out_of_budget_calls_wait_together_and_go_when_an_answer_gets_through() {
+        let cfg = CallConfig {
+            breaker_threshold: u32::MAX,
+            budget_floor_per_minute: 0,
+            budget_ratio_permille: 0,
+            ..CallConfig::default()
+        };
+        let mut state = ClientState::<4>::new(1, &cfg);
+        // Spend the burst allowance.
+        while state.withdraw() {}
+        let t0 = Instant::from_millis(10_000);
+        let mut a = Call::new(&cfg, RequestProfile::default(), &mut state, t0, 1);
+        let mut b = Call::new(&cfg, RequestProfile::default(), &mut state, t0, 2);
+        let fail_503 = || Outcome::failed(Failure::Status(503), 0, RetryHints::default());
+        // Both attempt; `b` is still in flight when `a` fails: `a` waits instead of failing.
+        assert!(matches!(a.next(&mut state, t0), Step::Attempt(_)));
+        assert!(matches!(b.next(&mut state, t0), Step::Attempt(_)));
+        let t1 = t0 + Duration::from_millis(100);
+        a.finish_attempt(&mut state, fail_503(), t1);
+        assert!(a.done.is_none());
+        // The first shared probe slot is free: `a` retries at once, without a token.
+        assert!(matches!(a.next(&mut state, t1), Step::Attempt(_)));
+        let t2 = t1 + Duration::from_millis(100);
+        a.finish_attempt(&mut state, fail_503(), t2);
+        // The next slot is 5 s away: `a` sleeps, looking every 200 ms.
+        assert_eq!(a.next(&mut state, t2), Step::Sleep(t2 + PROBE_POLL));
+        // `b`'s answer gets through: `a` goes at its next look.
+        b.finish_attempt(&mut state, Outcome::completed(5, RetryHints::default()), t2);
+        assert!(matches!(b.next(&mut state, t2), Step::Done(Ok(_))));
+        let t3 = t2 + PROBE_POLL;
+        assert!(matches!(a.next(&mut state, t3), Step::Attempt(_)));
+        a.finish_attempt(&mut state, Outcome::completed(5, RetryHints::default()), t3);
+        assert!(matches!(a.next(&mut state, t3), Step::Done(Ok(s)) if s.attempts == 3));
+        // A call alone with an empty budget fails at once, as before.
+        while state.withdraw() {}
+        let t4 = t3 + Duration::from_secs(10);
+        let mut c = Call::new(&cfg, RequestProfile::default(), &mut state, t4, 3);
+        assert!(matches!(c.next(&mut state, t4), Step::Attempt(_)));
+        c.finish_attempt(&mut state, fail_503(), t4);
+        assert!(matches!(
+            c.next(&mut state, t4),
+            Step::Done(Err(CallError::BudgetExhausted { .. }))
+        ));
     }
 
     #[test]
