@@ -9,8 +9,8 @@
 //! The rules:
 //! - fragments with the same `choice` and `index` belong to one call, whose `arguments` are
 //!   their arguments concatenated (decoded);
-//! - the id and the name arrive once: a repeat of the same text is ignored (some servers send
-//!   them with every fragment); a name that differs is appended (a name sent in pieces);
+//! - a call's id and name are the first ones sent: later ones are ignored (some servers send
+//!   them again with every fragment);
 //! - a fragment with another id for an open call's `choice` and `index` starts a new call (a
 //!   server that numbers the calls of each chunk from 0 sends whole calls that way);
 //! - a call is finished when its choice's finish reason arrives ([`StreamItem::Finish`]), at
@@ -47,22 +47,19 @@
 //! ```
 //!
 //! ## Storage
-//! Each call takes [`HEADER`] bytes plus its id, name and arguments. Nothing else is kept:
-//! the number of calls is bounded only by the storage. When a fragment does not fit, it is
-//! refused with [`ToolCallError::StorageFull`] (saying how many bytes the storage needed),
-//! the calls still open are dropped — never reported as finished with arguments missing —
-//! and every later fragment is refused until [`ToolCallAssembler::clear`]; calls finished
-//! before stay. Storage that grows at its end between two items (a `Vec` made longer) may
-//! be used: nothing is kept past [`ToolCallAssembler::used`].
+//! The calls live in a [`ToolCallStorage`]: [`CallBuffer`] keeps up to `N` calls (8 unless the
+//! type says) in a caller buffer, their texts back to back, with no heap; a program with a
+//! heap may give one of its own. When a fragment does not fit, it is refused with
+//! [`ToolCallError::StorageFull`] (saying how many bytes the buffer needed) or
+//! [`ToolCallError::TooManyCalls`], the calls still open are dropped — never reported as
+//! finished with text missing — and every later fragment is refused until
+//! [`ToolCallAssembler::clear`]; calls finished before stay.
 
 use core::fmt;
 
 use crate::decode::{StreamItem, ToolCallDelta};
 use crate::json::JsonStr;
 use crate::request::ToolCall;
-
-/// Bytes of storage each call takes besides its id, name and arguments.
-pub const HEADER: usize = 21;
 
 /// Why a fragment was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +71,8 @@ pub enum ToolCallError {
         /// Bytes the storage would have needed.
         required: usize,
     },
+    /// More calls than the storage has places for. The calls still open are dropped.
+    TooManyCalls,
 }
 
 impl fmt::Display for ToolCallError {
@@ -83,6 +82,9 @@ impl fmt::Display for ToolCallError {
                 f,
                 "tool calls larger than their storage (needed {required} bytes); unfinished calls dropped"
             ),
+            ToolCallError::TooManyCalls => {
+                f.write_str("more tool calls than their storage holds; unfinished calls dropped")
+            }
         }
     }
 }
@@ -116,110 +118,231 @@ impl<'s> AssembledCall<'s> {
     }
 }
 
-/// A call's state, the last byte of its header.
-const OPEN: u8 = 0;
-const FINISHED: u8 = 1;
-const REPORTED: u8 = 2;
-const DROPPED: u8 = 3;
-
-/// One call's header, read from the storage.
-#[derive(Clone, Copy)]
-struct Region {
-    at: usize,
-    choice: u32,
-    index: u32,
-    id: usize,
-    name: usize,
-    args: usize,
-    state: u8,
+/// A call's state. (A call still open when a fragment was refused is dropped: never
+/// finished, not listed.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum State {
+    #[default]
+    Open,
+    Finished,
+    Reported,
 }
 
-impl Region {
-    fn id_at(&self) -> usize {
-        self.at + HEADER
-    }
-    fn name_at(&self) -> usize {
-        self.id_at() + self.id
-    }
-    fn args_at(&self) -> usize {
-        self.name_at() + self.name
-    }
-    fn end(&self) -> usize {
-        self.args_at() + self.args
-    }
+/// A call's place in the answer and its state: what a [`ToolCallStorage`] keeps for the
+/// assembler besides the call's text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallHead {
+    /// Choice index.
+    pub choice: u32,
+    /// Position of the call.
+    pub index: u32,
+    state: State,
 }
 
-/// Joins tool-call fragments into whole calls; see the [module docs](self) for the rules, the
-/// call order and how the storage `B` (`[u8; N]`, `&mut [u8]`, a `Vec<u8>`) is used.
+/// One of a call's texts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The call id.
+    Id = 0,
+    /// The function name.
+    Name = 1,
+    /// The arguments.
+    Arguments = 2,
+}
+
+/// Where an assembler keeps the calls: their heads and texts, numbered from 0 in the order
+/// they began. [`CallBuffer`] keeps them in caller memory (no heap); a program with a heap may
+/// keep them in strings of its own.
+pub trait ToolCallStorage {
+    /// How many calls are held.
+    fn calls(&self) -> usize;
+    /// Call `i`'s head.
+    fn head(&self, i: usize) -> Option<&CallHead>;
+    /// Call `i`'s head, to change.
+    fn head_mut(&mut self, i: usize) -> Option<&mut CallHead>;
+    /// Adds a call after the others, its texts empty.
+    fn begin(&mut self, head: CallHead) -> Result<(), ToolCallError>;
+    /// Appends `text`, decoded, to `part` of call `i` (all of it, or nothing).
+    fn append(&mut self, i: usize, part: Part, text: JsonStr<'_>) -> Result<(), ToolCallError>;
+    /// `part` of call `i` so far.
+    fn text(&self, i: usize, part: Part) -> &str;
+    /// Forgets every call.
+    fn clear(&mut self);
+}
+
+/// Calls kept in a caller buffer `B` (`[u8; SIZE]`, `&mut [u8]`, …), up to `N` of them: their
+/// texts back to back in the order the calls began, each call its id, name and arguments. A
+/// text added to a call that is not the last moves what follows it.
 #[derive(Clone)]
-pub struct ToolCallAssembler<B> {
-    storage: B,
+pub struct CallBuffer<B, const N: usize = 8> {
+    bytes: B,
+    /// Each call's head and where its id, name and arguments end (from the call's start).
+    calls: [(CallHead, [usize; 3]); N],
+    len: usize,
     used: usize,
-    overflowed: bool,
 }
 
-impl<B> fmt::Debug for ToolCallAssembler<B> {
+impl<B, const N: usize> fmt::Debug for CallBuffer<B, N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ToolCallAssembler")
+        f.debug_struct("CallBuffer")
+            .field("calls", &self.len)
             .field("used", &self.used)
-            .field("overflowed", &self.overflowed)
             .finish()
     }
 }
 
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map_or(0, u32::from_le_bytes)
-}
-
-fn str_at(b: &[u8], at: usize, len: usize) -> &str {
-    b.get(at..at + len)
-        .and_then(|s| core::str::from_utf8(s).ok())
-        .unwrap_or_default()
-}
-
-/// Decoded length of an optional string.
-fn len_of(s: Option<JsonStr<'_>>) -> usize {
-    s.map_or(0, |s| s.decoded_len())
-}
-
-impl<B: AsRef<[u8]> + AsMut<[u8]>> ToolCallAssembler<B> {
-    /// An assembler over `storage`, empty.
-    pub const fn new(storage: B) -> Self {
-        ToolCallAssembler {
-            storage,
+impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> CallBuffer<B, N> {
+    /// Storage in `bytes`, empty.
+    pub const fn new(bytes: B) -> Self {
+        CallBuffer {
+            bytes,
+            calls: [(
+                CallHead {
+                    choice: 0,
+                    index: 0,
+                    state: State::Open,
+                },
+                [0; 3],
+            ); N],
+            len: 0,
             used: 0,
-            overflowed: false,
         }
     }
 
-    /// Bytes of the storage in use.
+    /// Bytes in use.
     pub fn used(&self) -> usize {
         self.used
     }
 
-    /// The storage (to make a growable one longer; see the [module docs](self)).
-    pub fn storage_mut(&mut self) -> &mut B {
-        &mut self.storage
+    /// Where call `i` starts and where its parts end (from its start).
+    fn place(&self, i: usize) -> (usize, [usize; 3]) {
+        let start = self
+            .calls
+            .iter()
+            .take(i.min(self.len))
+            .map(|c| c.1[2])
+            .sum();
+        (start, self.calls.get(i).map_or([0; 3], |c| c.1))
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>, const N: usize> ToolCallStorage for CallBuffer<B, N> {
+    fn calls(&self) -> usize {
+        self.len
+    }
+
+    fn head(&self, i: usize) -> Option<&CallHead> {
+        self.calls.get(i).filter(|_| i < self.len).map(|c| &c.0)
+    }
+
+    fn head_mut(&mut self, i: usize) -> Option<&mut CallHead> {
+        self.calls
+            .get_mut(i)
+            .filter(|_| i < self.len)
+            .map(|c| &mut c.0)
+    }
+
+    fn begin(&mut self, head: CallHead) -> Result<(), ToolCallError> {
+        let slot = self
+            .calls
+            .get_mut(self.len)
+            .ok_or(ToolCallError::TooManyCalls)?;
+        *slot = (head, [0; 3]);
+        self.len += 1;
+        Ok(())
+    }
+
+    fn append(&mut self, i: usize, part: Part, text: JsonStr<'_>) -> Result<(), ToolCallError> {
+        let (n, used) = (text.decoded_len(), self.used);
+        let buf = self.bytes.as_mut();
+        if used + n > buf.len() {
+            return Err(ToolCallError::StorageFull { required: used + n });
+        }
+        let (start, ends) = self.place(i);
+        let mut at = (start + ends[part as usize]).min(used);
+        let buf = self.bytes.as_mut();
+        buf.copy_within(at..used, at + n);
+        let mut p = text.pieces();
+        while let Some(piece) = p.next_piece() {
+            if let Some(d) = buf.get_mut(at..at + piece.len()) {
+                d.copy_from_slice(piece.as_bytes());
+            }
+            at += piece.len();
+        }
+        self.used = used + n;
+        if let Some(c) = self.calls.get_mut(i) {
+            for e in c.1.iter_mut().skip(part as usize) {
+                *e += n;
+            }
+        }
+        Ok(())
+    }
+
+    fn text(&self, i: usize, part: Part) -> &str {
+        let (start, ends) = self.place(i);
+        let p = part as usize;
+        let from = start + p.checked_sub(1).map_or(0, |q| ends[q]);
+        self.bytes
+            .as_ref()
+            .get(from..start + ends[p])
+            .and_then(|t| core::str::from_utf8(t).ok())
+            .unwrap_or_default()
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.used = 0;
+    }
+}
+
+/// Joins tool-call fragments into whole calls kept in `S` ([`CallBuffer`] unless the type says);
+/// see the [module docs](self) for the rules and the call order.
+#[derive(Clone)]
+pub struct ToolCallAssembler<S> {
+    storage: S,
+    /// The first refusal since the last clear: every later fragment gets it too.
+    refused: Option<ToolCallError>,
+}
+
+impl<S> fmt::Debug for ToolCallAssembler<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolCallAssembler")
+            .field("refused", &self.refused)
+            .finish()
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> ToolCallAssembler<CallBuffer<B>> {
+    /// An assembler keeping up to 8 calls per answer in `bytes`, empty.
+    pub const fn new(bytes: B) -> Self {
+        Self::with_storage(CallBuffer::new(bytes))
+    }
+}
+
+impl<S: ToolCallStorage> ToolCallAssembler<S> {
+    /// An assembler keeping the calls in `storage`, which must be empty.
+    pub const fn with_storage(storage: S) -> Self {
+        ToolCallAssembler {
+            storage,
+            refused: None,
+        }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
     }
 
     /// `true` when a fragment was refused since the last [`ToolCallAssembler::clear`]: calls
     /// were lost.
     pub fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-
-    /// Storage a fragment can need at most: a new call's header, its id and name, its
-    /// arguments.
-    pub fn room_for(t: &ToolCallDelta<'_>) -> usize {
-        HEADER + len_of(t.id) + len_of(t.name) + t.arguments.decoded_len()
+        self.refused.is_some()
     }
 
     /// Forgets every call (the caller discarded what it was shown).
     pub fn clear(&mut self) {
-        self.used = 0;
-        self.overflowed = false;
+        self.storage.clear();
+        self.refused = None;
     }
 
     /// Takes one item of the answer: a tool-call fragment joins its call; a finish reason
@@ -229,17 +352,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> ToolCallAssembler<B> {
     #[inline(never)]
     pub fn handle_item(&mut self, item: &StreamItem<'_>) -> Result<(), ToolCallError> {
         match *item {
-            StreamItem::ToolCall(ref t) => self.add(t),
-            StreamItem::Finish { choice, .. } => {
-                self.finish_where(Some(choice));
-                Ok(())
+            StreamItem::ToolCall(ref t) => {
+                // After a refusal the calls still open are dropped (never reported with
+                // text missing), and every later fragment is refused.
+                if let Some(e) = self.refused {
+                    return Err(e);
+                }
+                let r = self.add(t);
+                self.refused = r.err();
+                return r;
             }
-            StreamItem::Done => {
-                self.finish_all();
-                Ok(())
-            }
-            _ => Ok(()),
+            StreamItem::Finish { choice, .. } => self.finish_where(Some(choice)),
+            StreamItem::Done => self.finish_all(),
+            _ => {}
         }
+        Ok(())
     }
 
     /// Finishes every open call: the answer is complete (a whole answer may carry neither a
@@ -251,236 +378,98 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> ToolCallAssembler<B> {
     /// The next finished call not handed out yet, in the order the calls began.
     #[must_use]
     pub fn poll_finished(&mut self) -> Option<AssembledCall<'_>> {
-        let mut at = 0;
-        while let Some(r) = self.region(at) {
-            if r.state == FINISHED {
-                self.set_state(&r, REPORTED);
-                return Some(self.view(&r));
+        let mut found = None;
+        for i in 0..self.storage.calls() {
+            if let Some(h) = self.storage.head_mut(i)
+                && h.state == State::Finished
+            {
+                h.state = State::Reported;
+                found = Some(i);
+                break;
             }
-            at = r.end();
         }
-        None
+        found.and_then(|i| self.view(i))
     }
 
     /// Every call so far that was not dropped, finished or not, in the order they began.
-    pub fn calls(&self) -> Calls<'_> {
-        Calls {
-            storage: self.storage.as_ref(),
-            at: 0,
-            used: self.used,
+    pub fn calls(&self) -> impl Iterator<Item = AssembledCall<'_>> {
+        (0..self.storage.calls()).filter_map(move |i| self.view(i))
+    }
+
+    fn view(&self, i: usize) -> Option<AssembledCall<'_>> {
+        let h = self.storage.head(i)?;
+        if self.refused.is_some() && h.state == State::Open {
+            return None;
         }
+        Some(AssembledCall {
+            choice: h.choice,
+            index: h.index,
+            id: self.storage.text(i, Part::Id),
+            name: self.storage.text(i, Part::Name),
+            arguments: self.storage.text(i, Part::Arguments),
+        })
     }
 
-    fn region(&self, at: usize) -> Option<Region> {
-        region(self.storage.as_ref(), at, self.used)
-    }
-
-    fn view(&self, r: &Region) -> AssembledCall<'_> {
-        view(self.storage.as_ref(), r)
-    }
-
-    fn set_state(&mut self, r: &Region, state: u8) {
-        if let Some(s) = self.storage.as_mut().get_mut(r.at + HEADER - 1) {
-            *s = state;
-        }
-    }
-
-    fn set_len(&mut self, at: usize, len: usize) {
-        if let Some(d) = self.storage.as_mut().get_mut(at..at + 4) {
-            d.copy_from_slice(&(len as u32).to_le_bytes());
-        }
-    }
-
-    /// Open calls of `choice` (all, for `None`) become finished.
+    /// Open calls of `choice` (all, for `None`) become finished; after an overflow they stay
+    /// open, dropped.
     fn finish_where(&mut self, choice: Option<u32>) {
-        let mut at = 0;
-        while let Some(r) = self.region(at) {
-            if r.state == OPEN && choice.is_none_or(|c| c == r.choice) {
-                self.set_state(&r, FINISHED);
+        for i in 0..self.storage.calls() {
+            if let Some(h) = self.storage.head_mut(i)
+                && h.state == State::Open
+                && self.refused.is_none()
+                && choice.is_none_or(|c| c == h.choice)
+            {
+                h.state = State::Finished;
             }
-            at = r.end();
         }
     }
 
     fn add(&mut self, t: &ToolCallDelta<'_>) -> Result<(), ToolCallError> {
-        if self.overflowed {
-            return Err(ToolCallError::StorageFull {
-                required: self.used.saturating_add(Self::room_for(t)),
-            });
-        }
-        // The open call with this choice and index (the latest, should there be several).
+        // The open call with this choice and index (the latest, should there be several);
+        // another id there starts a new call (the open one is complete).
         let mut open = None;
-        let mut at = 0;
-        while let Some(r) = self.region(at) {
-            if r.state == OPEN && r.choice == t.choice && r.index == t.index {
-                open = Some(r);
+        for i in 0..self.storage.calls() {
+            let same = self.storage.head(i).is_some_and(|h| {
+                h.state == State::Open && h.choice == t.choice && h.index == t.index
+            });
+            if !same {
+                continue;
             }
-            at = r.end();
+            open = Some(i);
+            let id = self.storage.text(i, Part::Id);
+            if let Some(new) = t.id
+                && !id.is_empty()
+                && !new.is_empty()
+                && !new.eq_str(id)
+                && let Some(h) = self.storage.head_mut(i)
+            {
+                h.state = State::Finished;
+                open = None;
+            }
         }
-        let b = self.storage.as_ref();
-        // Another id at the same place: a new call (the open one is complete).
-        if let (Some(r), Some(id)) = (open, t.id)
-            && r.id > 0
-            && !id.is_empty()
-            && !id.eq_str(str_at(b, r.id_at(), r.id))
-        {
-            self.set_state(&r, FINISHED);
-            open = None;
-        }
-        let b = self.storage.as_ref();
-        // What goes where: (position in the storage, header field of its length, its new
-        // length, the text), in storage order.
-        let (id, name, args) = match open {
-            None => (t.id, t.name, t.arguments),
-            Some(r) => {
-                let id = t.id.filter(|_| r.id == 0);
-                let name = t
-                    .name
-                    .filter(|n| r.name == 0 || !n.eq_str(str_at(b, r.name_at(), r.name)));
-                (id, name, t.arguments)
+        let i = match open {
+            Some(i) => i,
+            None => {
+                self.storage.begin(CallHead {
+                    choice: t.choice,
+                    index: t.index,
+                    state: State::Open,
+                })?;
+                self.storage.calls() - 1
             }
         };
-        let (id_len, name_len, args_len) = (len_of(id), len_of(name), args.decoded_len());
-        let header = if open.is_none() { HEADER } else { 0 };
-        let grow = header + id_len + name_len + args_len;
-        if grow == 0 {
-            return Ok(());
+        // The id and the name once: later ones (repeats) are ignored.
+        if let Some(s) = t.id
+            && self.storage.text(i, Part::Id).is_empty()
+        {
+            self.storage.append(i, Part::Id, s)?;
         }
-        let required = self.used.saturating_add(grow);
-        if required > self.storage.as_ref().len() {
-            self.overflow();
-            return Err(ToolCallError::StorageFull { required });
+        if let Some(s) = t.name
+            && self.storage.text(i, Part::Name).is_empty()
+        {
+            self.storage.append(i, Part::Name, s)?;
         }
-        match open {
-            None => {
-                let at = self.used;
-                let mut h = [0u8; HEADER];
-                for (i, v) in [
-                    t.choice,
-                    t.index,
-                    id_len as u32,
-                    name_len as u32,
-                    args_len as u32,
-                ]
-                .into_iter()
-                .enumerate()
-                {
-                    if let Some(d) = h.get_mut(4 * i..4 * i + 4) {
-                        d.copy_from_slice(&v.to_le_bytes());
-                    }
-                }
-                self.write(at, &h);
-                let mut p = at + HEADER;
-                for s in [id, name, Some(args)].into_iter().flatten() {
-                    p = self.write_str(p, s);
-                }
-                self.used = p;
-            }
-            Some(r) => {
-                // Back to front, so each insertion leaves the earlier positions in place.
-                self.insert(r.end(), args, args_len);
-                self.set_len(r.at + 16, r.args + args_len);
-                if let Some(n) = name {
-                    self.insert(r.args_at(), n, name_len);
-                    self.set_len(r.at + 12, r.name + name_len);
-                }
-                if let Some(i) = id {
-                    self.insert(r.name_at(), i, id_len);
-                    self.set_len(r.at + 8, r.id + id_len);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Open calls are dropped and every later fragment is refused.
-    fn overflow(&mut self) {
-        self.overflowed = true;
-        let mut at = 0;
-        while let Some(r) = self.region(at) {
-            if r.state == OPEN {
-                self.set_state(&r, DROPPED);
-            }
-            at = r.end();
-        }
-    }
-
-    fn write(&mut self, at: usize, bytes: &[u8]) {
-        if let Some(d) = self.storage.as_mut().get_mut(at..at + bytes.len()) {
-            d.copy_from_slice(bytes);
-        }
-    }
-
-    /// Writes `s` decoded at `at`; returns where it ends.
-    fn write_str(&mut self, mut at: usize, s: JsonStr<'_>) -> usize {
-        let mut p = s.pieces();
-        while let Some(piece) = p.next_piece() {
-            self.write(at, piece.as_bytes());
-            at += piece.len();
-        }
-        at
-    }
-
-    /// Makes room for `len` bytes at `at` (moving what follows) and writes `s` there.
-    fn insert(&mut self, at: usize, s: JsonStr<'_>, len: usize) {
-        if len == 0 {
-            return;
-        }
-        let used = self.used;
-        let buf = self.storage.as_mut();
-        if at < used && used + len <= buf.len() {
-            buf.copy_within(at..used, at + len);
-        }
-        self.used = used + len;
-        self.write_str(at, s);
-    }
-}
-
-fn region(b: &[u8], at: usize, used: usize) -> Option<Region> {
-    if at.checked_add(HEADER)? > used {
-        return None;
-    }
-    let r = Region {
-        at,
-        choice: read_u32(b, at),
-        index: read_u32(b, at + 4),
-        id: read_u32(b, at + 8) as usize,
-        name: read_u32(b, at + 12) as usize,
-        args: read_u32(b, at + 16) as usize,
-        state: *b.get(at + HEADER - 1)?,
-    };
-    (r.end() <= used).then_some(r)
-}
-
-fn view<'s>(b: &'s [u8], r: &Region) -> AssembledCall<'s> {
-    AssembledCall {
-        choice: r.choice,
-        index: r.index,
-        id: str_at(b, r.id_at(), r.id),
-        name: str_at(b, r.name_at(), r.name),
-        arguments: str_at(b, r.args_at(), r.args),
-    }
-}
-
-/// The calls of an assembler; see [`ToolCallAssembler::calls`].
-#[derive(Clone, Debug)]
-pub struct Calls<'s> {
-    storage: &'s [u8],
-    at: usize,
-    used: usize,
-}
-
-impl<'s> Iterator for Calls<'s> {
-    type Item = AssembledCall<'s>;
-
-    fn next(&mut self) -> Option<AssembledCall<'s>> {
-        loop {
-            let r = region(self.storage, self.at, self.used)?;
-            self.at = r.end();
-            if r.state != DROPPED {
-                return Some(view(self.storage, &r));
-            }
-        }
+        self.storage.append(i, Part::Arguments, t.arguments)
     }
 }
 
@@ -554,7 +543,7 @@ mod tests {
     }
 
     #[test]
-    fn repeated_ids_and_names_are_kept_once_and_pieces_of_a_name_join() {
+    fn repeated_ids_and_names_are_kept_once() {
         // A server that repeats the id and the name in every fragment.
         let (out, _) = run(
             Dialect::OpenAi,
@@ -565,16 +554,16 @@ mod tests {
             128,
         );
         assert_eq!(out, ["end c1 get_weather {}"]);
-        // A name sent in pieces.
+        // An id that comes after the first fragment, with an empty id before it.
         let (out, _) = run(
             Dialect::OpenAi,
             &[
-                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"get_","arguments":"{"}}]}}]}"#,
-                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"weather","arguments":"}"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"","function":{"name":"f","arguments":"["}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c2","function":{"arguments":"]"}}]}}]}"#,
             ],
             128,
         );
-        assert_eq!(out, ["end c1 get_weather {}"]);
+        assert_eq!(out, ["end c2 f []"]);
     }
 
     #[test]
@@ -664,8 +653,8 @@ mod tests {
         let first = r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#;
         let second = r#"{"choices":[{"index":1,"delta":{"tool_calls":[{"index":0,"id":"b","function":{"name":"g","arguments":"{\"long\":\"arguments\"}"}}]}}]}"#;
         let third = r#"{"choices":[{"index":1,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"x"}}]},"finish_reason":"tool_calls"}]}"#;
-        // Room for the first call (21 + 1 + 1 + 2 bytes) and a little more.
-        let mut calls = ToolCallAssembler::new([0u8; 40]);
+        // Room for the first call (1 + 1 + 2 bytes) and a little more.
+        let mut calls = ToolCallAssembler::new([0u8; 10]);
         let mut dec = StreamDecoder::new(Dialect::OpenAi);
         let mut errors = Vec::new();
         let mut done = Vec::new();
@@ -685,10 +674,10 @@ mod tests {
             errors,
             [
                 ToolCallError::StorageFull {
-                    required: 25 + 21 + 1 + 1 + 20
+                    required: 4 + 1 + 1 + 20
                 },
                 ToolCallError::StorageFull {
-                    required: 25 + 21 + 1
+                    required: 4 + 1 + 1 + 20
                 }
             ]
         );
@@ -702,7 +691,7 @@ mod tests {
     fn a_failed_insertion_changes_nothing() {
         // The second call's fragment does not fit: the first call, still open, is dropped,
         // but its bytes are not overwritten and nothing is reported.
-        let mut calls = ToolCallAssembler::new([0u8; 30]);
+        let mut calls = ToolCallAssembler::new([0u8; 8]);
         let frag = |index, id: Option<&'static str>, args: &'static str| {
             StreamItem::ToolCall(ToolCallDelta {
                 choice: 0,
@@ -713,12 +702,34 @@ mod tests {
             })
         };
         assert_eq!(calls.handle_item(&frag(0, Some("a"), "[1")), Ok(()));
-        assert_eq!(calls.used(), HEADER + 3);
+        assert_eq!(calls.storage().used(), 3);
         assert!(calls.handle_item(&frag(0, None, "2345678")).is_err());
-        assert_eq!(calls.used(), HEADER + 3);
+        assert_eq!(calls.storage().used(), 3);
         assert!(calls.handle_item(&frag(0, None, "]")).is_err(), "sticky");
         calls.finish_all();
         assert_eq!(calls.poll_finished(), None);
+    }
+
+    #[test]
+    fn more_calls_than_places_are_refused() {
+        let mut calls = ToolCallAssembler::with_storage(CallBuffer::<_, 2>::new([0u8; 64]));
+        for (i, want) in [
+            (0, Ok(())),
+            (1, Ok(())),
+            (2, Err(ToolCallError::TooManyCalls)),
+        ] {
+            let frag = StreamItem::ToolCall(ToolCallDelta {
+                choice: 0,
+                index: i,
+                id: Some(JsonStr::plain("x")),
+                name: None,
+                arguments: JsonStr::plain("{}"),
+            });
+            assert_eq!(calls.handle_item(&frag), want);
+        }
+        calls.finish_all();
+        assert_eq!(calls.poll_finished(), None, "the open calls were dropped");
+        assert_eq!(calls.calls().count(), 0);
     }
 
     proptest::proptest! {

@@ -28,7 +28,7 @@ use steadyllm_embassy::steadyllm_core::decode::{Dialect, StreamItem};
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
-use steadyllm_embassy::steadyllm_core::tools::{AssembledCall, ToolCallAssembler};
+use steadyllm_embassy::steadyllm_core::tools::{AssembledCall, CallBuffer, ToolCallAssembler};
 use steadyllm_embassy::{
     Buffers, Client, Event, SharedState, TlsSettings, TlsVerify, TrustAnchors,
 };
@@ -253,7 +253,7 @@ fn main() -> ExitCode {
     let mut mid_line = false;
     let mut started = 0u32;
     // Whole tool calls, joined by the core from their fragments.
-    let mut tools = ToolCallAssembler::new(vec![0u8; 64 * 1024]);
+    let mut tools = ToolCallAssembler::with_storage(CallBuffer::<_, 64>::new(vec![0u8; 64 * 1024]));
     let print_call = |out: &mut std::io::Stdout, mid_line: &mut bool, c: AssembledCall<'_>| {
         if json {
             let _ = writeln!(out, "{}", tool_call_done_line(&c));

@@ -16,7 +16,7 @@ use steadyllm_core::http::{Endpoint, RequestHead};
 use steadyllm_core::request::ChatRequest;
 use steadyllm_core::sse::SseParser;
 use steadyllm_core::time;
-use steadyllm_core::tools::ToolCallAssembler;
+use steadyllm_core::tools::{ToolCallAssembler, ToolCallStorage};
 use steadyllm_core::transport::{self, BodyEnd, BodyKind};
 
 use crate::attempt::{self, AttemptDeadlines, AttemptFailure, Conn, StreamSink, TimeoutKind};
@@ -364,12 +364,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
     /// Returns the summary and the text; `truncated` says the answer was longer than `out`
     /// (the text then ends at the last whole character that fit). With restart-on-partial, a
     /// restart clears both.
-    pub async fn chat_collect<'o, B: AsRef<[u8]> + AsMut<[u8]>>(
+    pub async fn chat_collect<'o, S: ToolCallStorage>(
         &mut self,
         request: &ChatRequest<'_>,
         bufs: &mut Buffers<'_>,
         out: &'o mut [u8],
-        tool_calls: &mut ToolCallAssembler<B>,
+        tool_calls: &mut ToolCallAssembler<S>,
     ) -> Result<Collected<'o>, ChatError> {
         let mut len = 0usize;
         let mut truncated = false;

@@ -32,8 +32,8 @@
 //! Tool calls come as fragments ([`Delta::ToolCall`]) and whole ([`Delta::ToolCallDone`], just
 //! before the finish reason that ends them): the queue joins them with the core's
 //! [`ToolCallAssembler`] in `T` bytes of its own (each call takes its id, name and arguments
-//! plus [`steadyllm_core::tools::HEADER`] bytes). Calls that do not fit are lost, and the
-//! stream says so with [`ChatError::StreamQueueFull`].
+//! back to back; up to 8 calls per answer). Calls that do not fit are lost, and the stream
+//! says so with [`ChatError::StreamQueueFull`].
 
 use core::cell::RefCell;
 use core::future::Future;
@@ -43,7 +43,7 @@ use core::task::Poll;
 use steadyllm_core::call::{CallEvent, Summary};
 use steadyllm_core::decode::{StreamItem, Usage};
 use steadyllm_core::json::JsonStr;
-use steadyllm_core::tools::ToolCallAssembler;
+use steadyllm_core::tools::{CallBuffer, ToolCallAssembler};
 
 use crate::{ChatError, Event};
 
@@ -157,7 +157,7 @@ struct Records<const Q: usize> {
 
 struct Inner<const Q: usize, const T: usize> {
     records: Records<Q>,
-    tools: ToolCallAssembler<[u8; T]>,
+    tools: ToolCallAssembler<CallBuffer<[u8; T]>>,
 }
 
 /// A fixed buffer of pulled items (`Q` bytes) with the storage that joins tool calls (`T`

@@ -32,7 +32,7 @@ if (!version.endsWith(WASM_BINDGEN)) {
 // WebAssembly SIMD (memchr's fast paths in the SSE parser and JSON reader): every browser
 // released since 2023 has it. Given here rather than in .cargo/config.toml, which a RUSTFLAGS
 // in the environment (the test command sets one) would override.
-let rustflags = `${process.env.RUSTFLAGS ?? ""} -C target-feature=+simd128`.trim();
+let rustflags = `${process.env.RUSTFLAGS ?? ""} -C target-feature=+simd128,-reference-types`.trim();
 // With a nightly toolchain and its rust-src, core and alloc are rebuilt for size with
 // panics that abort at once: no panic message machinery is linked (about 0.6 KB gzip).
 // Stable builds the same module, slightly larger. STEADYLLM_STABLE=1 forces stable.
@@ -70,7 +70,7 @@ function variant(name, anthropic) {
   copyFileSync(join(g, "steadyllm_wasm_bg.wasm"), out);
   // The module's memory is fresh (zero-filled) and Rust's data starts at 1 MiB (low memory
   // unused): both assumptions hold.
-  run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["--one-caller-inline-max-function-size", "100", "-Oz", "--converge", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
+  run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["--one-caller-inline-max-function-size", "100", "-Oz", "--converge", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--strip-target-features", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
   // One ES module: the wrapper, wasm-bindgen's glue and its snippet, minified. The glue finds
   // the wasm with `new URL("steadyllm_wasm_bg.wasm", import.meta.url)`, which stays as is, so
   // the .wasm sits next to it (bundlers that understand that pattern copy it along).
