@@ -49,6 +49,7 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+pub mod abi;
 pub mod batch;
 pub mod input;
 
@@ -65,7 +66,6 @@ use steadyllm_core::sse::{SseItem, SseParser};
 use steadyllm_core::time::Instant;
 use steadyllm_core::tools::{CallHead, Part, ToolCallAssembler, ToolCallError, ToolCallStorage};
 use steadyllm_core::transport::{self, BodyEnd};
-use wasm_bindgen::prelude::*;
 
 use crate::batch::Batch;
 
@@ -277,7 +277,6 @@ impl Body {
 }
 
 /// One `Client`'s engine: settings and the state its calls share.
-#[wasm_bindgen]
 pub struct Engine {
     config: CallConfig,
     state: ClientState,
@@ -286,7 +285,6 @@ pub struct Engine {
     anthropic: u32,
 }
 
-#[wasm_bindgen]
 impl Engine {
     /// An engine for `endpoints` endpoints (1–4; bit `i` of `anthropic` marks endpoint `i` as
     /// Anthropic, which needs the `anthropic` feature) with the settings in `numbers` (see [`input::cfg`]; [`input::UNSET`] keeps
@@ -331,7 +329,6 @@ impl Engine {
 }
 
 /// One call: the engine's decisions and the attempt in flight.
-#[wasm_bindgen]
 pub struct Chat {
     call: Call,
     body: Body,
@@ -342,13 +339,13 @@ pub struct Chat {
     /// Status of the last response head of the call.
     last_status: u16,
     hints: RetryHints,
+    /// Bytes the wrapper hands in ([`abi::chat_input`]).
+    input: Vec<u8>,
 }
 
-#[wasm_bindgen]
 impl Chat {
     /// Starts a call at `now` for a request of `prompt_bytes` bytes of prompt text, a token
     /// limit (0: none) and whether it carries images (these pick the timeout tier).
-    #[wasm_bindgen(constructor)]
     pub fn new(
         engine: &mut Engine,
         now: f64,
@@ -379,6 +376,7 @@ impl Chat {
             status: 0,
             last_status: 0,
             hints: RetryHints::default(),
+            input: Vec::new(),
         }
     }
 

@@ -3,13 +3,65 @@
 // `steadyllm/anthropic`, whose module decodes Anthropic's events too.
 // Types: index.d.ts. The module is sans-IO: it decides (attempt, sleep, give up) and decodes;
 // this file does the IO — fetch, timers, abort — and builds the request bodies. What crosses
-// is numbers, strings and bytes; results come back as batches of records (see decodeBatch).
-
-import { Chat, Engine, initSync } from "./steadyllm_wasm.js";
+// is numbers and bytes; results come back as batches of records (see decodeBatch).
 
 let ready = null;
 let loaded = false;
 let memory = null;
+// The module's exports: a C ABI of numbers and addresses in its memory
+// (wasm-target/src/abi.rs). Engine and Chat below are those functions and nothing more.
+let x = null;
+
+// Engines live as long as their Client, which has no close(): freed when it is collected.
+const engines = new FinalizationRegistry((p) => x.engine_free(p));
+
+class Engine {
+  // Undefined when the module refuses the settings (the wrapper checked them first).
+  static create(numbers, endpoints, anthropic, seedLo, seedHi) {
+    const p = x.engine_create(...numbers, endpoints, anthropic, seedLo, seedHi);
+    if (!p) return;
+    const e = new Engine();
+    e.p = p;
+    engines.register(e, p);
+    return e;
+  }
+  health(now) {
+    return x.engine_health(this.p, now) >>> 0;
+  }
+}
+
+class Chat {
+  constructor(engine, now, promptBytes, maxTokens, images) {
+    this.p = x.chat_new(engine.p, now, promptBytes, maxTokens, images ? 1 : 0);
+  }
+  next(engine, now) {
+    x.chat_next(this.p, engine.p, now);
+  }
+  // Bytes in: into the chat's input buffer, then its length to the call that reads them.
+  put(bytes) {
+    new Uint8Array(memory.buffer, x.chat_input(this.p, bytes.length) >>> 0, bytes.length).set(bytes);
+    return bytes.length;
+  }
+  head(status, headers) {
+    x.chat_head(this.p, status, this.put(headers));
+  }
+  feed(bytes) {
+    return x.chat_feed(this.p, this.put(bytes));
+  }
+  end(engine, now, how) {
+    x.chat_end(this.p, engine.p, now, how);
+  }
+  size() {
+    return x.chat_size(this.p);
+  }
+  words() {
+    return x.chat_words(this.p) >>> 0;
+  }
+  free() {
+    x.chat_free(this.p);
+    this.p = 0;
+  }
+}
 
 // The module, compiled: from next to this file, or from what the caller passed to init().
 async function compile(source) {
@@ -28,10 +80,10 @@ async function compile(source) {
 export function init(source) {
   if (!ready) {
     ready = compile(source).then(
-      (module) => {
-        // Instantiated here rather than by the glue's async loader, which would add its own
-        // fetching code to the bundle.
-        memory = initSync({ module }).memory;
+      async (module) => {
+        // The module imports nothing.
+        x = (await WebAssembly.instantiate(module, {})).exports;
+        memory = x.memory;
         loaded = true;
       },
       (e) => {
