@@ -1069,7 +1069,7 @@ fn tool_calls_come_out_whole_the_same_through_every_api() {
         // The callback, with the core's assembler (as `chat --json`).
         s.set_script(vec![with_tools(fault.clone())]);
         let shared = SharedState::new(1, &config());
-        let r = chat_in(&[url.clone()], config(), &shared, form);
+        let r = chat_in(std::slice::from_ref(&url), config(), &shared, form);
         assert_eq!(
             r.result.as_ref().map(|x| x.attempts),
             Ok(1),

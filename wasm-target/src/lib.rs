@@ -760,6 +760,9 @@ mod tests {
         }
     }
 
+    /// A record as a test sees it: kind, words after the kind, its texts.
+    type Seen = (u32, Vec<u32>, Vec<String>);
+
     /// Runs one attempt that answers `status` with `headers` and `body` (in pieces of
     /// `piece` bytes); returns every record it produced (feeds and end) and the done record.
     fn one_attempt(
@@ -767,7 +770,7 @@ mod tests {
         headers: &[u8],
         body: &[u8],
         piece: usize,
-    ) -> (Vec<(u32, Vec<u32>, Vec<String>)>, Vec<u32>) {
+    ) -> (Vec<Seen>, Vec<u32>) {
         let mut chat = Chat::new(e, 0.0, 10, 0, false);
         step(&mut chat, e, 0.0);
         chat.head(200, headers);
