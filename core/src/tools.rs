@@ -152,7 +152,9 @@ pub enum Part {
 
 /// Where an assembler keeps the calls: their heads and texts, numbered from 0 in the order
 /// they began. [`CallBuffer`] keeps them in caller memory (no heap); a program with a heap may
-/// keep them in strings of its own.
+/// keep them in strings of its own (the browser module does). [`ToolCallStorage::begin`] adds
+/// call number [`ToolCallStorage::calls`]; [`ToolCallStorage::append`] adds all of a text or,
+/// refusing it, none.
 pub trait ToolCallStorage {
     /// How many calls are held.
     fn calls(&self) -> usize;
@@ -455,7 +457,7 @@ impl<S: ToolCallStorage> ToolCallAssembler<S> {
                     index: t.index,
                     state: State::Open,
                 })?;
-                self.storage.calls() - 1
+                self.storage.calls().saturating_sub(1)
             }
         };
         // The id and the name once: later ones (repeats) are ignored.
