@@ -250,9 +250,12 @@ fn rec<const Q: usize>(
 }
 
 impl<const Q: usize, const T: usize> Inner<Q, T> {
-    /// Passes `item` to the tool-call assembler and records the calls it finished.
+    /// Passes `item` to the tool-call assembler and records the calls it finished. The first
+    /// refused fragment of a call is reported (once) as an overflow.
     fn assemble(&mut self, item: &StreamItem<'_>) {
-        if self.tools.handle_item(item).is_err() {
+        let before = self.tools.overflowed();
+        let _ = self.tools.handle_item(item);
+        if self.tools.overflowed() && !before {
             self.records.overflow = true;
         }
         self.record_finished();
