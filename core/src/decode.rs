@@ -1421,15 +1421,16 @@ mod tests {
         let (got, end) = items(
             Dialect::Anthropic,
             &[
-                r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"text","text":"Hi"},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a": [1, 2]}}],"stop_reason":"tool_use","usage":{"input_tokens":3,"output_tokens":4}}"#,
+                r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"thinking","thinking":"Hmm.","signature":"sig"},{"type":"text","text":"Hi"},{"type":"tool_use","id":"toolu_1","name":"f","input":{"a": [1, "\"q\""]}}],"stop_reason":"tool_use","usage":{"input_tokens":3,"output_tokens":4}}"#,
             ],
         );
         assert_eq!(
             got,
             [
                 "role 0 assistant",
+                "reasoning 0 Hmm.",
                 "content 0 Hi",
-                "tool 0 1 toolu_1 f {\"a\": [1, 2]}",
+                "tool 0 2 toolu_1 f {\"a\": [1, \"\\\"q\\\"\"]}",
                 "finish 0 tool_use",
                 "usage 3 4 7",
                 "done"

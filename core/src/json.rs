@@ -381,6 +381,7 @@ impl<'a> JsonStr<'a> {
         Pieces {
             rest: self.raw,
             buf: [0; 4],
+            plain: !self.escaped,
         }
     }
 }
@@ -415,6 +416,8 @@ impl defmt::Format for JsonStr<'_> {
 pub struct Pieces<'a> {
     rest: &'a str,
     buf: [u8; 4],
+    /// The text is `rest` as it is ([`JsonStr::plain`]): one piece, backslashes included.
+    plain: bool,
 }
 
 impl<'a> Pieces<'a> {
@@ -423,6 +426,9 @@ impl<'a> Pieces<'a> {
         let bytes = self.rest.as_bytes();
         if bytes.is_empty() {
             return None;
+        }
+        if self.plain {
+            return Some(core::mem::take(&mut self.rest));
         }
         if bytes.first() != Some(&b'\\') {
             let n = memchr::memchr(b'\\', bytes).unwrap_or(bytes.len());

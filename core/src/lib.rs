@@ -17,7 +17,9 @@
 //! - [`response`]: the HTTP/1.1 response head and the body's framing (`Content-Length`,
 //!   `chunked`, until close), fed in pieces like the SSE parser.
 //! - [`sse`]: an incremental, bounded, spec-exact WHATWG event-stream parser.
-//! - [`decode`]: zero-copy decoding of streamed chunks and error bodies into semantic items.
+//! - [`decode`]: zero-copy decoding of streamed chunks, whole answers and error bodies into
+//!   semantic items.
+//! - [`tools`]: whole tool calls joined from their fragments, in caller storage.
 //! - [`json`]: the JSON writer and single-pass reader the other layers share.
 //! - [`time`], [`rng`]: the core's own `Instant`/`Duration` and a seeded PRNG.
 //! - [`call`]: the resilience engine (timeouts, retries, failover, breakers, retry budget).
@@ -45,4 +47,5 @@ pub mod response;
 pub mod rng;
 pub mod sse;
 pub mod time;
+pub mod tools;
 pub mod transport;

@@ -9,27 +9,34 @@
 //!
 //! With no `--base-url` it starts the bundled mock server in-process on 127.0.0.1 and says so;
 //! `--chaos` makes the mock stall, answer 429 and reset a stream before it answers, so the
-//! recovery is visible. `--base-url` is repeatable (primary, then fallbacks). The key comes from
-//! `--api-key`, `STEADYLLM_API_KEY` or `OPENAI_API_KEY`. `--json` prints the decoded items as JSON
-//! lines (the `conformance decode` format) plus `attempt`/`backoff` lines and a final
-//! `{"kind":"outcome",...}`. The exit status is 0 only for a complete answer.
+//! recovery is visible. `--base-url` is repeatable (primary, then fallbacks). `--api chat` (the
+//! default) speaks OpenAI's chat completions, `--api anthropic` Anthropic's Messages API
+//! (`…/v1/messages`, its version header, `max_tokens` 1024 unless `--max-tokens` says). The key
+//! comes from `--api-key`, `STEADYLLM_API_KEY` or `OPENAI_API_KEY` (`ANTHROPIC_API_KEY` with
+//! `--api anthropic`). `--no-stream` asks for the whole answer as one JSON body and prints the
+//! same items. `--json` prints the decoded items as JSON lines (the `conformance decode`
+//! format), one `{"kind":"tool_call_done",...}` line per whole tool call (before the finish
+//! reason), `attempt`/`backoff` lines and a final `{"kind":"outcome",...}`. The exit status is
+//! 0 only for a complete answer.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use steadyllm_embassy::host::HostStack;
 use steadyllm_embassy::steadyllm_core::call::{CallConfig, CallEvent, Timeouts, WaitReason};
-use steadyllm_embassy::steadyllm_core::decode::StreamItem;
+use steadyllm_embassy::steadyllm_core::decode::{Dialect, StreamItem};
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
+use steadyllm_embassy::steadyllm_core::tools::{AssembledCall, CallBuffer, ToolCallAssembler};
 use steadyllm_embassy::{
     Buffers, Client, Event, SharedState, TlsSettings, TlsVerify, TrustAnchors,
 };
-use steadyllm_tests::conformance::{error_line, item_line};
+use steadyllm_tests::conformance::{error_line, item_line, tool_call_done_line};
 use steadyllm_tests::mock::{MockServer, Script};
 
-const USAGE: &str = "usage: chat [--base-url URL]... [--api-key KEY] [--model M] [--max-tokens N] \
+const USAGE: &str = "usage: chat [--base-url URL]... [--api chat|anthropic] [--api-key KEY] [--model M] \
+[--max-tokens N] [--no-stream] \
 [--connect-timeout-ms N] [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--deadline-ms N] \
 [--max-retries N] [--restart-on-partial] [--ca ROOTS.pem|ROOTS.der] [--insecure-skip-tls-verify] \
 [--chaos] [--json] PROMPT";
@@ -50,16 +57,15 @@ struct Args {
     restart_on_partial: bool,
     chaos: bool,
     json: bool,
+    /// `--api`: the dialect of every endpoint.
+    dialect: Dialect,
+    /// `--no-stream`: one JSON body instead of a stream.
+    no_stream: bool,
     prompt: String,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        api_key: std::env::var("STEADYLLM_API_KEY")
-            .or_else(|_| std::env::var("OPENAI_API_KEY"))
-            .ok(),
-        ..Args::default()
-    };
+    let mut a = Args::default();
     let mut it = std::env::args().skip(1);
     let num = |v: Option<String>, name: &str| -> Result<u64, String> {
         v.and_then(|v| v.parse::<u64>().ok())
@@ -86,10 +92,27 @@ fn parse_args() -> Result<Args, String> {
             "--restart-on-partial" => a.restart_on_partial = true,
             "--chaos" => a.chaos = true,
             "--json" => a.json = true,
+            "--api" => {
+                a.dialect = match it.next().as_deref() {
+                    Some("chat") => Dialect::OpenAi,
+                    Some("anthropic") => Dialect::Anthropic,
+                    _ => return Err(format!("--api needs chat or anthropic\n{USAGE}")),
+                }
+            }
+            "--no-stream" => a.no_stream = true,
             "-h" | "--help" => return Err(USAGE.into()),
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
             _ => prompt.push(arg),
         }
+    }
+    if a.api_key.is_none() {
+        let vendor = match a.dialect {
+            Dialect::OpenAi => "OPENAI_API_KEY",
+            Dialect::Anthropic => "ANTHROPIC_API_KEY",
+        };
+        a.api_key = std::env::var("STEADYLLM_API_KEY")
+            .or_else(|_| std::env::var(vendor))
+            .ok();
     }
     a.prompt = prompt.join(" ");
     if a.prompt.is_empty() {
@@ -153,17 +176,22 @@ fn main() -> ExitCode {
     let mut endpoints = Vec::new();
     for u in &urls {
         match Endpoint::new(u, key) {
-            Ok(e) => endpoints.push(e),
+            Ok(e) => endpoints.push(e.with_dialect(args.dialect)),
             Err(e) => {
                 eprintln!("chat: {u}: {e}");
                 return ExitCode::from(2);
             }
         }
     }
-    let model = args.model.clone().unwrap_or_else(|| "gpt-4o-mini".into());
+    let default_model = match args.dialect {
+        Dialect::OpenAi => "gpt-4o-mini",
+        Dialect::Anthropic => "claude-sonnet-4-5",
+    };
+    let model = args.model.clone().unwrap_or_else(|| default_model.into());
     let messages = [Message::user(&args.prompt)];
     let mut request = ChatRequest::new(&model, &messages);
     request.max_tokens = args.max_tokens;
+    request.stream = !args.no_stream;
     // The timeout tier for this request, overridden from the command line. Under --chaos the
     // first-byte and idle timeouts are short so the recovery shows within seconds.
     let mut t = Timeouts::for_profile(request.profile());
@@ -224,12 +252,32 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout();
     let mut mid_line = false;
     let mut started = 0u32;
+    // Whole tool calls, joined by the core from their fragments.
+    let mut tools = ToolCallAssembler::with_storage(CallBuffer::<_, 64>::new(vec![0u8; 64 * 1024]));
+    let print_call = |out: &mut std::io::Stdout, mid_line: &mut bool, c: AssembledCall<'_>| {
+        if json {
+            let _ = writeln!(out, "{}", tool_call_done_line(&c));
+        } else {
+            if *mid_line {
+                let _ = writeln!(out);
+                *mid_line = false;
+            }
+            let _ = writeln!(out, "[tool call {} {}] {}", c.id, c.name, c.arguments);
+        }
+    };
     let result = async_io::block_on(client.chat(&request, &mut bufs, |event| {
         if let Event::Engine(CallEvent::AttemptStarted { number, .. }) = event {
             started = number;
         }
         match event {
         Event::Item(item) => {
+            if let Err(e) = tools.handle_item(&item) {
+                eprintln!("chat: {e}");
+            }
+            // Whole calls before the finish reason that ends them.
+            while let Some(c) = tools.poll_finished() {
+                print_call(&mut out, &mut mid_line, c);
+            }
             if json {
                 let _ = writeln!(out, "{}", item_line(&item));
             } else if let StreamItem::Content { text, .. } = item {
@@ -247,6 +295,7 @@ fn main() -> ExitCode {
                 let _ = writeln!(out, "{line}");
             }
             CallEvent::DiscardDelivered { bytes } => {
+                tools.clear();
                 let line = serde_json::json!({"kind": "discard", "bytes": bytes});
                 let _ = writeln!(out, "{line}");
             }
@@ -272,6 +321,9 @@ fn main() -> ExitCode {
             _ => {}
         },
         Event::Engine(ev) if !matches!(ev, CallEvent::AttemptStarted { number: 1, .. }) => {
+            if let CallEvent::DiscardDelivered { .. } = ev {
+                tools.clear();
+            }
             if mid_line {
                 eprintln!();
                 mid_line = false;
@@ -298,6 +350,13 @@ fn main() -> ExitCode {
     }
     }));
     let ok = result.is_ok();
+    if ok {
+        // A whole answer may end without a finish reason: its calls are complete now.
+        tools.finish_all();
+        while let Some(c) = tools.poll_finished() {
+            print_call(&mut out, &mut mid_line, c);
+        }
+    }
     if json {
         let (attempts, error) = match &result {
             Ok(o) => (o.attempts, serde_json::Value::Null),

@@ -16,6 +16,7 @@ use steadyllm_embassy::host::HostStack;
 use steadyllm_embassy::steadyllm_core::call::CallConfig;
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
+use steadyllm_embassy::steadyllm_core::tools::ToolCallAssembler;
 use steadyllm_embassy::tls::decode_pem_bundle;
 use steadyllm_embassy::{Buffers, Client, SharedState, TlsSettings, TlsVerify, TrustAnchors};
 use steadyllm_tests::mock::MockServer;
@@ -47,7 +48,10 @@ fn median_ms(url: &str, roots: Option<&[u8]>) -> f64 {
             .with_tls(&mut tls_read, &mut tls_write);
         let mut out = [0u8; 256];
         let t = Instant::now();
-        let r = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)));
+        let mut calls = ToolCallAssembler::new([0u8; 0]);
+        let r = async_io::block_on(Box::pin(
+            client.chat_collect(&request, &mut bufs, &mut out, &mut calls),
+        ));
         times.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(r.is_ok(), "{url}: {r:?}");
     }

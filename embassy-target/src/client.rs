@@ -16,6 +16,7 @@ use steadyllm_core::http::{Endpoint, RequestHead};
 use steadyllm_core::request::ChatRequest;
 use steadyllm_core::sse::SseParser;
 use steadyllm_core::time;
+use steadyllm_core::tools::{ToolCallAssembler, ToolCallStorage};
 use steadyllm_core::transport::{self, BodyEnd, BodyKind};
 
 use crate::attempt::{self, AttemptDeadlines, AttemptFailure, Conn, StreamSink, TimeoutKind};
@@ -367,17 +368,22 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         self
     }
 
-    /// Runs [`Client::chat`] and collects the answer's text into `out`. Returns the summary
-    /// and the text; `truncated` says the answer was longer than `out` (the text then ends at
-    /// the last whole character that fit). With restart-on-partial, a restart clears `out`.
-    pub async fn chat_collect<'o>(
+    /// Runs [`Client::chat`] and collects the answer's text into `out` and its tool calls,
+    /// whole, into `tool_calls` (the core's [`ToolCallAssembler`], cleared first; read them
+    /// with its `calls()`, and `overflowed()` says whether some did not fit its storage).
+    /// Returns the summary and the text; `truncated` says the answer was longer than `out`
+    /// (the text then ends at the last whole character that fit). With restart-on-partial, a
+    /// restart clears both.
+    pub async fn chat_collect<'o, S: ToolCallStorage>(
         &mut self,
         request: &ChatRequest<'_>,
         bufs: &mut Buffers<'_>,
         out: &'o mut [u8],
+        tool_calls: &mut ToolCallAssembler<S>,
     ) -> Result<Collected<'o>, ChatError> {
         let mut len = 0usize;
         let mut truncated = false;
+        tool_calls.clear();
         let summary = self
             .chat(request, bufs, |e| match e {
                 Event::Item(StreamItem::Content { text, .. }) => {
@@ -393,13 +399,20 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                         }
                     }
                 }
+                // A refused fragment is reported by `overflowed()`.
+                Event::Item(item) => {
+                    let _ = tool_calls.handle_item(&item);
+                }
                 Event::Engine(CallEvent::DiscardDelivered { .. }) => {
                     len = 0;
                     truncated = false;
+                    tool_calls.clear();
                 }
                 _ => {}
             })
             .await?;
+        // A whole answer may end without a finish reason: its calls are complete now.
+        tool_calls.finish_all();
         let text = core::str::from_utf8(out.get(..len).unwrap_or_default()).unwrap_or_default();
         Ok(Collected {
             summary,

@@ -26,7 +26,14 @@
 //!
 //! The call pauses after each network read until the stream has handed out everything that
 //! read produced, so the queue never holds more than one read's worth: make `Q` at least
-//! 1.25 × the response buffer (records carry a few bytes of framing each).
+//! 1.25 × the response buffer (records carry a few bytes of framing each), and larger than
+//! the largest whole tool call.
+//!
+//! Tool calls come as fragments ([`Delta::ToolCall`]) and whole ([`Delta::ToolCallDone`], just
+//! before the finish reason that ends them): the queue joins them with the core's
+//! [`ToolCallAssembler`] in `T` bytes of its own (each call takes its id, name and arguments
+//! back to back; up to 8 calls per answer). Calls that do not fit are lost, and the stream
+//! says so with [`ChatError::StreamQueueFull`].
 
 use core::cell::RefCell;
 use core::future::Future;
@@ -36,6 +43,7 @@ use core::task::Poll;
 use steadyllm_core::call::{CallEvent, Summary};
 use steadyllm_core::decode::{StreamItem, Usage};
 use steadyllm_core::json::JsonStr;
+use steadyllm_core::tools::{CallBuffer, ToolCallAssembler};
 
 use crate::{ChatError, Event};
 
@@ -70,7 +78,7 @@ pub enum Delta<'s> {
         /// The text.
         text: &'s str,
     },
-    /// A tool-call fragment.
+    /// A tool-call fragment (the whole call follows as [`Delta::ToolCallDone`]).
     ToolCall {
         /// Choice index.
         choice: u32,
@@ -81,6 +89,19 @@ pub enum Delta<'s> {
         /// Function name (first fragment).
         name: Option<&'s str>,
         /// A piece of the arguments JSON.
+        arguments: &'s str,
+    },
+    /// A whole tool call, its fragments joined (before the finish reason that ended it).
+    ToolCallDone {
+        /// Choice index.
+        choice: u32,
+        /// Call position.
+        index: u32,
+        /// Call id.
+        id: &'s str,
+        /// Function name.
+        name: &'s str,
+        /// The arguments JSON.
         arguments: &'s str,
     },
     /// Why a choice ended.
@@ -121,10 +142,12 @@ const TAG_STREAM_ERROR: u8 = 8;
 const TAG_SERVER_ERROR: u8 = 9;
 const TAG_ENGINE: u8 = 10;
 const TAG_DONE: u8 = 11;
+const TAG_TOOL_DONE: u8 = 12;
 
 const EVENTS: usize = 16;
 
-struct Inner<const Q: usize> {
+/// The records waiting to be pulled.
+struct Records<const Q: usize> {
     buf: [u8; Q],
     write: usize,
     read: usize,
@@ -132,12 +155,18 @@ struct Inner<const Q: usize> {
     overflow: bool,
 }
 
-/// A fixed buffer of pulled items; see the module docs.
-pub struct DeltaQueue<const Q: usize> {
-    inner: RefCell<Inner<Q>>,
+struct Inner<const Q: usize, const T: usize> {
+    records: Records<Q>,
+    tools: ToolCallAssembler<CallBuffer<[u8; T]>>,
 }
 
-impl<const Q: usize> Default for DeltaQueue<Q> {
+/// A fixed buffer of pulled items (`Q` bytes) with the storage that joins tool calls (`T`
+/// bytes); see the module docs.
+pub struct DeltaQueue<const Q: usize, const T: usize = 1024> {
+    inner: RefCell<Inner<Q, T>>,
+}
+
+impl<const Q: usize, const T: usize> Default for DeltaQueue<Q, T> {
     fn default() -> Self {
         Self::new()
     }
@@ -146,7 +175,7 @@ impl<const Q: usize> Default for DeltaQueue<Q> {
 /// Writes one record: tag, choice, index, optional status/usage numbers, up to three strings
 /// (each: presence byte, u16 length, bytes).
 struct Rec<'a, const Q: usize> {
-    inner: &'a mut Inner<Q>,
+    inner: &'a mut Records<Q>,
     start: usize,
     ok: bool,
 }
@@ -200,16 +229,66 @@ impl<const Q: usize> Rec<'_, Q> {
     }
 }
 
-impl<const Q: usize> DeltaQueue<Q> {
+fn rec<const Q: usize>(
+    records: &mut Records<Q>,
+    tag: u8,
+    choice: u32,
+    index: u32,
+    f: impl FnOnce(&mut Rec<'_, Q>),
+) {
+    let start = records.write;
+    let mut r = Rec {
+        inner: records,
+        start,
+        ok: true,
+    };
+    r.bytes(&[tag]);
+    r.u32(choice);
+    r.u32(index);
+    f(&mut r);
+    r.finish();
+}
+
+impl<const Q: usize, const T: usize> Inner<Q, T> {
+    /// Passes `item` to the tool-call assembler and records the calls it finished. The first
+    /// refused fragment of a call is reported (once) as an overflow.
+    fn assemble(&mut self, item: &StreamItem<'_>) {
+        let before = self.tools.overflowed();
+        let _ = self.tools.handle_item(item);
+        if self.tools.overflowed() && !before {
+            self.records.overflow = true;
+        }
+        self.record_finished();
+    }
+
+    /// Records every finished call not recorded yet; `true` if there was one.
+    fn record_finished(&mut self) -> bool {
+        let mut any = false;
+        while let Some(c) = self.tools.poll_finished() {
+            any = true;
+            rec(&mut self.records, TAG_TOOL_DONE, c.choice, c.index, |r| {
+                r.str(Some(JsonStr::plain(c.id)));
+                r.str(Some(JsonStr::plain(c.name)));
+                r.str(Some(JsonStr::plain(c.arguments)));
+            });
+        }
+        any
+    }
+}
+
+impl<const Q: usize, const T: usize> DeltaQueue<Q, T> {
     /// An empty queue.
     pub const fn new() -> Self {
         DeltaQueue {
             inner: RefCell::new(Inner {
-                buf: [0; Q],
-                write: 0,
-                read: 0,
-                events: [None; EVENTS],
-                overflow: false,
+                records: Records {
+                    buf: [0; Q],
+                    write: 0,
+                    read: 0,
+                    events: [None; EVENTS],
+                    overflow: false,
+                },
+                tools: ToolCallAssembler::new([0; T]),
             }),
         }
     }
@@ -218,21 +297,31 @@ impl<const Q: usize> DeltaQueue<Q> {
         let Ok(mut inner) = self.inner.try_borrow_mut() else {
             return;
         };
-        let start = inner.write;
-        let mut r = Rec {
-            inner: &mut inner,
-            start,
-            ok: true,
+        rec(&mut inner.records, tag, choice, index, f);
+    }
+
+    /// Passes an item to the tool-call assembler (recording the calls it finished).
+    fn assemble(&self, item: &StreamItem<'_>) {
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.assemble(item);
+        }
+    }
+
+    /// The answer is complete: records the tool calls still open; `true` if there were any.
+    fn finish_tool_calls(&self) -> bool {
+        let Ok(mut inner) = self.inner.try_borrow_mut() else {
+            return false;
         };
-        r.bytes(&[tag]);
-        r.u32(choice);
-        r.u32(index);
-        f(&mut r);
-        r.finish();
+        inner.tools.finish_all();
+        inner.record_finished()
     }
 
     /// Keeps one event of a call: pass `|event| queue.push(event)` as the call's callback.
     pub fn push(&self, event: Event<'_>) {
+        if let Event::Item(ref item @ (StreamItem::Finish { .. } | StreamItem::Done)) = event {
+            // Whole calls before the finish reason or end marker that ends them.
+            self.assemble(item);
+        }
         match event {
             Event::Item(item) => match item {
                 StreamItem::Role { choice, role } => {
@@ -247,11 +336,14 @@ impl<const Q: usize> DeltaQueue<Q> {
                 StreamItem::Refusal { choice, text } => {
                     self.rec(TAG_REFUSAL, choice, 0, |r| r.str(Some(text)))
                 }
-                StreamItem::ToolCall(t) => self.rec(TAG_TOOL, t.choice, t.index, |r| {
-                    r.str(t.id);
-                    r.str(t.name);
-                    r.str(Some(t.arguments));
-                }),
+                StreamItem::ToolCall(t) => {
+                    self.rec(TAG_TOOL, t.choice, t.index, |r| {
+                        r.str(t.id);
+                        r.str(t.name);
+                        r.str(Some(t.arguments));
+                    });
+                    self.assemble(&item);
+                }
                 StreamItem::Finish { choice, reason } => {
                     self.rec(TAG_FINISH, choice, 0, |r| r.str(Some(reason)))
                 }
@@ -276,15 +368,23 @@ impl<const Q: usize> DeltaQueue<Q> {
                 let Ok(mut inner) = self.inner.try_borrow_mut() else {
                     return;
                 };
-                let Some(slot) = inner.events.iter().position(Option::is_none) else {
-                    inner.overflow = true;
+                // A new call, or a restarted answer: the calls so far are gone.
+                if matches!(
+                    e,
+                    CallEvent::AttemptStarted { number: 1, .. }
+                        | CallEvent::DiscardDelivered { .. }
+                ) {
+                    inner.tools.clear();
+                }
+                let records = &mut inner.records;
+                let Some(slot) = records.events.iter().position(Option::is_none) else {
+                    records.overflow = true;
                     return;
                 };
-                if let Some(s) = inner.events.get_mut(slot) {
+                if let Some(s) = records.events.get_mut(slot) {
                     *s = Some(e);
                 }
-                drop(inner);
-                self.rec(TAG_ENGINE, 0, slot as u32, |_| {});
+                rec(records, TAG_ENGINE, 0, slot as u32, |_| {});
             }
         }
     }
@@ -292,13 +392,14 @@ impl<const Q: usize> DeltaQueue<Q> {
     fn is_empty(&self) -> bool {
         self.inner
             .try_borrow()
-            .map(|i| i.read >= i.write)
+            .map(|i| i.records.read >= i.records.write)
             .unwrap_or(true)
     }
 
     /// Moves the next record into `out`; returns its length, or the engine event it names.
     fn pop_into(&self, out: &mut [u8]) -> Option<(usize, Option<CallEvent>)> {
-        let mut inner = self.inner.try_borrow_mut().ok()?;
+        let mut guard = self.inner.try_borrow_mut().ok()?;
+        let inner = &mut guard.records;
         if inner.read >= inner.write {
             return None;
         }
@@ -321,7 +422,7 @@ impl<const Q: usize> DeltaQueue<Q> {
     fn take_overflow(&self) -> bool {
         self.inner
             .try_borrow_mut()
-            .map(|mut i| core::mem::take(&mut i.overflow))
+            .map(|mut i| core::mem::take(&mut i.records.overflow))
             .unwrap_or(false)
     }
 }
@@ -331,7 +432,7 @@ fn record_len(b: &[u8]) -> Option<usize> {
     let tag = *b.first()?;
     let mut at = 9;
     let strings = match tag {
-        TAG_TOOL => 3,
+        TAG_TOOL | TAG_TOOL_DONE => 3,
         TAG_USAGE => {
             at += 24;
             0
@@ -394,6 +495,18 @@ fn parse(rec: &[u8], event: Option<CallEvent>) -> Option<Delta<'_>> {
                 arguments,
             }
         }
+        TAG_TOOL_DONE => {
+            let id = next_str()?.unwrap_or_default();
+            let name = next_str()?.unwrap_or_default();
+            let arguments = next_str()?.unwrap_or_default();
+            Delta::ToolCallDone {
+                choice,
+                index,
+                id,
+                name,
+                arguments,
+            }
+        }
         TAG_FINISH => Delta::Finish {
             choice,
             reason: next_str()?.unwrap_or_default(),
@@ -422,19 +535,26 @@ fn parse(rec: &[u8], event: Option<CallEvent>) -> Option<Delta<'_>> {
 }
 
 /// Drives a call and hands out its items one at a time; see the module docs.
-pub struct ChatStream<'r, F: Future<Output = Result<Summary, ChatError>>, const Q: usize> {
+pub struct ChatStream<
+    'r,
+    F: Future<Output = Result<Summary, ChatError>>,
+    const Q: usize,
+    const T: usize = 1024,
+> {
     call: Pin<&'r mut F>,
-    queue: &'r DeltaQueue<Q>,
+    queue: &'r DeltaQueue<Q, T>,
     scratch: [u8; Q],
     result: Option<Result<Summary, ChatError>>,
     summary: Option<Summary>,
     finished: bool,
 }
 
-impl<'r, F: Future<Output = Result<Summary, ChatError>>, const Q: usize> ChatStream<'r, F, Q> {
+impl<'r, F: Future<Output = Result<Summary, ChatError>>, const Q: usize, const T: usize>
+    ChatStream<'r, F, Q, T>
+{
     /// A stream over `call` (the pinned future of [`Client::chat`](crate::Client::chat) whose
     /// callback pushes into `queue`).
-    pub fn new(call: Pin<&'r mut F>, queue: &'r DeltaQueue<Q>) -> Self {
+    pub fn new(call: Pin<&'r mut F>, queue: &'r DeltaQueue<Q, T>) -> Self {
         ChatStream {
             call,
             queue,
@@ -456,6 +576,12 @@ impl<'r, F: Future<Output = Result<Summary, ChatError>>, const Q: usize> ChatStr
                 break;
             }
             if let Some(r) = self.result.take() {
+                // A complete answer may end without a finish reason (a whole answer): its
+                // open tool calls are whole now.
+                if r.is_ok() && self.queue.finish_tool_calls() {
+                    self.result = Some(r);
+                    continue;
+                }
                 self.finished = true;
                 match r {
                     Ok(s) => {

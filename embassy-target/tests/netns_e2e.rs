@@ -1,8 +1,10 @@
 //! End to end on a real embassy-net stack: the steadyllm client runs on embassy-net over a TAP
 //! device inside a network namespace this test creates (and deletes); the mock server listens on
 //! the kernel side of the TAP in the same namespace. Every fault of the matrix gets its asserted
-//! outcome, and every TLS chain shape of the matrix streams (or is refused with its reason)
-//! over embassy-net. Needs root; prints `SKIPPED: <reason>` otherwise.
+//! outcome, every TLS chain shape of the matrix streams (or is refused with its reason), and
+//! every dialect and form of answer (streamed, whole, whole in answer to a streamed request)
+//! completes in one attempt with its tool calls whole, over embassy-net. Needs root; prints
+//! `SKIPPED: <reason>` otherwise.
 #![cfg(target_os = "linux")]
 
 use std::net::SocketAddr;
@@ -13,10 +15,11 @@ use steadyllm_embassy::steadyllm_core::call::{
     CallConfig, CallError, CallEvent, CertificateFault, Failure, Jitter, Phase, StreamFault,
     Summary, Timeouts,
 };
-use steadyllm_embassy::steadyllm_core::decode::StreamItem;
+use steadyllm_embassy::steadyllm_core::decode::{Dialect, StreamItem};
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
+use steadyllm_embassy::steadyllm_core::tools::ToolCallAssembler;
 use steadyllm_embassy::tls::decode_pem_bundle;
 use steadyllm_embassy::{
     Buffers, ChatError, Client, Event, SharedState, TlsSettings, TlsVerify, TrustAnchors,
@@ -191,17 +194,42 @@ fn cases() -> Vec<(&'static str, Script, Expect)> {
         .collect()
 }
 
-/// One call from embassy-net to `url`, over TLS verified against `roots_pem` when given: its
-/// result, the answer's text, and how many attempts failed.
+/// The dialect of the endpoint, and whether the request asks for a stream.
+#[derive(Clone, Copy, Debug)]
+struct Form {
+    dialect: Dialect,
+    stream: bool,
+}
+
+const OPENAI_STREAM: Form = Form {
+    dialect: Dialect::OpenAi,
+    stream: true,
+};
+
+/// What one call saw.
+struct Call {
+    result: Result<Summary, ChatError>,
+    text: String,
+    /// Attempts that failed.
+    failed: u32,
+    /// Whole tool calls (`id name arguments`), joined by the core's assembler.
+    tool_calls: Vec<String>,
+}
+
+/// One call from embassy-net to `url` in `form`, over TLS verified against `roots_pem` when
+/// given.
 async fn call(
     stack: embassy_net::Stack<'static>,
     url: String,
     roots_pem: Option<String>,
-) -> (Result<Summary, ChatError>, String, u32) {
+    form: Form,
+) -> Call {
     stack.wait_config_up().await;
     let state: TcpClientState<2, 4096, 4096> = TcpClientState::new();
     let tcp = TcpClient::new(stack, &state);
-    let endpoints = [Endpoint::new(&url, Some("sk-test")).expect("endpoint")];
+    let endpoints = [Endpoint::new(&url, Some("sk-test"))
+        .expect("endpoint")
+        .with_dialect(form.dialect)];
     let cfg = config();
     let shared: SharedState = SharedState::new(1, &cfg);
     let mut der = vec![0u8; 16 * 1024];
@@ -214,21 +242,43 @@ async fn call(
         client = client.with_tls(TlsSettings::new(roots, &mut rng));
     }
     let messages = [Message::user("Why is the sky blue?")];
-    let request = ChatRequest::new("gpt-4o-mini", &messages);
+    let mut request = ChatRequest::new("gpt-4o-mini", &messages);
+    request.stream = form.stream;
     let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
     let (mut tls_read, mut tls_write) = (vec![0u8; 16_640], vec![0u8; 4096]);
     let mut bufs =
         Buffers::new(&mut body, &mut head, &mut response).with_tls(&mut tls_read, &mut tls_write);
     let mut text = String::new();
     let mut failed = 0u32;
-    let r = client
+    let mut assembler = ToolCallAssembler::new([0u8; 1024]);
+    let mut tool_calls = Vec::new();
+    let result = client
         .chat(&request, &mut bufs, |e| match e {
-            Event::Item(StreamItem::Content { text: t, .. }) => text.push_str(&t.to_string()),
+            Event::Item(item) => {
+                assembler.handle_item(&item).expect("tool calls fit");
+                while let Some(c) = assembler.poll_finished() {
+                    tool_calls.push(format!("{} {} {}", c.id, c.name, c.arguments));
+                }
+                if let StreamItem::Content { text: t, .. } = item {
+                    text.push_str(&t.to_string());
+                }
+            }
             Event::Engine(CallEvent::AttemptFailed { .. }) => failed += 1,
             _ => {}
         })
         .await;
-    (r, text, failed)
+    if result.is_ok() {
+        assembler.finish_all();
+        while let Some(c) = assembler.poll_finished() {
+            tool_calls.push(format!("{} {} {}", c.id, c.name, c.arguments));
+        }
+    }
+    Call {
+        result,
+        text,
+        failed,
+        tool_calls,
+    }
 }
 
 #[test]
@@ -259,12 +309,16 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
         } else {
             url.clone()
         };
-        let result = net
+        let Call {
+            result: r,
+            text,
+            failed,
+            ..
+        } = net
             .run(StdDuration::from_secs(30), move |stack| {
-                call(stack, url, None)
+                call(stack, url, None, OPENAI_STREAM)
             })
             .unwrap_or_else(|e| panic!("{name}: embassy job: {e:?}"));
-        let (r, text, failed) = result;
         match (&expect, &r) {
             (Expect::Ok(n), Ok(s)) => {
                 assert_eq!(s.attempts, *n, "{name}");
@@ -376,9 +430,14 @@ fn tls_chains_on_embassy_net_in_a_namespace() {
         let url = format!("https://{ip}:{}/v1", addr.port());
         let before = server.requests().len();
         let roots = pki.roots_pem.clone();
-        let (r, text, failed) = net
+        let Call {
+            result: r,
+            text,
+            failed,
+            ..
+        } = net
             .run(StdDuration::from_secs(60), move |stack| {
-                call(stack, url, Some(roots))
+                call(stack, url, Some(roots), OPENAI_STREAM)
             })
             .unwrap_or_else(|e| panic!("{case}: embassy job: {e:?}"));
         let r = r.map(|s| s.attempts);
@@ -411,5 +470,98 @@ fn tls_chains_on_embassy_net_in_a_namespace() {
     );
     eprintln!(
         "netns e2e: {passed} TLS chain cases passed on embassy-net in namespace {name} (deleted)"
+    );
+}
+
+#[test]
+fn every_dialect_and_form_of_answer_on_embassy_net_with_tool_calls_whole() {
+    if let Err(why) = NetNs::available() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let ns = NetNs::new().expect("namespace");
+    let name = ns.name().to_string();
+    let host = ns.host_addr();
+    let server = ns
+        .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
+        .expect("thread in namespace")
+        .join()
+        .expect("join")
+        .expect("mock server in the namespace");
+    let url = server.base_url();
+    let answer = server.answer();
+    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
+    let calls = [
+        (
+            "get_weather",
+            r#"{"city":"Paris","note":"a \"quoted\" é, split in pieces"}"#,
+        ),
+        ("get_time", "{}"),
+    ];
+    let mut passed = 0;
+    for dialect in [Dialect::OpenAi, Dialect::Anthropic] {
+        for (form_name, stream, fault) in [
+            ("streamed", true, Fault::Ok),
+            ("whole", false, Fault::Ok),
+            ("whole answer to a stream", true, Fault::Whole),
+        ] {
+            for tools in [false, true] {
+                let case = format!("{dialect:?} {form_name}, tool calls: {tools}");
+                let mut step = Step::from(fault.clone());
+                if tools {
+                    for (n, a) in calls {
+                        step = step.tool_call(n, a);
+                    }
+                }
+                server.reset();
+                server.set_script(vec![step]);
+                let url = url.clone();
+                let form = Form { dialect, stream };
+                let c = net
+                    .run(StdDuration::from_secs(30), move |stack| {
+                        call(stack, url, None, form)
+                    })
+                    .unwrap_or_else(|e| panic!("{case}: embassy job: {e:?}"));
+                assert_eq!(c.result.map(|s| s.attempts), Ok(1), "{case}");
+                assert_eq!(c.text, answer, "{case}");
+                let prefix = match dialect {
+                    Dialect::OpenAi => "call_mock0_",
+                    Dialect::Anthropic => "toolu_mock0_",
+                };
+                let want: Vec<String> = if tools {
+                    calls
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (n, a))| format!("{prefix}{i} {n} {a}"))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(c.tool_calls, want, "{case}");
+                let reqs = server.requests();
+                assert_eq!(reqs.len(), 1, "{case}: one request");
+                let body = reqs[0].body_json().expect("json");
+                assert_eq!(body["stream"], stream, "{case}");
+                if dialect == Dialect::Anthropic {
+                    assert_eq!(reqs[0].path, "/v1/messages", "{case}");
+                    assert_eq!(
+                        reqs[0].header("anthropic-version"),
+                        Some("2023-06-01"),
+                        "{case}"
+                    );
+                }
+                passed += 1;
+            }
+        }
+    }
+    drop(net);
+    drop(server);
+    drop(ns);
+    assert!(
+        !NetNs::exists(&name).expect("ip netns list"),
+        "namespace deleted"
+    );
+    eprintln!(
+        "netns e2e: {passed} dialect and answer-form cases passed on embassy-net in namespace {name} (deleted)"
     );
 }

@@ -8,10 +8,11 @@ use steadyllm_embassy::host::HostStack;
 use steadyllm_embassy::steadyllm_core::call::{
     CallConfig, CallError, CallEvent, Failure, Jitter, Phase, StreamFault, Summary, Timeouts,
 };
-use steadyllm_embassy::steadyllm_core::decode::StreamItem;
+use steadyllm_embassy::steadyllm_core::decode::{Dialect, StreamItem};
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
+use steadyllm_embassy::steadyllm_core::tools::ToolCallAssembler;
 use steadyllm_embassy::{Buffers, ChatError, Client, Event, SharedState};
 use steadyllm_tests::mock::{Fault, MockServer, RateLimit, Script, Step};
 
@@ -53,35 +54,71 @@ struct Run {
     server_errors: Vec<(u16, String)>,
     /// `Event::Redirected`: status and location.
     redirects: Vec<(u16, String)>,
+    /// Whole tool calls (`id name arguments`), joined by the core's assembler from the
+    /// fragments the callback got, as `chat --json` does.
+    tool_calls: Vec<String>,
     elapsed: StdDuration,
 }
 
+/// The dialect of the endpoints, and whether the request asks for a stream.
+#[derive(Clone, Copy, Debug)]
+struct Form {
+    dialect: Dialect,
+    stream: bool,
+}
+
+const OPENAI_STREAM: Form = Form {
+    dialect: Dialect::OpenAi,
+    stream: true,
+};
+
 fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
+    chat_in(urls, config, shared, OPENAI_STREAM)
+}
+
+fn chat_in(urls: &[String], config: CallConfig, shared: &SharedState, form: Form) -> Run {
     let stack = HostStack::new();
     let endpoints: Vec<Endpoint<'_>> = urls
         .iter()
-        .map(|u| Endpoint::new(u, Some("sk-test")).expect("endpoint"))
+        .map(|u| {
+            Endpoint::new(u, Some("sk-test"))
+                .expect("endpoint")
+                .with_dialect(form.dialect)
+        })
         .collect();
     let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, shared, config, 7);
     let messages = [Message::user("Why is the sky blue?")];
-    let request = ChatRequest::new("gpt-4o-mini", &messages);
+    let mut request = ChatRequest::new("gpt-4o-mini", &messages);
+    request.stream = form.stream;
     let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
     let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
     let (mut text, mut events, mut server_errors) = (String::new(), Vec::new(), Vec::new());
     let mut reasoning = String::new();
     let mut redirects = Vec::new();
+    let mut assembler = ToolCallAssembler::new(vec![0u8; 1024]);
+    let mut tool_calls = Vec::new();
     let start = StdInstant::now();
     // Boxed: with TLS compiled in, a call's future is ~25 KB; eight at once overflow a test
     // thread's stack in debug builds.
     let result = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |e| match e {
-        Event::Item(StreamItem::Content { text: t, .. }) => text.push_str(&t.to_string()),
-        Event::Item(StreamItem::Reasoning { text: t, .. }) => reasoning.push_str(&t.to_string()),
-        Event::Item(_) => {}
+        Event::Item(item) => {
+            assembler.handle_item(&item).expect("tool calls fit");
+            while let Some(c) = assembler.poll_finished() {
+                tool_calls.push(format!("{} {} {}", c.id, c.name, c.arguments));
+            }
+            match item {
+                StreamItem::Content { text: t, .. } => text.push_str(&t.to_string()),
+                StreamItem::Reasoning { text: t, .. } => reasoning.push_str(&t.to_string()),
+                _ => {}
+            }
+        }
         Event::Engine(CallEvent::DiscardDelivered { .. }) => {
             events.push(CallEvent::DiscardDelivered {
                 bytes: text.len() as u64,
             });
             text.clear();
+            assembler.clear();
+            tool_calls.clear();
         }
         Event::Engine(ev) => events.push(ev),
         Event::ServerError { status, error } => {
@@ -90,6 +127,12 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
         Event::Redirected { status, location } => redirects.push((status, location.to_string())),
         _ => {}
     })));
+    if result.is_ok() {
+        assembler.finish_all();
+        while let Some(c) = assembler.poll_finished() {
+            tool_calls.push(format!("{} {} {}", c.id, c.name, c.arguments));
+        }
+    }
     Run {
         result,
         text,
@@ -97,6 +140,7 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
         events,
         server_errors,
         redirects,
+        tool_calls,
         elapsed: start.elapsed(),
     }
 }
@@ -496,15 +540,20 @@ fn non_streaming_answers_and_collecting_into_a_buffer() {
     let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 8192]);
     let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
     let mut out = [0u8; 4096];
+    let mut calls = ToolCallAssembler::new([0u8; 256]);
     // streamed, collected
-    let c = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)))
-        .expect("answer");
+    let c = async_io::block_on(Box::pin(
+        client.chat_collect(&request, &mut bufs, &mut out, &mut calls),
+    ))
+    .expect("answer");
     assert_eq!((c.text, c.truncated), (s.answer().as_str(), false));
     // one JSON body (stream: false), collected
     request.stream = false;
     let mut out = [0u8; 4096];
-    let c = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)))
-        .expect("answer");
+    let c = async_io::block_on(Box::pin(
+        client.chat_collect(&request, &mut bufs, &mut out, &mut calls),
+    ))
+    .expect("answer");
     assert_eq!(c.text, s.answer());
     let last = s.requests().pop().expect("request");
     assert_eq!(last.body_json().expect("json")["stream"], false);
@@ -512,7 +561,7 @@ fn non_streaming_answers_and_collecting_into_a_buffer() {
     request.stream = true;
     let mut small = [0u8; 10];
     let c = async_io::block_on(Box::pin(
-        client.chat_collect(&request, &mut bufs, &mut small),
+        client.chat_collect(&request, &mut bufs, &mut small, &mut calls),
     ))
     .expect("answer");
     assert!(c.truncated);
@@ -583,7 +632,6 @@ fn pulling_with_next_await() {
 
 #[test]
 fn anthropic_dialect_streamed_and_whole() {
-    use steadyllm_embassy::steadyllm_core::decode::Dialect;
     let s = server();
     let stack = HostStack::new();
     let url = s.base_url();
@@ -600,8 +648,11 @@ fn anthropic_dialect_streamed_and_whole() {
     for stream in [true, false] {
         request.stream = stream;
         let mut out = [0u8; 4096];
-        let c = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)))
-            .unwrap_or_else(|e| panic!("stream={stream}: {e}"));
+        let mut calls = ToolCallAssembler::new([0u8; 0]);
+        let c = async_io::block_on(Box::pin(
+            client.chat_collect(&request, &mut bufs, &mut out, &mut calls),
+        ))
+        .unwrap_or_else(|e| panic!("stream={stream}: {e}"));
         assert_eq!(c.text, s.answer(), "stream={stream}");
         let q = s.requests().pop().expect("request");
         assert_eq!(q.path, "/v1/messages");
@@ -952,4 +1003,219 @@ fn the_total_deadline_grows_with_the_answer() {
         Err(ChatError::Call(CallError::DeadlineExceeded { attempts: 1, .. })) => {}
         other => panic!("{other:?}"),
     }
+}
+
+/// The forms an answer takes, for each dialect: streamed, whole (`stream: false`), and whole
+/// in answer to a streamed request (a gateway that ignores `stream: true`).
+fn forms() -> Vec<(String, Form, Fault)> {
+    let mut v = Vec::new();
+    for dialect in [Dialect::OpenAi, Dialect::Anthropic] {
+        for (name, stream, fault) in [
+            ("streamed", true, Fault::Ok),
+            ("whole", false, Fault::Ok),
+            ("whole answer to a stream", true, Fault::Whole),
+        ] {
+            v.push((
+                format!("{dialect:?} {name}"),
+                Form { dialect, stream },
+                fault,
+            ));
+        }
+    }
+    v
+}
+
+/// The tools the mock's answer calls (escapes and non-ASCII in the arguments).
+const CALLS: [(&str, &str); 2] = [
+    (
+        "get_weather",
+        r#"{"city":"Paris","note":"a \"quoted\" é, \\ and a long tail to split"}"#,
+    ),
+    ("get_time", "{}"),
+];
+
+/// The calls as the mock makes them (`id name arguments`) for its request number `request`.
+fn expected_calls(dialect: Dialect, request: usize) -> Vec<String> {
+    let prefix = match dialect {
+        Dialect::OpenAi => "call_mock",
+        Dialect::Anthropic => "toolu_mock",
+    };
+    CALLS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| format!("{prefix}{request}_{i} {name} {args}"))
+        .collect()
+}
+
+fn with_tools(fault: Fault) -> Step {
+    CALLS
+        .iter()
+        .fold(Step::from(fault), |s, (n, a)| s.tool_call(*n, *a))
+}
+
+#[test]
+fn every_dialect_and_form_of_answer_completes_in_one_attempt() {
+    for (name, form, fault) in forms() {
+        let s = server();
+        s.set_script(vec![fault]);
+        let shared = SharedState::new(1, &config());
+        let r = chat_in(&[s.base_url()], config(), &shared, form);
+        assert_eq!(
+            r.result.as_ref().map(|x| x.attempts),
+            Ok(1),
+            "{name}: {r:?}"
+        );
+        assert_eq!(r.text, s.answer(), "{name}");
+        assert!(r.tool_calls.is_empty(), "{name}");
+        let reqs = s.requests();
+        assert_eq!(reqs.len(), 1, "{name}: not retried");
+        let q = &reqs[0];
+        let json = q.body_json().expect("json body");
+        assert_eq!(json["stream"], form.stream, "{name}");
+        match form.dialect {
+            Dialect::OpenAi => {
+                assert_eq!(q.path, "/v1/chat/completions", "{name}");
+                assert_eq!(q.header("authorization"), Some("Bearer sk-test"));
+            }
+            Dialect::Anthropic => {
+                assert_eq!(q.path, "/v1/messages", "{name}");
+                assert_eq!(q.header("x-api-key"), Some("sk-test"));
+                assert_eq!(q.header("anthropic-version"), Some("2023-06-01"));
+                assert!(json["max_tokens"].as_u64().is_some(), "{name}: max_tokens");
+            }
+        }
+        let accept = q.header("accept");
+        assert_eq!(
+            accept == Some("text/event-stream"),
+            form.stream,
+            "{name}: {accept:?}"
+        );
+    }
+}
+
+/// The answer pulled through `ChatStream`: the text, the whole calls (`id name arguments`),
+/// the number of fragments, and whether every whole call came before the finish reason.
+fn pull(url: &str, form: Form) -> (String, Vec<String>, usize, bool) {
+    use steadyllm_embassy::{ChatStream, Delta, DeltaQueue};
+    let stack = HostStack::new();
+    let endpoints = [Endpoint::new(url, None)
+        .expect("endpoint")
+        .with_dialect(form.dialect)];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
+    let messages = [Message::user("hi")];
+    let mut request = ChatRequest::new("m", &messages);
+    request.stream = form.stream;
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    let queue = DeltaQueue::<8192, 512>::new();
+    async_io::block_on(Box::pin(async {
+        let call = core::pin::pin!(client.chat(&request, &mut bufs, |e| queue.push(e)));
+        let mut stream = ChatStream::new(call, &queue);
+        let (mut text, mut done, mut fragments, mut finished) =
+            (String::new(), Vec::new(), 0, false);
+        let mut in_order = true;
+        while let Some(item) = stream.next().await {
+            match item.expect("no error") {
+                Delta::Content { text: t, .. } => text.push_str(t),
+                Delta::ToolCall { .. } => fragments += 1,
+                Delta::ToolCallDone {
+                    id,
+                    name,
+                    arguments,
+                    ..
+                } => {
+                    in_order &= !finished;
+                    done.push(format!("{id} {name} {arguments}"));
+                }
+                Delta::Finish { .. } => finished = true,
+                _ => {}
+            }
+        }
+        assert!(stream.summary().is_some());
+        (text, done, fragments, in_order)
+    }))
+}
+
+#[test]
+fn tool_calls_come_out_whole_the_same_through_every_api() {
+    for (name, form, fault) in forms() {
+        let s = server();
+        let url = s.base_url();
+        let want = expected_calls(form.dialect, 0);
+        // The callback, with the core's assembler (as `chat --json`).
+        s.set_script(vec![with_tools(fault.clone())]);
+        let shared = SharedState::new(1, &config());
+        let r = chat_in(std::slice::from_ref(&url), config(), &shared, form);
+        assert_eq!(
+            r.result.as_ref().map(|x| x.attempts),
+            Ok(1),
+            "{name}: {r:?}"
+        );
+        assert_eq!(r.text, s.answer(), "{name}");
+        assert_eq!(r.tool_calls, want, "{name}: callback");
+        // chat_collect.
+        s.reset();
+        s.set_script(vec![with_tools(fault.clone())]);
+        let stack = HostStack::new();
+        let endpoints = [Endpoint::new(&url, None)
+            .expect("endpoint")
+            .with_dialect(form.dialect)];
+        let cfg = config();
+        let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
+        let messages = [Message::user("hi")];
+        let mut request = ChatRequest::new("m", &messages);
+        request.stream = form.stream;
+        let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+        let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+        let mut out = [0u8; 4096];
+        let mut calls = ToolCallAssembler::new([0u8; 512]);
+        let c = async_io::block_on(Box::pin(
+            client.chat_collect(&request, &mut bufs, &mut out, &mut calls),
+        ))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.text, s.answer(), "{name}");
+        let got: Vec<String> = calls
+            .calls()
+            .map(|c| format!("{} {} {}", c.id, c.name, c.arguments))
+            .collect();
+        assert_eq!(got, want, "{name}: chat_collect");
+        assert!(!calls.overflowed());
+        // ChatStream.
+        s.reset();
+        s.set_script(vec![with_tools(fault)]);
+        let (text, done, fragments, in_order) = pull(&url, form);
+        assert_eq!(text, s.answer(), "{name}");
+        assert_eq!(done, want, "{name}: ChatStream");
+        assert!(in_order, "{name}: whole calls before the finish reason");
+        if form.stream && !name.contains("whole") {
+            assert!(fragments > CALLS.len(), "{name}: {fragments} fragments");
+        }
+    }
+}
+
+#[test]
+fn tool_calls_too_large_for_their_storage_are_lost_not_cut() {
+    let s = server();
+    s.set_script(vec![with_tools(Fault::Ok)]);
+    let stack = HostStack::new();
+    let url = s.base_url();
+    let endpoints = [Endpoint::new(&url, None).expect("endpoint")];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 1);
+    let messages = [Message::user("hi")];
+    let request = ChatRequest::new("m", &messages);
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    let mut out = [0u8; 4096];
+    let mut calls = ToolCallAssembler::new([0u8; 60]);
+    let c = async_io::block_on(Box::pin(
+        client.chat_collect(&request, &mut bufs, &mut out, &mut calls),
+    ))
+    .expect("answer");
+    assert_eq!(c.text, s.answer());
+    assert!(calls.overflowed());
+    assert_eq!(calls.calls().count(), 0, "the open call was dropped");
 }

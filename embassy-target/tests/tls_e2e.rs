@@ -13,6 +13,7 @@ use steadyllm_embassy::steadyllm_core::call::{CallConfig, CallError, Certificate
 use steadyllm_embassy::steadyllm_core::decode::StreamItem;
 use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
+use steadyllm_embassy::steadyllm_core::tools::ToolCallAssembler;
 use steadyllm_embassy::tls::decode_pem_bundle;
 use steadyllm_embassy::{
     Buffers, ChatError, Client, Event, SharedState, TlsSettings, TlsVerify, TrustAnchors,
@@ -253,8 +254,11 @@ fn insecure_mode_is_explicit_and_works() {
     let mut bufs =
         Buffers::new(&mut body, &mut head, &mut response).with_tls(&mut tls_read, &mut tls_write);
     let mut out = [0u8; 4096];
-    let got = async_io::block_on(Box::pin(client.chat_collect(&request, &mut bufs, &mut out)))
-        .expect("insecure call");
+    let mut calls = ToolCallAssembler::new([0u8; 0]);
+    let got = async_io::block_on(Box::pin(
+        client.chat_collect(&request, &mut bufs, &mut out, &mut calls),
+    ))
+    .expect("insecure call");
     assert_eq!(got.text, s.mock.answer());
 }
 

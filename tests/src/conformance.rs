@@ -122,6 +122,22 @@ pub fn item_line(item: &StreamItem<'_>) -> String {
     l
 }
 
+/// Formats a whole tool call ([`steadyllm_core::tools`]) as a line of `chat --json`:
+/// `{"kind":"tool_call_done","choice","index","id","name","arguments"}`.
+pub fn tool_call_done_line(call: &steadyllm_core::tools::AssembledCall<'_>) -> String {
+    let mut l = format!(
+        "{{\"kind\":\"tool_call_done\",\"choice\":{},\"index\":{},\"id\":",
+        call.choice, call.index
+    );
+    json_string(&mut l, call.id);
+    l.push_str(",\"name\":");
+    json_string(&mut l, call.name);
+    l.push_str(",\"arguments\":");
+    json_string(&mut l, call.arguments);
+    l.push('}');
+    l
+}
+
 /// Formats an error object as its contract line (`code` always a string).
 pub fn error_line(e: &ApiError<'_>) -> String {
     let mut l = String::from("{\"kind\":\"error\",\"message\":");

@@ -51,8 +51,17 @@
 //! A step is an object with a `fault` tag, the fault's fields, and options that combine with any
 //! fault: `delay_between_events_ms` (pause before every event after the first),
 //! `keepalive_every_ms` (an SSE comment `: keep-alive` right after the headers and then every so
-//! many ms during any pause or stall), `rate_limit` (an object as in the `rate_limit` fault) and
-//! `headers` (extra `[name, value]` pairs).
+//! many ms during any pause or stall), `rate_limit` (an object as in the `rate_limit` fault),
+//! `headers` (extra `[name, value]` pairs) and `tool_calls`.
+//!
+//! `tool_calls` (`[{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}, …]`) makes the
+//! answer call these tools after its text (ids `call_mock<request>_<i>`, Anthropic
+//! `toolu_mock<request>_<i>`; finish reason `tool_calls` / `tool_use`). Streamed, each call is
+//! a first fragment with its id and name and then its arguments in pieces of
+//! [`TOOL_ARGUMENT_PIECE`] characters — OpenAI: `delta.tool_calls` with the call's `index`;
+//! Anthropic: a `tool_use` content block (index `1 + i`, after the text block) with
+//! `input_json_delta`s; whole: OpenAI's `message.tool_calls`, Anthropic's `tool_use` blocks
+//! with the arguments as their `input`. Set `"answer": ""` for an answer of tool calls only.
 //!
 //! "Events" below count the SSE events of the normal stream, starting with the first (role)
 //! chunk and including `data: [DONE]` (OpenAI) or `ping` (Anthropic); `events: 0` faults right
@@ -74,6 +83,7 @@
 //! | `{"fault":"keepalive_every","ms":100}` | normal answer with `keepalive_every_ms` = `ms` |
 //! | `{"fault":"page","code":200,"content_type":"text/html","body":"…"}` | that status, type and body whatever was asked (a captive portal's page; a redirect or a gzipped body with `headers` such as `[["location","…"]]`, `[["content-encoding","gzip"]]`) |
 //! | `{"fault":"not_http"}` | an SSH banner instead of an HTTP response, then close |
+//! | `{"fault":"whole"}` | the whole answer as one JSON object (`chat.completion`, Anthropic `message`, `Content-Type: application/json`) whatever was asked: a gateway or cache that ignores `"stream": true` |
 //!
 //! For a non-streaming request the `*_after` faults act on the single JSON body: `stall_after`
 //! stalls between head and body, `reset_after` resets after the head (or after the body when
@@ -229,7 +239,32 @@ pub enum Fault {
     },
     /// Answer with bytes that are not HTTP (an SSH banner), then close.
     NotHttp,
+    /// The whole answer as one JSON object, even to a streamed request (a gateway that
+    /// ignores `stream: true`).
+    Whole,
 }
+
+/// A tool call the mock's answer makes (see [`Step::tool_calls`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MockToolCall {
+    /// Function name.
+    pub name: String,
+    /// The arguments, JSON text (a JSON object for Anthropic's `input`).
+    pub arguments: String,
+}
+
+impl MockToolCall {
+    /// A call of `name` with `arguments` (JSON text).
+    pub fn new(name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        MockToolCall {
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+}
+
+/// Characters of arguments per streamed tool-call fragment.
+pub const TOOL_ARGUMENT_PIECE: usize = 7;
 
 /// OpenAI-style rate-limit headers (`x-ratelimit-<field with - for _>`); absent fields are not sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +335,9 @@ pub struct Step {
     /// right after the role chunk; they count as events for the faults' `events`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_events: Option<usize>,
+    /// Tools the answer calls after its text (see the [module docs](self)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<MockToolCall>,
 }
 
 impl Step {
@@ -312,6 +350,7 @@ impl Step {
             rate_limit: None,
             headers: Vec::new(),
             reasoning_events: None,
+            tool_calls: Vec::new(),
         }
     }
     /// Sets [`Step::reasoning_events`].
@@ -339,6 +378,11 @@ impl Step {
         self.headers.push((name.into(), value.into()));
         self
     }
+    /// Adds a tool call to the answer ([`Step::tool_calls`]).
+    pub fn tool_call(mut self, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        self.tool_calls.push(MockToolCall::new(name, arguments));
+        self
+    }
     /// The fault's JSON tag, e.g. `"reset_after"`.
     pub fn name(&self) -> &'static str {
         match self.fault {
@@ -356,6 +400,7 @@ impl Step {
             Fault::KeepaliveEvery { .. } => "keepalive_every",
             Fault::Page { .. } => "page",
             Fault::NotHttp => "not_http",
+            Fault::Whole => "whole",
         }
     }
 }
@@ -1461,6 +1506,33 @@ pub fn split_deltas(text: &str) -> Vec<String> {
 struct Answer {
     deltas: Vec<String>,
     truncated: bool,
+    /// Tool calls after the text (none when the text was cut): id and call.
+    tools: Vec<(String, MockToolCall)>,
+}
+
+impl Answer {
+    /// OpenAI's finish reason.
+    fn openai_finish(&self) -> &'static str {
+        match (self.truncated, self.tools.is_empty()) {
+            (true, _) => "length",
+            (false, false) => "tool_calls",
+            (false, true) => "stop",
+        }
+    }
+
+    /// Anthropic's stop reason.
+    fn anthropic_stop(&self) -> &'static str {
+        match (self.truncated, self.tools.is_empty()) {
+            (true, _) => "max_tokens",
+            (false, false) => "tool_use",
+            (false, true) => "end_turn",
+        }
+    }
+
+    /// Tokens of the answer (a word or a tool call each).
+    fn tokens(&self) -> u64 {
+        (self.deltas.len() + self.tools.len()) as u64
+    }
 }
 
 fn plan_answer(text: &str, max_tokens: Option<u64>) -> Answer {
@@ -1473,7 +1545,20 @@ fn plan_answer(text: &str, max_tokens: Option<u64>) -> Answer {
             truncated = true;
         }
     }
-    Answer { deltas, truncated }
+    Answer {
+        deltas,
+        truncated,
+        tools: Vec::new(),
+    }
+}
+
+/// A tool call's arguments in streamed pieces of [`TOOL_ARGUMENT_PIECE`] characters.
+fn argument_pieces(arguments: &str) -> Vec<String> {
+    let chars: Vec<char> = arguments.chars().collect();
+    chars
+        .chunks(TOOL_ARGUMENT_PIECE)
+        .map(|c| c.iter().collect())
+        .collect()
 }
 
 fn openai_events(req: &ChatRequest, id: &str, index: usize, ans: &Answer) -> Vec<Bytes> {
@@ -1513,12 +1598,27 @@ fn openai_events(req: &ChatRequest, id: &str, index: usize, ans: &Answer) -> Vec
     for d in &ans.deltas {
         ev.push(chunk(&format!("{{\"content\":{}}}", js(d)), "null"));
     }
-    let finish = if ans.truncated {
-        "\"length\""
-    } else {
-        "\"stop\""
-    };
-    ev.push(chunk("{}", finish));
+    for (i, (id, call)) in ans.tools.iter().enumerate() {
+        ev.push(chunk(
+            &format!(
+                "{{\"tool_calls\":[{{\"index\":{i},\"id\":{},\"type\":\"function\",\"function\":{{\"name\":{},\"arguments\":\"\"}}}}]}}",
+                js(id),
+                js(&call.name)
+            ),
+            "null",
+        ));
+        for piece in argument_pieces(&call.arguments) {
+            ev.push(chunk(
+                &format!(
+                    "{{\"tool_calls\":[{{\"index\":{i},\"function\":{{\"arguments\":{}}}}}]}}",
+                    js(&piece)
+                ),
+                "null",
+            ));
+        }
+    }
+    let finish = format!("\"{}\"", ans.openai_finish());
+    ev.push(chunk("{}", &finish));
     if req.include_usage {
         ev.push(Bytes::from(format!(
             "data: {head}[],\"usage\":{}{}}}\n\n",
@@ -1545,7 +1645,7 @@ impl SplitMix {
 
 fn openai_usage(req: &ChatRequest, ans: &Answer) -> String {
     let p = req.prompt_tokens;
-    let c = ans.deltas.len() as u64;
+    let c = ans.tokens();
     format!(
         "{{\"prompt_tokens\":{p},\"completion_tokens\":{c},\"total_tokens\":{},\"prompt_tokens_details\":{{\"cached_tokens\":0,\"audio_tokens\":0}},\"completion_tokens_details\":{{\"reasoning_tokens\":0,\"audio_tokens\":0,\"accepted_prediction_tokens\":0,\"rejected_prediction_tokens\":0}}}}",
         p + c
@@ -1554,12 +1654,33 @@ fn openai_usage(req: &ChatRequest, ans: &Answer) -> String {
 
 fn openai_json(req: &ChatRequest, id: &str, ans: &Answer) -> Bytes {
     let text: String = ans.deltas.concat();
-    let finish = if ans.truncated { "length" } else { "stop" };
+    let finish = ans.openai_finish();
+    let content = if text.is_empty() && !ans.tools.is_empty() {
+        "null".to_string()
+    } else {
+        js(&text)
+    };
+    let tools = if ans.tools.is_empty() {
+        String::new()
+    } else {
+        let calls: Vec<String> = ans
+            .tools
+            .iter()
+            .map(|(id, call)| {
+                format!(
+                    "{{\"id\":{},\"type\":\"function\",\"function\":{{\"name\":{},\"arguments\":{}}}}}",
+                    js(id),
+                    js(&call.name),
+                    js(&call.arguments)
+                )
+            })
+            .collect();
+        format!(",\"tool_calls\":[{}]", calls.join(","))
+    };
     Bytes::from(format!(
-        "{{\"id\":{},\"object\":\"chat.completion\",\"created\":{CREATED},\"model\":{},\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":{},\"refusal\":null,\"annotations\":[]}},\"logprobs\":null,\"finish_reason\":\"{finish}\"}}],\"usage\":{},\"system_fingerprint\":\"fp_mock\"}}",
+        "{{\"id\":{},\"object\":\"chat.completion\",\"created\":{CREATED},\"model\":{},\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":{content},\"refusal\":null,\"annotations\":[]{tools}}},\"logprobs\":null,\"finish_reason\":\"{finish}\"}}],\"usage\":{},\"system_fingerprint\":\"fp_mock\"}}",
         js(id),
         js(&req.model),
-        js(&text),
         openai_usage(req, ans)
     ))
 }
@@ -1598,16 +1719,36 @@ fn anthropic_events(req: &ChatRequest, id: &str, ans: &Answer) -> Vec<Bytes> {
         "content_block_stop",
         "{\"type\":\"content_block_stop\",\"index\":0}",
     ));
-    let stop = if ans.truncated {
-        "max_tokens"
-    } else {
-        "end_turn"
-    };
+    for (i, (id, call)) in ans.tools.iter().enumerate() {
+        let block = i + 1;
+        ev.push(sse(
+            "content_block_start",
+            &format!(
+                "{{\"type\":\"content_block_start\",\"index\":{block},\"content_block\":{{\"type\":\"tool_use\",\"id\":{},\"name\":{},\"input\":{{}}}}}}",
+                js(id),
+                js(&call.name)
+            ),
+        ));
+        for piece in argument_pieces(&call.arguments) {
+            ev.push(sse(
+                "content_block_delta",
+                &format!(
+                    "{{\"type\":\"content_block_delta\",\"index\":{block},\"delta\":{{\"type\":\"input_json_delta\",\"partial_json\":{}}}}}",
+                    js(&piece)
+                ),
+            ));
+        }
+        ev.push(sse(
+            "content_block_stop",
+            &format!("{{\"type\":\"content_block_stop\",\"index\":{block}}}"),
+        ));
+    }
+    let stop = ans.anthropic_stop();
     ev.push(sse(
         "message_delta",
         &format!(
             "{{\"type\":\"message_delta\",\"delta\":{{\"stop_reason\":\"{stop}\",\"stop_sequence\":null}},\"usage\":{{\"output_tokens\":{}}}}}",
-            ans.deltas.len()
+            ans.tokens()
         ),
     ));
     ev.push(sse("message_stop", "{\"type\":\"message_stop\"}"));
@@ -1615,18 +1756,29 @@ fn anthropic_events(req: &ChatRequest, id: &str, ans: &Answer) -> Vec<Bytes> {
 }
 
 fn anthropic_json(req: &ChatRequest, id: &str, ans: &Answer) -> Bytes {
-    let stop = if ans.truncated {
-        "max_tokens"
-    } else {
-        "end_turn"
-    };
+    let stop = ans.anthropic_stop();
+    let mut blocks = vec![format!(
+        "{{\"type\":\"text\",\"text\":{}}}",
+        js(&ans.deltas.concat())
+    )];
+    for (id, call) in &ans.tools {
+        // The arguments as the block's `input` (a JSON value; `{}` when they are not one).
+        let input = serde_json::from_str::<Value>(&call.arguments)
+            .map(|_| call.arguments.clone())
+            .unwrap_or_else(|_| "{}".into());
+        blocks.push(format!(
+            "{{\"type\":\"tool_use\",\"id\":{},\"name\":{},\"input\":{input}}}",
+            js(id),
+            js(&call.name)
+        ));
+    }
     Bytes::from(format!(
-        "{{\"id\":{},\"type\":\"message\",\"role\":\"assistant\",\"model\":{},\"content\":[{{\"type\":\"text\",\"text\":{}}}],\"stop_reason\":\"{stop}\",\"stop_sequence\":null,\"usage\":{{\"input_tokens\":{},\"output_tokens\":{}}}}}",
+        "{{\"id\":{},\"type\":\"message\",\"role\":\"assistant\",\"model\":{},\"content\":[{}],\"stop_reason\":\"{stop}\",\"stop_sequence\":null,\"usage\":{{\"input_tokens\":{},\"output_tokens\":{}}}}}",
         js(id),
         js(&req.model),
-        js(&ans.deltas.concat()),
+        blocks.join(","),
         req.prompt_tokens,
-        ans.deltas.len()
+        ans.tokens()
     ))
 }
 
@@ -1665,11 +1817,25 @@ fn answer_response(
     text: &str,
     ctl: Arc<ConnCtl>,
 ) -> Resp {
-    let ans = plan_answer(text, req.max_tokens);
+    let mut ans = plan_answer(text, req.max_tokens);
     let id = match api {
         Api::OpenAi => format!("chatcmpl-mock{index}"),
         Api::Anthropic => format!("msg_mock{index}"),
     };
+    if !ans.truncated {
+        let prefix = match api {
+            Api::OpenAi => "call_mock",
+            Api::Anthropic => "toolu_mock",
+        };
+        ans.tools = step
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("{prefix}{index}_{i}"), c.clone()))
+            .collect();
+    }
+    // A gateway that ignores `stream: true` answers with the whole completion.
+    let stream = req.stream && step.fault != Fault::Whole;
     let (tx, rx) = mpsc::channel::<Bytes>(1);
     let mut r = Response::new(MockBody::Chan(rx));
     let keepalive = match step.fault {
@@ -1680,9 +1846,9 @@ fn answer_response(
     .map(Duration::from_millis);
     let pacing = Pacing {
         delay: step.delay_between_events_ms.map(Duration::from_millis),
-        keepalive: if req.stream { keepalive } else { None },
+        keepalive: if stream { keepalive } else { None },
     };
-    if req.stream {
+    if stream {
         set_header(&mut r, "content-type", "text/event-stream; charset=utf-8");
         set_header(&mut r, "cache-control", "no-cache");
         let mut events = match api {
@@ -1976,5 +2142,125 @@ mod chunk_shape {
             assert!(!data.contains("obfuscation"), "{data}");
             assert!(data.ends_with('}'), "{data}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tool_call_shape {
+    use super::*;
+
+    fn answer(api: Api) -> Answer {
+        let mut ans = plan_answer("Let me check.", None);
+        let prefix = if api == Api::OpenAi {
+            "call_"
+        } else {
+            "toolu_"
+        };
+        ans.tools = vec![
+            (
+                format!("{prefix}1"),
+                MockToolCall::new("get_weather", r#"{"city":"Paris \"é\"","days":[1,2]}"#),
+            ),
+            (format!("{prefix}2"), MockToolCall::new("get_time", "{}")),
+        ];
+        ans
+    }
+
+    fn req(stream: bool) -> ChatRequest {
+        ChatRequest {
+            stream,
+            include_usage: false,
+            include_obfuscation: false,
+            model: "m".into(),
+            max_tokens: None,
+            prompt_tokens: 3,
+        }
+    }
+
+    fn data(events: Vec<Bytes>) -> Vec<Value> {
+        events
+            .iter()
+            .filter_map(|b| {
+                let s = String::from_utf8(b.to_vec()).unwrap();
+                s.lines()
+                    .find_map(|l| l.strip_prefix("data: ").map(str::to_string))
+            })
+            .filter(|d| d != "[DONE]")
+            .map(|d| serde_json::from_str(&d).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn streamed_fragments_join_to_the_calls_in_both_apis() {
+        let want = [
+            (r#"{"city":"Paris \"é\"","days":[1,2]}"#, "get_weather"),
+            ("{}", "get_time"),
+        ];
+        // OpenAI: id and name first, then the arguments in pieces, per index.
+        let mut calls = vec![(String::new(), String::new()); 2];
+        let mut finish = None;
+        for v in data(openai_events(&req(true), "c", 1, &answer(Api::OpenAi))) {
+            let choice = &v["choices"][0];
+            if let Some(tcs) = choice["delta"]["tool_calls"].as_array() {
+                for tc in tcs {
+                    let i = tc["index"].as_u64().unwrap() as usize;
+                    if let Some(n) = tc["function"]["name"].as_str() {
+                        calls[i].1 = n.into();
+                    }
+                    calls[i].0 += tc["function"]["arguments"].as_str().unwrap();
+                }
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                finish = Some(f.to_string());
+            }
+        }
+        for (i, (args, name)) in want.iter().enumerate() {
+            assert_eq!((calls[i].0.as_str(), calls[i].1.as_str()), (*args, *name));
+        }
+        assert_eq!(finish.as_deref(), Some("tool_calls"));
+        // Anthropic: a tool_use block per call, input_json_delta pieces.
+        let mut calls = vec![(String::new(), String::new()); 3];
+        let mut stop = None;
+        for v in data(anthropic_events(&req(true), "m", &answer(Api::Anthropic))) {
+            let i = v["index"].as_u64().unwrap_or(0) as usize;
+            match v["type"].as_str().unwrap() {
+                "content_block_start" if v["content_block"]["type"] == "tool_use" => {
+                    calls[i].1 = v["content_block"]["name"].as_str().unwrap().into()
+                }
+                "content_block_delta" if v["delta"]["type"] == "input_json_delta" => {
+                    calls[i].0 += v["delta"]["partial_json"].as_str().unwrap()
+                }
+                "message_delta" => stop = v["delta"]["stop_reason"].as_str().map(String::from),
+                _ => {}
+            }
+        }
+        for (i, (args, name)) in want.iter().enumerate() {
+            assert_eq!(
+                (calls[i + 1].0.as_str(), calls[i + 1].1.as_str()),
+                (*args, *name)
+            );
+        }
+        assert_eq!(stop.as_deref(), Some("tool_use"));
+    }
+
+    #[test]
+    fn whole_answers_carry_the_calls() {
+        let v: Value =
+            serde_json::from_slice(&openai_json(&req(false), "c", &answer(Api::OpenAi))).unwrap();
+        let m = &v["choices"][0]["message"];
+        assert_eq!(m["content"], "Let me check.");
+        assert_eq!(m["tool_calls"][0]["id"], "call_1");
+        assert_eq!(
+            m["tool_calls"][0]["function"]["arguments"],
+            r#"{"city":"Paris \"é\"","days":[1,2]}"#
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        let v: Value =
+            serde_json::from_slice(&anthropic_json(&req(false), "m", &answer(Api::Anthropic)))
+                .unwrap();
+        assert_eq!(v["content"][1]["type"], "tool_use");
+        assert_eq!(v["content"][1]["input"]["days"][1], 2);
+        assert_eq!(v["content"][2]["name"], "get_time");
+        assert_eq!(v["stop_reason"], "tool_use");
     }
 }

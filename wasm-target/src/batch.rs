@@ -6,7 +6,7 @@
 //! | kind | words after the kind |
 //! |---|---|
 //! | 1 content, 2 reasoning, 3 refusal, 5 finish, 10 role | choice, start, end |
-//! | 4 tool call | choice, index, id start, id end, name start, name end, args start, args end (absent id/name: both [`NONE`]) |
+//! | 4 tool call (a fragment), 15 whole tool call | choice, index, id start, id end, name start, name end, args start, args end (absent id/name: both [`NONE`]; a whole call has all three) |
 //! | 6 usage | prompt, completion, total (saturated to `u32`) |
 //! | 7 retry | next attempt, delay ms, reason (0 backoff, 1 retry-after, 2 rate limited), failure code, HTTP status (0 if none) |
 //! | 8 failover | from, to |
@@ -31,9 +31,10 @@ use alloc::vec::Vec;
 use steadyllm_core::call::{
     AttemptPlan, CallError, CallEvent, Failure, Phase, StreamFault, Summary, WaitReason,
 };
-use steadyllm_core::decode::{ApiError, StreamItem};
+use steadyllm_core::decode::{ApiError, StreamItem, ToolCallDelta};
 use steadyllm_core::json::JsonStr;
 use steadyllm_core::time::{Duration, Instant};
+use steadyllm_core::tools::AssembledCall;
 
 /// Offset of an absent text field.
 pub const NONE: u32 = u32::MAX;
@@ -68,6 +69,8 @@ pub mod kind {
     pub const ATTEMPT: u32 = 13;
     /// Step: wait.
     pub const SLEEP: u32 = 14;
+    /// A whole tool call (its fragments joined by the core's assembler).
+    pub const TOOL_CALL_DONE: u32 = 15;
 }
 
 /// Why a call ended (the `reason` word of a done record).
@@ -257,22 +260,7 @@ impl Batch {
             StreamItem::Refusal { choice, text } => self.text_record(kind::REFUSAL, choice, text),
             StreamItem::Finish { choice, reason } => self.text_record(kind::FINISH, choice, reason),
             StreamItem::Role { choice, role } => self.text_record(kind::ROLE, choice, role),
-            StreamItem::ToolCall(t) => {
-                let (ia, ib) = self.push_opt(t.id);
-                let (na, nb) = self.push_opt(t.name);
-                let (aa, ab) = self.push_json(t.arguments);
-                self.words.extend_from_slice(&[
-                    kind::TOOL_CALL,
-                    t.choice,
-                    t.index,
-                    ia,
-                    ib,
-                    na,
-                    nb,
-                    aa,
-                    ab,
-                ]);
-            }
+            StreamItem::ToolCall(t) => self.tool_record(kind::TOOL_CALL, &t),
             StreamItem::Usage(u) => {
                 let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
                 self.words.extend_from_slice(&[
@@ -284,6 +272,28 @@ impl Batch {
             }
             StreamItem::Error(_) | StreamItem::Done => {}
         }
+    }
+
+    /// Adds a whole tool call.
+    pub fn tool_call_done(&mut self, c: &AssembledCall<'_>) {
+        self.tool_record(
+            kind::TOOL_CALL_DONE,
+            &ToolCallDelta {
+                choice: c.choice,
+                index: c.index,
+                id: Some(JsonStr::plain(c.id)),
+                name: Some(JsonStr::plain(c.name)),
+                arguments: JsonStr::plain(c.arguments),
+            },
+        );
+    }
+
+    fn tool_record(&mut self, k: u32, t: &ToolCallDelta<'_>) {
+        let (ia, ib) = self.push_opt(t.id);
+        let (na, nb) = self.push_opt(t.name);
+        let (aa, ab) = self.push_json(t.arguments);
+        self.words
+            .extend_from_slice(&[k, t.choice, t.index, ia, ib, na, nb, aa, ab]);
     }
 
     /// Adds an engine decision the page may show; `next_attempt` is the attempt a wait
@@ -352,7 +362,7 @@ pub fn failure_code(f: Option<Failure>) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use steadyllm_core::decode::{StreamDecoder, ToolCallDelta, Usage};
+    use steadyllm_core::decode::{StreamDecoder, Usage};
     use steadyllm_core::time::Duration;
 
     fn utf16_slice(text: &str, a: u32, b: u32) -> String {

@@ -23,8 +23,8 @@
 //! The JS `StreamDecoder` (the parser and decoder alone, over bytes the caller supplies) is a
 //! `Chat` held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
 //!
-//! Output of every call is a [`batch`]: records in `u32` words (read in place, through
-//! `words()`/`size()` and the module's memory) and one string (`text()`).
+//! Output of every call is a [`batch`]: records in `u32` words and their text, read in place
+//! through `size()`/`words()` and the module's memory.
 //!
 //! Nothing here panics on input: bytes of any kind, any length and any split, hostile
 //! headers and invalid JSON end as typed failures in the records.
@@ -49,20 +49,23 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+pub mod abi;
 pub mod batch;
 pub mod input;
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec::Vec;
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile,
     RetryHints, Step,
 };
 use steadyllm_core::decode::{Dialect, StreamDecoder, StreamEnd, StreamItem};
+use steadyllm_core::json::JsonStr;
 use steadyllm_core::sse::{SseItem, SseParser};
 use steadyllm_core::time::Instant;
+use steadyllm_core::tools::{CallHead, Part, ToolCallAssembler, ToolCallError, ToolCallStorage};
 use steadyllm_core::transport::{self, BodyEnd};
-use wasm_bindgen::prelude::*;
 
 use crate::batch::Batch;
 
@@ -119,15 +122,106 @@ fn dialect(anthropic: bool) -> Dialect {
     }
 }
 
-/// A body being decoded: parser, decoder, the records it produced.
-struct Body {
-    sse: Box<SseParser<EVENT_CAPACITY>>,
-    decoder: StreamDecoder,
+/// Tool calls joined by the core's assembler, kept in heap strings (as many as come).
+type Tools = ToolCallAssembler<Calls>;
+
+/// The calls of an answer: head and id, name and arguments.
+#[derive(Default)]
+struct Calls(Vec<(CallHead, [String; 3])>);
+
+impl ToolCallStorage for Calls {
+    fn calls(&self) -> usize {
+        self.0.len()
+    }
+
+    fn head(&self, i: usize) -> Option<&CallHead> {
+        self.0.get(i).map(|c| &c.0)
+    }
+
+    fn head_mut(&mut self, i: usize) -> Option<&mut CallHead> {
+        self.0.get_mut(i).map(|c| &mut c.0)
+    }
+
+    fn begin(&mut self, head: CallHead) -> Result<(), ToolCallError> {
+        self.0.push((head, Default::default()));
+        Ok(())
+    }
+
+    fn append(&mut self, i: usize, part: Part, text: JsonStr<'_>) -> Result<(), ToolCallError> {
+        if let Some(s) = self.0.get_mut(i).and_then(|c| c.1.get_mut(part as usize)) {
+            let mut p = text.pieces();
+            while let Some(piece) = p.next_piece() {
+                s.push_str(piece);
+            }
+        }
+        Ok(())
+    }
+
+    fn text(&self, i: usize, part: Part) -> &str {
+        self.0
+            .get(i)
+            .and_then(|c| c.1.get(part as usize))
+            .map_or("", String::as_str)
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Where decoded items go: the batch, what the attempt delivered, the tool calls being joined.
+struct Sink {
     out: Batch,
     /// Content bytes delivered (this attempt).
     delivered: u64,
     content: bool,
     server_error: bool,
+    /// The core's assembler.
+    tools: Tools,
+}
+
+impl Sink {
+    fn item(&mut self, item: StreamItem<'_>) {
+        // Reasoning is delivered but is not the first token.
+        let n = match item {
+            StreamItem::Reasoning { text, .. } => {
+                self.delivered += text.decoded_len() as u64;
+                0
+            }
+            StreamItem::Content { text, .. } | StreamItem::Refusal { text, .. } => {
+                text.decoded_len()
+            }
+            StreamItem::ToolCall(t) => t.arguments.decoded_len().max(1),
+            StreamItem::Error(e) => {
+                self.server_error = true;
+                self.out.server_error(200, &e);
+                0
+            }
+            _ => 0,
+        };
+        if n > 0 {
+            self.delivered += n as u64;
+            self.content = true;
+        }
+        // The heap storage refuses nothing.
+        let _ = self.tools.handle_item(&item);
+        // Whole calls before the item that finished them.
+        self.report_finished();
+        self.out.item(&item);
+    }
+
+    fn report_finished(&mut self) {
+        while let Some(c) = self.tools.poll_finished() {
+            self.out.tool_call_done(&c);
+        }
+    }
+}
+
+/// A body being decoded: parser, decoder, the records it produced.
+struct Body {
+    sse: Box<SseParser<EVENT_CAPACITY>>,
+    decoder: StreamDecoder,
+    sink: Sink,
     malformed: bool,
 }
 
@@ -136,10 +230,13 @@ impl Body {
         Body {
             sse: Box::new(SseParser::new()),
             decoder: StreamDecoder::new(dialect(anthropic)),
-            out: Batch::default(),
-            delivered: 0,
-            content: false,
-            server_error: false,
+            sink: Sink {
+                out: Batch::default(),
+                delivered: 0,
+                content: false,
+                server_error: false,
+                tools: Tools::with_storage(Calls(Vec::new())),
+            },
             malformed: false,
         }
     }
@@ -148,9 +245,10 @@ impl Body {
     fn reset(&mut self, anthropic: bool) {
         self.sse.reset();
         self.decoder = StreamDecoder::new(dialect(anthropic));
-        self.delivered = 0;
-        self.content = false;
-        self.server_error = false;
+        self.sink.delivered = 0;
+        self.sink.content = false;
+        self.sink.server_error = false;
+        self.sink.tools.clear();
         self.malformed = false;
     }
 
@@ -166,37 +264,11 @@ impl Body {
         while !self.over() {
             match self.sse.feed(&mut rest) {
                 Ok(Some(SseItem::Event(ev))) => {
-                    let (out, delivered, content, server_error) = (
-                        &mut self.out,
-                        &mut self.delivered,
-                        &mut self.content,
-                        &mut self.server_error,
-                    );
-                    let r = self.decoder.decode(ev.data, |item| {
-                        // Reasoning is delivered but is not the first token.
-                        let n = match item {
-                            StreamItem::Reasoning { text, .. } => {
-                                *delivered += text.decoded_len() as u64;
-                                0
-                            }
-                            StreamItem::Content { text, .. } | StreamItem::Refusal { text, .. } => {
-                                text.decoded_len()
-                            }
-                            StreamItem::ToolCall(t) => t.arguments.decoded_len().max(1),
-                            StreamItem::Error(e) => {
-                                *server_error = true;
-                                out.server_error(200, &e);
-                                0
-                            }
-                            _ => 0,
-                        };
-                        if n > 0 {
-                            *delivered += n as u64;
-                            *content = true;
-                        }
-                        out.item(&item);
-                    });
-                    self.malformed = r.is_err();
+                    let sink = &mut self.sink;
+                    self.malformed = self
+                        .decoder
+                        .decode(ev.data, |item| sink.item(item))
+                        .is_err();
                 }
                 Ok(Some(SseItem::Retry(_))) => {}
                 Ok(None) => return,
@@ -213,7 +285,6 @@ impl Body {
 }
 
 /// One `Client`'s engine: settings and the state its calls share.
-#[wasm_bindgen]
 pub struct Engine {
     config: CallConfig,
     state: ClientState,
@@ -222,7 +293,6 @@ pub struct Engine {
     anthropic: u32,
 }
 
-#[wasm_bindgen]
 impl Engine {
     /// An engine for `endpoints` endpoints (1–4; bit `i` of `anthropic` marks endpoint `i` as
     /// Anthropic, which needs the `anthropic` feature) with the settings in `numbers` (see [`input::cfg`]; [`input::UNSET`] keeps
@@ -267,7 +337,6 @@ impl Engine {
 }
 
 /// One call: the engine's decisions and the attempt in flight.
-#[wasm_bindgen]
 pub struct Chat {
     call: Call,
     body: Body,
@@ -278,14 +347,14 @@ pub struct Chat {
     /// Status of the last response head of the call.
     last_status: u16,
     hints: RetryHints,
+    /// Bytes the wrapper hands in ([`abi::chat_input`]).
+    input: Vec<u8>,
 }
 
-#[wasm_bindgen]
 impl Chat {
     /// Starts a call at `now` for a request of `prompt_bytes` bytes of prompt text, a token
     /// limit (0: none) and `kind` (bit 0: it carries images; bit 1: a reasoning request);
     /// these pick the timeouts.
-    #[wasm_bindgen(constructor)]
     pub fn new(
         engine: &mut Engine,
         now: f64,
@@ -318,6 +387,7 @@ impl Chat {
             status: 0,
             last_status: 0,
             hints: RetryHints::default(),
+            input: Vec::new(),
         }
     }
 
@@ -325,7 +395,7 @@ impl Chat {
     /// (attempt, sleep or done; see [`batch`]).
     pub fn next(&mut self, engine: &mut Engine, now: f64) {
         let now = instant(now);
-        let out = &mut self.body.out;
+        let out = &mut self.body.sink.out;
         out.clear();
         let step = self.call.next(&mut engine.state, now);
         while let Some(e) = self.call.poll_event() {
@@ -359,26 +429,28 @@ impl Chat {
             }
         }
         self.body.reset(self.anthropic);
-        self.body.out.clear();
+        self.body.sink.out.clear();
     }
 
     /// A chunk of a 2xx body; returns [`flag`]s, plus, from bit [`flag::GROWTH_SHIFT`] on,
     /// how many milliseconds later than the attempt's planned deadline the call's deadline now
     /// is (it grows with the answer delivered); the decoded items go to the batch. (An error
     /// body is the wrapper's to read: `JSON.parse` does it in a few bytes of JS; this returns
-    /// [`flag::OVER`] for one.)
+    /// [`flag::OVER`] for one.) A whole JSON answer (a `200` whose type names JSON: a gateway
+    /// that ignored `stream: true`) comes as one event, its lines as `data:` lines, followed
+    /// by `data: [DONE]` (the wrapper frames it; the decoder reads it like a chunk).
     pub fn feed(&mut self, bytes: &[u8]) -> u32 {
         let b = &mut self.body;
-        b.out.clear();
+        b.sink.out.clear();
         if !(200..300).contains(&self.status) {
             return flag::OVER;
         }
         b.feed(bytes);
         let mut f = 0;
-        if !b.out.is_empty() {
+        if !b.sink.out.is_empty() {
             f |= flag::RECORDS;
         }
-        if b.content {
+        if b.sink.content {
             f |= flag::CONTENT;
         }
         if b.over() {
@@ -387,11 +459,13 @@ impl Chat {
         if b.malformed {
             f |= flag::MALFORMED;
         }
-        if b.server_error {
+        if b.sink.server_error {
             f |= flag::SERVER_ERROR;
         }
         if let Some(p) = &self.plan {
-            let later = p.deadline_after(b.delivered).saturating_since(p.deadline);
+            let later = p
+                .deadline_after(b.sink.delivered)
+                .saturating_since(p.deadline);
             f |= (later
                 .as_millis()
                 .min(u64::from(u32::MAX >> flag::GROWTH_SHIFT)) as u32)
@@ -403,7 +477,7 @@ impl Chat {
     /// Reports how the attempt ended (see [`mod@end`]; with [`end::QUOTA`] added when an
     /// error body said the quota is spent). Ignored when no attempt is in flight.
     pub fn end(&mut self, engine: &mut Engine, now: f64, how: u32) {
-        self.body.out.clear();
+        self.body.sink.out.clear();
         let Some(_) = self.plan.take() else {
             return;
         };
@@ -430,29 +504,30 @@ impl Chat {
                 _ if b.finish() == StreamEnd::Complete => BodyEnd::Complete,
                 _ => BodyEnd::EndedEarly,
             };
-            transport::body_failure(end, b.malformed, b.server_error)
+            // (Complete means the end marker came, which finished every tool call.)
+            transport::body_failure(end, b.malformed, b.sink.server_error)
         };
         let o = Outcome {
             failure,
-            delivered_bytes: self.body.delivered,
+            delivered_bytes: self.body.sink.delivered,
             hints,
         };
         self.call.finish_attempt(&mut engine.state, o, instant(now));
     }
 
-    /// The batch's text.
-    pub fn text(&self) -> String {
-        self.body.out.text.clone()
+    /// Where the batch's words are (valid until the next call into the module): its
+    /// [`Chat::size`] record words, then two more — where the batch's text (UTF-8) lies in
+    /// the module's memory and its length in bytes — added by this call.
+    pub fn words(&mut self) -> *const u32 {
+        let b = &mut self.body.sink.out;
+        let text = [b.text.as_ptr() as u32, b.text.len() as u32];
+        b.words.extend_from_slice(&text);
+        b.words.as_ptr()
     }
 
-    /// Where the batch's words are (valid until the next call into the module).
-    pub fn words(&self) -> *const u32 {
-        self.body.out.words.as_ptr()
-    }
-
-    /// How many words.
+    /// How many record words.
     pub fn size(&self) -> u32 {
-        self.body.out.words.len() as u32
+        self.body.sink.out.words.len() as u32
     }
 }
 
@@ -482,7 +557,7 @@ mod tests {
         while i < w.len() {
             let n = match w[i] {
                 kind::CONTENT | kind::REASONING | kind::REFUSAL | kind::FINISH | kind::ROLE => 3,
-                kind::TOOL_CALL => 8,
+                kind::TOOL_CALL | kind::TOOL_CALL_DONE => 8,
                 kind::USAGE => 3,
                 kind::RETRY => 5,
                 kind::FAILOVER => 2,
@@ -506,7 +581,7 @@ mod tests {
     /// Runs `next` and returns the step record.
     fn step(chat: &mut Chat, e: &mut Engine, now: f64) -> (u32, Vec<u32>) {
         chat.next(e, now);
-        records(&chat.body.out).pop().expect("a step record")
+        records(&chat.body.sink.out).pop().expect("a step record")
     }
 
     #[test]
@@ -526,9 +601,9 @@ mod tests {
             let mut flags = 0;
             for c in OK.as_bytes().chunks(piece) {
                 flags = chat.feed(c);
-                for (k, w) in records(&chat.body.out) {
+                for (k, w) in records(&chat.body.sink.out) {
                     if k == kind::CONTENT {
-                        got.push_str(&text(&chat.body.out, w[1], w[2]));
+                        got.push_str(&text(&chat.body.sink.out, w[1], w[2]));
                     }
                 }
                 if flags & flag::OVER != 0 {
@@ -563,9 +638,9 @@ mod tests {
             flag::OVER
         );
         chat.end(&mut e, 5.0, end::BODY);
-        assert!(chat.body.out.is_empty());
+        assert!(chat.body.sink.out.is_empty());
         chat.next(&mut e, 5.0);
-        let recs = records(&chat.body.out);
+        let recs = records(&chat.body.sink.out);
         let (k, retry) = &recs[0];
         assert_eq!(*k, kind::RETRY);
         assert_eq!((retry[0], retry[1], retry[2], retry[4]), (2, 2000, 1, 503));
@@ -638,9 +713,12 @@ mod tests {
         chat.head(200, b"");
         let f = chat.feed(b"data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n");
         assert_ne!(f & flag::RECORDS, 0);
-        let recs = records(&chat.body.out);
+        let recs = records(&chat.body.sink.out);
         assert_eq!((recs[0].0, recs[0].1[0]), (kind::SERVER_ERROR, 200));
-        assert_eq!(text(&chat.body.out, recs[0].1[1], recs[0].1[2]), "boom");
+        assert_eq!(
+            text(&chat.body.sink.out, recs[0].1[1], recs[0].1[2]),
+            "boom"
+        );
         assert_eq!(&recs[0].1[3..], &[NONE; 6], "no type, code or param");
         chat.end(&mut e, 1.0, end::BODY);
         let (_, d) = step(&mut chat, &mut e, 1.0);
@@ -675,7 +753,7 @@ mod tests {
                         .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                         .collect();
                     chat.feed(&bytes);
-                    records(&chat.body.out);
+                    records(&chat.body.sink.out);
                 }
                 chat.end(&mut e, t, (next() % 7) as u32);
                 t += 70_000.0;
@@ -702,6 +780,184 @@ mod tests {
                 assert_eq!(f, want, "a new stream after a head");
             }
         }
+    }
+
+    /// A record as a test sees it: kind, words after the kind, its texts.
+    type Seen = (u32, Vec<u32>, Vec<String>);
+
+    /// Runs one attempt that answers `status` with `headers` and `body` (in pieces of
+    /// `piece` bytes); returns every record it produced (feeds and end) and the done record.
+    fn one_attempt(
+        e: &mut Engine,
+        headers: &[u8],
+        body: &[u8],
+        piece: usize,
+    ) -> (Vec<Seen>, Vec<u32>) {
+        let mut chat = Chat::new(e, 0.0, 10, 0, 0);
+        step(&mut chat, e, 0.0);
+        chat.head(200, headers);
+        let mut got = Vec::new();
+        let mut take = |chat: &Chat| {
+            let b = &chat.body.sink.out;
+            for (k, w) in records(b) {
+                // Text fields resolved: pairs of offsets after the kind's first words.
+                let texts = match k {
+                    kind::CONTENT | kind::FINISH => vec![text(b, w[1], w[2])],
+                    kind::TOOL_CALL | kind::TOOL_CALL_DONE => [(2, 3), (4, 5), (6, 7)]
+                        .iter()
+                        .map(|&(a, z)| {
+                            if w[a] == NONE {
+                                "-".into()
+                            } else {
+                                text(b, w[a], w[z])
+                            }
+                        })
+                        .collect(),
+                    _ => vec![],
+                };
+                got.push((k, w, texts));
+            }
+        };
+        for c in body.chunks(piece.max(1)) {
+            let f = chat.feed(c);
+            take(&chat);
+            if f & flag::OVER != 0 {
+                break;
+            }
+        }
+        chat.end(e, 10.0, end::BODY);
+        take(&chat);
+        let (k, d) = step(&mut chat, e, 10.0);
+        assert_eq!(k, kind::DONE);
+        (got, d)
+    }
+
+    /// A whole JSON answer as the wrapper hands it over: one event, the body's lines its data
+    /// lines, then the end marker.
+    fn frame_whole(body: &str) -> String {
+        let lines: Vec<&str> = body.split("\r\n").flat_map(|l| l.split('\n')).collect();
+        format!("data: {}\n\ndata: [DONE]\n\n", lines.join("\ndata: "))
+    }
+
+    const WHOLE: &str = r#"{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"The whole answer.","tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
+
+    #[test]
+    fn a_whole_json_answer_to_a_stream_is_the_answer_after_one_attempt() {
+        // Pretty-printed: its lines become data lines, which the parser joins again.
+        let pretty = WHOLE
+            .replace(",\"", ",\n  \"")
+            .replace("\"id\"", "\r\n\"id\"");
+        for (piece, body) in [(1, WHOLE), (7, WHOLE), (7, &pretty), (WHOLE.len(), WHOLE)] {
+            let mut e = engine(3);
+            let (got, done) = one_attempt(
+                &mut e,
+                b"content-type: application/json; charset=utf-8\n",
+                frame_whole(body).as_bytes(),
+                piece,
+            );
+            assert_eq!(
+                (done[0], done[1], done[3]),
+                (1, 1, reason::OK),
+                "ok, one attempt"
+            );
+            let kinds: Vec<u32> = got.iter().map(|g| g.0).collect();
+            assert_eq!(
+                kinds,
+                [
+                    kind::ROLE,
+                    kind::CONTENT,
+                    kind::TOOL_CALL,
+                    kind::TOOL_CALL_DONE,
+                    kind::FINISH,
+                    kind::USAGE
+                ],
+                "pieces of {piece}"
+            );
+            assert_eq!(got[1].2, ["The whole answer."]);
+            assert_eq!(got[3].2, ["call_1", "get_weather", r#"{"city":"Paris"}"#]);
+        }
+        // Cut short, it is malformed (code 8), not a truncated stream.
+        let mut e = engine(1);
+        let (got, done) = one_attempt(
+            &mut e,
+            b"Content-Type: application/json\n",
+            frame_whole(&WHOLE[..40]).as_bytes(),
+            64,
+        );
+        assert!(got.is_empty());
+        assert_eq!((done[0], done[4]), (0, 8));
+    }
+
+    #[test]
+    fn tool_calls_come_whole_before_the_finish_reason() {
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_1\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_2\",\"function\":{\"name\":\"g\",\"arguments\":\"[1,\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"a\\\":\\\"\\u00e9\\\"}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"function\":{\"arguments\":\"2]\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        for piece in [1, 13, stream.len()] {
+            let mut e = engine(1);
+            let (got, done) = one_attempt(&mut e, b"", stream.as_bytes(), piece);
+            assert_eq!(done[0], 1);
+            let whole: Vec<&Vec<String>> = got
+                .iter()
+                .filter(|g| g.0 == kind::TOOL_CALL_DONE)
+                .map(|g| &g.2)
+                .collect();
+            assert_eq!(
+                whole,
+                [
+                    &vec!["call_1".to_string(), "f".into(), r#"{"a":"é"}"#.into()],
+                    &vec!["call_2".to_string(), "g".into(), "[1,2]".into()]
+                ]
+            );
+            let at = |k| got.iter().position(|g| g.0 == k);
+            assert!(at(kind::TOOL_CALL_DONE) < at(kind::FINISH));
+            assert_eq!(got.iter().filter(|g| g.0 == kind::TOOL_CALL).count(), 4);
+        }
+        // Ended by [DONE] with no finish reason: whole at the end marker.
+        let no_finish = stream.replace(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+            "",
+        );
+        let mut e = engine(1);
+        let (got, _) = one_attempt(&mut e, b"", no_finish.as_bytes(), 64);
+        assert_eq!(
+            got.iter().filter(|g| g.0 == kind::TOOL_CALL_DONE).count(),
+            2
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "anthropic")]
+    fn anthropic_whole_message_to_a_stream() {
+        let body = r#"{"id":"msg_1","type":"message","role":"assistant","content":[{"type":"thinking","thinking":"hm","signature":"s"},{"type":"text","text":"Hi."},{"type":"tool_use","id":"toolu_1","name":"f","input":{"q":"a\"b"}}],"stop_reason":"tool_use","usage":{"input_tokens":3,"output_tokens":4}}"#;
+        let n = [input::UNSET; input::cfg::LEN];
+        let mut e = Engine::create(&n, 1, 1, 1, 2).expect("valid");
+        let (got, done) = one_attempt(
+            &mut e,
+            b"content-type: application/json\n",
+            frame_whole(body).as_bytes(),
+            9,
+        );
+        assert_eq!((done[0], done[1]), (1, 1));
+        let whole: Vec<&Vec<String>> = got
+            .iter()
+            .filter(|g| g.0 == kind::TOOL_CALL_DONE)
+            .map(|g| &g.2)
+            .collect();
+        assert_eq!(
+            whole,
+            [&vec![
+                "toolu_1".to_string(),
+                "f".into(),
+                r#"{"q":"a\"b"}"#.into()
+            ]]
+        );
+        assert!(got.iter().any(|g| g.0 == kind::CONTENT && g.2 == ["Hi."]));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 // Builds the package into dist/ — two entries, `steadyllm` (dist/) and `steadyllm/anthropic`
 // (dist/anthropic/), each the wasm module (cargo, profile wasm-release; the second with the
-// crate's `anthropic` feature), its ESM glue (wasm-bindgen --target web), wasm-opt (npm
-// binaryen; Debian's is too old), and the hand-written wrapper bundled with the glue, plus types.
+// crate's `anthropic` feature) through wasm-opt (npm binaryen; Debian's is too old), and the
+// hand-written wrapper (which calls the module's C ABI itself: no generated glue), plus types.
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -11,23 +11,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const pkg = join(here, "..");
 const root = join(pkg, "..", "..");
 const dist = join(pkg, "dist");
-const WASM_BINDGEN = "0.2.130";
-
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: "inherit", ...opts });
-
-let version = "";
-try {
-  version = execFileSync("wasm-bindgen", ["--version"], { encoding: "utf8" }).trim();
-} catch {
-  // handled below
-}
-if (!version.endsWith(WASM_BINDGEN)) {
-  console.error(
-    `build: wasm-bindgen ${WASM_BINDGEN} is needed (found: ${version || "none"}).\n` +
-      `  cargo install wasm-bindgen-cli --version ${WASM_BINDGEN}`,
-  );
-  process.exit(1);
-}
 
 // WebAssembly SIMD (memchr's fast paths in the SSE parser and JSON reader): every browser
 // released since 2023 has it. Given here rather than in .cargo/config.toml, which a RUSTFLAGS
@@ -48,9 +32,7 @@ if (!process.env.STEADYLLM_STABLE) {
 if (nightly) rustflags += " -Zunstable-options -Cpanic=immediate-abort";
 console.log(`build: ${nightly ? "nightly, core rebuilt with immediate-abort panics" : "stable toolchain"}`);
 const target = process.env.CARGO_TARGET_DIR || join(root, "target");
-const gen = join(pkg, "target", "wasm-bindgen");
 rmSync(dist, { recursive: true, force: true });
-rmSync(gen, { recursive: true, force: true });
 
 // Two entries, one per module: `steadyllm` (dist/index.js: OpenAI-compatible APIs) and
 // `steadyllm/anthropic` (dist/anthropic/index.js: the same API, plus Anthropic's Messages API,
@@ -62,21 +44,17 @@ function variant(name, anthropic) {
   if (nightly) args.unshift("+nightly"), args.push("-Zbuild-std=core,alloc");
   run("cargo", args, { cwd: root, env: { ...process.env, RUSTFLAGS: rustflags } });
   const wasm = join(targetDir, "wasm32-unknown-unknown", "wasm-release", "steadyllm_wasm.wasm");
-  const g = join(gen, name);
   const d = join(dist, name);
   mkdirSync(d, { recursive: true });
-  run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", g, wasm]);
   const out = join(d, "steadyllm_wasm_bg.wasm");
-  copyFileSync(join(g, "steadyllm_wasm_bg.wasm"), out);
   // The module's memory is fresh (zero-filled) and Rust's data starts at 1 MiB (low memory
   // unused): both assumptions hold.
-  run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["--one-caller-inline-max-function-size", "100", "-Oz", "--converge", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", out, "-o", out]);
-  // One ES module: the wrapper, wasm-bindgen's glue and its snippet, minified. The glue finds
-  // the wasm with `new URL("steadyllm_wasm_bg.wasm", import.meta.url)`, which stays as is, so
-  // the .wasm sits next to it (bundlers that understand that pattern copy it along).
-  copyFileSync(join(pkg, "src", "index.js"), join(g, "index.js"));
+  run(join(pkg, "node_modules", ".bin", "wasm-opt"), ["--one-caller-inline-max-function-size", "100", "-Oz", "--converge", "--low-memory-unused", "--zero-filled-memory", "--strip-debug", "--strip-producers", "--strip-target-features", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "--enable-simd", wasm, "-o", out]);
+  // One ES module, minified. The wrapper finds the wasm with
+  // `new URL("steadyllm_wasm_bg.wasm", import.meta.url)`, which stays as is, so the .wasm sits
+  // next to it (bundlers that understand that pattern copy it along).
   run(join(pkg, "node_modules", ".bin", "esbuild"), [
-    join(g, "index.js"),
+    join(pkg, "src", "index.js"),
     "--bundle",
     "--format=esm",
     "--minify",
@@ -84,8 +62,6 @@ function variant(name, anthropic) {
     "--legal-comments=none",
     `--define:__ANTHROPIC__=${anthropic}`,
     `--outfile=${join(d, "index.js")}`,
-    // wasm-bindgen 0.2.130 repeats its snippet key in the imports object (same value each
-    // time); esbuild warns about that, harmlessly.
     "--log-level=error",
   ]);
   copyFileSync(join(pkg, "src", "index.d.ts"), join(d, "index.d.ts"));

@@ -142,13 +142,31 @@ export interface ContentDelta { type: "content"; text: string; choice: number }
 export interface ReasoningDelta { type: "reasoning"; text: string; choice: number }
 /** A piece of a refusal. */
 export interface RefusalDelta { type: "refusal"; text: string; choice: number }
-/** A fragment of a tool call; `arguments` fragments with the same `index` concatenate. */
+/**
+ * A fragment of a tool call; `arguments` fragments with the same `index` concatenate. The
+ * whole call follows as a {@link ToolCallDoneDelta}.
+ */
 export interface ToolCallDelta {
   type: "tool_call";
   choice: number;
   index: number;
   id?: string;
   name?: string;
+  arguments: string;
+}
+/**
+ * A whole tool call: its fragments joined by the core (the same rules on every adapter: per
+ * `choice` and `index`, the first id and name, the arguments concatenated; another id at the
+ * same index is another call). It comes before the finish reason that ends the call.
+ */
+export interface ToolCallDoneDelta {
+  type: "tool_call_done";
+  choice: number;
+  /** The call's position (Anthropic: its content block's index). */
+  index: number;
+  id: string;
+  name: string;
+  /** The arguments JSON, as the model wrote it. */
   arguments: string;
 }
 /** Why a choice ended (`stop`, `length`, `tool_calls`, `end_turn`, …). */
@@ -183,6 +201,7 @@ export type Delta =
   | ReasoningDelta
   | RefusalDelta
   | ToolCallDelta
+  | ToolCallDoneDelta
   | FinishDelta
   | UsageDelta
   | RetryDelta
@@ -191,6 +210,7 @@ export type Delta =
 
 export interface Usage { promptTokens: number; completionTokens: number; totalTokens: number }
 
+/** A whole tool call of choice 0 (see {@link ToolCallDoneDelta}), in the order the calls began. */
 export interface CompletedToolCall { index: number; id: string; name: string; arguments: string }
 
 /** A whole answer. */

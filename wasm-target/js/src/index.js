@@ -3,13 +3,65 @@
 // `steadyllm/anthropic`, whose module decodes Anthropic's events too.
 // Types: index.d.ts. The module is sans-IO: it decides (attempt, sleep, give up) and decodes;
 // this file does the IO — fetch, timers, abort — and builds the request bodies. What crosses
-// is numbers, strings and bytes; results come back as batches of records (see decodeBatch).
-
-import { Chat, Engine, initSync } from "./steadyllm_wasm.js";
+// is numbers and bytes; results come back as batches of records (see decodeBatch).
 
 let ready = null;
 let loaded = false;
 let memory = null;
+// The module's exports: a C ABI of numbers and addresses in its memory
+// (wasm-target/src/abi.rs). Engine and Chat below are those functions and nothing more.
+let x = null;
+
+// Engines live as long as their Client, which has no close(): freed when it is collected.
+const engines = new FinalizationRegistry((p) => x.engine_free(p));
+
+class Engine {
+  // Undefined when the module refuses the settings (the wrapper checked them first).
+  static create(numbers, endpoints, anthropic, seedLo, seedHi) {
+    const p = x.engine_create(...numbers, endpoints, anthropic, seedLo, seedHi);
+    if (!p) return;
+    const e = new Engine();
+    e.p = p;
+    engines.register(e, p);
+    return e;
+  }
+  health(now) {
+    return x.engine_health(this.p, now) >>> 0;
+  }
+}
+
+class Chat {
+  constructor(engine, now, promptBytes, maxTokens, kind) {
+    this.p = x.chat_new(engine.p, now, promptBytes, maxTokens, kind | 0);
+  }
+  next(engine, now) {
+    x.chat_next(this.p, engine.p, now);
+  }
+  // Bytes in: into the chat's input buffer, then its length to the call that reads them.
+  put(bytes) {
+    new Uint8Array(memory.buffer, x.chat_input(this.p, bytes.length) >>> 0, bytes.length).set(bytes);
+    return bytes.length;
+  }
+  head(status, headers) {
+    x.chat_head(this.p, status, this.put(headers));
+  }
+  feed(bytes) {
+    return x.chat_feed(this.p, this.put(bytes));
+  }
+  end(engine, now, how) {
+    x.chat_end(this.p, engine.p, now, how);
+  }
+  size() {
+    return x.chat_size(this.p);
+  }
+  words() {
+    return x.chat_words(this.p) >>> 0;
+  }
+  free() {
+    x.chat_free(this.p);
+    this.p = 0;
+  }
+}
 
 // The module, compiled: from next to this file, or from what the caller passed to init().
 async function compile(source) {
@@ -28,10 +80,10 @@ async function compile(source) {
 export function init(source) {
   if (!ready) {
     ready = compile(source).then(
-      (module) => {
-        // Instantiated here rather than by the glue's async loader, which would add its own
-        // fetching code to the bundle.
-        memory = initSync({ module }).memory;
+      async (module) => {
+        // The module imports nothing.
+        x = (await WebAssembly.instantiate(module, {})).exports;
+        memory = x.memory;
         loaded = true;
       },
       (e) => {
@@ -182,8 +234,10 @@ function decodeBatch(w, t, out, st) {
         out.push({ type: "refusal", text: t.slice(w[i + 2], w[i + 3]), choice: w[i + 1] });
         i += 4;
         break;
-      case 4: {
-        const d = { type: "tool_call", choice: w[i + 1], index: w[i + 2], arguments: t.slice(w[i + 7], w[i + 8]) };
+      case 4: // a fragment
+      case 15: {
+        // a whole call (the core's assembler joined its fragments)
+        const d = { type: w[i] === 4 ? "tool_call" : "tool_call_done", choice: w[i + 1], index: w[i + 2], arguments: t.slice(w[i + 7], w[i + 8]) };
         const [id, name] = [str(w[i + 3], w[i + 4]), str(w[i + 5], w[i + 6])];
         if (id !== undefined) d.id = id;
         if (name !== undefined) d.name = name;
@@ -265,13 +319,14 @@ function decodeBatch(w, t, out, st) {
   }
 }
 
-// The batch an export left in `o` (a Chat or a Decoder): see decodeBatch.
+// The batch an export left in `o` (a Chat): see decodeBatch. Its n record words are followed
+// by where its UTF-8 text lies in the module's memory and how long it is.
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 function take(o, out, st) {
   const n = o.size();
   if (n === 0) return;
-  // The text first: making it may grow the memory, which would detach an earlier view.
-  const text = o.text();
-  return decodeBatch(new Uint32Array(memory.buffer, o.words(), n), text, out, st);
+  const w = new Uint32Array(memory.buffer, o.words(), n + 2);
+  return decodeBatch(w.subarray(0, n), utf8.decode(new Uint8Array(memory.buffer, w[n], w[n + 1])), out, st);
 }
 const NONE = 0xffffffff;
 const RETRY_REASONS = ["backoff", "retry_after", "rate_limited"];
@@ -729,9 +784,12 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
     v.headers.forEach((value, name) => (lines += `${name}: ${value}\n`));
     chat.head(v.status, utf8Encoder.encode(lines));
     // An error body is read here (up to 64 KiB, in time) and parsed with JSON.parse; a 2xx
-    // body goes through the module.
+    // body goes through the module. So does a whole JSON answer where a stream was asked for
+    // (a gateway that ignores `stream: true`; a type naming JSON, as the core judges heads),
+    // read whole first.
     const ok = v.status >= 200 && v.status < 300;
-    const text = ok ? null : new TextDecoder();
+    const whole = ok && /json/i.test(v.headers.get("content-type"));
+    const text = ok && !whole ? null : new TextDecoder();
     let error = "";
     reader = v.body?.getReader();
     const firstTokenBy = Math.min(sent + s.firstToken, deadline);
@@ -747,7 +805,7 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
         break;
       }
       if (v.done) break;
-      if (!ok) {
+      if (text) {
         error += text.decode(v.value, { stream: true });
         if (error.length > 65536) break;
         continue;
@@ -758,6 +816,12 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
       deadline = t0 + s.deadline + (f >>> 5);
       if (f & F_RECORDS) yield* deliver(chat, st);
       if (f & F_OVER) break;
+    }
+    if (whole && how === END_BODY) {
+      // One event, the body's lines its data lines, then the end marker: the module decodes
+      // it as the whole answer.
+      const f = chat.feed(utf8Encoder.encode(`data: ${error.split(/\r\n?|\n/).join("\ndata: ")}\n\ndata: [DONE]\n\n`));
+      if (f & F_RECORDS) yield* deliver(chat, st);
     }
     const e = ok ? undefined : errorObject(error);
     if (e) {
@@ -861,13 +925,11 @@ function emptyCompletion() {
 async function complete(client, request, options) {
   const it = runCall(client, request, options);
   let c = emptyCompletion();
-  const calls = new Map();
   for (;;) {
     const r = await it.next();
     if (r.done) {
       c.attempts = r.value.attempts;
       c.endpoint = r.value.endpoint;
-      c.toolCalls = [...calls.values()].sort((a, b) => a.index - b.index);
       return c;
     }
     const d = r.value;
@@ -881,15 +943,10 @@ async function complete(client, request, options) {
       case "refusal":
         if (d.choice === 0) c.refusal += d.text;
         break;
-      case "tool_call": {
-        if (d.choice !== 0) break;
-        let t = calls.get(d.index);
-        if (!t) calls.set(d.index, (t = { index: d.index, id: "", name: "", arguments: "" }));
-        if (d.id) t.id = d.id;
-        if (d.name) t.name += d.name;
-        t.arguments += d.arguments;
+      case "tool_call_done":
+        // Whole: the core joined the fragments.
+        if (d.choice === 0) c.toolCalls.push({ index: d.index, id: d.id, name: d.name, arguments: d.arguments });
         break;
-      }
       case "finish":
         if (d.choice === 0) c.finishReason = d.reason;
         break;
@@ -898,7 +955,6 @@ async function complete(client, request, options) {
         break;
       case "discard":
         c = emptyCompletion();
-        calls.clear();
         break;
     }
   }

@@ -434,6 +434,123 @@ describe("retries and failover", () => {
   });
 });
 
+describe("every form of answer, tool calls whole", () => {
+  // The tools the mock's answer calls (escapes and non-ASCII in the arguments), and the calls
+  // as every adapter must give them: ids from the mock (its request number), Anthropic's
+  // block index.
+  const CALLS = [
+    { name: "get_weather", arguments: '{"city":"Paris","note":"a \\"quoted\\" é, long enough to split"}' },
+    { name: "get_time", arguments: "{}" },
+  ];
+  const whole = (dialect, request) =>
+    CALLS.map((c, i) =>
+      dialect === "anthropic"
+        ? { index: i + 1, id: `toolu_mock${request}_${i}`, name: c.name, arguments: c.arguments }
+        : { index: i, id: `call_mock${request}_${i}`, name: c.name, arguments: c.arguments },
+    );
+  const endpoint = (dialect, base) =>
+    dialect === "anthropic" ? { baseUrl: base.replace(/\/v1$/, ""), apiKey: "k", dialect, model: "claude" } : base;
+
+  for (const dialect of ["openai", "anthropic"]) {
+    test(`${dialect}: a whole JSON answer to a streamed request is the answer, after one attempt`, async () => {
+      await mock.script([{ fault: "whole" }, { fault: "whole" }]);
+      const r = await run(
+        async ([ep]) => {
+          const c = window.client([ep]);
+          return { streamed: await window.collect(c), completed: await c.chat.complete(window.ask) };
+        },
+        [endpoint(dialect, mock.base)],
+      );
+      assert.equal(r.streamed.error, undefined);
+      assert.equal(r.streamed.text, ANSWER);
+      assert.equal(r.completed.text, ANSWER);
+      assert.equal(r.completed.attempts, 1);
+      assert.equal(r.completed.finishReason, dialect === "anthropic" ? "end_turn" : "stop");
+      assert.ok(r.completed.usage && r.completed.usage.totalTokens > 0);
+      const reqs = await mock.requests();
+      assert.equal(reqs.length, 2, "one request per call: not retried");
+      for (const q of reqs) assert.equal(JSON.parse(q.body).stream, true);
+    });
+
+    for (const fault of ["ok", "whole"]) {
+      test(`${dialect}: tool calls come out whole (${fault === "ok" ? "streamed" : "a whole JSON answer"}), before the finish reason`, async () => {
+        await mock.script({ steps: [{ fault, tool_calls: CALLS }, { fault, tool_calls: CALLS }], answer: "" });
+        const r = await run(
+          async ([ep]) => {
+            const c = window.client([ep]);
+            return { streamed: await window.collect(c), completed: await c.chat.complete(window.ask) };
+          },
+          [endpoint(dialect, mock.base)],
+        );
+        assert.equal(r.streamed.error, undefined);
+        const done = r.streamed.deltas.filter((d) => d.type === "tool_call_done");
+        assert.deepEqual(
+          done.map(({ index, id, name, arguments: a }) => ({ index, id, name, arguments: a })),
+          whole(dialect, 0),
+        );
+        const types = r.streamed.deltas.map((d) => d.type);
+        assert.ok(types.lastIndexOf("tool_call_done") < types.indexOf("finish"), types.join(" "));
+        if (fault === "ok") {
+          // Streamed in fragments: more of them than calls.
+          assert.ok(types.filter((t) => t === "tool_call").length > CALLS.length, types.join(" "));
+        }
+        assert.deepEqual(r.completed.toolCalls, whole(dialect, 1));
+        assert.equal(r.completed.finishReason, dialect === "anthropic" ? "tool_use" : "tool_calls");
+      });
+    }
+  }
+
+  test("a pretty-printed whole answer (application/problem+json, lines of JSON) decodes the same", async () => {
+    const body = JSON.stringify(
+      {
+        id: "c",
+        object: "chat.completion",
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: "assistant",
+              content: "Line one\nand two",
+              tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: '{"a":1}' } }],
+            },
+            finish_reason: "tool_calls",
+          },
+        ],
+      },
+      null,
+      2,
+    ).replace(/\n/g, "\r\n");
+    await mock.script([{ fault: "page", code: 200, content_type: "application/problem+json", body }]);
+    const r = await run((base) => window.client([base]).chat.complete(window.ask), mock.base);
+    assert.equal(r.text, "Line one\nand two");
+    assert.deepEqual(r.toolCalls, [{ index: 0, id: "call_1", name: "f", arguments: '{"a":1}' }]);
+    assert.equal(r.attempts, 1);
+  });
+
+  test("a whole answer that is not valid JSON is a malformed stream, not the answer", async () => {
+    await mock.script([{ fault: "page", code: 200, content_type: "application/json", body: '{"choices":[{"index":0,"message":{"content":"cut' }]);
+    const r = await run((base) => window.collect(window.client([base], { retries: { maxAttempts: 1 } })), mock.base);
+    assert.equal(r.error.name, "StreamError");
+    assert.equal(r.error.kind, "malformed");
+  });
+
+  test("StreamDecoder gives whole tool calls too", async () => {
+    const r = await run(() => {
+      const d = new window.steadyllm.StreamDecoder();
+      const enc = new TextEncoder();
+      const out = d.push(
+        enc.encode(
+          'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{\\"x\\""}}]}}]}\n\n' +
+            'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]},"finish_reason":"tool_calls"}]}\n\ndata: [DONE]\n\n',
+        ),
+      );
+      d.end();
+      return out.filter((x) => x.type === "tool_call_done");
+    });
+    assert.deepEqual(r, [{ type: "tool_call_done", choice: 0, index: 0, arguments: '{"x":1}', id: "c1", name: "f" }]);
+  });
+});
+
 describe("stream faults", () => {
   test("a truncated stream (no [DONE]): StreamError truncated, partial kept", async () => {
     await mock.script([{ fault: "truncate_after", events: 3 }]);

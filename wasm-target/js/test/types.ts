@@ -42,6 +42,7 @@ import type {
   Timeouts,
   Tool,
   ToolCallDelta,
+  ToolCallDoneDelta,
   Usage,
 } from "../src/index.js";
 
@@ -182,6 +183,12 @@ async function streaming(): Promise<string> {
         entry.arguments += delta.arguments;
         calls.set(delta.index, entry);
         void id;
+        break;
+      }
+      case "tool_call_done": {
+        assertType<Equal<typeof delta, ToolCallDoneDelta>>();
+        const whole: CompletedToolCall = { index: delta.index, id: delta.id, name: delta.name, arguments: delta.arguments };
+        void whole;
         break;
       }
       case "finish": {
