@@ -190,6 +190,22 @@ pub struct Tool<'a> {
     pub description: Option<&'a str>,
     /// JSON schema of its arguments.
     pub parameters: Option<RawJson<'a>>,
+    /// Strict schema adherence: the arguments always follow `parameters` (OpenAI
+    /// `function.strict`, Anthropic `strict`; the schema must then meet the provider's rules
+    /// for strict schemas, e.g. `additionalProperties: false`).
+    pub strict: bool,
+}
+
+impl<'a> Tool<'a> {
+    /// A function with a name and nothing else (no description, no schema, not strict).
+    pub const fn new(name: &'a str) -> Self {
+        Tool {
+            name,
+            description: None,
+            parameters: None,
+            strict: false,
+        }
+    }
 }
 
 /// Whether and which tool the model must call.
@@ -204,6 +220,83 @@ pub enum ToolChoice<'a> {
     /// This function.
     Function(&'a str),
 }
+
+/// The shape of the answer (`response_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseFormat<'a> {
+    /// Plain text (OpenAI `{"type":"text"}`; nothing is sent to Anthropic).
+    Text,
+    /// Any JSON object (OpenAI's JSON mode, `{"type":"json_object"}`). Anthropic has no such
+    /// mode: that dialect refuses it with [`RequestError::UnsupportedField`] (use a schema).
+    JsonObject,
+    /// Structured outputs: the answer is JSON that follows `schema`. OpenAI:
+    /// `{"type":"json_schema","json_schema":{"name","schema","strict"}}`; Anthropic:
+    /// `output_config.format` `{"type":"json_schema","schema"}` (always strict; `name` and
+    /// `strict` are not sent).
+    JsonSchema {
+        /// The schema's name: 1 to 64 of `a-z A-Z 0-9 _ -` (checked:
+        /// [`RequestError::InvalidSchemaName`]).
+        name: &'a str,
+        /// The JSON schema, validated as one JSON value by [`RawJson::new`].
+        schema: RawJson<'a>,
+        /// OpenAI `strict: true`: the answer always follows the schema (which must then meet
+        /// OpenAI's rules for strict schemas).
+        strict: bool,
+    },
+}
+
+/// How hard a reasoning model thinks before it answers (OpenAI `reasoning_effort`).
+///
+/// OpenAI dialect only: Anthropic's equivalent is [`ChatRequest::thinking`], and the Anthropic
+/// dialect sends nothing for this field (the same request can fail over between dialects).
+/// Values beyond these (a provider's `"none"` or `"xhigh"`) can be sent as an
+/// [`ChatRequest::extra_body`] member while this field is unset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ReasoningEffort {
+    /// `"minimal"`.
+    Minimal,
+    /// `"low"`.
+    Low,
+    /// `"medium"`.
+    Medium,
+    /// `"high"`.
+    High,
+}
+
+impl ReasoningEffort {
+    /// The value on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasoningEffort::Minimal => "minimal",
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        }
+    }
+}
+
+/// Anthropic extended thinking (`thinking`).
+///
+/// Anthropic dialect only: the OpenAI dialect sends nothing for it and does not check it (its
+/// equivalent is [`ChatRequest::reasoning_effort`]; the same request can fail over between
+/// dialects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Thinking {
+    /// `{"type":"enabled","budget_tokens":N}`: think for up to `budget_tokens` tokens, at
+    /// least [`MIN_THINKING_BUDGET`] and fewer than the request's `max_tokens` (which then
+    /// must be set above it: the default of [`DEFAULT_ANTHROPIC_MAX_TOKENS`] leaves no room).
+    /// Otherwise [`RequestError::InvalidThinkingBudget`].
+    Enabled {
+        /// Tokens the model may spend thinking.
+        budget_tokens: u32,
+    },
+}
+
+/// The smallest thinking budget Anthropic accepts.
+pub const MIN_THINKING_BUDGET: u32 = 1024;
 
 /// A chat-completion request. Every field borrows from the caller.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -247,6 +340,23 @@ pub struct ChatRequest<'a> {
     /// network, or a device whose answers are not sensitive). OpenAI dialect only; servers
     /// that do not know the option usually ignore it.
     pub include_obfuscation: bool,
+    /// The shape of the answer: JSON mode or a JSON schema (structured outputs).
+    pub response_format: Option<ResponseFormat<'a>>,
+    /// How hard a reasoning model thinks (OpenAI dialect; see [`ReasoningEffort`]).
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Whether the model may call several tools in one turn. Sent only with `tools` (OpenAI
+    /// refuses it without them): OpenAI `parallel_tool_calls`; Anthropic sends `false` as
+    /// `tool_choice.disable_parallel_tool_use: true` (on `auto` when no tool choice is set)
+    /// and nothing for `true`, its default.
+    pub parallel_tool_calls: Option<bool>,
+    /// Anthropic extended thinking (Anthropic dialect; see [`Thinking`]).
+    pub thinking: Option<Thinking>,
+    /// More top-level members of the body, written last as `"key":value`: the key is escaped
+    /// as a JSON string, the value is sent as given (a [`RawJson`] is one valid JSON value).
+    /// For what the builder has no field for (`top_k`, `service_tier`, a gateway's options).
+    /// A key the builder itself writes for this request (`model`, `stream`, or a field that is
+    /// set) is refused with [`RequestError::BodyMemberCollides`]: set the field instead.
+    pub extra_body: &'a [(&'a str, RawJson<'a>)],
 }
 
 /// `max_tokens` sent to Anthropic when the request sets no limit.
@@ -266,6 +376,15 @@ pub enum RequestError {
     MissingToolCallId,
     /// The Anthropic dialect, in a build without the `anthropic` feature.
     UnsupportedDialect,
+    /// A [`ResponseFormat::JsonSchema`] name that is empty, longer than 64 bytes or holds
+    /// characters other than `a-z A-Z 0-9 _ -`.
+    InvalidSchemaName,
+    /// An Anthropic thinking budget below [`MIN_THINKING_BUDGET`] or not below `max_tokens`.
+    InvalidThinkingBudget,
+    /// A field the dialect cannot express (Anthropic: [`ResponseFormat::JsonObject`]).
+    UnsupportedField,
+    /// An [`ChatRequest::extra_body`] member repeats a key the builder writes.
+    BodyMemberCollides,
 }
 
 impl fmt::Display for RequestError {
@@ -281,6 +400,18 @@ impl fmt::Display for RequestError {
             RequestError::MissingToolCallId => f.write_str("tool message without tool_call_id"),
             RequestError::UnsupportedDialect => {
                 f.write_str("the Anthropic dialect needs the `anthropic` feature")
+            }
+            RequestError::InvalidSchemaName => {
+                f.write_str("JSON schema name must be 1 to 64 of a-z, A-Z, 0-9, _ and -")
+            }
+            RequestError::InvalidThinkingBudget => {
+                f.write_str("thinking budget must be at least 1024 tokens and below max_tokens")
+            }
+            RequestError::UnsupportedField => {
+                f.write_str("the json_object response format has no Anthropic equivalent")
+            }
+            RequestError::BodyMemberCollides => {
+                f.write_str("an extra body member repeats a key the request already writes")
             }
         }
     }
@@ -306,7 +437,18 @@ impl<'a> ChatRequest<'a> {
             stream: true,
             include_usage: true,
             include_obfuscation: true,
+            response_format: None,
+            reasoning_effort: None,
+            parallel_tool_calls: None,
+            thinking: None,
+            extra_body: &[],
         }
+    }
+
+    /// `true` for a request that asks a model to reason first: a reasoning effort, or
+    /// Anthropic thinking. Such answers can take minutes before their first token.
+    pub fn is_reasoning(&self) -> bool {
+        self.reasoning_effort.is_some() || self.thinking.is_some()
     }
 
     /// What the resilience engine needs to pick timeouts: prompt size, answer limit, images.
@@ -364,19 +506,40 @@ impl<'a> ChatRequest<'a> {
                 return Err(RequestError::NonFiniteNumber);
             }
         }
-        match dialect {
-            Dialect::OpenAi => self.emit_openai(w),
-            #[cfg(feature = "anthropic")]
-            Dialect::Anthropic => self.emit_anthropic(w),
-            #[cfg(not(feature = "anthropic"))]
-            Dialect::Anthropic => Err(RequestError::UnsupportedDialect),
+        if let Some(ResponseFormat::JsonSchema { name, .. }) = self.response_format {
+            let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+            if name.is_empty() || name.len() > 64 || !name.bytes().all(ok) {
+                return Err(RequestError::InvalidSchemaName);
+            }
         }
+        let mut m = Members {
+            extra: self.extra_body,
+            clash: false,
+        };
+        match dialect {
+            Dialect::OpenAi => self.emit_openai(&mut m, w)?,
+            #[cfg(feature = "anthropic")]
+            Dialect::Anthropic => self.emit_anthropic(&mut m, w)?,
+            #[cfg(not(feature = "anthropic"))]
+            Dialect::Anthropic => return Err(RequestError::UnsupportedDialect),
+        }
+        for (k, v) in self.extra_body {
+            w.byte(b',');
+            w.string(k);
+            w.byte(b':');
+            w.raw(v.as_str().as_bytes());
+        }
+        w.byte(b'}');
+        if m.clash {
+            return Err(RequestError::BodyMemberCollides);
+        }
+        Ok(())
     }
 
-    fn emit_openai(&self, w: &mut Writer<'_>) -> Result<(), RequestError> {
-        w.raw(b"{\"model\":");
+    fn emit_openai(&self, m: &mut Members<'_>, w: &mut Writer<'_>) -> Result<(), RequestError> {
+        m.put(w, b"{\"model\":");
         w.string(self.model);
-        w.raw(b",\"messages\":[");
+        m.put(w, b",\"messages\":[");
         for (i, m) in self.messages.iter().enumerate() {
             if i > 0 {
                 w.byte(b',');
@@ -441,9 +604,9 @@ impl<'a> ChatRequest<'a> {
             w.byte(b'}');
         }
         w.byte(b']');
-        let num = |w: &mut Writer<'_>, key: &[u8], v: Option<u32>| {
+        let mut num = |w: &mut Writer<'_>, key: &[u8], v: Option<u32>| {
             if let Some(v) = v {
-                w.raw(key);
+                m.put(w, key);
                 w.u64(u64::from(v));
             }
         };
@@ -453,21 +616,21 @@ impl<'a> ChatRequest<'a> {
             b",\"max_completion_tokens\":",
             self.max_completion_tokens,
         );
-        self.emit_sampling(w);
+        self.emit_sampling(m, w);
         if !self.stop.is_empty() {
-            w.raw(b",\"stop\":");
+            m.put(w, b",\"stop\":");
             string_array(w, self.stop);
         }
         if let Some(s) = self.seed {
-            w.raw(b",\"seed\":");
+            m.put(w, b",\"seed\":");
             w.i64(s);
         }
         if let Some(u) = self.user {
-            w.raw(b",\"user\":");
+            m.put(w, b",\"user\":");
             w.string(u);
         }
         if !self.tools.is_empty() {
-            w.raw(b",\"tools\":[");
+            m.put(w, b",\"tools\":[");
             for (i, t) in self.tools.iter().enumerate() {
                 if i > 0 {
                     w.byte(b',');
@@ -482,12 +645,19 @@ impl<'a> ChatRequest<'a> {
                     w.raw(b",\"parameters\":");
                     w.raw(p.as_str().as_bytes());
                 }
+                if t.strict {
+                    w.raw(b",\"strict\":true");
+                }
                 w.raw(b"}}");
             }
             w.byte(b']');
+            if let Some(p) = self.parallel_tool_calls {
+                m.put(w, b",\"parallel_tool_calls\":");
+                w.raw(if p { b"true" } else { b"false" });
+            }
         }
         if let Some(tc) = self.tool_choice {
-            w.raw(b",\"tool_choice\":");
+            m.put(w, b",\"tool_choice\":");
             match tc {
                 ToolChoice::Auto => w.raw(b"\"auto\""),
                 ToolChoice::None => w.raw(b"\"none\""),
@@ -499,39 +669,61 @@ impl<'a> ChatRequest<'a> {
                 }
             }
         }
+        if let Some(f) = self.response_format {
+            m.put(w, b",\"response_format\":");
+            match f {
+                ResponseFormat::Text => w.raw(b"{\"type\":\"text\"}"),
+                ResponseFormat::JsonObject => w.raw(b"{\"type\":\"json_object\"}"),
+                ResponseFormat::JsonSchema {
+                    name,
+                    schema,
+                    strict,
+                } => {
+                    w.raw(b"{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
+                    w.string(name);
+                    w.raw(b",\"schema\":");
+                    w.raw(schema.as_str().as_bytes());
+                    w.raw(if strict { b",\"strict\":true}}" } else { b"}}" });
+                }
+            }
+        }
+        if let Some(e) = self.reasoning_effort {
+            m.put(w, b",\"reasoning_effort\":");
+            w.string(e.as_str());
+        }
         if self.stream {
-            w.raw(b",\"stream\":true");
+            m.put(w, b",\"stream\":true");
             match (self.include_usage, self.include_obfuscation) {
-                (true, true) => w.raw(b",\"stream_options\":{\"include_usage\":true}"),
-                (true, false) => w.raw(
+                (true, true) => m.put(w, b",\"stream_options\":{\"include_usage\":true}"),
+                (true, false) => m.put(
+                    w,
                     b",\"stream_options\":{\"include_usage\":true,\"include_obfuscation\":false}",
                 ),
-                (false, false) => w.raw(b",\"stream_options\":{\"include_obfuscation\":false}"),
+                (false, false) => m.put(w, b",\"stream_options\":{\"include_obfuscation\":false}"),
                 (false, true) => {}
             }
         } else {
-            w.raw(b",\"stream\":false");
+            m.put(w, b",\"stream\":false");
         }
-        w.byte(b'}');
         Ok(())
     }
 
-    fn emit_sampling(&self, w: &mut Writer<'_>) {
+    fn emit_sampling(&self, m: &mut Members<'_>, w: &mut Writer<'_>) {
         if let Some(t) = self.temperature {
-            w.raw(b",\"temperature\":");
+            m.put(w, b",\"temperature\":");
             w.f32(t);
         }
         if let Some(p) = self.top_p {
-            w.raw(b",\"top_p\":");
+            m.put(w, b",\"top_p\":");
             w.f32(p);
         }
     }
 
     #[cfg(feature = "anthropic")]
-    fn emit_anthropic(&self, w: &mut Writer<'_>) -> Result<(), RequestError> {
-        w.raw(b"{\"model\":");
+    fn emit_anthropic(&self, m: &mut Members<'_>, w: &mut Writer<'_>) -> Result<(), RequestError> {
+        m.put(w, b"{\"model\":");
         w.string(self.model);
-        w.raw(b",\"max_tokens\":");
+        m.put(w, b",\"max_tokens\":");
         let max = self
             .max_tokens
             .or(self.max_completion_tokens)
@@ -540,7 +732,7 @@ impl<'a> ChatRequest<'a> {
         // System and developer messages become the top-level `system` blocks.
         let is_system = |m: &&Message<'_>| matches!(m.role, Role::System | Role::Developer);
         if self.messages.iter().any(|m| is_system(&m)) {
-            w.raw(b",\"system\":[");
+            m.put(w, b",\"system\":[");
             let mut first = true;
             for m in self.messages.iter().filter(is_system) {
                 for_each_text(m.content, |t| {
@@ -555,20 +747,20 @@ impl<'a> ChatRequest<'a> {
             }
             w.byte(b']');
         }
-        w.raw(b",\"messages\":[");
+        m.put(w, b",\"messages\":[");
         let mut first = true;
-        for m in self.messages.iter().filter(|m| !is_system(m)) {
+        for msg in self.messages.iter().filter(|m| !is_system(m)) {
             if !first {
                 w.byte(b',');
             }
             first = false;
-            match m.role {
+            match msg.role {
                 Role::Tool => {
-                    let id = m.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
+                    let id = msg.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
                     w.raw(b"{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":");
                     w.string(id);
                     w.raw(b",\"content\":");
-                    anthropic_content(w, m.content);
+                    anthropic_content(w, msg.content);
                     w.raw(b"}]}");
                 }
                 role => {
@@ -577,15 +769,15 @@ impl<'a> ChatRequest<'a> {
                     } else {
                         b"{\"role\":\"user\",\"content\":"
                     });
-                    if m.tool_calls.is_empty() {
-                        anthropic_content(w, m.content);
+                    if msg.tool_calls.is_empty() {
+                        anthropic_content(w, msg.content);
                     } else {
                         w.byte(b'[');
                         let mut n = 0;
-                        if let Some(c) = m.content {
+                        if let Some(c) = msg.content {
                             n = anthropic_blocks(w, c);
                         }
-                        for c in m.tool_calls {
+                        for c in msg.tool_calls {
                             let input = RawJson::new(if c.arguments.trim_ascii().is_empty() {
                                 "{}"
                             } else {
@@ -611,18 +803,18 @@ impl<'a> ChatRequest<'a> {
             }
         }
         w.byte(b']');
-        self.emit_sampling(w);
+        self.emit_sampling(m, w);
         if !self.stop.is_empty() {
-            w.raw(b",\"stop_sequences\":");
+            m.put(w, b",\"stop_sequences\":");
             string_array(w, self.stop);
         }
         if let Some(u) = self.user {
-            w.raw(b",\"metadata\":{\"user_id\":");
+            m.put(w, b",\"metadata\":{\"user_id\":");
             w.string(u);
             w.byte(b'}');
         }
         if !self.tools.is_empty() {
-            w.raw(b",\"tools\":[");
+            m.put(w, b",\"tools\":[");
             for (i, t) in self.tools.iter().enumerate() {
                 if i > 0 {
                     w.byte(b',');
@@ -638,29 +830,89 @@ impl<'a> ChatRequest<'a> {
                     Some(p) => w.raw(p.as_str().as_bytes()),
                     None => w.raw(b"{\"type\":\"object\"}"),
                 }
+                if t.strict {
+                    w.raw(b",\"strict\":true");
+                }
                 w.byte(b'}');
             }
             w.byte(b']');
         }
-        if let Some(tc) = self.tool_choice {
-            w.raw(b",\"tool_choice\":");
+        // `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use: true`, a
+        // member of the tool choice (`auto` when none is set).
+        let serial = !self.tools.is_empty() && self.parallel_tool_calls == Some(false);
+        let choice = match self.tool_choice {
+            None if serial => Some(ToolChoice::Auto),
+            c => c,
+        };
+        if let Some(tc) = choice {
+            m.put(w, b",\"tool_choice\":");
             match tc {
-                ToolChoice::Auto => w.raw(b"{\"type\":\"auto\"}"),
-                ToolChoice::None => w.raw(b"{\"type\":\"none\"}"),
-                ToolChoice::Required => w.raw(b"{\"type\":\"any\"}"),
+                ToolChoice::Auto => w.raw(b"{\"type\":\"auto\""),
+                ToolChoice::None => w.raw(b"{\"type\":\"none\""),
+                ToolChoice::Required => w.raw(b"{\"type\":\"any\""),
                 ToolChoice::Function(name) => {
                     w.raw(b"{\"type\":\"tool\",\"name\":");
                     w.string(name);
-                    w.byte(b'}');
                 }
             }
+            if serial && tc != ToolChoice::None {
+                w.raw(b",\"disable_parallel_tool_use\":true");
+            }
+            w.byte(b'}');
         }
-        w.raw(if self.stream {
-            b",\"stream\":true}"
-        } else {
-            b",\"stream\":false}"
-        });
+        match self.response_format {
+            Some(ResponseFormat::JsonObject) => return Err(RequestError::UnsupportedField),
+            Some(ResponseFormat::JsonSchema { schema, .. }) => {
+                m.put(
+                    w,
+                    b",\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":",
+                );
+                w.raw(schema.as_str().as_bytes());
+                w.raw(b"}}");
+            }
+            Some(ResponseFormat::Text) | None => {}
+        }
+        if let Some(Thinking::Enabled { budget_tokens }) = self.thinking {
+            if budget_tokens < MIN_THINKING_BUDGET || budget_tokens >= max {
+                return Err(RequestError::InvalidThinkingBudget);
+            }
+            m.put(w, b",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":");
+            w.u64(u64::from(budget_tokens));
+            w.byte(b'}');
+        }
+        m.put(
+            w,
+            if self.stream {
+                b",\"stream\":true"
+            } else {
+                b",\"stream\":false"
+            },
+        );
         Ok(())
+    }
+}
+
+/// Writes the builder's top-level members and notes one whose key an extra member repeats
+/// (the keys actually written, so an extra member may carry what an unset field would).
+struct Members<'x> {
+    extra: &'x [(&'x str, RawJson<'x>)],
+    clash: bool,
+}
+
+impl Members<'_> {
+    /// Writes `lit`, the start of a top-level member (`,"key":…`, or `{"key":…` for the
+    /// first), and compares its key with the extra members'.
+    #[inline(never)]
+    fn put(&mut self, w: &mut Writer<'_>, lit: &[u8]) {
+        w.raw(lit);
+        let key = lit.get(2..).unwrap_or_default();
+        let end = key.iter().position(|&b| b == b'"').unwrap_or(0);
+        let key = key.get(..end).unwrap_or_default();
+        for (k, _) in self.extra {
+            if k.as_bytes() == key {
+                self.clash = true;
+            }
+        }
     }
 }
 
@@ -800,6 +1052,7 @@ mod tests {
             name: "get_weather",
             description: Some("Weather"),
             parameters: Some(params),
+            strict: false,
         }];
         let mut r = ChatRequest::new("gpt-4o", &msgs);
         r.max_tokens = Some(100);
@@ -869,11 +1122,7 @@ mod tests {
         ];
         let mut all = msgs.to_vec();
         all.push(Message::user_parts(&parts));
-        let tools = [Tool {
-            name: "get_weather",
-            description: None,
-            parameters: None,
-        }];
+        let tools = [Tool::new("get_weather")];
         let mut r = ChatRequest::new("claude-sonnet-4", &all);
         r.tools = &tools;
         r.tool_choice = Some(ToolChoice::Required);
