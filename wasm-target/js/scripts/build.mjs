@@ -3,7 +3,7 @@
 // crate's `anthropic` feature), its ESM glue (wasm-bindgen --target web), wasm-opt (npm
 // binaryen; Debian's is too old), and the hand-written wrapper bundled with the glue, plus types.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -66,6 +66,25 @@ function variant(name, anthropic) {
   const d = join(dist, name);
   mkdirSync(d, { recursive: true });
   run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", g, wasm]);
+  // The wrapper calls initSync once, always with { module } holding a compiled
+  // WebAssembly.Module: the glue's branches for other arguments (a deprecation warning, bytes
+  // to compile) are dead code in the bundle. Replaced by the one path taken; the build fails
+  // if the glue no longer looks as expected (wasm-bindgen is pinned above).
+  const glue = join(g, "steadyllm_wasm.js");
+  const text = readFileSync(glue, "utf8");
+  const from = text.indexOf("function initSync(module) {");
+  const to = text.indexOf("let __wbg_init_promise;");
+  if (from < 0 || to < from || !text.slice(from, to).includes("new WebAssembly.Instance(module, imports)")) {
+    console.error("build: the wasm-bindgen glue's initSync is not as expected; update scripts/build.mjs");
+    process.exit(1);
+  }
+  const initSync = `function initSync({ module }) {
+    if (wasm !== undefined) return wasm;
+    return __wbg_finalize_init(new WebAssembly.Instance(module, __wbg_get_imports()), module);
+}
+
+`;
+  writeFileSync(glue, text.slice(0, from) + initSync + text.slice(to));
   const out = join(d, "steadyllm_wasm_bg.wasm");
   copyFileSync(join(g, "steadyllm_wasm_bg.wasm"), out);
   // The module's memory is fresh (zero-filled) and Rust's data starts at 1 MiB (low memory
