@@ -691,6 +691,122 @@ mod tests {
         }
     }
 
+    /// The parser as first written, with `str`'s char-pattern searches: the oracle for the
+    /// byte-level one.
+    fn reference_parse(url: &str) -> Result<(bool, &str, u16, bool, &str), UrlError> {
+        let (tls, rest) = if let Some(r) = strip_prefix_ignore_case(url, "https://") {
+            (true, r)
+        } else if let Some(r) = strip_prefix_ignore_case(url, "http://") {
+            (false, r)
+        } else {
+            return Err(UrlError::UnsupportedScheme);
+        };
+        if rest.bytes().any(|b| b == b'?' || b == b'#' || b == b'@') {
+            return Err(UrlError::UnsupportedPart);
+        }
+        if rest.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+            return Err(UrlError::InvalidCharacter);
+        }
+        let (authority, prefix) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let prefix = prefix.trim_end_matches('/');
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let end = v6.find(']').ok_or(UrlError::InvalidCharacter)?;
+            let host = authority.get(..end + 2).ok_or(UrlError::InvalidCharacter)?;
+            let after = v6.get(end + 1..).unwrap_or_default();
+            if !v6[..end]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return Err(UrlError::InvalidCharacter);
+            }
+            match after {
+                "" => (host, None),
+                p => (
+                    host,
+                    Some(p.strip_prefix(':').ok_or(UrlError::InvalidPort)?),
+                ),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() || host == "[]" {
+            return Err(UrlError::MissingHost);
+        }
+        if !host.starts_with('[')
+            && !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
+            return Err(UrlError::InvalidCharacter);
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (port, explicit) = match port {
+            None => (default_port, false),
+            Some(p) => {
+                let n: u16 = p.parse().map_err(|_| UrlError::InvalidPort)?;
+                if p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) || n == 0 {
+                    return Err(UrlError::InvalidPort);
+                }
+                (n, n != default_port)
+            }
+        };
+        Ok((tls, host, port, explicit, prefix))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+        #[test]
+        fn base_urls_parse_as_the_reference_does(
+            scheme in "(https?|HTTPS?|ftp)://",
+            rest in "[a-z0-9.:/\\[\\]_ ?#@é-]{0,24}",
+        ) {
+            let url = std::format!("{scheme}{rest}");
+            let got = BaseUrl::parse(&url)
+                .map(|u| (u.is_tls(), u.host(), u.port(), u.explicit_port, u.prefix()));
+            proptest::prop_assert_eq!(got, reference_parse(&url), "{}", url);
+        }
+
+        #[test]
+        fn query_parameters_are_percent_encoded_reversibly(k in "\\PC{0,12}", v in ".{0,12}") {
+            let query = [(k.as_str(), v.as_str())];
+            let ep = Endpoint::new("http://h", None).expect("ok").with_query(&query);
+            let mut buf = [0u8; 1024];
+            let n = RequestHead::new(&ep, 1, true).write(&mut buf).expect("fits");
+            let line = &buf[..n].split(|&b| b == b'\r').next().expect("a line");
+            let target = line
+                .strip_prefix(b"POST /chat/completions?")
+                .and_then(|t| t.strip_suffix(b" HTTP/1.1"))
+                .expect("the request line");
+            proptest::prop_assert!(target
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~%=".contains(&b)));
+            let decode = |s: &[u8]| {
+                let mut out = std::vec::Vec::new();
+                let mut i = 0;
+                while i < s.len() {
+                    if s[i] == b'%' {
+                        let hex = core::str::from_utf8(&s[i + 1..i + 3]).expect("ascii");
+                        out.push(u8::from_str_radix(hex, 16).expect("hex"));
+                        i += 3;
+                    } else {
+                        out.push(s[i]);
+                        i += 1;
+                    }
+                }
+                std::string::String::from_utf8(out).expect("utf-8")
+            };
+            let eq = target.iter().position(|&b| b == b'=').expect("=");
+            proptest::prop_assert_eq!(decode(&target[..eq]), k);
+            proptest::prop_assert_eq!(decode(&target[eq + 1..]), v);
+        }
+    }
+
     fn head(
         ep: &Endpoint<'_>,
         retry: u32,
@@ -769,9 +885,144 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_headers_and_query_parameters() {
+        let headers = [("api-key", "azure-secret"), ("X-Trace", "t 1")];
+        let query = [("api-version", "2024-10-21"), ("a b", "c&d=é/~")];
+        let ep = Endpoint::new(
+            "https://res.openai.azure.com/openai/deployments/gpt-4o",
+            None,
+        )
+        .expect("ok")
+        .with_headers(&headers)
+        .with_query(&query);
+        let h = head(&ep, 0, &[("x-extra", "1")]).expect("fits");
+        assert!(
+            h.starts_with(
+                "POST /openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21&a%20b=c%26d%3D%C3%A9%2F~ HTTP/1.1\r\n"
+            ),
+            "{h}"
+        );
+        assert!(
+            h.ends_with(&format!(
+                "{RETRY_COUNT_HEADER}: 0\r\napi-key: azure-secret\r\nX-Trace: t 1\r\nx-extra: 1\r\n\r\n"
+            )),
+            "{h}"
+        );
+        assert!(!h.contains("Authorization"));
+        // Empty names and values are sent as they are.
+        let odd = [("", "")];
+        let ep = Endpoint::new("http://h", None)
+            .expect("ok")
+            .with_query(&odd);
+        assert!(
+            head(&ep, 0, &[])
+                .expect("fits")
+                .starts_with("POST /chat/completions?= HTTP/1.1\r\n")
+        );
+    }
+
+    #[test]
+    fn headers_the_writer_sets_are_refused() {
+        let openai = Endpoint::new("http://h/v1", Some("k")).expect("ok");
+        let anthropic = openai.with_dialect(Dialect::Anthropic);
+        let keyless = Endpoint::new("http://h/v1", None).expect("ok");
+        let reserved = [
+            "Host",
+            "content-type",
+            "Content-Length",
+            "transfer-encoding",
+            "TE",
+            "expect",
+            "Upgrade",
+            "connection",
+            "Accept",
+            "accept-encoding",
+            "User-Agent",
+            "X-Steadyllm-Retry-Count",
+        ];
+        for ep in [&openai, &anthropic, &keyless] {
+            for name in reserved {
+                for (endpoint_header, extra) in [(true, false), (false, true)] {
+                    let list = [(name, "v")];
+                    let ep = if endpoint_header {
+                        ep.with_headers(&list)
+                    } else {
+                        *ep
+                    };
+                    let extra: &[(&str, &str)] = if extra { &list } else { &[] };
+                    assert_eq!(
+                        head(&ep, 0, extra),
+                        Err(HeadError::Header(HeaderError::Reserved)),
+                        "{name} on {ep:?}"
+                    );
+                }
+            }
+        }
+        // The key's header and anthropic-version, where the writer sets them.
+        for (ep, name, refused) in [
+            (&openai, "authorization", true),
+            (&openai, "x-api-key", false),
+            (&openai, "anthropic-version", false),
+            (&anthropic, "X-Api-Key", true),
+            (&anthropic, "Anthropic-Version", true),
+            (&anthropic, "authorization", false),
+            (&keyless, "Authorization", false),
+            (&keyless, "x-api-key", false),
+        ] {
+            let list = [(name, "v")];
+            let r = head(&ep.with_headers(&list), 0, &[]);
+            if refused {
+                assert_eq!(
+                    r,
+                    Err(HeadError::Header(HeaderError::Reserved)),
+                    "{name} on {ep:?}"
+                );
+            } else {
+                assert!(r.expect("allowed").contains(&format!("\r\n{name}: v\r\n")));
+            }
+        }
+        // Names that only contain a reserved one are fine.
+        let list = [("x-host", "v"), ("accept-language", "en"), ("hosts", "v")];
+        assert!(head(&keyless.with_headers(&list), 0, &[]).is_ok());
+        // Endpoint headers are checked as the head's own are.
+        for (bad, e) in [
+            (("X-A", "1\r\n2"), HeaderError::InvalidValue),
+            (("X A", "1"), HeaderError::InvalidName),
+        ] {
+            let list = [bad];
+            assert_eq!(
+                head(&keyless.with_headers(&list), 0, &[]),
+                Err(HeadError::Header(e))
+            );
+        }
+        assert_eq!(
+            HeaderError::Reserved.as_str(),
+            "extra header is one the client sets itself"
+        );
+    }
+
+    #[test]
+    fn anthropic_head_uses_the_version_constant() {
+        let ep = Endpoint::new("https://api.anthropic.com", None)
+            .expect("ok")
+            .with_dialect(Dialect::Anthropic);
+        let h = head(&ep, 0, &[]).expect("fits");
+        assert!(
+            h.contains(&format!("\r\nanthropic-version: {ANTHROPIC_VERSION}\r\n")),
+            "{h}"
+        );
+    }
+
+    #[test]
     fn key_never_in_debug() {
-        let ep = Endpoint::new("https://h/v1", Some("sk-very-secret")).expect("ok");
-        let h = RequestHead::new(&ep, 1, true);
+        let headers = [("api-key", "hdr-very-secret")];
+        let query = [("key", "query-very-secret")];
+        let ep = Endpoint::new("https://h/v1", Some("sk-very-secret"))
+            .expect("ok")
+            .with_headers(&headers)
+            .with_query(&query);
+        let mut h = RequestHead::new(&ep, 1, true);
+        h.extra_headers = &[("x-token", "extra-very-secret")];
         for s in [
             format!("{ep:?}"),
             format!("{h:?}"),
@@ -779,6 +1030,11 @@ mod tests {
         ] {
             assert!(!s.contains("very-secret"), "{s}");
             assert!(s.contains("***"));
+        }
+        // The names are shown.
+        let s = format!("{h:?}");
+        for name in ["api-key", "\"key\"", "x-token"] {
+            assert!(s.contains(name), "{s}");
         }
     }
 

@@ -1152,6 +1152,309 @@ mod tests {
         assert_eq!(body(&r, Dialect::Anthropic), v);
     }
 
+    /// The tool and schema of the request-field tests.
+    fn weather_tool(strict: bool) -> Tool<'static> {
+        Tool {
+            name: "get_weather",
+            description: None,
+            parameters: Some(RawJson::new(r#"{"type":"object"}"#).expect("valid")),
+            strict,
+        }
+    }
+
+    fn schema_format(name: &str, strict: bool) -> ResponseFormat<'_> {
+        ResponseFormat::JsonSchema {
+            name,
+            schema: RawJson::new(r#"{"type":"object","properties":{"a":{"type":"number"}}}"#)
+                .expect("valid"),
+            strict,
+        }
+    }
+
+    #[test]
+    fn openai_request_fields() {
+        let msgs = [Message::user("hi")];
+        let tools = [weather_tool(true)];
+        let mut r = ChatRequest::new("gpt-5", &msgs);
+        assert!(!r.is_reasoning());
+        let v = body(&r, Dialect::OpenAi);
+        for k in [
+            "response_format",
+            "reasoning_effort",
+            "parallel_tool_calls",
+            "thinking",
+        ] {
+            assert_eq!(v.get(k), None, "{k} is off by default");
+        }
+        r.response_format = Some(schema_format("answer", true));
+        r.reasoning_effort = Some(ReasoningEffort::Minimal);
+        r.tools = &tools;
+        r.parallel_tool_calls = Some(false);
+        // Anthropic's: neither sent nor checked here.
+        r.thinking = Some(Thinking::Enabled { budget_tokens: 1 });
+        let v = body(&r, Dialect::OpenAi);
+        assert_eq!(
+            v["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "answer",
+                "schema": {"type": "object", "properties": {"a": {"type": "number"}}}, "strict": true}})
+        );
+        assert_eq!(v["reasoning_effort"], "minimal");
+        assert_eq!(v["parallel_tool_calls"], false);
+        assert_eq!(
+            v["tools"],
+            json!([{"type": "function", "function": {"name": "get_weather",
+                "parameters": {"type": "object"}, "strict": true}}])
+        );
+        assert_eq!(v.get("thinking"), None);
+        assert!(r.is_reasoning());
+
+        r.response_format = Some(schema_format("answer", false));
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["response_format"]["json_schema"].get("strict"),
+            None
+        );
+        r.response_format = Some(ResponseFormat::JsonObject);
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["response_format"],
+            json!({"type": "json_object"})
+        );
+        r.response_format = Some(ResponseFormat::Text);
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["response_format"],
+            json!({"type": "text"})
+        );
+        for (e, want) in [
+            (ReasoningEffort::Minimal, "minimal"),
+            (ReasoningEffort::Low, "low"),
+            (ReasoningEffort::Medium, "medium"),
+            (ReasoningEffort::High, "high"),
+        ] {
+            r.reasoning_effort = Some(e);
+            assert_eq!(e.as_str(), want);
+            assert_eq!(body(&r, Dialect::OpenAi)["reasoning_effort"], want);
+        }
+        r.parallel_tool_calls = Some(true);
+        assert_eq!(body(&r, Dialect::OpenAi)["parallel_tool_calls"], true);
+        // Without tools OpenAI refuses the member: it is not sent.
+        r.tools = &[];
+        assert_eq!(body(&r, Dialect::OpenAi).get("parallel_tool_calls"), None);
+        let plain = [weather_tool(false)];
+        r.tools = &plain;
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["tools"][0]["function"].get("strict"),
+            None
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "anthropic")]
+    fn anthropic_request_fields() {
+        let msgs = [Message::user("hi")];
+        let tools = [weather_tool(true)];
+        let mut r = ChatRequest::new("claude-sonnet-4", &msgs);
+        r.max_tokens = Some(8192);
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: 4096,
+        });
+        r.response_format = Some(schema_format("answer", false));
+        // OpenAI's: not sent to Anthropic.
+        r.reasoning_effort = Some(ReasoningEffort::High);
+        r.tools = &tools;
+        r.parallel_tool_calls = Some(false);
+        let v = body(&r, Dialect::Anthropic);
+        assert_eq!(
+            v["thinking"],
+            json!({"type": "enabled", "budget_tokens": 4096})
+        );
+        assert_eq!(
+            v["output_config"],
+            json!({"format": {"type": "json_schema",
+                "schema": {"type": "object", "properties": {"a": {"type": "number"}}}}})
+        );
+        assert_eq!(
+            v["tools"],
+            json!([{"name": "get_weather", "input_schema": {"type": "object"}, "strict": true}])
+        );
+        assert_eq!(
+            v["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        for k in ["reasoning_effort", "response_format", "parallel_tool_calls"] {
+            assert_eq!(v.get(k), None, "{k}");
+        }
+        // The flag joins whichever choice is set (`none` takes no flag).
+        for (choice, want) in [
+            (
+                ToolChoice::Required,
+                json!({"type": "any", "disable_parallel_tool_use": true}),
+            ),
+            (
+                ToolChoice::Function("get_weather"),
+                json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true}),
+            ),
+            (ToolChoice::None, json!({"type": "none"})),
+        ] {
+            r.tool_choice = Some(choice);
+            assert_eq!(body(&r, Dialect::Anthropic)["tool_choice"], want);
+        }
+        // `true` is Anthropic's default: nothing is sent; without tools neither.
+        r.tool_choice = None;
+        r.parallel_tool_calls = Some(true);
+        assert_eq!(body(&r, Dialect::Anthropic).get("tool_choice"), None);
+        r.parallel_tool_calls = Some(false);
+        r.tools = &[];
+        assert_eq!(body(&r, Dialect::Anthropic).get("tool_choice"), None);
+        // Plain text is Anthropic's only kind of answer without a schema: nothing is sent.
+        r.response_format = Some(ResponseFormat::Text);
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: MIN_THINKING_BUDGET,
+        });
+        let v = body(&r, Dialect::Anthropic);
+        assert_eq!(v.get("output_config"), None);
+        assert_eq!(v["thinking"]["budget_tokens"], MIN_THINKING_BUDGET);
+    }
+
+    #[test]
+    fn extra_body_members_are_appended_escaped() {
+        let msgs = [Message::user("hi")];
+        let extra = [
+            ("top_k", RawJson::new("40").expect("valid")),
+            (
+                "we\"ird\nkey",
+                RawJson::new(r#" {"a": [1, null]} "#).expect("valid"),
+            ),
+            // The field is unset, so the member may carry a value it has no variant for.
+            (
+                "reasoning_effort",
+                RawJson::new(r#""xhigh""#).expect("valid"),
+            ),
+        ];
+        let mut r = ChatRequest::new("m", &msgs);
+        r.extra_body = &extra;
+        #[cfg(feature = "anthropic")]
+        let dialects = [Dialect::OpenAi, Dialect::Anthropic];
+        #[cfg(not(feature = "anthropic"))]
+        let dialects = [Dialect::OpenAi];
+        for d in dialects {
+            let v = body(&r, d);
+            assert_eq!(v["top_k"], 40);
+            assert_eq!(v["we\"ird\nkey"], json!({"a": [1, null]}));
+            assert_eq!(v["reasoning_effort"], "xhigh");
+            assert_eq!(v["model"], "m");
+        }
+    }
+
+    #[test]
+    fn request_field_errors() {
+        let msgs = [Message::system("s"), Message::user("hi")];
+        #[cfg(feature = "anthropic")]
+        let dialects = [Dialect::OpenAi, Dialect::Anthropic];
+        #[cfg(not(feature = "anthropic"))]
+        let dialects = [Dialect::OpenAi];
+        let long = "n".repeat(65);
+        let max = "n".repeat(64);
+        for d in dialects {
+            let mut r = ChatRequest::new("m", &msgs);
+            r.max_tokens = Some(4096);
+            for bad in ["", long.as_str(), "has space", "dot.ted", "ünï"] {
+                r.response_format = Some(schema_format(bad, true));
+                assert_eq!(
+                    r.body_len(d),
+                    Err(RequestError::InvalidSchemaName),
+                    "{d:?} {bad:?}"
+                );
+            }
+            for good in ["a", "A-z_09", max.as_str()] {
+                r.response_format = Some(schema_format(good, true));
+                assert!(r.body_len(d).is_ok(), "{d:?} {good:?}");
+            }
+            r.response_format = None;
+            // Keys the builder writes for this request, whichever fields are set.
+            let always: &[&str] = match d {
+                Dialect::OpenAi => &["model", "messages", "stream", "stream_options"],
+                Dialect::Anthropic => &["model", "messages", "stream", "max_tokens", "system"],
+            };
+            for key in always {
+                let extra = [(*key, RawJson::new("1").expect("valid"))];
+                let mut q = r;
+                q.extra_body = &extra;
+                let mut buf = [7u8; 1024];
+                assert_eq!(
+                    q.write_body(d, &mut buf),
+                    Err(RequestError::BodyMemberCollides),
+                    "{d:?} {key}"
+                );
+                assert!(buf.iter().all(|&b| b == 7), "buffer untouched");
+            }
+            // A key of a field collides once the field is set.
+            let extra = [("temperature", RawJson::new("1").expect("valid"))];
+            r.extra_body = &extra;
+            assert!(r.body_len(d).is_ok());
+            r.temperature = Some(0.5);
+            assert_eq!(r.body_len(d), Err(RequestError::BodyMemberCollides));
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "anthropic")]
+    fn anthropic_limits() {
+        let msgs = [Message::user("hi")];
+        let mut r = ChatRequest::new("claude", &msgs);
+        // No max_tokens: 1024 is sent, which leaves no room for a budget of at least 1024.
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: 1024,
+        });
+        assert!(r.is_reasoning());
+        assert_eq!(
+            r.body_len(Dialect::Anthropic),
+            Err(RequestError::InvalidThinkingBudget)
+        );
+        r.max_completion_tokens = Some(2000);
+        for (budget, ok) in [
+            (1023, false),
+            (1024, true),
+            (1999, true),
+            (2000, false),
+            (u32::MAX, false),
+        ] {
+            r.thinking = Some(Thinking::Enabled {
+                budget_tokens: budget,
+            });
+            assert_eq!(
+                r.body_len(Dialect::Anthropic).is_ok(),
+                ok,
+                "budget {budget}"
+            );
+            if !ok {
+                assert_eq!(
+                    r.body_len(Dialect::Anthropic),
+                    Err(RequestError::InvalidThinkingBudget)
+                );
+            }
+            // The OpenAI dialect neither sends nor checks it.
+            assert!(r.body_len(Dialect::OpenAi).is_ok());
+        }
+        r.thinking = None;
+        r.response_format = Some(ResponseFormat::JsonObject);
+        assert_eq!(
+            r.body_len(Dialect::Anthropic),
+            Err(RequestError::UnsupportedField)
+        );
+        assert!(r.body_len(Dialect::OpenAi).is_ok());
+    }
+
+    #[test]
+    fn errors_say_what_to_fix() {
+        for (e, want) in [
+            (RequestError::InvalidSchemaName, "schema name"),
+            (RequestError::InvalidThinkingBudget, "thinking budget"),
+            (RequestError::UnsupportedField, "json_object"),
+            (RequestError::BodyMemberCollides, "extra body member"),
+        ] {
+            assert!(std::format!("{e}").contains(want), "{e}");
+        }
+    }
+
     #[test]
     fn profile_sums_prompt_and_sees_images() {
         let parts = [
@@ -1214,6 +1517,76 @@ mod tests {
         );
         assert!(RawJson::new("{\"a\":").is_err());
         assert!(RawJson::new("{} {}").is_err());
+    }
+
+    /// Every key the builder could write, for the property test below.
+    const BUILDER_KEYS: [&str; 23] = [
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "user",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "stream",
+        "stream_options",
+        "system",
+        "stop_sequences",
+        "metadata",
+        "output_config",
+        "thinking",
+        "top_k",
+        "",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// An extra member is refused exactly when the body without it has its key, and is
+        /// otherwise in the body as given, whichever fields are set.
+        #[test]
+        fn extra_members_collide_exactly_with_written_keys(
+            pick in 0usize..23, other in "\\PC{0,12}", use_other: bool, value in 0u32..1000,
+            set in proptest::collection::vec(proptest::prelude::any::<bool>(), 9),
+            d in 0usize..2,
+        ) {
+            let d = if d == 0 { Dialect::OpenAi } else { Dialect::Anthropic };
+            #[cfg(not(feature = "anthropic"))]
+            let d = { let _ = d; Dialect::OpenAi };
+            let msgs = [Message::system("s"), Message::user("hi")];
+            let tools = [weather_tool(false)];
+            let mut r = ChatRequest::new("m", &msgs);
+            r.max_tokens = set[0].then_some(4096);
+            r.temperature = set[1].then_some(0.5);
+            r.seed = set[2].then_some(1);
+            r.tools = if set[3] { &tools } else { &[] };
+            r.parallel_tool_calls = set[4].then_some(false);
+            r.response_format = set[5].then(|| schema_format("s", true));
+            r.reasoning_effort = set[6].then_some(ReasoningEffort::Low);
+            // (a budget needs a max_tokens above it)
+            r.thinking = (set[7] && set[0]).then_some(Thinking::Enabled { budget_tokens: 2048 });
+            r.stream = set[8];
+            let key = if use_other { other.as_str() } else { BUILDER_KEYS[pick] };
+            let without = body(&r, d);
+            let text = std::format!("{value}");
+            let extra = [(key, RawJson::new(&text).expect("a number"))];
+            r.extra_body = &extra;
+            if without.get(key).is_some() {
+                proptest::prop_assert_eq!(r.body_len(d), Err(RequestError::BodyMemberCollides));
+            } else {
+                let with = body(&r, d);
+                proptest::prop_assert_eq!(&with[key], &json!(value));
+                let mut rest = with.clone();
+                rest.as_object_mut().expect("an object").remove(key);
+                proptest::prop_assert_eq!(rest, without);
+            }
+        }
     }
 
     proptest::proptest! {
