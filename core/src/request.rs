@@ -16,6 +16,34 @@
 //! let n = req.write_body(Dialect::OpenAi, &mut buf).unwrap();
 //! assert!(core::str::from_utf8(&buf[..n]).unwrap().starts_with(r#"{"model":"gpt-4o-mini","messages":["#));
 //! ```
+//!
+//! Structured outputs, reasoning and raw members ([`ResponseFormat`], [`ReasoningEffort`],
+//! [`Thinking`], [`ChatRequest::extra_body`]); each dialect gets its own form of each field:
+//!
+//! ```
+//! use steadyllm_core::decode::Dialect;
+//! use steadyllm_core::request::{ChatRequest, Message, RawJson, ReasoningEffort, ResponseFormat, Thinking};
+//!
+//! let messages = [Message::user("Where is the Eiffel Tower?")];
+//! let schema = RawJson::new(r#"{"type":"object","properties":{"city":{"type":"string"}},
+//!     "required":["city"],"additionalProperties":false}"#).unwrap();
+//! let extra = [("service_tier", RawJson::new(r#""flex""#).unwrap())];
+//! let mut req = ChatRequest::new("gpt-5-mini", &messages);
+//! req.response_format = Some(ResponseFormat::JsonSchema { name: "place", schema, strict: true });
+//! req.reasoning_effort = Some(ReasoningEffort::Low); // OpenAI; not sent to Anthropic
+//! req.thinking = Some(Thinking::Enabled { budget_tokens: 2048 }); // Anthropic; not sent to OpenAI
+//! req.max_tokens = Some(4096); // Anthropic's budget must be below it
+//! req.extra_body = &extra; // a member the request already has would be refused
+//! assert!(req.is_reasoning());
+//! let mut buf = [0u8; 1024];
+//! let n = req.write_body(Dialect::OpenAi, &mut buf).unwrap();
+//! let body = core::str::from_utf8(&buf[..n]).unwrap();
+//! assert!(body.contains(r#""reasoning_effort":"low""#) && body.ends_with(r#","service_tier":"flex"}"#));
+//! let n = req.write_body(Dialect::Anthropic, &mut buf).unwrap();
+//! let body = core::str::from_utf8(&buf[..n]).unwrap();
+//! assert!(body.contains(r#""thinking":{"type":"enabled","budget_tokens":2048}"#));
+//! assert!(body.contains(r#""output_config":{"format":{"type":"json_schema","schema":"#));
+//! ```
 
 use core::fmt;
 
