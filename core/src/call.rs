@@ -29,7 +29,8 @@
 //!   paused by rate-limit headers, and that this call has not already seen fail (when another
 //!   one is left). 401/403 and `insufficient_quota` fail over instead of retrying.
 //! - **Timeouts** ([`Timeouts::for_profile`]): connect, first byte, first token, idle, and a
-//!   total deadline over all attempts and sleeps, tiered by request size.
+//!   total deadline over all attempts and sleeps, tiered by request size, with room for
+//!   reasoning requests and non-streamed answers; the deadline grows as the answer arrives.
 //! - **Retries**: connect failures, timeouts, broken streams before any output, 408, 409, 429,
 //!   500, 502, 503, 504, 529 and `x-should-retry: true`; never 400, 401, 403, 404, 422,
 //!   `x-should-retry: false`, or 429 `insufficient_quota`.
@@ -58,7 +59,12 @@
 //!   The bucket holds the floor or 20 tokens, whichever is more: a burst of concurrent calls
 //!   can retry at once. So a partly available endpoint keeps its retries (its answers pay for
 //!   them), while a full outage adds little load: the ratio, the reserve and the floor. An
-//!   empty budget fails a retryable error fast with [`CallError::BudgetExhausted`].
+//!   empty budget fails a call that is alone fast with [`CallError::BudgetExhausted`]. When
+//!   other calls are active, it waits instead (up to its deadline), together with them: it
+//!   goes as soon as any call's answer gets through, or takes the shared probe slot — one
+//!   retry for all waiting calls, 5 s after the last, the gap doubling to 60 s while nothing
+//!   gets through (and while calls wait, the floor does not refill: the slot stands in for
+//!   it). So a batch of calls rides out an outage that ends, at almost no load.
 //! - **Streams**: an attempt that delivered content is never retried silently: the call fails
 //!   with [`CallError::PartialOutput`] (the caller keeps what it got), unless
 //!   [`CallConfig::restart_on_partial`] is set, in which case the next attempt starts over and
@@ -86,6 +92,11 @@ pub struct RequestProfile {
     pub max_tokens: Option<u32>,
     /// Whether any message carries an image.
     pub has_images: bool,
+    /// A reasoning request (a reasoning effort, Anthropic thinking, or a model the adapter's
+    /// configuration marks as reasoning): minutes may pass before the first token.
+    pub reasoning: bool,
+    /// Not streamed: the response head only comes when the whole answer is ready.
+    pub non_streamed: bool,
 }
 
 /// The timeouts of one call.
@@ -100,12 +111,30 @@ pub struct Timeouts {
     pub first_token: Duration,
     /// Longest gap between two pieces of the body (keep-alive comments count as life).
     pub idle: Duration,
-    /// The whole call: all attempts and all sleeps.
+    /// The whole call: all attempts and all sleeps, before it grows (below).
     pub total: Duration,
+    /// How much later the total deadline moves for every KiB of answer delivered (zero: it
+    /// never moves). A healthy answer faster than ~8 tokens a second never reaches the
+    /// deadline however long it is; the deadline never moves past [`MAX_TOTAL`] after the
+    /// call's start (or `total`, if that is longer).
+    pub total_per_kib: Duration,
+}
+
+/// The longest a call's deadline grows to (one hour).
+pub const MAX_TOTAL: Duration = Duration::from_secs(3600);
+
+/// Tokens assumed for a non-streamed answer without a token limit, when sizing its
+/// first-byte deadline.
+pub const ASSUMED_ANSWER_TOKENS: u32 = 4096;
+
+/// Milliseconds an answer of `tokens` tokens can take to generate: an hour per 128,000
+/// tokens (~36 tokens a second, Anthropic's own estimate for its non-streamed answers).
+fn generation_ms(tokens: u32) -> u32 {
+    tokens.min(128_000) * 225 / 8
 }
 
 impl Timeouts {
-    /// The default tier table:
+    /// The default timeouts for a request. Streamed, by prompt size:
     ///
     /// | request | connect | first byte | first token | idle | total |
     /// |---|---|---|---|---|---|
@@ -113,10 +142,31 @@ impl Timeouts {
     /// | long prompt (≥ 8 KB) | 10 s | 60 s | 90 s | 30 s | 240 s |
     /// | very long prompt (≥ 64 KB) | 10 s | 120 s | 180 s | 45 s | 420 s |
     /// | images | +0 | +30 s | +30 s | +0 | +60 s |
-    /// | `max_tokens` = T | | | | | at least 3600 s × T / 128 000 + first token, ≤ 1 h |
     ///
-    /// The last row is Anthropic's own estimate of how long an answer of T tokens can take.
+    /// Then, with G(T) = the time an answer of T tokens can take (an hour per 128,000
+    /// tokens, Anthropic's own estimate) and T = `max_tokens`:
+    /// - **`max_tokens`**: total at least first token + G(T), at most [`MAX_TOTAL`].
+    /// - **reasoning** (a reasoning effort, Anthropic thinking, or a model marked as
+    ///   reasoning): first byte +30 s; first token + max(255 s, G(T)) — 300 s for a small
+    ///   prompt: a model may think for minutes, and OpenAI sends nothing while it does;
+    ///   total = first token + the tier's time after it (or G(T), if longer).
+    /// - **not streamed**: the head comes with the whole answer, so first byte and first
+    ///   token = the (reasoning) first-token value + G(T or [`ASSUMED_ANSWER_TOKENS`]) — 160 s
+    ///   for a small prompt without a limit; total = first byte + the tier's time after the
+    ///   first token.
+    /// - **growth**: every KiB of answer delivered moves the total deadline 30 s later
+    ///   ([`Timeouts::total_per_kib`]), up to [`MAX_TOTAL`]: a four-minute answer is not cut
+    ///   at two minutes, while idle and first-token timeouts still catch a stall at once.
+    ///
+    /// Everything stays bounded: no timeout exceeds [`MAX_TOTAL`]. Before the first content
+    /// (text, a refusal or a tool call — not reasoning) only the first-token deadline bounds
+    /// a wait; from then on the idle timeout does, and reasoning deltas and keep-alive
+    /// comments keep it alive.
+    // Kept out of line: it runs once per call.
+    #[inline(never)]
     pub fn for_profile(p: RequestProfile) -> Timeouts {
+        // Milliseconds in u32 (an hour fits 1,000 times over): small code on a 32-bit MCU.
+        const S: u32 = 1000;
         let (first_byte, first_token, idle, total) = if p.prompt_bytes >= 64 * 1024 {
             (120, 180, 45, 420)
         } else if p.prompt_bytes >= 8 * 1024 {
@@ -125,19 +175,31 @@ impl Timeouts {
             (30, 45, 30, 120)
         };
         let img = if p.has_images { 30 } else { 0 };
-        let mut t = Timeouts {
-            connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(first_byte + img),
-            first_token: Duration::from_secs(first_token + img),
-            idle: Duration::from_secs(idle),
-            total: Duration::from_secs(total + 2 * img),
-        };
-        if let Some(max) = p.max_tokens {
-            let gen_ms = 3_600_000u64.saturating_mul(u64::from(max)) / 128_000;
-            let need = Duration::from_millis(gen_ms).saturating_add(t.first_token);
-            t.total = t.total.max(need).min(Duration::from_secs(3600));
+        let gen_max = p.max_tokens.map_or(0, generation_ms);
+        // The time the tier allows after the first token.
+        let mut after = (total - first_token + img) * S;
+        let mut first_byte = (first_byte + img) * S;
+        let mut first_token = (first_token + img) * S;
+        if p.reasoning {
+            first_byte += 30 * S;
+            first_token += gen_max.max(255 * S);
         }
-        t
+        if p.non_streamed {
+            first_token += generation_ms(p.max_tokens.unwrap_or(ASSUMED_ANSWER_TOKENS));
+            first_byte = first_token;
+        } else {
+            after = after.max(gen_max);
+        }
+        let max = MAX_TOTAL.as_millis() as u32;
+        let ms = |v: u32| Duration::from_millis(u64::from(v.min(max)));
+        Timeouts {
+            connect: ms(10 * S),
+            first_byte: ms(first_byte),
+            first_token: ms(first_token),
+            idle: ms(idle * S),
+            total: ms(first_token.min(max) + after),
+            total_per_kib: ms(30 * S),
+        }
     }
 }
 
@@ -161,7 +223,8 @@ pub enum Jitter {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CallConfig {
-    /// Attempts per call, the first included.
+    /// Attempts per call, the first included (8: the retry budget, the breakers and the
+    /// deadline are what bound the load; this only caps one call).
     pub max_attempts: u32,
     /// First backoff step.
     pub backoff_base: Duration,
@@ -200,7 +263,7 @@ pub struct CallConfig {
 impl Default for CallConfig {
     fn default() -> Self {
         CallConfig {
-            max_attempts: 6,
+            max_attempts: 8,
             backoff_base: Duration::from_millis(500),
             backoff_multiplier: 2,
             backoff_cap: Duration::from_secs(8),
@@ -240,6 +303,11 @@ const BUDGET_BURST_MILLI: u64 = 20_000;
 /// What an answer that got through earns the budget: one retry (a retry that got through
 /// also gets its own cost back).
 const SUCCESS_CREDIT_MILLI: u64 = 1000;
+/// A call seen within this long counts as active (waiting calls look every [`PROBE_POLL`]).
+const ACTIVE_WINDOW: Duration = Duration::from_millis(1000);
+/// The shared probe slot's first and longest gap.
+const PROBE_GAP_MIN: Duration = Duration::from_secs(5);
+const PROBE_GAP_MAX: Duration = Duration::from_secs(60);
 /// How often a call waiting for another call's probe looks again.
 const PROBE_POLL: Duration = Duration::from_millis(200);
 
@@ -313,6 +381,16 @@ pub struct ClientState<const N: usize = MAX_ENDPOINTS> {
     /// Floor refill: thousandths of a retry per minute, and when it was last applied.
     floor_milli_per_min: u64,
     refilled_at: Option<Instant>,
+    /// Answers that got through (wrapping): calls waiting for the budget go when it changes.
+    answers: u32,
+    /// When a call waiting for the budget may next retry without a token, and the gap
+    /// after that (doubling from 5 s to 60 s while nothing gets through).
+    probe_slot_at: Instant,
+    probe_gap: Duration,
+    /// Calls started (wrapping): each call's id.
+    calls: u32,
+    /// The two calls most recently active (id, active until): whether a call is alone.
+    active: [(u32, Instant); 2],
 }
 
 impl<const N: usize> ClientState<N> {
@@ -327,7 +405,43 @@ impl<const N: usize> ClientState<N> {
             budget_max_milli: max,
             floor_milli_per_min: floor,
             refilled_at: None,
+            answers: 0,
+            probe_slot_at: Instant::from_millis(0),
+            probe_gap: PROBE_GAP_MIN,
+            calls: 0,
+            active: [(u32::MAX, Instant::from_millis(0)); 2],
         }
+    }
+
+    fn next_call_id(&mut self) -> u32 {
+        self.calls = self.calls.wrapping_add(1) & (u32::MAX >> 1);
+        self.calls
+    }
+
+    /// Records that call `id` is active until `until` (keeps the two most recent distinct
+    /// calls).
+    #[inline(never)]
+    fn note_active(&mut self, id: u32, until: Instant) {
+        if self.active[0].0 != id {
+            self.active[1] = self.active[0];
+        }
+        self.active[0] = (id, until);
+    }
+
+    /// Call `id` is over: it no longer counts as active.
+    fn forget(&mut self, id: u32) {
+        for a in &mut self.active {
+            if a.0 == id {
+                a.0 = u32::MAX;
+            }
+        }
+    }
+
+    /// Whether a call other than `id` was active in the last second.
+    fn others_active(&self, id: u32, now: Instant) -> bool {
+        self.active
+            .iter()
+            .any(|&(other, until)| other != id && other != u32::MAX && until >= now)
     }
 
     /// How many endpoints there are.
@@ -352,6 +466,11 @@ impl<const N: usize> ClientState<N> {
 
     /// Adds the floor's refill for the time since the last refill.
     fn refill(&mut self, now: Instant) {
+        // While calls wait for the budget, the shared probe slot stands in for the floor.
+        if now < self.probe_slot_at {
+            self.refilled_at = Some(now);
+            return;
+        }
         if let Some(at) = self.refilled_at {
             let ms = (now - at).as_millis();
             let add = self.floor_milli_per_min.saturating_mul(ms) / 60_000;
@@ -985,8 +1104,26 @@ pub struct AttemptPlan {
     pub first_token: Duration,
     /// Longest gap in the body.
     pub idle: Duration,
-    /// The call's total deadline.
+    /// The call's total deadline when the attempt starts; it moves later as the answer
+    /// arrives ([`AttemptPlan::deadline_after`]).
     pub deadline: Instant,
+    /// How much later the deadline moves per KiB delivered ([`Timeouts::total_per_kib`]).
+    pub total_per_kib: Duration,
+    /// The deadline never moves past this.
+    pub latest: Instant,
+}
+
+impl AttemptPlan {
+    /// The call's deadline once this attempt delivered `delivered` bytes of answer: the
+    /// adapter bounds its reads by it (the one place the growth rule lives).
+    #[inline(never)]
+    pub fn deadline_after(&self, delivered: u64) -> Instant {
+        // `latest` is never before `deadline` (the engine keeps it so).
+        // At most 2^20 KiB × an hour: no overflow, and far past `latest` anyway.
+        let kib = (delivered >> 10).min(1 << 20);
+        let per_kib = self.total_per_kib.as_millis().min(3_600_000);
+        (self.deadline + Duration::from_millis(kib * per_kib)).min(self.latest)
+    }
 }
 
 /// What the adapter does next.
@@ -1235,6 +1372,8 @@ pub struct Call {
     config: CallConfig,
     timeouts: Timeouts,
     deadline: Instant,
+    /// The deadline grows up to this.
+    latest: Instant,
     attempts: u32,
     in_flight: Option<AttemptPlan>,
     wait_until: Option<Instant>,
@@ -1247,6 +1386,11 @@ pub struct Call {
     prev_backoff: Duration,
     /// The attempt in flight is its endpoint's probe.
     probe: bool,
+    /// The budget was empty while other calls were active: the call waits for an answer to
+    /// get through (this is the count of answers then) or for a shared probe slot.
+    budget_wait: Option<u32>,
+    /// Tells this call from others in [`ClientState`]'s activity record.
+    id: u32,
     rng: Rng,
     done: Option<Result<Summary, CallError>>,
     events: [Option<CallEvent>; EVENT_QUEUE],
@@ -1273,6 +1417,7 @@ impl Call {
             config: *config,
             timeouts,
             deadline: now + timeouts.total,
+            latest: now + timeouts.total.max(MAX_TOTAL),
             attempts: 0,
             in_flight: None,
             wait_until: None,
@@ -1282,6 +1427,8 @@ impl Call {
             prev_endpoint: None,
             prev_backoff: config.backoff_base,
             probe: false,
+            budget_wait: None,
+            id: state.next_call_id(),
             rng: Rng::new(seed),
             done: None,
             events: [None; EVENT_QUEUE],
@@ -1339,6 +1486,14 @@ impl Call {
     // Kept out of line: inlined into an adapter's async state machine it costs flash.
     #[inline(never)]
     pub fn next<const N: usize>(&mut self, state: &mut ClientState<N>, now: Instant) -> Step {
+        let step = self.decide(state, now);
+        if self.done.is_some() {
+            state.forget(self.id);
+        }
+        step
+    }
+
+    fn decide<const N: usize>(&mut self, state: &mut ClientState<N>, now: Instant) -> Step {
         if let Some(r) = self.done {
             return Step::Done(r);
         }
@@ -1357,6 +1512,18 @@ impl Call {
                 return Step::Sleep(t);
             }
             self.wait_until = None;
+        }
+        state.note_active(self.id, now + ACTIVE_WINDOW);
+        if let Some(seen) = self.budget_wait {
+            if state.answers == seen {
+                if now < state.probe_slot_at {
+                    let at = state.probe_slot_at.min(now + PROBE_POLL);
+                    return Step::Sleep(at.min(self.deadline));
+                }
+                state.probe_slot_at = now + state.probe_gap;
+                state.probe_gap = (state.probe_gap + state.probe_gap).min(PROBE_GAP_MAX);
+            }
+            self.budget_wait = None;
         }
         let endpoint = match self.pick(state, now) {
             Pick::Go(i) => i,
@@ -1414,8 +1581,12 @@ impl Call {
             first_token: t.first_token,
             idle: t.idle,
             deadline: self.deadline,
+            total_per_kib: t.total_per_kib,
+            latest: self.latest,
         };
         self.in_flight = Some(plan);
+        // Active while the attempt runs (a call dropped meanwhile stops counting by then).
+        state.note_active(self.id, self.deadline);
         self.push(CallEvent::AttemptStarted {
             number: plan.number,
             endpoint,
@@ -1473,11 +1644,25 @@ impl Call {
         outcome: Outcome,
         now: Instant,
     ) {
+        self.settle(state, outcome, now);
+        if self.done.is_some() {
+            state.forget(self.id);
+        }
+    }
+
+    fn settle<const N: usize>(
+        &mut self,
+        state: &mut ClientState<N>,
+        outcome: Outcome,
+        now: Instant,
+    ) {
         let Some(plan) = self.in_flight.take() else {
             return;
         };
         let ep_i = plan.endpoint;
+        state.note_active(self.id, now + ACTIVE_WINDOW);
         self.delivered_total = self.delivered_total.saturating_add(outcome.delivered_bytes);
+        self.deadline = plan.deadline_after(outcome.delivered_bytes);
         // Rate-limit headers count on any answer.
         let max_pause = self.config.max_endpoint_pause;
         if let Some(d) = outcome.hints.rate_limited_for
@@ -1495,6 +1680,8 @@ impl Call {
             // An answer earns the budget a retry, and a retry that got through its cost back.
             let refund = if self.attempts > 1 { 1000 } else { 0 };
             state.deposit(SUCCESS_CREDIT_MILLI + refund);
+            state.answers = state.answers.wrapping_add(1);
+            state.probe_gap = PROBE_GAP_MIN;
             self.finish(Ok(Summary {
                 attempts: self.attempts,
                 endpoint: ep_i,
@@ -1558,6 +1745,14 @@ impl Call {
         }
         state.refill(now);
         if !state.withdraw() {
+            // Other calls are active: wait (up to the deadline) for an answer to get through,
+            // or for the shared probe slot (one retry per breaker cooldown for all waiting
+            // calls). An outage that ends then lets the waiting calls through, at almost no
+            // load; a call alone fails at once, as waiting would cost it a request of its own.
+            if state.others_active(self.id, now) {
+                self.budget_wait = Some(state.answers);
+                return;
+            }
             self.push(CallEvent::BudgetExhausted);
             self.finish(Err(CallError::BudgetExhausted { last: failure }));
             return;
@@ -2000,6 +2195,103 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(huge.total, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn reasoning_and_whole_answers_get_room_and_stay_bounded() {
+        let secs = Duration::from_secs;
+        let small = Timeouts::for_profile(RequestProfile::default());
+        // A reasoning request: minutes to the first token, the same idle timeout after it.
+        let think = Timeouts::for_profile(RequestProfile {
+            reasoning: true,
+            ..Default::default()
+        });
+        assert_eq!(think.first_token, secs(300));
+        assert_eq!(think.first_byte, secs(60));
+        assert_eq!(think.idle, small.idle);
+        assert_eq!(think.total, secs(300 + 75));
+        // A thinking budget inside max_tokens: the first token may take the whole limit.
+        let deep = Timeouts::for_profile(RequestProfile {
+            reasoning: true,
+            max_tokens: Some(32_000),
+            ..Default::default()
+        });
+        assert_eq!(deep.first_token, secs(45 + 900));
+        assert_eq!(deep.total, secs(45 + 900 + 900));
+        // Not streamed: the head comes with the answer; its deadline grows with max_tokens.
+        let whole = Timeouts::for_profile(RequestProfile {
+            non_streamed: true,
+            ..Default::default()
+        });
+        assert_eq!(whole.first_byte, Duration::from_millis(45_000 + 115_200));
+        let whole_big = Timeouts::for_profile(RequestProfile {
+            non_streamed: true,
+            max_tokens: Some(8192),
+            ..Default::default()
+        });
+        assert_eq!(
+            whole_big.first_byte,
+            Duration::from_millis(45_000 + 230_400)
+        );
+        assert!(whole_big.first_byte > whole.first_byte);
+        assert_eq!(whole_big.total, whole_big.first_byte + secs(75));
+        // Every wait stays bounded, whatever the profile.
+        for reasoning in [false, true] {
+            for non_streamed in [false, true] {
+                let t = Timeouts::for_profile(RequestProfile {
+                    prompt_bytes: u32::MAX,
+                    max_tokens: Some(u32::MAX),
+                    has_images: true,
+                    reasoning,
+                    non_streamed,
+                });
+                for d in [t.first_byte, t.first_token, t.idle, t.total] {
+                    assert!(d <= MAX_TOTAL, "{t:?}");
+                }
+                assert!(t.first_byte <= t.total && t.first_token <= t.total);
+            }
+        }
+    }
+
+    #[test]
+    fn the_deadline_grows_with_the_answer_up_to_the_cap() {
+        let cfg = CallConfig::default();
+        let mut state = ClientState::<4>::new(1, &cfg);
+        let t0 = Instant::from_millis(1_000);
+        let mut call = Call::new(&cfg, RequestProfile::default(), &mut state, t0, 1);
+        assert_eq!(call.deadline(), t0 + Duration::from_secs(120));
+        let Step::Attempt(p) = call.next(&mut state, t0) else {
+            panic!("no attempt")
+        };
+        assert_eq!(p.deadline_after(1023), p.deadline);
+        assert_eq!(
+            p.deadline_after(4096),
+            p.deadline + Duration::from_secs(120)
+        );
+        assert_eq!(p.deadline_after(u64::MAX), t0 + MAX_TOTAL);
+        // A four-minute answer of 60 KiB: past the first 120 s, and the engine agrees.
+        let at = t0 + Duration::from_secs(240);
+        assert!(p.deadline_after(60 * 1024) > at);
+        let o = Outcome::failed(
+            Failure::Timeout(Phase::Idle),
+            60 * 1024,
+            RetryHints::default(),
+        );
+        call.finish_attempt(&mut state, o, at);
+        assert_eq!(call.deadline(), p.deadline_after(60 * 1024));
+        // Fixed timeouts with no growth keep their deadline.
+        let fixed = CallConfig {
+            timeouts: Some(Timeouts {
+                total_per_kib: Duration::from_millis(0),
+                ..Timeouts::for_profile(RequestProfile::default())
+            }),
+            ..CallConfig::default()
+        };
+        let mut call = Call::new(&fixed, RequestProfile::default(), &mut state, t0, 1);
+        let Step::Attempt(p) = call.next(&mut state, t0) else {
+            panic!("no attempt")
+        };
+        assert_eq!(p.deadline_after(u64::MAX), p.deadline);
     }
 
     struct Harness {
@@ -2550,6 +2842,52 @@ mod tests {
         // without the budget every call would have made max_attempts
         assert!(attempts < calls * cfg.max_attempts / 2);
         assert!(extra > 0);
+    }
+
+    #[test]
+    fn out_of_budget_calls_wait_together_and_go_when_an_answer_gets_through() {
+        let cfg = CallConfig {
+            breaker_threshold: u32::MAX,
+            budget_floor_per_minute: 0,
+            budget_ratio_permille: 0,
+            ..CallConfig::default()
+        };
+        let mut state = ClientState::<4>::new(1, &cfg);
+        // Spend the burst allowance.
+        while state.withdraw() {}
+        let t0 = Instant::from_millis(10_000);
+        let mut a = Call::new(&cfg, RequestProfile::default(), &mut state, t0, 1);
+        let mut b = Call::new(&cfg, RequestProfile::default(), &mut state, t0, 2);
+        let fail_503 = || Outcome::failed(Failure::Status(503), 0, RetryHints::default());
+        // Both attempt; `b` is still in flight when `a` fails: `a` waits instead of failing.
+        assert!(matches!(a.next(&mut state, t0), Step::Attempt(_)));
+        assert!(matches!(b.next(&mut state, t0), Step::Attempt(_)));
+        let t1 = t0 + Duration::from_millis(100);
+        a.finish_attempt(&mut state, fail_503(), t1);
+        assert!(a.done.is_none());
+        // The first shared probe slot is free: `a` retries at once, without a token.
+        assert!(matches!(a.next(&mut state, t1), Step::Attempt(_)));
+        let t2 = t1 + Duration::from_millis(100);
+        a.finish_attempt(&mut state, fail_503(), t2);
+        // The next slot is 5 s away: `a` sleeps, looking every 200 ms.
+        assert_eq!(a.next(&mut state, t2), Step::Sleep(t2 + PROBE_POLL));
+        // `b`'s answer gets through: `a` goes at its next look.
+        b.finish_attempt(&mut state, Outcome::completed(5, RetryHints::default()), t2);
+        assert!(matches!(b.next(&mut state, t2), Step::Done(Ok(_))));
+        let t3 = t2 + PROBE_POLL;
+        assert!(matches!(a.next(&mut state, t3), Step::Attempt(_)));
+        a.finish_attempt(&mut state, Outcome::completed(5, RetryHints::default()), t3);
+        assert!(matches!(a.next(&mut state, t3), Step::Done(Ok(s)) if s.attempts == 3));
+        // A call alone with an empty budget fails at once, as before.
+        while state.withdraw() {}
+        let t4 = t3 + Duration::from_secs(10);
+        let mut c = Call::new(&cfg, RequestProfile::default(), &mut state, t4, 3);
+        assert!(matches!(c.next(&mut state, t4), Step::Attempt(_)));
+        c.finish_attempt(&mut state, fail_503(), t4);
+        assert!(matches!(
+            c.next(&mut state, t4),
+            Step::Done(Err(CallError::BudgetExhausted { .. }))
+        ));
     }
 
     #[test]

@@ -479,7 +479,8 @@ impl<'a> ChatRequest<'a> {
         self.reasoning_effort.is_some() || self.thinking.is_some()
     }
 
-    /// What the resilience engine needs to pick timeouts: prompt size, answer limit, images.
+    /// What the resilience engine needs to pick timeouts: prompt size, answer limit, images,
+    /// whether it reasons first ([`ChatRequest::is_reasoning`]), whether it streams.
     pub fn profile(&self) -> crate::call::RequestProfile {
         let mut bytes: usize = 0;
         let mut images = false;
@@ -504,6 +505,8 @@ impl<'a> ChatRequest<'a> {
             prompt_bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
             max_tokens: self.max_tokens.or(self.max_completion_tokens),
             has_images: images,
+            reasoning: self.is_reasoning(),
+            non_streamed: !self.stream,
         }
     }
 
@@ -1500,6 +1503,16 @@ mod tests {
             (p.prompt_bytes, p.max_tokens, p.has_images),
             (8, Some(99), true)
         );
+        // A reasoning effort or thinking makes it a reasoning request (minutes to the first
+        // token), whichever dialect it goes to.
+        assert!(!p.reasoning);
+        r.reasoning_effort = Some(ReasoningEffort::Medium);
+        assert!(r.profile().reasoning);
+        r.reasoning_effort = None;
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: 2048,
+        });
+        assert!(r.profile().reasoning);
     }
 
     #[test]

@@ -25,8 +25,11 @@ pub(crate) struct AttemptDeadlines {
     pub first_token: Option<Instant>,
     /// Longest silence between two reads of the body.
     pub idle: embassy_time::Duration,
-    /// The call's total deadline.
+    /// The call's total deadline when the attempt starts.
     pub total: Instant,
+    /// The engine's plan: the total deadline grows as the answer arrives
+    /// ([`steadyllm_core::call::AttemptPlan::deadline_after`]).
+    pub plan: steadyllm_core::call::AttemptPlan,
 }
 
 /// How an attempt went wrong, as far as the transport and the stream can tell.
@@ -286,8 +289,10 @@ pub(crate) async fn read_head<C: Read + Write>(
 pub(crate) trait StreamSink {
     /// A decoded item.
     fn on_item(&mut self, item: StreamItem<'_>);
-    /// Content (text, reasoning, refusal or a tool call) has arrived.
+    /// Content (text, a refusal or a tool call; reasoning does not count) has arrived.
     fn got_content(&self) -> bool;
+    /// Bytes of answer delivered so far (reasoning included).
+    fn delivered(&self) -> u64;
 }
 
 /// Decodes one event (or a whole JSON answer) into `sink`. The one place the decoder is
@@ -321,8 +326,9 @@ pub(crate) struct BodyRead {
 /// `buf`). `collect`: keep the payload at the start of `buf` (a whole JSON answer or an error
 /// body; a body larger than `buf` ends in [`AttemptFailure::EventTooLarge`]). Otherwise stream
 /// it through the SSE parser and decoder to the sink, until the end marker. Each read is
-/// bounded by the idle deadline, the first-token deadline until content arrived, and the
-/// total deadline; after each read the task yields, so a pulling `ChatStream` takes what the
+/// bounded by the first-token deadline until content arrived and by the idle deadline from
+/// then on, and by the total deadline, which grows with what was delivered; after each read
+/// the task yields, so a pulling `ChatStream` takes what the
 /// read produced.
 pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
     conn: &mut Conn<'_, C>,
@@ -402,15 +408,17 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
         if free.is_empty() {
             break Err(AttemptFailure::EventTooLarge);
         }
-        let idle_at = Instant::now() + deadlines.idle;
         let (at, kind) = match (drain_by, deadlines.first_token) {
             (Some(d), _) => (d, TimeoutKind::Idle),
-            (None, Some(ft)) if !sink.got_content() && ft < idle_at => {
-                (ft, TimeoutKind::FirstToken)
-            }
-            _ => (idle_at, TimeoutKind::Idle),
+            // Before a stream's first content only the first-token deadline bounds the wait:
+            // a reasoning model may think for minutes and send nothing meanwhile. A body
+            // collected whole (a JSON answer, an error) only has to keep coming.
+            (None, Some(ft)) if !collect && !sink.got_content() => (ft, TimeoutKind::FirstToken),
+            _ => (Instant::now() + deadlines.idle, TimeoutKind::Idle),
         };
-        match read_by(conn, free, at, kind, deadlines.total).await {
+        let total =
+            Instant::from_millis(deadlines.plan.deadline_after(sink.delivered()).as_millis());
+        match read_by(conn, free, at, kind, total).await {
             Ok(0) => {
                 if body.finish().is_err() {
                     break Err(AttemptFailure::Network(ErrorKind::ConnectionAborted));

@@ -195,16 +195,23 @@ fn dur(d: time::Duration) -> Duration {
 struct Sink<'f, F> {
     on_event: &'f mut F,
     delivered: u64,
+    /// Text, a refusal or a tool call arrived (reasoning alone is not the first token).
+    content: bool,
     server_error: bool,
 }
 
 impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
     fn on_item(&mut self, item: StreamItem<'_>) {
         match item {
-            StreamItem::Content { text, .. }
-            | StreamItem::Reasoning { text, .. }
-            | StreamItem::Refusal { text, .. } => self.delivered += text.decoded_len() as u64,
-            StreamItem::ToolCall(t) => self.delivered += t.arguments.decoded_len().max(1) as u64,
+            StreamItem::Content { text, .. } | StreamItem::Refusal { text, .. } => {
+                self.content = true;
+                self.delivered += text.decoded_len() as u64
+            }
+            StreamItem::Reasoning { text, .. } => self.delivered += text.decoded_len() as u64,
+            StreamItem::ToolCall(t) => {
+                self.content = true;
+                self.delivered += t.arguments.decoded_len().max(1) as u64
+            }
             StreamItem::Error(_) => self.server_error = true,
             _ => {}
         }
@@ -212,8 +219,11 @@ impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
     }
 
     fn got_content(&self) -> bool {
-        // Content items are never empty and a tool call counts at least 1.
-        self.delivered > 0
+        self.content
+    }
+
+    fn delivered(&self) -> u64 {
+        self.delivered
     }
 }
 
@@ -583,6 +593,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             first_token: Some(sent + dur(plan.first_token)),
             idle: dur(plan.idle),
             total: to_embassy(plan.deadline),
+            plan: *plan,
         };
         let mut hints = RetryHints::default();
         if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
@@ -607,6 +618,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let mut sink = Sink {
             on_event,
             delivered: 0,
+            content: false,
             server_error: false,
         };
         let stream = attempt::Stream {

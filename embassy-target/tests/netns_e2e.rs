@@ -45,6 +45,7 @@ fn config() -> CallConfig {
             first_token: Duration::from_millis(2000),
             idle: Duration::from_millis(800),
             total: Duration::from_secs(15),
+            total_per_kib: Duration::from_millis(0),
         }),
         backoff_base: Duration::from_millis(50),
         backoff_cap: Duration::from_millis(200),

@@ -23,6 +23,7 @@ fn config() -> CallConfig {
             first_token: Duration::from_millis(1500),
             idle: Duration::from_millis(600),
             total: Duration::from_secs(10),
+            total_per_kib: Duration::from_millis(0),
         }),
         backoff_base: Duration::from_millis(50),
         backoff_cap: Duration::from_millis(200),
@@ -47,6 +48,7 @@ fn dead_url() -> String {
 struct Run {
     result: Result<Summary, ChatError>,
     text: String,
+    reasoning: String,
     events: Vec<CallEvent>,
     server_errors: Vec<(u16, String)>,
     /// `Event::Redirected`: status and location.
@@ -66,12 +68,14 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
     let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
     let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
     let (mut text, mut events, mut server_errors) = (String::new(), Vec::new(), Vec::new());
+    let mut reasoning = String::new();
     let mut redirects = Vec::new();
     let start = StdInstant::now();
     // Boxed: with TLS compiled in, a call's future is ~25 KB; eight at once overflow a test
     // thread's stack in debug builds.
     let result = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |e| match e {
         Event::Item(StreamItem::Content { text: t, .. }) => text.push_str(&t.to_string()),
+        Event::Item(StreamItem::Reasoning { text: t, .. }) => reasoning.push_str(&t.to_string()),
         Event::Item(_) => {}
         Event::Engine(CallEvent::DiscardDelivered { .. }) => {
             events.push(CallEvent::DiscardDelivered {
@@ -89,6 +93,7 @@ fn chat_with(urls: &[String], config: CallConfig, shared: &SharedState) -> Run {
     Run {
         result,
         text,
+        reasoning,
         events,
         server_errors,
         redirects,
@@ -941,4 +946,76 @@ fn endpoint_headers_query_parameters_and_request_fields_reach_the_server() {
         Err(ChatError::Head(HeadError::Header(HeaderError::Reserved)))
     );
     assert_eq!(s.requests().len(), 1, "nothing more was sent");
+}
+
+fn with_timeouts(first_token_ms: u64, total_ms: u64, per_kib_ms: u64) -> CallConfig {
+    let mut cfg = config();
+    cfg.timeouts = cfg.timeouts.map(|t| Timeouts {
+        first_token: Duration::from_millis(first_token_ms),
+        total: Duration::from_millis(total_ms),
+        total_per_kib: Duration::from_millis(per_kib_ms),
+        ..t
+    });
+    cfg
+}
+
+#[test]
+fn a_model_that_thinks_in_silence_is_not_cut_by_the_idle_timeout() {
+    // The role chunk, then 1.5 s of nothing (OpenAI's chat completions while a reasoning model
+    // thinks), then the answer: before the first content only the first-token deadline (3 s)
+    // applies, not the 600 ms idle timeout.
+    let s = server();
+    s.set_script(vec![Fault::StallAfter {
+        events: 1,
+        ms: Some(1500),
+    }]);
+    let r = chat(&[s.base_url()], with_timeouts(3000, 10_000, 0));
+    assert_eq!(r.result.as_ref().map(|x| x.attempts), Ok(1), "{r:?}");
+    assert_eq!(r.text, s.answer());
+}
+
+#[test]
+fn reasoning_keeps_a_stream_alive_but_is_not_its_first_token() {
+    // Ten reasoning deltas 100 ms apart (1 s of thinking), each gap inside the 600 ms idle
+    // timeout, then a short answer.
+    let thinking = || Step::new(Fault::Ok).reasoning(10).delay_between_events(100);
+    let s = server();
+    s.set_answer("Blue light scatters most.");
+    s.set_script(vec![thinking()]);
+    let r = chat(&[s.base_url()], with_timeouts(3000, 10_000, 0));
+    assert_eq!(r.result.as_ref().map(|x| x.attempts), Ok(1), "{r:?}");
+    assert_eq!(r.text, s.answer());
+    assert!(r.reasoning.starts_with("Thought 0. Thought 1."), "{r:?}");
+    // With a 700 ms first-token deadline the thinking outlasts it: reasoning is not the
+    // first token. What was shown (the reasoning) is kept and not silently repeated.
+    s.set_script(vec![thinking()]);
+    let r = chat(&[s.base_url()], with_timeouts(700, 10_000, 0));
+    match &r.result {
+        Err(ChatError::Call(CallError::PartialOutput {
+            last: Failure::Timeout(Phase::FirstToken),
+            ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(attempts(&r), 1);
+    assert!(r.text.is_empty() && !r.reasoning.is_empty());
+}
+
+#[test]
+fn the_total_deadline_grows_with_the_answer() {
+    // A 6 KB answer streamed over more than 2 s against a 1.5 s total deadline: with 1 s more
+    // per KiB delivered it completes; with a fixed deadline it is cut.
+    let long: String = (0..1000).map(|i| format!("w{i:03} ")).collect();
+    let s = server();
+    s.set_answer(long.clone());
+    s.set_script(vec![Step::new(Fault::Ok).delay_between_events(2)]);
+    let r = chat(&[s.base_url()], with_timeouts(3000, 1500, 1000));
+    assert_eq!(r.result.as_ref().map(|x| x.attempts), Ok(1), "{r:?}");
+    assert_eq!(r.text, long);
+    s.set_script(vec![Step::new(Fault::Ok).delay_between_events(2)]);
+    let r = chat(&[s.base_url()], with_timeouts(3000, 1500, 0));
+    match &r.result {
+        Err(ChatError::Call(CallError::DeadlineExceeded { attempts: 1, .. })) => {}
+        other => panic!("{other:?}"),
+    }
 }

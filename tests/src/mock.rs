@@ -295,6 +295,11 @@ pub struct Step {
     /// Extra response headers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
+    /// A streamed OpenAI-compatible answer first sends this many reasoning deltas
+    /// (`delta.reasoning_content`, as DeepSeek, vLLM and OpenRouter stream a model's thinking),
+    /// right after the role chunk; they count as events for the faults' `events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_events: Option<usize>,
 }
 
 impl Step {
@@ -306,7 +311,13 @@ impl Step {
             keepalive_every_ms: None,
             rate_limit: None,
             headers: Vec::new(),
+            reasoning_events: None,
         }
+    }
+    /// Sets [`Step::reasoning_events`].
+    pub fn reasoning(mut self, events: usize) -> Self {
+        self.reasoning_events = Some(events);
+        self
     }
     /// Sets [`Step::delay_between_events_ms`].
     pub fn delay_between_events(mut self, ms: u64) -> Self {
@@ -1674,10 +1685,21 @@ fn answer_response(
     if req.stream {
         set_header(&mut r, "content-type", "text/event-stream; charset=utf-8");
         set_header(&mut r, "cache-control", "no-cache");
-        let events = match api {
+        let mut events = match api {
             Api::OpenAi => openai_events(req, &id, index, &ans),
             Api::Anthropic => anthropic_events(req, &id, &ans),
         };
+        if let (Api::OpenAi, Some(n)) = (api, step.reasoning_events) {
+            let thought = |i: usize| {
+                Bytes::from(format!(
+                    "data: {{\"id\":{},\"object\":\"chat.completion.chunk\",\"created\":{CREATED},\"model\":{},\"choices\":[{{\"index\":0,\"delta\":{{\"reasoning_content\":\"Thought {i}. \"}},\"finish_reason\":null}}]}}\n\n",
+                    js(&id),
+                    js(&req.model)
+                ))
+            };
+            let at = 1.min(events.len());
+            events.splice(at..at, (0..n).map(thought));
+        }
         tokio::spawn(produce_stream(
             api,
             events,

@@ -53,6 +53,29 @@ pub enum Behaviour {
     TruncateAfter(u32),
     /// A status with an optional `Retry-After` in seconds.
     Status(u16, Option<u64>),
+    /// A healthy answer of another shape: slow, long, or whole.
+    Answer(Answer),
+}
+
+/// The shape of a healthy answer that is not the usual 1.3 s one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// Request sent → response head (a whole answer: head and body together).
+    pub head_ms: u64,
+    /// Head → first content (a model thinking).
+    pub think_ms: u64,
+    /// While thinking, something comes this often (0: nothing at all, as OpenAI's chat
+    /// completions send while a reasoning model thinks).
+    pub beat_ms: u64,
+    /// Bytes each beat delivers: reasoning text (Anthropic's thinking deltas), or 0 for a
+    /// keep-alive comment.
+    pub beat_bytes: u64,
+    /// Content chunks, their gap and size.
+    pub chunks: u32,
+    /// Gap between chunks.
+    pub chunk_ms: u64,
+    /// Bytes per chunk.
+    pub chunk_bytes: u64,
 }
 
 /// Shape of a normal answer.
@@ -114,6 +137,12 @@ pub struct Scenario {
     pub healthy_from_ms: Option<u64>,
     /// The behaviour of `endpoint` for an attempt starting at `t_ms`.
     pub behaviour: fn(endpoint: usize, t_ms: u64, rng: &mut Rng) -> Behaviour,
+    /// What steadyllm's engine is told about the request (reasoning, not streamed, …).
+    pub profile: RequestProfile,
+    /// Content chunks in a complete answer.
+    pub chunks: u32,
+    /// Slow but healthy work (no faults): every call must succeed at its first attempt.
+    pub slow: bool,
 }
 
 impl Scenario {
@@ -136,6 +165,30 @@ impl Scenario {
             max_amplification: None,
             healthy_from_ms: None,
             behaviour,
+            profile: STREAMED,
+            chunks: CHUNKS,
+            slow: false,
+        }
+    }
+
+    /// A slow-but-healthy scenario: 100 calls, one after another, on one endpoint.
+    const fn slow(
+        name: &'static str,
+        description: &'static str,
+        profile: RequestProfile,
+        chunks: u32,
+        behaviour: fn(usize, u64, &mut Rng) -> Behaviour,
+    ) -> Scenario {
+        Scenario {
+            endpoints: 1,
+            calls: 100,
+            always_healthy_fallback: true,
+            min_success: 1.0,
+            max_amplification: Some(1.0),
+            profile,
+            chunks,
+            slow: true,
+            ..Scenario::sequential(name, description, true, behaviour)
         }
     }
 
@@ -144,9 +197,9 @@ impl Scenario {
         !matches!(self.arrivals, Arrivals::Sequential { .. })
     }
 
-    /// Whether any fault is injected (every scenario but `healthy`).
+    /// Whether any fault is injected (every scenario but `healthy` and the slow ones).
     pub fn faulty(&self) -> bool {
-        self.name != "healthy"
+        self.name != "healthy" && !self.slow
     }
 }
 
@@ -168,6 +221,26 @@ pub fn random_fault(rng: &mut Rng, percent: u64) -> Behaviour {
         3 => Behaviour::Status(429, Some(1)),
         _ => Behaviour::Status(503, None),
     }
+}
+
+/// A small streamed request, as most scenarios make.
+const STREAMED: RequestProfile = RequestProfile {
+    prompt_bytes: 0,
+    max_tokens: None,
+    has_images: false,
+    reasoning: false,
+    non_streamed: false,
+};
+
+/// A reasoning request (a reasoning effort or Anthropic thinking set).
+const REASONING: RequestProfile = RequestProfile {
+    reasoning: true,
+    ..STREAMED
+};
+
+/// Minutes a reasoning model thinks before its first token: 60–180 s.
+fn think(r: &mut Rng) -> u64 {
+    60_000 + r.below_or_equal(120_000)
 }
 
 /// When the outage of the `outage-ends` scenarios ends.
@@ -368,11 +441,101 @@ pub fn scenarios() -> Vec<Scenario> {
                     max_amplification: *amp,
                     healthy_from_ms: *healthy,
                     behaviour: *behaviour,
+                    profile: STREAMED,
+                    chunks: CHUNKS,
+                    slow: false,
                 });
             }
         }
     }
+    // Slow but healthy work, which the defaults must let through at the first attempt.
+    v.extend([
+        Scenario::slow(
+            "reasoning-silent",
+            "a reasoning model thinks 60-180 s and sends nothing meanwhile",
+            REASONING,
+            CHUNKS,
+            |_, _, r| {
+                Behaviour::Answer(Answer {
+                    think_ms: think(r),
+                    ..Answer::USUAL
+                })
+            },
+        ),
+        Scenario::slow(
+            "reasoning-keepalive",
+            "thinks 60-180 s, a keep-alive comment every 15 s",
+            REASONING,
+            CHUNKS,
+            |_, _, r| {
+                Behaviour::Answer(Answer {
+                    think_ms: think(r),
+                    beat_ms: 15_000,
+                    ..Answer::USUAL
+                })
+            },
+        ),
+        Scenario::slow(
+            "reasoning-deltas",
+            "streams its thinking for 60-180 s (20 B every 0.5 s), then the answer",
+            REASONING,
+            CHUNKS,
+            |_, _, r| {
+                Behaviour::Answer(Answer {
+                    think_ms: think(r),
+                    beat_ms: 500,
+                    beat_bytes: 20,
+                    ..Answer::USUAL
+                })
+            },
+        ),
+        Scenario::slow(
+            "four-minute-answer",
+            "a 48 KB answer streamed over 4 minutes (no max_tokens)",
+            STREAMED,
+            2_400,
+            |_, _, _| {
+                Behaviour::Answer(Answer {
+                    chunks: 2_400,
+                    chunk_ms: 100,
+                    chunk_bytes: 20,
+                    ..Answer::USUAL
+                })
+            },
+        ),
+        Scenario::slow(
+            "whole-answer-90s",
+            "not streamed: the head comes with the whole answer after 90 s",
+            RequestProfile {
+                non_streamed: true,
+                ..STREAMED
+            },
+            1,
+            |_, _, _| {
+                Behaviour::Answer(Answer {
+                    head_ms: 90_000,
+                    chunks: 1,
+                    chunk_ms: 0,
+                    chunk_bytes: 4_000,
+                    ..Answer::USUAL
+                })
+            },
+        ),
+    ]);
     v
+}
+
+impl Answer {
+    /// The usual answer: head after 300 ms, 25 chunks of 4 bytes 40 ms apart.
+    pub const USUAL: Answer = Answer {
+        head_ms: HEAD_MS,
+        think_ms: 0,
+        beat_ms: 0,
+        beat_bytes: 0,
+        chunks: CHUNKS,
+        chunk_ms: CHUNK_MS,
+        chunk_bytes: CHUNK_BYTES,
+    };
 }
 
 /// One call's record.
@@ -475,6 +638,7 @@ fn run_attempt(plan: &AttemptPlan, b: Behaviour, t: u64) -> (Outcome, u64, Vec<u
             k,
             Some(Failure::Stream(StreamFault::Truncated)),
         ),
+        Behaviour::Answer(a) => return answer(plan, a, sent),
         Behaviour::Refuse | Behaviour::ConnectHang => unreachable!("handled above"),
     };
     if head_at > head_by {
@@ -497,20 +661,66 @@ fn run_attempt(plan: &AttemptPlan, b: Behaviour, t: u64) -> (Outcome, u64, Vec<u
         }
         Some(Failure::Timeout(_)) => {
             // Silence: the first-token deadline applies until content came, then idle.
-            let at = if got.is_empty() {
-                (now + idle).min(token_by)
+            let (at, kind) = if got.is_empty() {
+                (token_by, Phase::FirstToken)
             } else {
-                now + idle
-            };
-            let kind = if got.is_empty() && token_by < now + idle {
-                Phase::FirstToken
-            } else {
-                Phase::Idle
+                (now + idle, Phase::Idle)
             };
             fail(Failure::Timeout(kind), at, got)
         }
         Some(f) => fail(f, now + 1, got),
     }
+}
+
+/// A healthy answer of shape `a` to a request sent at `sent`, under `plan`'s timeouts as every
+/// adapter applies them: the head by the first-byte deadline; before the first content only
+/// the first-token deadline, from then on the idle timeout; and the total deadline as it
+/// grows with what was delivered ([`AttemptPlan::deadline_after`]).
+fn answer(plan: &AttemptPlan, a: Answer, sent: u64) -> (Outcome, u64, Vec<u32>) {
+    let none = RetryHints::default();
+    let mut delivered = 0u64;
+    let mut got = Vec::new();
+    let fail = |f: Failure, at: u64, delivered: u64, got: Vec<u32>| {
+        (Outcome::failed(f, delivered, none), at, got)
+    };
+    let head_by = (sent + plan.first_byte.as_millis()).min(plan.deadline.as_millis());
+    let head_at = sent + a.head_ms;
+    if head_at > head_by {
+        return fail(Failure::Timeout(Phase::FirstByte), head_by, 0, got);
+    }
+    let token_by = sent + plan.first_token.as_millis();
+    let idle = plan.idle.as_millis();
+    let mut now = head_at;
+    // Thinking: beats (keep-alives or reasoning deltas) until the first content.
+    let first_at = head_at + a.think_ms;
+    let mut times = Vec::new();
+    if a.beat_ms > 0 {
+        let mut t = head_at + a.beat_ms;
+        while t < first_at {
+            times.push((t, a.beat_bytes, None));
+            t += a.beat_ms;
+        }
+    }
+    for i in 0..a.chunks {
+        times.push((first_at + u64::from(i) * a.chunk_ms, a.chunk_bytes, Some(i)));
+    }
+    for (at, bytes, chunk) in times {
+        let deadline = plan.deadline_after(delivered).as_millis();
+        let (by, kind) = if got.is_empty() {
+            (token_by, Phase::FirstToken)
+        } else {
+            (now + idle, Phase::Idle)
+        };
+        if at > by.min(deadline) {
+            return fail(Failure::Timeout(kind), by.min(deadline), delivered, got);
+        }
+        now = at;
+        delivered += bytes;
+        if let Some(i) = chunk {
+            got.push(i);
+        }
+    }
+    (Outcome::completed(delivered, none), now + 1, got)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,7 +739,13 @@ trait Policy {
     type Shared;
     type Call;
     fn shared(&self, endpoints: usize) -> Self::Shared;
-    fn start(&self, shared: &mut Self::Shared, now: u64, seed: u64) -> Self::Call;
+    fn start(
+        &self,
+        shared: &mut Self::Shared,
+        profile: RequestProfile,
+        now: u64,
+        seed: u64,
+    ) -> Self::Call;
     fn next(&self, call: &mut Self::Call, shared: &mut Self::Shared, now: u64) -> Next;
     /// Reports the attempt's end; `true` when the caller must discard what it was shown.
     fn finish(
@@ -553,9 +769,14 @@ impl Policy for Steadyllm<'_> {
         ClientState::new(endpoints, self.0)
     }
 
-    fn start(&self, state: &mut ClientState<4>, now: u64, seed: u64) -> Call {
-        let at = Instant::from_millis(now);
-        Call::new(self.0, RequestProfile::default(), state, at, seed)
+    fn start(
+        &self,
+        state: &mut ClientState<4>,
+        profile: RequestProfile,
+        now: u64,
+        seed: u64,
+    ) -> Call {
+        Call::new(self.0, profile, state, Instant::from_millis(now), seed)
     }
 
     fn next(&self, call: &mut Call, state: &mut ClientState<4>, now: u64) -> Next {
@@ -597,6 +818,8 @@ fn peer_plan(endpoint: usize, number: u32, now: u64) -> AttemptPlan {
         first_token: READ_TIMEOUT,
         idle: READ_TIMEOUT,
         deadline: Instant::from_millis(u64::MAX / 4),
+        total_per_kib: Duration::from_millis(0),
+        latest: Instant::from_millis(u64::MAX / 4),
     }
 }
 
@@ -641,7 +864,7 @@ impl Policy for OpenAiPython {
 
     fn shared(&self, _: usize) {}
 
-    fn start(&self, _: &mut (), _: u64, seed: u64) -> PyCall {
+    fn start(&self, _: &mut (), _: RequestProfile, _: u64, seed: u64) -> PyCall {
         PyCall {
             attempts: 0,
             sleep_until: None,
@@ -732,7 +955,7 @@ impl Policy for LiteLlmRouter {
         vec![Deployment::default(); endpoints]
     }
 
-    fn start(&self, _: &mut Vec<Deployment>, _: u64, seed: u64) -> RouterCall {
+    fn start(&self, _: &mut Vec<Deployment>, _: RequestProfile, _: u64, seed: u64) -> RouterCall {
         RouterCall {
             group: 0,
             tries: 0,
@@ -964,7 +1187,7 @@ fn run<P: Policy>(policy: &P, s: &Scenario, seed: u64) -> RunResult {
             let i = started;
             started += 1;
             in_flight += 1;
-            calls[i] = Some(policy.start(&mut shared, now, world.next_u64()));
+            calls[i] = Some(policy.start(&mut shared, s.profile, now, world.next_u64()));
             recs[i].start_ms = now;
             push(&mut queue, now, Ev::Wake(i));
         }
@@ -1013,7 +1236,7 @@ pub fn check_properties(s: &Scenario, config: &CallConfig, r: &RunResult) -> Vec
                 c.received
             ));
         }
-        if c.ok && c.received.len() != CHUNKS as usize {
+        if c.ok && c.received.len() != s.chunks as usize {
             v.push(format!(
                 "call {i} succeeded with {} chunks",
                 c.received.len()
@@ -1103,6 +1326,17 @@ impl Row {
     pub fn ahead(&self) -> bool {
         ahead_of(&self.ours, &self.theirs) && ahead_of(&self.ours, &self.litellm)
     }
+
+    /// Behind on work that is slow but healthy (see [`behind`]).
+    pub fn behind(&self) -> bool {
+        behind(&self.ours, &self.theirs) || behind(&self.ours, &self.litellm)
+    }
+}
+
+/// On slow-healthy work: the peer is ahead (see [`ahead_of`]), or one of our calls did not
+/// succeed at its first attempt.
+pub fn behind(ours: &RunResult, theirs: &RunResult) -> bool {
+    ahead_of(theirs, ours) || ours.calls.iter().any(|c| !c.ok || c.attempts != 1)
 }
 
 /// Runs every scenario for the three policies.

@@ -2,13 +2,15 @@
 //! scenario, sequential and overlapping: calls end by their deadline, no sleep passes the
 //! Retry-After cap, nothing is delivered twice or out of order, a call with a healthy endpoint
 //! available succeeds, partly available endpoints keep serving (25 % faulted: ≥ 99 % of calls
-//! succeed; 60 %: ≥ 80 %), a full outage adds at most half a request per call, and calls made
-//! after an outage ends succeed.
+//! succeed; 60 %: ≥ 80 %), a full outage adds at most half a request per call, calls made
+//! after an outage ends succeed, and slow but healthy work (reasoning, long and whole answers)
+//! succeeds at its first attempt.
 
-use steadyllm_core::call::CallConfig;
+use steadyllm_core::call::{CallConfig, RequestProfile, Timeouts};
+use steadyllm_core::time::Duration;
 use steadyllm_tests::sim::{
-    Behaviour, Scenario, check_properties, compare, run_litellm, run_openai_python, run_steadyllm,
-    scenarios,
+    Behaviour, Scenario, behind, check_properties, compare, run_litellm, run_openai_python,
+    run_steadyllm, scenarios,
 };
 
 /// Sequential scenarios shortened to 300 calls; overlapping ones keep their 400.
@@ -148,25 +150,15 @@ fn scenarios_do_what_they_say() {
     );
 }
 
-/// Rows where steadyllm is not ahead of both peers (README, "The resilience engine"): the
-/// 503 storm, where LiteLLM's 3 + 3 attempts on two endpoints tie its success rate with a
-/// shorter p99; and outages that end mid-run, where a peer's call that meets a stall waits
-/// 600 s and so outlasts the outage, while steadyllm's calls fail once the budget is spent.
-const NOT_AHEAD: [&str; 4] = [
-    "503-storm",
-    "batch8-outage-ends-1ep",
-    "batch8-outage-ends-2ep",
-    "bursts8-outage-ends-2ep",
-];
-
 #[test]
-fn ahead_of_both_peers_on_every_other_faulty_scenario() {
+fn ahead_of_both_peers_on_every_faulty_scenario() {
     let rows = compare(&CallConfig::default(), 42);
+    let descriptions = scenarios();
     let behind: Vec<_> = rows
         .iter()
-        .filter(|r| r.scenario != "healthy" && !r.ahead())
-        .map(|r| r.scenario)
-        .filter(|s| !NOT_AHEAD.contains(s))
+        .zip(&descriptions)
+        .filter(|(r, s)| s.faulty() && !r.ahead())
+        .map(|(r, _)| r.scenario)
         .collect();
     assert!(behind.is_empty(), "not ahead of both peers on {behind:?}");
     // The goals' rows (25 % and 60 % faulted, a full outage) are ahead on every seed tried.
@@ -176,6 +168,49 @@ fn ahead_of_both_peers_on_every_other_faulty_scenario() {
                 assert!(r.ahead(), "seed {seed}: not ahead on {}", r.scenario);
             }
         }
+    }
+}
+
+#[test]
+fn slow_healthy_work_gets_through_with_the_defaults_and_not_without_them() {
+    let slow: Vec<Scenario> = scenarios().into_iter().filter(|s| s.slow).collect();
+    assert_eq!(slow.len(), 5);
+    let config = CallConfig::default();
+    for s in &slow {
+        for seed in 0..20u64 {
+            let ours = run_steadyllm(s, &config, seed);
+            let v = check_properties(s, &config, &ours);
+            assert!(
+                v.is_empty(),
+                "{} seed {seed}: {:?}",
+                s.name,
+                &v[..v.len().min(3)]
+            );
+            let py = run_openai_python(s, seed);
+            let llm = run_litellm(s, seed);
+            assert!(
+                !behind(&ours, &py) && !behind(&ours, &llm),
+                "{} seed {seed}: behind a peer",
+                s.name
+            );
+        }
+    }
+    // The same work with the old fixed table (the small-prompt tier for every request, a total
+    // deadline that does not grow): every one of these scenarios fails, so they test something.
+    let fixed = CallConfig {
+        timeouts: Some(Timeouts {
+            total_per_kib: Duration::from_millis(0),
+            ..Timeouts::for_profile(RequestProfile::default())
+        }),
+        ..CallConfig::default()
+    };
+    for s in &slow {
+        let r = run_steadyllm(s, &fixed, 42);
+        assert!(
+            r.calls.iter().any(|c| !c.ok || c.attempts > 1),
+            "{}: passes even with the old timeouts",
+            s.name
+        );
     }
 }
 

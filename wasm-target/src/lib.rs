@@ -73,7 +73,8 @@ pub const EVENT_CAPACITY: usize = 64 * 1024;
 pub mod flag {
     /// The batch holds records.
     pub const RECORDS: u32 = 1;
-    /// This attempt delivered content (the first-token timeout no longer applies).
+    /// This attempt delivered content: text, a refusal or a tool call, not reasoning (the
+    /// first-token timeout no longer applies; the idle timeout does).
     pub const CONTENT: u32 = 2;
     /// Stop reading: the end marker came, an event was malformed, or the error body is
     /// as long as it may be. Report it with [`crate::Chat::end`] and [`crate::end::BODY`].
@@ -82,6 +83,8 @@ pub mod flag {
     pub const MALFORMED: u32 = 8;
     /// An error event came (the stream will fail; reading goes on to the end marker).
     pub const SERVER_ERROR: u32 = 16;
+    /// The deadline's growth (ms) starts at this bit of [`crate::Chat::feed`]'s answer.
+    pub const GROWTH_SHIFT: u32 = 5;
 }
 
 /// How an attempt ended, for [`Chat::end`].
@@ -170,10 +173,15 @@ impl Body {
                         &mut self.server_error,
                     );
                     let r = self.decoder.decode(ev.data, |item| {
+                        // Reasoning is delivered but is not the first token.
                         let n = match item {
-                            StreamItem::Content { text, .. }
-                            | StreamItem::Reasoning { text, .. }
-                            | StreamItem::Refusal { text, .. } => text.decoded_len(),
+                            StreamItem::Reasoning { text, .. } => {
+                                *delivered += text.decoded_len() as u64;
+                                0
+                            }
+                            StreamItem::Content { text, .. } | StreamItem::Refusal { text, .. } => {
+                                text.decoded_len()
+                            }
                             StreamItem::ToolCall(t) => t.arguments.decoded_len().max(1),
                             StreamItem::Error(e) => {
                                 *server_error = true;
@@ -275,14 +283,15 @@ pub struct Chat {
 #[wasm_bindgen]
 impl Chat {
     /// Starts a call at `now` for a request of `prompt_bytes` bytes of prompt text, a token
-    /// limit (0: none) and whether it carries images (these pick the timeout tier).
+    /// limit (0: none) and `kind` (bit 0: it carries images; bit 1: a reasoning request);
+    /// these pick the timeouts.
     #[wasm_bindgen(constructor)]
     pub fn new(
         engine: &mut Engine,
         now: f64,
         prompt_bytes: u32,
         max_tokens: u32,
-        images: bool,
+        kind: u32,
     ) -> Chat {
         engine.seed = engine
             .seed
@@ -291,7 +300,9 @@ impl Chat {
         let profile = RequestProfile {
             prompt_bytes,
             max_tokens: (max_tokens != 0).then_some(max_tokens),
-            has_images: images,
+            has_images: kind & 1 != 0,
+            reasoning: kind & 2 != 0,
+            non_streamed: false,
         };
         Chat {
             call: Call::new(
@@ -351,7 +362,9 @@ impl Chat {
         self.body.out.clear();
     }
 
-    /// A chunk of a 2xx body; returns [`flag`]s, the decoded items go to the batch. (An error
+    /// A chunk of a 2xx body; returns [`flag`]s, plus, from bit [`flag::GROWTH_SHIFT`] on,
+    /// how many milliseconds later than the attempt's planned deadline the call's deadline now
+    /// is (it grows with the answer delivered); the decoded items go to the batch. (An error
     /// body is the wrapper's to read: `JSON.parse` does it in a few bytes of JS; this returns
     /// [`flag::OVER`] for one.)
     pub fn feed(&mut self, bytes: &[u8]) -> u32 {
@@ -376,6 +389,13 @@ impl Chat {
         }
         if b.server_error {
             f |= flag::SERVER_ERROR;
+        }
+        if let Some(p) = &self.plan {
+            let later = p.deadline_after(b.delivered).saturating_since(p.deadline);
+            f |= (later
+                .as_millis()
+                .min(u64::from(u32::MAX >> flag::GROWTH_SHIFT)) as u32)
+                << flag::GROWTH_SHIFT;
         }
         f
     }
@@ -493,7 +513,7 @@ mod tests {
     fn a_whole_call_in_pieces_of_any_size() {
         for piece in [1, 2, 7, 64, OK.len()] {
             let mut e = engine(3);
-            let mut chat = Chat::new(&mut e, 1000.0, 10, 0, false);
+            let mut chat = Chat::new(&mut e, 1000.0, 10, 0, 0);
             let (k, a) = step(&mut chat, &mut e, 1000.0);
             assert_eq!(k, kind::ATTEMPT);
             assert_eq!(
@@ -534,7 +554,7 @@ mod tests {
     #[test]
     fn a_503_with_an_error_body_and_retry_after_then_success() {
         let mut e = engine(3);
-        let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
         step(&mut chat, &mut e, 0.0);
         chat.head(503, b"Retry-After: 2\ncontent-type: application/json\n");
         // The wrapper reads an error body itself; the module ignores one.
@@ -567,7 +587,7 @@ mod tests {
     fn a_spent_quota_is_not_retried() {
         for (how, attempts) in [(end::BODY, 3), (end::BODY | end::QUOTA, 1)] {
             let mut e = engine(3);
-            let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+            let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
             let mut t = 0.0;
             let done = loop {
                 let (k, w) = step(&mut chat, &mut e, t);
@@ -597,7 +617,7 @@ mod tests {
         ];
         for (how, body, code) in cases {
             let mut e = engine(1);
-            let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+            let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
             step(&mut chat, &mut e, 0.0);
             if how != end::CONNECT && how != end::FIRST_BYTE {
                 chat.head(200, b"");
@@ -613,7 +633,7 @@ mod tests {
     #[test]
     fn an_error_event_fails_the_stream_with_the_servers_object() {
         let mut e = engine(1);
-        let mut chat = Chat::new(&mut e, 0.0, 10, 0, false);
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
         step(&mut chat, &mut e, 0.0);
         chat.head(200, b"");
         let f = chat.feed(b"data: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n");
@@ -639,7 +659,7 @@ mod tests {
         let alphabet = b"data: {}[]\",:\\u0\n\r \xff\xc3\xa9[DONE]event:retry:id:";
         for round in 0..300 {
             let mut e = engine(2);
-            let mut chat = Chat::new(&mut e, 0.0, u32::MAX, u32::MAX, true);
+            let mut chat = Chat::new(&mut e, 0.0, u32::MAX, u32::MAX, 1);
             let mut t = 0.0;
             for _ in 0..4 {
                 chat.next(&mut e, t);
@@ -664,7 +684,7 @@ mod tests {
             let n = [input::UNSET; input::cfg::LEN];
             let anthropic = u32::from(cfg!(feature = "anthropic")) * (round % 2);
             let mut e = Engine::create(&n, 1, anthropic, 0, 0).expect("valid");
-            let mut d = Chat::new(&mut e, 0.0, 0, 0, false);
+            let mut d = Chat::new(&mut e, 0.0, 0, 0, 0);
             d.next(&mut e, 0.0);
             d.head(200, b"");
             let big = vec![b'x'; EVENT_CAPACITY + 10];
@@ -691,7 +711,7 @@ mod tests {
         let mask = if cfg!(feature = "anthropic") { 0b10 } else { 0 };
         let mut e = Engine::create(&n, 2, mask, 1, 2).expect("valid");
         assert_eq!(e.health(0.0), 0b0101);
-        let mut chat = Chat::new(&mut e, 0.0, 1, 0, false);
+        let mut chat = Chat::new(&mut e, 0.0, 1, 0, 0);
         step(&mut chat, &mut e, 0.0);
         chat.end(&mut e, 1.0, end::CONNECT);
         assert_eq!(e.health(2.0) & 0b11, 2, "endpoint 0 cooling down");

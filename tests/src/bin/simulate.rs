@@ -1,8 +1,10 @@
 //! `simulate`: steadyllm's resilience engine vs models of openai-python's retry policy and
 //! LiteLLM's Router, on the same seeded fault schedules in virtual time — one device's
 //! sequential calls, then overlapping calls (a batch of 400, 8 at a time; Poisson bursts of 8)
-//! on one endpoint and on two. Prints one table row per scenario and ends with
-//! `ahead of both peers on N of M fault scenarios`.
+//! on one endpoint and on two; then slow but healthy work (reasoning models that think for
+//! minutes, a four-minute answer, a whole answer after 90 s). Prints one table row per scenario
+//! and ends with `ahead of both peers on N of M fault scenarios; behind on K slow-healthy
+//! scenarios`.
 //!
 //! `cargo run --release -p steadyllm-tests --bin simulate [-- --seed N]`
 
@@ -36,7 +38,7 @@ fn main() {
         "scenario", "ok us", "ok py", "ok llm", "p99 us", "p99 py", "p99 llm", "amp", "py", "llm"
     );
     let descriptions = scenarios();
-    let (mut ahead, mut faulty) = (0, 0);
+    let (mut ahead, mut faulty, mut slow_behind) = (0, 0, 0);
     let pct = |r: &RunResult| format!("{:.1}%", 100.0 * r.success_rate());
     let secs = |r: &RunResult| format!("{:.1}s", r.percentile_ms(0.99) as f64 / 1000.0);
     for (r, s) in rows.iter().zip(&descriptions) {
@@ -45,7 +47,12 @@ fn main() {
             faulty += 1;
             ahead += usize::from(a);
         }
+        if s.slow && r.behind() {
+            slow_behind += 1;
+        }
         let mark = match (ahead_of(&r.ours, &r.theirs), ahead_of(&r.ours, &r.litellm)) {
+            _ if s.slow && r.behind() => "BEHIND",
+            _ if s.slow => "not behind",
             _ if !s.faulty() => "-",
             (true, true) => "yes",
             (true, false) => "no (llm)",
@@ -91,11 +98,15 @@ fn main() {
     println!(
         "\nok = calls that succeed; p99 = 99th percentile of call time; amp = requests per call.\n\
          ahead = higher success rate (> 0.5 points), or the same success rate with p99 call time \
-         and requests per call no worse and one better"
+         and requests per call no worse and one better; on slow-healthy work, behind = a peer \
+         ahead, or a call that did not succeed at its first attempt"
     );
     println!(
         "{total_calls} simulated calls in {:.0} ms; steadyllm property violations: {violations}",
         elapsed.as_secs_f64() * 1000.0
     );
-    println!("ahead of both peers on {ahead} of {faulty} fault scenarios");
+    println!(
+        "ahead of both peers on {ahead} of {faulty} fault scenarios; behind on {slow_behind} \
+         slow-healthy scenarios"
+    );
 }

@@ -113,6 +113,7 @@ fn config() -> CallConfig {
             first_token: Duration::from_secs(2),
             idle: Duration::from_secs(1),
             total: Duration::from_secs(20),
+            total_per_kib: Duration::from_millis(0),
         }),
         backoff_base: Duration::from_millis(100),
         backoff_cap: Duration::from_secs(1),

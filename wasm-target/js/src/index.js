@@ -757,7 +757,7 @@ const F_RECORDS = 1,
 // decodes; returns true when the call was aborted.
 async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
   const ctl = new AbortController();
-  const deadline = t0 + s.deadline;
+  let deadline = t0 + s.deadline;
   let reader;
   try {
     const headers = new Headers(ep.headers);
@@ -785,9 +785,9 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
     let content = false;
     let how = END_BODY;
     while (reader) {
-      const idleBy = now() + s.idle;
-      const first = !content && firstTokenBy < idleBy;
-      [k, v] = await wait(reader.read(), first ? firstTokenBy : Math.min(idleBy, deadline), signal);
+      // Before the first content (reasoning is not) only the first-token deadline applies.
+      const first = !content;
+      [k, v] = await wait(reader.read(), first ? firstTokenBy : Math.min(now() + s.idle, deadline), signal);
       if (k) {
         if (k === 2) return true;
         how = k === 3 ? END_NETWORK : first ? END_FIRST_TOKEN : END_IDLE;
@@ -801,6 +801,8 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
       }
       const f = chat.feed(v.value);
       content = (f & F_CONTENT) !== 0;
+      // The deadline grows with the answer delivered (ms past the planned one).
+      deadline = t0 + s.deadline + (f >>> 5);
       if (f & F_RECORDS) yield* deliver(chat, st);
       if (f & F_OVER) break;
     }
@@ -858,7 +860,10 @@ async function* runCall(client, request, options) {
   const onAbort = () => ctl.abort();
   signal?.addEventListener("abort", onAbort, { once: true });
   const st = { partial: "", server: undefined, signal, attempts: 0 };
-  const chat = new Chat(engine, now(), Math.min(prompt, 0xffffffff), request.maxTokens ?? request.maxCompletionTokens ?? 0, images);
+  // Kind: bit 0 images, bit 1 a reasoning request (a reasoning effort or thinking), which
+  // gets minutes before its first token.
+  const kind = images | (request.reasoningEffort !== undefined || request.thinking !== undefined ? 2 : 0);
+  const chat = new Chat(engine, now(), Math.min(prompt, 0xffffffff), request.maxTokens ?? request.maxCompletionTokens ?? 0, kind);
   try {
     for (;;) {
       const t0 = now();
