@@ -89,12 +89,11 @@ impl<'b> Writer<'b> {
     }
 
     /// Appends one raw byte.
-    #[inline]
+    // Out of line: the request and head writers call it some forty times, and inlined it
+    // costs flash at each.
+    #[inline(never)]
     pub fn byte(&mut self, b: u8) {
-        if let Some(dst) = self.buf.get_mut(self.len) {
-            *dst = b;
-        }
-        self.len = self.len.saturating_add(1);
+        self.raw(&[b]);
     }
 
     /// Appends `s` as a JSON string literal, quotes included: `"` and `\` are escaped, control
@@ -111,25 +110,32 @@ impl<'b> Writer<'b> {
         let bytes = s.as_bytes();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
-            let esc: &[u8] = match b {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x08 => b"\\b",
-                0x0c => b"\\f",
-                0..=0x1f => b"",
-                _ => continue,
-            };
+            if b >= 0x20 && b != b'"' && b != b'\\' {
+                continue;
+            }
             self.raw(bytes.get(start..i).unwrap_or_default());
-            if esc.is_empty() {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                self.raw(b"\\u00");
-                self.byte(HEX[usize::from(b >> 4)]);
-                self.byte(HEX[usize::from(b & 0xf)]);
+            // One write per escape: `\"`, `\\`, the five short forms, else `\u00XX`.
+            let short = match b {
+                b'"' | b'\\' => b,
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                0x08 => b'b',
+                0x0c => b'f',
+                _ => 0,
+            };
+            if short != 0 {
+                self.raw(&[b'\\', short]);
             } else {
-                self.raw(esc);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.raw(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(b >> 4)],
+                    HEX[usize::from(b & 0xf)],
+                ]);
             }
             start = i + 1;
         }

@@ -16,6 +16,34 @@
 //! let n = req.write_body(Dialect::OpenAi, &mut buf).unwrap();
 //! assert!(core::str::from_utf8(&buf[..n]).unwrap().starts_with(r#"{"model":"gpt-4o-mini","messages":["#));
 //! ```
+//!
+//! Structured outputs, reasoning and raw members ([`ResponseFormat`], [`ReasoningEffort`],
+//! [`Thinking`], [`ChatRequest::extra_body`]); each dialect gets its own form of each field:
+//!
+//! ```
+//! use steadyllm_core::decode::Dialect;
+//! use steadyllm_core::request::{ChatRequest, Message, RawJson, ReasoningEffort, ResponseFormat, Thinking};
+//!
+//! let messages = [Message::user("Where is the Eiffel Tower?")];
+//! let schema = RawJson::new(r#"{"type":"object","properties":{"city":{"type":"string"}},
+//!     "required":["city"],"additionalProperties":false}"#).unwrap();
+//! let extra = [("service_tier", RawJson::new(r#""flex""#).unwrap())];
+//! let mut req = ChatRequest::new("gpt-5-mini", &messages);
+//! req.response_format = Some(ResponseFormat::JsonSchema { name: "place", schema, strict: true });
+//! req.reasoning_effort = Some(ReasoningEffort::Low); // OpenAI; not sent to Anthropic
+//! req.thinking = Some(Thinking::Enabled { budget_tokens: 2048 }); // Anthropic; not sent to OpenAI
+//! req.max_tokens = Some(4096); // Anthropic's budget must be below it
+//! req.extra_body = &extra; // a member the request already has would be refused
+//! assert!(req.is_reasoning());
+//! let mut buf = [0u8; 1024];
+//! let n = req.write_body(Dialect::OpenAi, &mut buf).unwrap();
+//! let body = core::str::from_utf8(&buf[..n]).unwrap();
+//! assert!(body.contains(r#""reasoning_effort":"low""#) && body.ends_with(r#","service_tier":"flex"}"#));
+//! let n = req.write_body(Dialect::Anthropic, &mut buf).unwrap();
+//! let body = core::str::from_utf8(&buf[..n]).unwrap();
+//! assert!(body.contains(r#""thinking":{"type":"enabled","budget_tokens":2048}"#));
+//! assert!(body.contains(r#""output_config":{"format":{"type":"json_schema","schema":"#));
+//! ```
 
 use core::fmt;
 
@@ -190,6 +218,22 @@ pub struct Tool<'a> {
     pub description: Option<&'a str>,
     /// JSON schema of its arguments.
     pub parameters: Option<RawJson<'a>>,
+    /// Strict schema adherence: the arguments always follow `parameters` (OpenAI
+    /// `function.strict`, Anthropic `strict`; the schema must then meet the provider's rules
+    /// for strict schemas, e.g. `additionalProperties: false`).
+    pub strict: bool,
+}
+
+impl<'a> Tool<'a> {
+    /// A function with a name and nothing else (no description, no schema, not strict).
+    pub const fn new(name: &'a str) -> Self {
+        Tool {
+            name,
+            description: None,
+            parameters: None,
+            strict: false,
+        }
+    }
 }
 
 /// Whether and which tool the model must call.
@@ -204,6 +248,83 @@ pub enum ToolChoice<'a> {
     /// This function.
     Function(&'a str),
 }
+
+/// The shape of the answer (`response_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseFormat<'a> {
+    /// Plain text (OpenAI `{"type":"text"}`; nothing is sent to Anthropic).
+    Text,
+    /// Any JSON object (OpenAI's JSON mode, `{"type":"json_object"}`). Anthropic has no such
+    /// mode: that dialect refuses it with [`RequestError::UnsupportedField`] (use a schema).
+    JsonObject,
+    /// Structured outputs: the answer is JSON that follows `schema`. OpenAI:
+    /// `{"type":"json_schema","json_schema":{"name","schema","strict"}}`; Anthropic:
+    /// `output_config.format` `{"type":"json_schema","schema"}` (always strict; `name` and
+    /// `strict` are not sent).
+    JsonSchema {
+        /// The schema's name: 1 to 64 of `a-z A-Z 0-9 _ -` (checked:
+        /// [`RequestError::InvalidSchemaName`]).
+        name: &'a str,
+        /// The JSON schema, validated as one JSON value by [`RawJson::new`].
+        schema: RawJson<'a>,
+        /// OpenAI `strict: true`: the answer always follows the schema (which must then meet
+        /// OpenAI's rules for strict schemas).
+        strict: bool,
+    },
+}
+
+/// How hard a reasoning model thinks before it answers (OpenAI `reasoning_effort`).
+///
+/// OpenAI dialect only: Anthropic's equivalent is [`ChatRequest::thinking`], and the Anthropic
+/// dialect sends nothing for this field (the same request can fail over between dialects).
+/// Values beyond these (a provider's `"none"` or `"xhigh"`) can be sent as an
+/// [`ChatRequest::extra_body`] member while this field is unset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ReasoningEffort {
+    /// `"minimal"`.
+    Minimal,
+    /// `"low"`.
+    Low,
+    /// `"medium"`.
+    Medium,
+    /// `"high"`.
+    High,
+}
+
+impl ReasoningEffort {
+    /// The value on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasoningEffort::Minimal => "minimal",
+            ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium => "medium",
+            ReasoningEffort::High => "high",
+        }
+    }
+}
+
+/// Anthropic extended thinking (`thinking`).
+///
+/// Anthropic dialect only: the OpenAI dialect sends nothing for it and does not check it (its
+/// equivalent is [`ChatRequest::reasoning_effort`]; the same request can fail over between
+/// dialects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Thinking {
+    /// `{"type":"enabled","budget_tokens":N}`: think for up to `budget_tokens` tokens, at
+    /// least [`MIN_THINKING_BUDGET`] and fewer than the request's `max_tokens` (which then
+    /// must be set above it: the default of [`DEFAULT_ANTHROPIC_MAX_TOKENS`] leaves no room).
+    /// Otherwise [`RequestError::InvalidThinkingBudget`].
+    Enabled {
+        /// Tokens the model may spend thinking.
+        budget_tokens: u32,
+    },
+}
+
+/// The smallest thinking budget Anthropic accepts.
+pub const MIN_THINKING_BUDGET: u32 = 1024;
 
 /// A chat-completion request. Every field borrows from the caller.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -247,6 +368,23 @@ pub struct ChatRequest<'a> {
     /// network, or a device whose answers are not sensitive). OpenAI dialect only; servers
     /// that do not know the option usually ignore it.
     pub include_obfuscation: bool,
+    /// The shape of the answer: JSON mode or a JSON schema (structured outputs).
+    pub response_format: Option<ResponseFormat<'a>>,
+    /// How hard a reasoning model thinks (OpenAI dialect; see [`ReasoningEffort`]).
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Whether the model may call several tools in one turn. Sent only with `tools` (OpenAI
+    /// refuses it without them): OpenAI `parallel_tool_calls`; Anthropic sends `false` as
+    /// `tool_choice.disable_parallel_tool_use: true` (on `auto` when no tool choice is set)
+    /// and nothing for `true`, its default.
+    pub parallel_tool_calls: Option<bool>,
+    /// Anthropic extended thinking (Anthropic dialect; see [`Thinking`]).
+    pub thinking: Option<Thinking>,
+    /// More top-level members of the body, written last as `"key":value`: the key is escaped
+    /// as a JSON string, the value is sent as given (a [`RawJson`] is one valid JSON value).
+    /// For what the builder has no field for (`top_k`, `service_tier`, a gateway's options).
+    /// A key the builder itself writes for this request (`model`, `stream`, or a field that is
+    /// set) is refused with [`RequestError::BodyMemberCollides`]: set the field instead.
+    pub extra_body: &'a [(&'a str, RawJson<'a>)],
 }
 
 /// `max_tokens` sent to Anthropic when the request sets no limit.
@@ -266,6 +404,15 @@ pub enum RequestError {
     MissingToolCallId,
     /// The Anthropic dialect, in a build without the `anthropic` feature.
     UnsupportedDialect,
+    /// A [`ResponseFormat::JsonSchema`] name that is empty, longer than 64 bytes or holds
+    /// characters other than `a-z A-Z 0-9 _ -`.
+    InvalidSchemaName,
+    /// An Anthropic thinking budget below [`MIN_THINKING_BUDGET`] or not below `max_tokens`.
+    InvalidThinkingBudget,
+    /// A field the dialect cannot express (Anthropic: [`ResponseFormat::JsonObject`]).
+    UnsupportedField,
+    /// An [`ChatRequest::extra_body`] member repeats a key the builder writes.
+    BodyMemberCollides,
 }
 
 impl fmt::Display for RequestError {
@@ -281,6 +428,18 @@ impl fmt::Display for RequestError {
             RequestError::MissingToolCallId => f.write_str("tool message without tool_call_id"),
             RequestError::UnsupportedDialect => {
                 f.write_str("the Anthropic dialect needs the `anthropic` feature")
+            }
+            RequestError::InvalidSchemaName => {
+                f.write_str("JSON schema name must be 1 to 64 of a-z, A-Z, 0-9, _ and -")
+            }
+            RequestError::InvalidThinkingBudget => {
+                f.write_str("thinking budget must be at least 1024 tokens and below max_tokens")
+            }
+            RequestError::UnsupportedField => {
+                f.write_str("the json_object response format has no Anthropic equivalent")
+            }
+            RequestError::BodyMemberCollides => {
+                f.write_str("an extra body member repeats a key the request already writes")
             }
         }
     }
@@ -306,10 +465,22 @@ impl<'a> ChatRequest<'a> {
             stream: true,
             include_usage: true,
             include_obfuscation: true,
+            response_format: None,
+            reasoning_effort: None,
+            parallel_tool_calls: None,
+            thinking: None,
+            extra_body: &[],
         }
     }
 
-    /// What the resilience engine needs to pick timeouts: prompt size, answer limit, images.
+    /// `true` for a request that asks a model to reason first: a reasoning effort, or
+    /// Anthropic thinking. Such answers can take minutes before their first token.
+    pub fn is_reasoning(&self) -> bool {
+        self.reasoning_effort.is_some() || self.thinking.is_some()
+    }
+
+    /// What the resilience engine needs to pick timeouts: prompt size, answer limit, images,
+    /// whether it reasons first ([`ChatRequest::is_reasoning`]), whether it streams.
     pub fn profile(&self) -> crate::call::RequestProfile {
         let mut bytes: usize = 0;
         let mut images = false;
@@ -334,7 +505,7 @@ impl<'a> ChatRequest<'a> {
             prompt_bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
             max_tokens: self.max_tokens.or(self.max_completion_tokens),
             has_images: images,
-            reasoning: false,
+            reasoning: self.is_reasoning(),
             non_streamed: !self.stream,
         }
     }
@@ -366,19 +537,40 @@ impl<'a> ChatRequest<'a> {
                 return Err(RequestError::NonFiniteNumber);
             }
         }
-        match dialect {
-            Dialect::OpenAi => self.emit_openai(w),
-            #[cfg(feature = "anthropic")]
-            Dialect::Anthropic => self.emit_anthropic(w),
-            #[cfg(not(feature = "anthropic"))]
-            Dialect::Anthropic => Err(RequestError::UnsupportedDialect),
+        if let Some(ResponseFormat::JsonSchema { name, .. }) = self.response_format {
+            let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+            if name.is_empty() || name.len() > 64 || !name.bytes().all(ok) {
+                return Err(RequestError::InvalidSchemaName);
+            }
         }
+        let mut m = Members {
+            extra: self.extra_body,
+            clash: false,
+        };
+        match dialect {
+            Dialect::OpenAi => self.emit_openai(&mut m, w)?,
+            #[cfg(feature = "anthropic")]
+            Dialect::Anthropic => self.emit_anthropic(&mut m, w)?,
+            #[cfg(not(feature = "anthropic"))]
+            Dialect::Anthropic => return Err(RequestError::UnsupportedDialect),
+        }
+        for (k, v) in self.extra_body {
+            w.byte(b',');
+            w.string(k);
+            w.byte(b':');
+            w.raw(v.as_str().as_bytes());
+        }
+        w.byte(b'}');
+        if m.clash {
+            return Err(RequestError::BodyMemberCollides);
+        }
+        Ok(())
     }
 
-    fn emit_openai(&self, w: &mut Writer<'_>) -> Result<(), RequestError> {
-        w.raw(b"{\"model\":");
+    fn emit_openai(&self, m: &mut Members<'_>, w: &mut Writer<'_>) -> Result<(), RequestError> {
+        m.put(w, b"{\"model\":");
         w.string(self.model);
-        w.raw(b",\"messages\":[");
+        m.put(w, b",\"messages\":[");
         for (i, m) in self.messages.iter().enumerate() {
             if i > 0 {
                 w.byte(b',');
@@ -443,9 +635,9 @@ impl<'a> ChatRequest<'a> {
             w.byte(b'}');
         }
         w.byte(b']');
-        let num = |w: &mut Writer<'_>, key: &[u8], v: Option<u32>| {
+        let mut num = |w: &mut Writer<'_>, key: &[u8], v: Option<u32>| {
             if let Some(v) = v {
-                w.raw(key);
+                m.put(w, key);
                 w.u64(u64::from(v));
             }
         };
@@ -455,21 +647,21 @@ impl<'a> ChatRequest<'a> {
             b",\"max_completion_tokens\":",
             self.max_completion_tokens,
         );
-        self.emit_sampling(w);
+        self.emit_sampling(m, w);
         if !self.stop.is_empty() {
-            w.raw(b",\"stop\":");
+            m.put(w, b",\"stop\":");
             string_array(w, self.stop);
         }
         if let Some(s) = self.seed {
-            w.raw(b",\"seed\":");
+            m.put(w, b",\"seed\":");
             w.i64(s);
         }
         if let Some(u) = self.user {
-            w.raw(b",\"user\":");
+            m.put(w, b",\"user\":");
             w.string(u);
         }
         if !self.tools.is_empty() {
-            w.raw(b",\"tools\":[");
+            m.put(w, b",\"tools\":[");
             for (i, t) in self.tools.iter().enumerate() {
                 if i > 0 {
                     w.byte(b',');
@@ -484,12 +676,19 @@ impl<'a> ChatRequest<'a> {
                     w.raw(b",\"parameters\":");
                     w.raw(p.as_str().as_bytes());
                 }
+                if t.strict {
+                    w.raw(b",\"strict\":true");
+                }
                 w.raw(b"}}");
             }
             w.byte(b']');
+            if let Some(p) = self.parallel_tool_calls {
+                m.put(w, b",\"parallel_tool_calls\":");
+                w.raw(if p { b"true" } else { b"false" });
+            }
         }
         if let Some(tc) = self.tool_choice {
-            w.raw(b",\"tool_choice\":");
+            m.put(w, b",\"tool_choice\":");
             match tc {
                 ToolChoice::Auto => w.raw(b"\"auto\""),
                 ToolChoice::None => w.raw(b"\"none\""),
@@ -501,39 +700,61 @@ impl<'a> ChatRequest<'a> {
                 }
             }
         }
+        if let Some(f) = self.response_format {
+            m.put(w, b",\"response_format\":");
+            match f {
+                ResponseFormat::Text => w.raw(b"{\"type\":\"text\"}"),
+                ResponseFormat::JsonObject => w.raw(b"{\"type\":\"json_object\"}"),
+                ResponseFormat::JsonSchema {
+                    name,
+                    schema,
+                    strict,
+                } => {
+                    w.raw(b"{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
+                    w.string(name);
+                    w.raw(b",\"schema\":");
+                    w.raw(schema.as_str().as_bytes());
+                    w.raw(if strict { b",\"strict\":true}}" } else { b"}}" });
+                }
+            }
+        }
+        if let Some(e) = self.reasoning_effort {
+            m.put(w, b",\"reasoning_effort\":");
+            w.string(e.as_str());
+        }
         if self.stream {
-            w.raw(b",\"stream\":true");
+            m.put(w, b",\"stream\":true");
             match (self.include_usage, self.include_obfuscation) {
-                (true, true) => w.raw(b",\"stream_options\":{\"include_usage\":true}"),
-                (true, false) => w.raw(
+                (true, true) => m.put(w, b",\"stream_options\":{\"include_usage\":true}"),
+                (true, false) => m.put(
+                    w,
                     b",\"stream_options\":{\"include_usage\":true,\"include_obfuscation\":false}",
                 ),
-                (false, false) => w.raw(b",\"stream_options\":{\"include_obfuscation\":false}"),
+                (false, false) => m.put(w, b",\"stream_options\":{\"include_obfuscation\":false}"),
                 (false, true) => {}
             }
         } else {
-            w.raw(b",\"stream\":false");
+            m.put(w, b",\"stream\":false");
         }
-        w.byte(b'}');
         Ok(())
     }
 
-    fn emit_sampling(&self, w: &mut Writer<'_>) {
+    fn emit_sampling(&self, m: &mut Members<'_>, w: &mut Writer<'_>) {
         if let Some(t) = self.temperature {
-            w.raw(b",\"temperature\":");
+            m.put(w, b",\"temperature\":");
             w.f32(t);
         }
         if let Some(p) = self.top_p {
-            w.raw(b",\"top_p\":");
+            m.put(w, b",\"top_p\":");
             w.f32(p);
         }
     }
 
     #[cfg(feature = "anthropic")]
-    fn emit_anthropic(&self, w: &mut Writer<'_>) -> Result<(), RequestError> {
-        w.raw(b"{\"model\":");
+    fn emit_anthropic(&self, m: &mut Members<'_>, w: &mut Writer<'_>) -> Result<(), RequestError> {
+        m.put(w, b"{\"model\":");
         w.string(self.model);
-        w.raw(b",\"max_tokens\":");
+        m.put(w, b",\"max_tokens\":");
         let max = self
             .max_tokens
             .or(self.max_completion_tokens)
@@ -542,7 +763,7 @@ impl<'a> ChatRequest<'a> {
         // System and developer messages become the top-level `system` blocks.
         let is_system = |m: &&Message<'_>| matches!(m.role, Role::System | Role::Developer);
         if self.messages.iter().any(|m| is_system(&m)) {
-            w.raw(b",\"system\":[");
+            m.put(w, b",\"system\":[");
             let mut first = true;
             for m in self.messages.iter().filter(is_system) {
                 for_each_text(m.content, |t| {
@@ -557,20 +778,20 @@ impl<'a> ChatRequest<'a> {
             }
             w.byte(b']');
         }
-        w.raw(b",\"messages\":[");
+        m.put(w, b",\"messages\":[");
         let mut first = true;
-        for m in self.messages.iter().filter(|m| !is_system(m)) {
+        for msg in self.messages.iter().filter(|m| !is_system(m)) {
             if !first {
                 w.byte(b',');
             }
             first = false;
-            match m.role {
+            match msg.role {
                 Role::Tool => {
-                    let id = m.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
+                    let id = msg.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
                     w.raw(b"{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":");
                     w.string(id);
                     w.raw(b",\"content\":");
-                    anthropic_content(w, m.content);
+                    anthropic_content(w, msg.content);
                     w.raw(b"}]}");
                 }
                 role => {
@@ -579,15 +800,15 @@ impl<'a> ChatRequest<'a> {
                     } else {
                         b"{\"role\":\"user\",\"content\":"
                     });
-                    if m.tool_calls.is_empty() {
-                        anthropic_content(w, m.content);
+                    if msg.tool_calls.is_empty() {
+                        anthropic_content(w, msg.content);
                     } else {
                         w.byte(b'[');
                         let mut n = 0;
-                        if let Some(c) = m.content {
+                        if let Some(c) = msg.content {
                             n = anthropic_blocks(w, c);
                         }
-                        for c in m.tool_calls {
+                        for c in msg.tool_calls {
                             let input = RawJson::new(if c.arguments.trim_ascii().is_empty() {
                                 "{}"
                             } else {
@@ -613,18 +834,18 @@ impl<'a> ChatRequest<'a> {
             }
         }
         w.byte(b']');
-        self.emit_sampling(w);
+        self.emit_sampling(m, w);
         if !self.stop.is_empty() {
-            w.raw(b",\"stop_sequences\":");
+            m.put(w, b",\"stop_sequences\":");
             string_array(w, self.stop);
         }
         if let Some(u) = self.user {
-            w.raw(b",\"metadata\":{\"user_id\":");
+            m.put(w, b",\"metadata\":{\"user_id\":");
             w.string(u);
             w.byte(b'}');
         }
         if !self.tools.is_empty() {
-            w.raw(b",\"tools\":[");
+            m.put(w, b",\"tools\":[");
             for (i, t) in self.tools.iter().enumerate() {
                 if i > 0 {
                     w.byte(b',');
@@ -640,29 +861,89 @@ impl<'a> ChatRequest<'a> {
                     Some(p) => w.raw(p.as_str().as_bytes()),
                     None => w.raw(b"{\"type\":\"object\"}"),
                 }
+                if t.strict {
+                    w.raw(b",\"strict\":true");
+                }
                 w.byte(b'}');
             }
             w.byte(b']');
         }
-        if let Some(tc) = self.tool_choice {
-            w.raw(b",\"tool_choice\":");
+        // `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use: true`, a
+        // member of the tool choice (`auto` when none is set).
+        let serial = !self.tools.is_empty() && self.parallel_tool_calls == Some(false);
+        let choice = match self.tool_choice {
+            None if serial => Some(ToolChoice::Auto),
+            c => c,
+        };
+        if let Some(tc) = choice {
+            m.put(w, b",\"tool_choice\":");
             match tc {
-                ToolChoice::Auto => w.raw(b"{\"type\":\"auto\"}"),
-                ToolChoice::None => w.raw(b"{\"type\":\"none\"}"),
-                ToolChoice::Required => w.raw(b"{\"type\":\"any\"}"),
+                ToolChoice::Auto => w.raw(b"{\"type\":\"auto\""),
+                ToolChoice::None => w.raw(b"{\"type\":\"none\""),
+                ToolChoice::Required => w.raw(b"{\"type\":\"any\""),
                 ToolChoice::Function(name) => {
                     w.raw(b"{\"type\":\"tool\",\"name\":");
                     w.string(name);
-                    w.byte(b'}');
                 }
             }
+            if serial && tc != ToolChoice::None {
+                w.raw(b",\"disable_parallel_tool_use\":true");
+            }
+            w.byte(b'}');
         }
-        w.raw(if self.stream {
-            b",\"stream\":true}"
-        } else {
-            b",\"stream\":false}"
-        });
+        match self.response_format {
+            Some(ResponseFormat::JsonObject) => return Err(RequestError::UnsupportedField),
+            Some(ResponseFormat::JsonSchema { schema, .. }) => {
+                m.put(
+                    w,
+                    b",\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":",
+                );
+                w.raw(schema.as_str().as_bytes());
+                w.raw(b"}}");
+            }
+            Some(ResponseFormat::Text) | None => {}
+        }
+        if let Some(Thinking::Enabled { budget_tokens }) = self.thinking {
+            if budget_tokens < MIN_THINKING_BUDGET || budget_tokens >= max {
+                return Err(RequestError::InvalidThinkingBudget);
+            }
+            m.put(w, b",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":");
+            w.u64(u64::from(budget_tokens));
+            w.byte(b'}');
+        }
+        m.put(
+            w,
+            if self.stream {
+                b",\"stream\":true"
+            } else {
+                b",\"stream\":false"
+            },
+        );
         Ok(())
+    }
+}
+
+/// Writes the builder's top-level members and notes one whose key an extra member repeats
+/// (the keys actually written, so an extra member may carry what an unset field would).
+struct Members<'x> {
+    extra: &'x [(&'x str, RawJson<'x>)],
+    clash: bool,
+}
+
+impl Members<'_> {
+    /// Writes `lit`, the start of a top-level member (`,"key":…`, or `{"key":…` for the
+    /// first), and compares its key with the extra members'.
+    #[inline(never)]
+    fn put(&mut self, w: &mut Writer<'_>, lit: &[u8]) {
+        w.raw(lit);
+        let key = lit.get(2..).unwrap_or_default();
+        let end = key.iter().position(|&b| b == b'"').unwrap_or(0);
+        let key = key.get(..end).unwrap_or_default();
+        for (k, _) in self.extra {
+            if k.as_bytes() == key {
+                self.clash = true;
+            }
+        }
     }
 }
 
@@ -802,6 +1083,7 @@ mod tests {
             name: "get_weather",
             description: Some("Weather"),
             parameters: Some(params),
+            strict: false,
         }];
         let mut r = ChatRequest::new("gpt-4o", &msgs);
         r.max_tokens = Some(100);
@@ -871,11 +1153,7 @@ mod tests {
         ];
         let mut all = msgs.to_vec();
         all.push(Message::user_parts(&parts));
-        let tools = [Tool {
-            name: "get_weather",
-            description: None,
-            parameters: None,
-        }];
+        let tools = [Tool::new("get_weather")];
         let mut r = ChatRequest::new("claude-sonnet-4", &all);
         r.tools = &tools;
         r.tool_choice = Some(ToolChoice::Required);
@@ -905,6 +1183,309 @@ mod tests {
         assert_eq!(body(&r, Dialect::Anthropic), v);
     }
 
+    /// The tool and schema of the request-field tests.
+    fn weather_tool(strict: bool) -> Tool<'static> {
+        Tool {
+            name: "get_weather",
+            description: None,
+            parameters: Some(RawJson::new(r#"{"type":"object"}"#).expect("valid")),
+            strict,
+        }
+    }
+
+    fn schema_format(name: &str, strict: bool) -> ResponseFormat<'_> {
+        ResponseFormat::JsonSchema {
+            name,
+            schema: RawJson::new(r#"{"type":"object","properties":{"a":{"type":"number"}}}"#)
+                .expect("valid"),
+            strict,
+        }
+    }
+
+    #[test]
+    fn openai_request_fields() {
+        let msgs = [Message::user("hi")];
+        let tools = [weather_tool(true)];
+        let mut r = ChatRequest::new("gpt-5", &msgs);
+        assert!(!r.is_reasoning());
+        let v = body(&r, Dialect::OpenAi);
+        for k in [
+            "response_format",
+            "reasoning_effort",
+            "parallel_tool_calls",
+            "thinking",
+        ] {
+            assert_eq!(v.get(k), None, "{k} is off by default");
+        }
+        r.response_format = Some(schema_format("answer", true));
+        r.reasoning_effort = Some(ReasoningEffort::Minimal);
+        r.tools = &tools;
+        r.parallel_tool_calls = Some(false);
+        // Anthropic's: neither sent nor checked here.
+        r.thinking = Some(Thinking::Enabled { budget_tokens: 1 });
+        let v = body(&r, Dialect::OpenAi);
+        assert_eq!(
+            v["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "answer",
+                "schema": {"type": "object", "properties": {"a": {"type": "number"}}}, "strict": true}})
+        );
+        assert_eq!(v["reasoning_effort"], "minimal");
+        assert_eq!(v["parallel_tool_calls"], false);
+        assert_eq!(
+            v["tools"],
+            json!([{"type": "function", "function": {"name": "get_weather",
+                "parameters": {"type": "object"}, "strict": true}}])
+        );
+        assert_eq!(v.get("thinking"), None);
+        assert!(r.is_reasoning());
+
+        r.response_format = Some(schema_format("answer", false));
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["response_format"]["json_schema"].get("strict"),
+            None
+        );
+        r.response_format = Some(ResponseFormat::JsonObject);
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["response_format"],
+            json!({"type": "json_object"})
+        );
+        r.response_format = Some(ResponseFormat::Text);
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["response_format"],
+            json!({"type": "text"})
+        );
+        for (e, want) in [
+            (ReasoningEffort::Minimal, "minimal"),
+            (ReasoningEffort::Low, "low"),
+            (ReasoningEffort::Medium, "medium"),
+            (ReasoningEffort::High, "high"),
+        ] {
+            r.reasoning_effort = Some(e);
+            assert_eq!(e.as_str(), want);
+            assert_eq!(body(&r, Dialect::OpenAi)["reasoning_effort"], want);
+        }
+        r.parallel_tool_calls = Some(true);
+        assert_eq!(body(&r, Dialect::OpenAi)["parallel_tool_calls"], true);
+        // Without tools OpenAI refuses the member: it is not sent.
+        r.tools = &[];
+        assert_eq!(body(&r, Dialect::OpenAi).get("parallel_tool_calls"), None);
+        let plain = [weather_tool(false)];
+        r.tools = &plain;
+        assert_eq!(
+            body(&r, Dialect::OpenAi)["tools"][0]["function"].get("strict"),
+            None
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "anthropic")]
+    fn anthropic_request_fields() {
+        let msgs = [Message::user("hi")];
+        let tools = [weather_tool(true)];
+        let mut r = ChatRequest::new("claude-sonnet-4", &msgs);
+        r.max_tokens = Some(8192);
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: 4096,
+        });
+        r.response_format = Some(schema_format("answer", false));
+        // OpenAI's: not sent to Anthropic.
+        r.reasoning_effort = Some(ReasoningEffort::High);
+        r.tools = &tools;
+        r.parallel_tool_calls = Some(false);
+        let v = body(&r, Dialect::Anthropic);
+        assert_eq!(
+            v["thinking"],
+            json!({"type": "enabled", "budget_tokens": 4096})
+        );
+        assert_eq!(
+            v["output_config"],
+            json!({"format": {"type": "json_schema",
+                "schema": {"type": "object", "properties": {"a": {"type": "number"}}}}})
+        );
+        assert_eq!(
+            v["tools"],
+            json!([{"name": "get_weather", "input_schema": {"type": "object"}, "strict": true}])
+        );
+        assert_eq!(
+            v["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        for k in ["reasoning_effort", "response_format", "parallel_tool_calls"] {
+            assert_eq!(v.get(k), None, "{k}");
+        }
+        // The flag joins whichever choice is set (`none` takes no flag).
+        for (choice, want) in [
+            (
+                ToolChoice::Required,
+                json!({"type": "any", "disable_parallel_tool_use": true}),
+            ),
+            (
+                ToolChoice::Function("get_weather"),
+                json!({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true}),
+            ),
+            (ToolChoice::None, json!({"type": "none"})),
+        ] {
+            r.tool_choice = Some(choice);
+            assert_eq!(body(&r, Dialect::Anthropic)["tool_choice"], want);
+        }
+        // `true` is Anthropic's default: nothing is sent; without tools neither.
+        r.tool_choice = None;
+        r.parallel_tool_calls = Some(true);
+        assert_eq!(body(&r, Dialect::Anthropic).get("tool_choice"), None);
+        r.parallel_tool_calls = Some(false);
+        r.tools = &[];
+        assert_eq!(body(&r, Dialect::Anthropic).get("tool_choice"), None);
+        // Plain text is Anthropic's only kind of answer without a schema: nothing is sent.
+        r.response_format = Some(ResponseFormat::Text);
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: MIN_THINKING_BUDGET,
+        });
+        let v = body(&r, Dialect::Anthropic);
+        assert_eq!(v.get("output_config"), None);
+        assert_eq!(v["thinking"]["budget_tokens"], MIN_THINKING_BUDGET);
+    }
+
+    #[test]
+    fn extra_body_members_are_appended_escaped() {
+        let msgs = [Message::user("hi")];
+        let extra = [
+            ("top_k", RawJson::new("40").expect("valid")),
+            (
+                "we\"ird\nkey",
+                RawJson::new(r#" {"a": [1, null]} "#).expect("valid"),
+            ),
+            // The field is unset, so the member may carry a value it has no variant for.
+            (
+                "reasoning_effort",
+                RawJson::new(r#""xhigh""#).expect("valid"),
+            ),
+        ];
+        let mut r = ChatRequest::new("m", &msgs);
+        r.extra_body = &extra;
+        #[cfg(feature = "anthropic")]
+        let dialects = [Dialect::OpenAi, Dialect::Anthropic];
+        #[cfg(not(feature = "anthropic"))]
+        let dialects = [Dialect::OpenAi];
+        for d in dialects {
+            let v = body(&r, d);
+            assert_eq!(v["top_k"], 40);
+            assert_eq!(v["we\"ird\nkey"], json!({"a": [1, null]}));
+            assert_eq!(v["reasoning_effort"], "xhigh");
+            assert_eq!(v["model"], "m");
+        }
+    }
+
+    #[test]
+    fn request_field_errors() {
+        let msgs = [Message::system("s"), Message::user("hi")];
+        #[cfg(feature = "anthropic")]
+        let dialects = [Dialect::OpenAi, Dialect::Anthropic];
+        #[cfg(not(feature = "anthropic"))]
+        let dialects = [Dialect::OpenAi];
+        let long = "n".repeat(65);
+        let max = "n".repeat(64);
+        for d in dialects {
+            let mut r = ChatRequest::new("m", &msgs);
+            r.max_tokens = Some(4096);
+            for bad in ["", long.as_str(), "has space", "dot.ted", "ünï"] {
+                r.response_format = Some(schema_format(bad, true));
+                assert_eq!(
+                    r.body_len(d),
+                    Err(RequestError::InvalidSchemaName),
+                    "{d:?} {bad:?}"
+                );
+            }
+            for good in ["a", "A-z_09", max.as_str()] {
+                r.response_format = Some(schema_format(good, true));
+                assert!(r.body_len(d).is_ok(), "{d:?} {good:?}");
+            }
+            r.response_format = None;
+            // Keys the builder writes for this request, whichever fields are set.
+            let always: &[&str] = match d {
+                Dialect::OpenAi => &["model", "messages", "stream", "stream_options"],
+                Dialect::Anthropic => &["model", "messages", "stream", "max_tokens", "system"],
+            };
+            for key in always {
+                let extra = [(*key, RawJson::new("1").expect("valid"))];
+                let mut q = r;
+                q.extra_body = &extra;
+                let mut buf = [7u8; 1024];
+                assert_eq!(
+                    q.write_body(d, &mut buf),
+                    Err(RequestError::BodyMemberCollides),
+                    "{d:?} {key}"
+                );
+                assert!(buf.iter().all(|&b| b == 7), "buffer untouched");
+            }
+            // A key of a field collides once the field is set.
+            let extra = [("temperature", RawJson::new("1").expect("valid"))];
+            r.extra_body = &extra;
+            assert!(r.body_len(d).is_ok());
+            r.temperature = Some(0.5);
+            assert_eq!(r.body_len(d), Err(RequestError::BodyMemberCollides));
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "anthropic")]
+    fn anthropic_limits() {
+        let msgs = [Message::user("hi")];
+        let mut r = ChatRequest::new("claude", &msgs);
+        // No max_tokens: 1024 is sent, which leaves no room for a budget of at least 1024.
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: 1024,
+        });
+        assert!(r.is_reasoning());
+        assert_eq!(
+            r.body_len(Dialect::Anthropic),
+            Err(RequestError::InvalidThinkingBudget)
+        );
+        r.max_completion_tokens = Some(2000);
+        for (budget, ok) in [
+            (1023, false),
+            (1024, true),
+            (1999, true),
+            (2000, false),
+            (u32::MAX, false),
+        ] {
+            r.thinking = Some(Thinking::Enabled {
+                budget_tokens: budget,
+            });
+            assert_eq!(
+                r.body_len(Dialect::Anthropic).is_ok(),
+                ok,
+                "budget {budget}"
+            );
+            if !ok {
+                assert_eq!(
+                    r.body_len(Dialect::Anthropic),
+                    Err(RequestError::InvalidThinkingBudget)
+                );
+            }
+            // The OpenAI dialect neither sends nor checks it.
+            assert!(r.body_len(Dialect::OpenAi).is_ok());
+        }
+        r.thinking = None;
+        r.response_format = Some(ResponseFormat::JsonObject);
+        assert_eq!(
+            r.body_len(Dialect::Anthropic),
+            Err(RequestError::UnsupportedField)
+        );
+        assert!(r.body_len(Dialect::OpenAi).is_ok());
+    }
+
+    #[test]
+    fn errors_say_what_to_fix() {
+        for (e, want) in [
+            (RequestError::InvalidSchemaName, "schema name"),
+            (RequestError::InvalidThinkingBudget, "thinking budget"),
+            (RequestError::UnsupportedField, "json_object"),
+            (RequestError::BodyMemberCollides, "extra body member"),
+        ] {
+            assert!(std::format!("{e}").contains(want), "{e}");
+        }
+    }
+
     #[test]
     fn profile_sums_prompt_and_sees_images() {
         let parts = [
@@ -922,6 +1503,16 @@ mod tests {
             (p.prompt_bytes, p.max_tokens, p.has_images),
             (8, Some(99), true)
         );
+        // A reasoning effort or thinking makes it a reasoning request (minutes to the first
+        // token), whichever dialect it goes to.
+        assert!(!p.reasoning);
+        r.reasoning_effort = Some(ReasoningEffort::Medium);
+        assert!(r.profile().reasoning);
+        r.reasoning_effort = None;
+        r.thinking = Some(Thinking::Enabled {
+            budget_tokens: 2048,
+        });
+        assert!(r.profile().reasoning);
     }
 
     #[test]
@@ -967,6 +1558,76 @@ mod tests {
         );
         assert!(RawJson::new("{\"a\":").is_err());
         assert!(RawJson::new("{} {}").is_err());
+    }
+
+    /// Every key the builder could write, for the property test below.
+    const BUILDER_KEYS: [&str; 23] = [
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "user",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+        "stream",
+        "stream_options",
+        "system",
+        "stop_sequences",
+        "metadata",
+        "output_config",
+        "thinking",
+        "top_k",
+        "",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// An extra member is refused exactly when the body without it has its key, and is
+        /// otherwise in the body as given, whichever fields are set.
+        #[test]
+        fn extra_members_collide_exactly_with_written_keys(
+            pick in 0usize..23, other in "\\PC{0,12}", use_other: bool, value in 0u32..1000,
+            set in proptest::collection::vec(proptest::prelude::any::<bool>(), 9),
+            d in 0usize..2,
+        ) {
+            let d = if d == 0 { Dialect::OpenAi } else { Dialect::Anthropic };
+            #[cfg(not(feature = "anthropic"))]
+            let d = { let _ = d; Dialect::OpenAi };
+            let msgs = [Message::system("s"), Message::user("hi")];
+            let tools = [weather_tool(false)];
+            let mut r = ChatRequest::new("m", &msgs);
+            r.max_tokens = set[0].then_some(4096);
+            r.temperature = set[1].then_some(0.5);
+            r.seed = set[2].then_some(1);
+            r.tools = if set[3] { &tools } else { &[] };
+            r.parallel_tool_calls = set[4].then_some(false);
+            r.response_format = set[5].then(|| schema_format("s", true));
+            r.reasoning_effort = set[6].then_some(ReasoningEffort::Low);
+            // (a budget needs a max_tokens above it)
+            r.thinking = (set[7] && set[0]).then_some(Thinking::Enabled { budget_tokens: 2048 });
+            r.stream = set[8];
+            let key = if use_other { other.as_str() } else { BUILDER_KEYS[pick] };
+            let without = body(&r, d);
+            let text = std::format!("{value}");
+            let extra = [(key, RawJson::new(&text).expect("a number"))];
+            r.extra_body = &extra;
+            if without.get(key).is_some() {
+                proptest::prop_assert_eq!(r.body_len(d), Err(RequestError::BodyMemberCollides));
+            } else {
+                let with = body(&r, d);
+                proptest::prop_assert_eq!(&with[key], &json!(value));
+                let mut rest = with.clone();
+                rest.as_object_mut().expect("an object").remove(key);
+                proptest::prop_assert_eq!(rest, without);
+            }
+        }
     }
 
     proptest::proptest! {

@@ -18,6 +18,17 @@
 //! format), one `{"kind":"tool_call_done",...}` line per whole tool call (before the finish
 //! reason), `attempt`/`backoff` lines and a final `{"kind":"outcome",...}`. The exit status is
 //! 0 only for a complete answer.
+//!
+//! Request fields: `--reasoning-effort minimal|low|medium|high`, `--json-schema FILE` (structured
+//! outputs, strict, named by `--schema-name`, default `answer`), `--parallel-tool-calls
+//! true|false`, `--thinking-budget N` (Anthropic extended thinking; needs `--max-tokens` above
+//! it), `--body-member KEY=JSON` (repeatable: a raw member of the body), and per endpoint
+//! `--header 'Name: value'` and `--query name=value` (both repeatable), e.g. for Azure OpenAI:
+//!
+//! ```text
+//! chat --base-url https://RES.openai.azure.com/openai/deployments/gpt-4o \
+//!     --header "api-key: $AZURE_KEY" --query api-version=2024-10-21 "Hi"
+//! ```
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,8 +36,10 @@ use std::process::ExitCode;
 use steadyllm_embassy::host::HostStack;
 use steadyllm_embassy::steadyllm_core::call::{CallConfig, CallEvent, Timeouts, WaitReason};
 use steadyllm_embassy::steadyllm_core::decode::{Dialect, StreamItem};
-use steadyllm_embassy::steadyllm_core::http::Endpoint;
-use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
+use steadyllm_embassy::steadyllm_core::http::{Endpoint, HeadError, RequestHead};
+use steadyllm_embassy::steadyllm_core::request::{
+    ChatRequest, Message, RawJson, ReasoningEffort, ResponseFormat, Thinking,
+};
 use steadyllm_embassy::steadyllm_core::time::Duration;
 use steadyllm_embassy::steadyllm_core::tools::{AssembledCall, CallBuffer, ToolCallAssembler};
 use steadyllm_embassy::{
@@ -40,6 +53,10 @@ const USAGE: &str = "usage: chat [--base-url URL]... [--api chat|anthropic] [--a
 [--connect-timeout-ms N] [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--deadline-ms N] \
 [--max-retries N] [--restart-on-partial] [--ca ROOTS.pem|ROOTS.der] [--insecure-skip-tls-verify] \
 [--chaos] [--json] PROMPT";
+const USAGE_FIELDS: &str = "request fields: [--reasoning-effort minimal|low|medium|high] \
+[--json-schema FILE [--schema-name NAME]] [--parallel-tool-calls true|false] \
+[--thinking-budget N] [--body-member KEY=JSON]... [--header 'Name: value']... \
+[--query name=value]...";
 
 #[derive(Default)]
 struct Args {
@@ -52,6 +69,14 @@ struct Args {
     idle: Option<Duration>,
     deadline: Option<Duration>,
     max_retries: Option<u32>,
+    reasoning_effort: Option<ReasoningEffort>,
+    json_schema: Option<String>,
+    schema_name: Option<String>,
+    parallel_tool_calls: Option<bool>,
+    thinking_budget: Option<u32>,
+    body_members: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
     ca: Option<String>,
     insecure: bool,
     restart_on_partial: bool,
@@ -87,6 +112,45 @@ fn parse_args() -> Result<Args, String> {
             "--idle-timeout-ms" => a.idle = Some(Duration::from_millis(num(it.next(), &arg)?)),
             "--deadline-ms" => a.deadline = Some(Duration::from_millis(num(it.next(), &arg)?)),
             "--max-retries" => a.max_retries = Some(num(it.next(), &arg)? as u32),
+            "--reasoning-effort" => {
+                a.reasoning_effort = Some(match it.next().as_deref() {
+                    Some("minimal") => ReasoningEffort::Minimal,
+                    Some("low") => ReasoningEffort::Low,
+                    Some("medium") => ReasoningEffort::Medium,
+                    Some("high") => ReasoningEffort::High,
+                    _ => return Err("--reasoning-effort needs minimal, low, medium or high".into()),
+                })
+            }
+            "--json-schema" => {
+                let file = it.next().ok_or("--json-schema needs a file")?;
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| format!("--json-schema {file}: {e}"))?;
+                a.json_schema = Some(text);
+            }
+            "--schema-name" => a.schema_name = Some(it.next().ok_or("--schema-name needs a name")?),
+            "--parallel-tool-calls" => {
+                a.parallel_tool_calls = Some(match it.next().as_deref() {
+                    Some("true") => true,
+                    Some("false") => false,
+                    _ => return Err("--parallel-tool-calls needs true or false".into()),
+                })
+            }
+            "--thinking-budget" => a.thinking_budget = Some(num(it.next(), &arg)? as u32),
+            "--body-member" => {
+                let m = it.next().ok_or("--body-member needs KEY=JSON")?;
+                let (k, v) = m.split_once('=').ok_or("--body-member needs KEY=JSON")?;
+                a.body_members.push((k.into(), v.into()));
+            }
+            "--header" => {
+                let h = it.next().ok_or("--header needs 'Name: value'")?;
+                let (n, v) = h.split_once(':').ok_or("--header needs 'Name: value'")?;
+                a.headers.push((n.trim().into(), v.trim().into()));
+            }
+            "--query" => {
+                let q = it.next().ok_or("--query needs name=value")?;
+                let (k, v) = q.split_once('=').ok_or("--query needs name=value")?;
+                a.query.push((k.into(), v.into()));
+            }
             "--ca" => a.ca = Some(it.next().ok_or("--ca needs a file")?),
             "--insecure-skip-tls-verify" => a.insecure = true,
             "--restart-on-partial" => a.restart_on_partial = true,
@@ -100,8 +164,10 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--no-stream" => a.no_stream = true,
-            "-h" | "--help" => return Err(USAGE.into()),
-            s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
+            "-h" | "--help" => return Err(format!("{USAGE}\n{USAGE_FIELDS}")),
+            s if s.starts_with("--") => {
+                return Err(format!("unknown option {s}\n{USAGE}\n{USAGE_FIELDS}"));
+            }
             _ => prompt.push(arg),
         }
     }
@@ -119,6 +185,26 @@ fn parse_args() -> Result<Args, String> {
         a.prompt = "Why is the sky blue?".into();
     }
     Ok(a)
+}
+
+/// The request fields given as JSON text, checked.
+struct Fields<'a> {
+    schema: Option<RawJson<'a>>,
+    extra_body: Vec<(&'a str, RawJson<'a>)>,
+}
+
+fn request_fields(args: &Args) -> Result<Fields<'_>, String> {
+    let schema = args
+        .json_schema
+        .as_deref()
+        .map(|s| RawJson::new(s.trim()).map_err(|e| format!("--json-schema: not JSON: {e}")))
+        .transpose()?;
+    let mut extra_body = Vec::new();
+    for (k, v) in &args.body_members {
+        let v = RawJson::new(v).map_err(|e| format!("--body-member {k}: not JSON: {e}"))?;
+        extra_body.push((k.as_str(), v));
+    }
+    Ok(Fields { schema, extra_body })
 }
 
 /// Every certificate of a PEM bundle (or DER certificates back to back), as DER back to back.
@@ -173,10 +259,25 @@ fn main() -> ExitCode {
     } else {
         args.api_key.as_deref()
     };
+    // Headers and query parameters go to every endpoint (checked when a head is written).
+    let headers: Vec<(&str, &str)> = args
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let query: Vec<(&str, &str)> = args
+        .query
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let mut endpoints = Vec::new();
     for u in &urls {
         match Endpoint::new(u, key) {
-            Ok(e) => endpoints.push(e.with_dialect(args.dialect)),
+            Ok(e) => endpoints.push(
+                e.with_dialect(args.dialect)
+                    .with_headers(&headers)
+                    .with_query(&query),
+            ),
             Err(e) => {
                 eprintln!("chat: {u}: {e}");
                 return ExitCode::from(2);
@@ -192,6 +293,42 @@ fn main() -> ExitCode {
     let mut request = ChatRequest::new(&model, &messages);
     request.max_tokens = args.max_tokens;
     request.stream = !args.no_stream;
+    let fields = match request_fields(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    request.reasoning_effort = args.reasoning_effort;
+    request.parallel_tool_calls = args.parallel_tool_calls;
+    request.thinking = args
+        .thinking_budget
+        .map(|budget_tokens| Thinking::Enabled { budget_tokens });
+    request.response_format = fields.schema.map(|schema| ResponseFormat::JsonSchema {
+        name: args.schema_name.as_deref().unwrap_or("answer"),
+        schema,
+        strict: true,
+    });
+    request.extra_body = &fields.extra_body;
+    // A bad field, header or query parameter is refused before anything is sent (the client
+    // would refuse it at the first attempt).
+    for ep in &endpoints {
+        let head = RequestHead::new(ep, 0, true).write(&mut []);
+        let head = match head {
+            Err(HeadError::BufferTooSmall(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+            Ok(_) => Ok(()),
+        };
+        if let Err(e) = request
+            .body_len(ep.dialect)
+            .map_err(|e| e.to_string())
+            .and(head)
+        {
+            eprintln!("chat: {e}");
+            return ExitCode::from(2);
+        }
+    }
     // The timeout tier for this request, overridden from the command line. Under --chaos the
     // first-byte and idle timeouts are short so the recovery shows within seconds.
     let mut t = Timeouts::for_profile(request.profile());

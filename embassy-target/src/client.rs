@@ -236,6 +236,30 @@ struct Wire<'w> {
     stream: bool,
 }
 
+/// Writes one attempt's body and head into the caller's buffers (the endpoint's model, the
+/// plan's retry count); returns their lengths. Out of the async state machine, which would
+/// otherwise keep a copy of the request in the call's future.
+#[inline(never)]
+fn prepare(
+    ep: &Endpoint<'_>,
+    request: &ChatRequest<'_>,
+    retry_count: u32,
+    body: &mut [u8],
+    head: &mut [u8],
+) -> Result<(usize, usize), ChatError> {
+    let mut req = *request;
+    if let Some(m) = ep.model {
+        req.model = m;
+    }
+    let body_len = req
+        .write_body(ep.dialect, body)
+        .map_err(ChatError::Request)?;
+    let mut h = RequestHead::new(ep, body_len, req.stream);
+    h.retry_count = retry_count;
+    let head_len = h.write(head).map_err(ChatError::Head)?;
+    Ok((body_len, head_len))
+}
+
 /// A redirect's `Location`, to the caller (out of the async state machine).
 #[inline(never)]
 fn report_redirect<F: FnMut(Event<'_>)>(
@@ -485,16 +509,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let Some(ep) = self.endpoints.get(plan.endpoint).copied() else {
             return Ok(Outcome::failed(Failure::Connect, 0, none));
         };
-        let mut req = *request;
-        if let Some(m) = ep.model {
-            req.model = m;
-        }
-        let body_len = req
-            .write_body(ep.dialect, bufs.body)
-            .map_err(ChatError::Request)?;
-        let mut head = RequestHead::new(&ep, body_len, req.stream);
-        head.retry_count = plan.retry_count;
-        let head_len = head.write(bufs.head).map_err(ChatError::Head)?;
+        let (body_len, head_len) = prepare(&ep, request, plan.retry_count, bufs.body, bufs.head)?;
         let total = to_embassy(plan.deadline);
         let connect_by = to_embassy(plan.connect_by);
         let Buffers {
@@ -507,7 +522,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let wire = Wire {
             head: head_buf.get(..head_len).unwrap_or_default(),
             body: body_buf.get(..body_len).unwrap_or_default(),
-            stream: req.stream,
+            stream: request.stream,
         };
 
         if ep.base_url.is_tls() {

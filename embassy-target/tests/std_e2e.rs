@@ -933,6 +933,72 @@ fn a_spent_quota_or_spend_limit_is_not_retried() {
     assert_eq!(s.requests().len(), 2);
 }
 
+#[test]
+fn endpoint_headers_query_parameters_and_request_fields_reach_the_server() {
+    use steadyllm_embassy::steadyllm_core::http::{HeadError, HeaderError};
+    use steadyllm_embassy::steadyllm_core::request::{RawJson, ReasoningEffort, ResponseFormat};
+    let s = server();
+    s.set_script(vec![Fault::Ok, Fault::Ok]);
+    let stack = HostStack::new();
+    let url = s.base_url();
+    // Azure OpenAI's shape: the key in `api-key`, the API version in the query.
+    let headers = [("api-key", "azure-key"), ("x-trace", "t 1")];
+    let query = [("api-version", "2024-10-21"), ("note", "a b&c")];
+    let endpoints = [Endpoint::new(&url, None)
+        .expect("endpoint")
+        .with_headers(&headers)
+        .with_query(&query)];
+    let cfg = config();
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 3);
+    let messages = [Message::user("hi")];
+    let extra = [("top_k", RawJson::new("40").expect("json"))];
+    let mut request = ChatRequest::new("gpt-4o-mini", &messages);
+    request.reasoning_effort = Some(ReasoningEffort::Low);
+    request.response_format = Some(ResponseFormat::JsonSchema {
+        name: "answer",
+        schema: RawJson::new(r#"{"type":"object"}"#).expect("json"),
+        strict: true,
+    });
+    request.extra_body = &extra;
+    let (mut body, mut head, mut response) = ([0u8; 2048], [0u8; 512], [0u8; 4096]);
+    let mut bufs = Buffers::new(&mut body, &mut head, &mut response);
+    let r = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |_| {})));
+    assert_eq!(r.map(|s| s.attempts), Ok(1));
+    let reqs = s.requests();
+    assert_eq!(reqs.len(), 1);
+    let q = &reqs[0];
+    assert_eq!(
+        q.path,
+        "/v1/chat/completions?api-version=2024-10-21&note=a%20b%26c"
+    );
+    assert_eq!(q.header("api-key"), Some("azure-key"));
+    assert_eq!(q.header("x-trace"), Some("t 1"));
+    assert_eq!(q.header("authorization"), None);
+    let json = q.body_json().expect("JSON body");
+    assert_eq!(json["reasoning_effort"], "low");
+    assert_eq!(json["top_k"], 40);
+    assert_eq!(
+        json["response_format"],
+        serde_json::json!({"type": "json_schema",
+            "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": true}})
+    );
+
+    // A header the client sets itself ends the call with a typed error; nothing is sent.
+    let reserved = [("Content-Length", "0")];
+    let endpoints = [Endpoint::new(&url, None)
+        .expect("endpoint")
+        .with_headers(&reserved)];
+    let shared: SharedState = SharedState::new(1, &cfg);
+    let mut client: Client<'_, _, _> = Client::new(&stack, &stack, &endpoints, &shared, cfg, 4);
+    let r = async_io::block_on(Box::pin(client.chat(&request, &mut bufs, |_| {})));
+    assert_eq!(
+        r,
+        Err(ChatError::Head(HeadError::Header(HeaderError::Reserved)))
+    );
+    assert_eq!(s.requests().len(), 1, "nothing more was sent");
+}
+
 fn with_timeouts(first_token_ms: u64, total_ms: u64, per_kib_ms: u64) -> CallConfig {
     let mut cfg = config();
     cfg.timeouts = cfg.timeouts.map(|t| Timeouts {

@@ -38,8 +38,10 @@ pub mod cfg {
 /// A number left at its default.
 pub const UNSET: u32 = u32::MAX;
 
-/// The engine settings from the numbers the wrapper passes (see [`mod@cfg`]).
-pub fn config(n: &[u32]) -> Result<CallConfig, &'static str> {
+/// The engine settings from the numbers the wrapper passes (see [`mod@cfg`]); `None` when
+/// `retries.maxAttempts`, `breaker.threshold` or a timeout is 0 (the wrapper has refused
+/// those with its own messages; no message text is kept in the module).
+pub fn config(n: &[u32]) -> Option<CallConfig> {
     let mut c = CallConfig::default();
     // Unset timeouts take the small-prompt tier's value; any set one fixes the table.
     let mut t = Timeouts::for_profile(Default::default());
@@ -50,9 +52,7 @@ pub fn config(n: &[u32]) -> Result<CallConfig, &'static str> {
         }
         let ms = Duration::from_millis(u64::from(v));
         match i {
-            cfg::MAX_ATTEMPTS | cfg::BREAKER_THRESHOLD if v == 0 => {
-                return Err("retries.maxAttempts and breaker.threshold must be at least 1");
-            }
+            cfg::MAX_ATTEMPTS | cfg::BREAKER_THRESHOLD if v == 0 => return None,
             cfg::MAX_ATTEMPTS => c.max_attempts = v,
             cfg::BASE_DELAY => c.backoff_base = ms,
             cfg::MAX_DELAY => c.backoff_cap = ms,
@@ -61,7 +61,7 @@ pub fn config(n: &[u32]) -> Result<CallConfig, &'static str> {
             cfg::BUDGET_PERMILLE => c.budget_ratio_permille = v,
             cfg::BREAKER_THRESHOLD => c.breaker_threshold = v,
             cfg::BREAKER_COOLDOWN => c.breaker_cooldown = ms,
-            cfg::FIRST_BYTE..=cfg::TOTAL if v == 0 => return Err("timeouts must be at least 1 ms"),
+            cfg::FIRST_BYTE..=cfg::TOTAL if v == 0 => return None,
             cfg::FIRST_BYTE => t.first_byte = ms,
             cfg::FIRST_TOKEN => t.first_token = ms,
             cfg::IDLE => t.idle = ms,
@@ -73,7 +73,7 @@ pub fn config(n: &[u32]) -> Result<CallConfig, &'static str> {
     if fixed {
         c.timeouts = Some(t);
     }
-    Ok(c)
+    Some(c)
 }
 
 /// At most this many endpoints.
@@ -99,13 +99,13 @@ mod tests {
             Timeouts::for_profile(Default::default()).first_byte
         );
         n[cfg::MAX_ATTEMPTS] = 0;
-        assert!(config(&n).is_err());
+        assert!(config(&n).is_none());
         n[cfg::MAX_ATTEMPTS] = 1;
         n[cfg::BREAKER_THRESHOLD] = 0;
-        assert!(config(&n).is_err());
+        assert!(config(&n).is_none());
         n[cfg::BREAKER_THRESHOLD] = 3;
         n[cfg::TOTAL] = 0;
-        assert!(config(&n).is_err());
+        assert!(config(&n).is_none());
         n[cfg::TOTAL] = 9000;
         let mut longer = n.to_vec();
         longer.push(5);
@@ -114,7 +114,7 @@ mod tests {
             (c.breaker_threshold, c.timeouts.unwrap().total),
             (3, Duration::from_secs(9))
         );
-        assert!(config(&[]).is_ok());
+        assert!(config(&[]).is_some());
         let mut only_cooldown = [UNSET; cfg::LEN];
         only_cooldown[cfg::BREAKER_COOLDOWN] = 5;
         assert_eq!(

@@ -305,7 +305,7 @@ impl Engine {
         seed_lo: u32,
         seed_hi: u32,
     ) -> Option<Engine> {
-        let config = input::config(numbers).ok()?;
+        let config = input::config(numbers)?;
         let n = endpoints as usize;
         if !(1..=input::ENDPOINTS).contains(&n) || (anthropic != 0 && !cfg!(feature = "anthropic"))
         {

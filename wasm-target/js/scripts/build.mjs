@@ -3,7 +3,7 @@
 // crate's `anthropic` feature) through wasm-opt (npm binaryen; Debian's is too old), and the
 // hand-written wrapper (which calls the module's C ABI itself: no generated glue), plus types.
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 

@@ -22,8 +22,20 @@ export interface EndpointConfig {
    * `steadyllm/anthropic` entry; the default entry refuses it with an InvalidRequestError.
    */
   dialect?: Dialect;
-  /** Extra request headers (validated: no CR/LF/NUL, token names). */
+  /**
+   * Extra request headers, e.g. Azure OpenAI's `{ "api-key": KEY }` (values are never logged
+   * or quoted in errors). Validated: token names, no CR/LF/NUL in values. A name the client
+   * sets itself — `content-type`, `accept`, the key's header (`authorization` or
+   * `x-api-key` when `apiKey` is set), `anthropic-version`, `x-steadyllm-retry-count` — or one
+   * the browser manages (`host`, `content-length`, `transfer-encoding`, `connection`,
+   * `user-agent`, `accept-encoding`) is refused with an {@link InvalidRequestError}.
+   */
   headers?: Record<string, string>;
+  /**
+   * Query parameters added to every request, percent-encoded (`URLSearchParams`), e.g. Azure
+   * OpenAI's `{ "api-version": "2024-10-21" }`.
+   */
+  query?: Record<string, string>;
 }
 
 /**
@@ -104,7 +116,34 @@ export interface Tool {
   description?: string;
   /** JSON Schema of the arguments. */
   parameters?: object;
+  /**
+   * Strict schema adherence: the arguments always follow `parameters` (OpenAI
+   * `function.strict`, Anthropic `strict`; the schema must meet the provider's rules for
+   * strict schemas, e.g. `additionalProperties: false`).
+   */
+  strict?: boolean;
 }
+
+/**
+ * OpenAI's `response_format`, sent as given: plain text, JSON mode, or structured outputs
+ * (a JSON schema the answer follows). To Anthropic (`steadyllm/anthropic`) a `json_schema`
+ * goes as `output_config.format` (`name` and `strict` are not sent); `json_object` has no
+ * Anthropic equivalent and is refused with an {@link InvalidRequestError}.
+ */
+export type ResponseFormat =
+  | { type: "text" }
+  | { type: "json_object" }
+  | {
+      type: "json_schema";
+      json_schema: {
+        /** 1–64 of `a-z A-Z 0-9 _ -`. */
+        name: string;
+        /** The JSON Schema of the answer. */
+        schema: object;
+        /** The answer always follows the schema (which must meet OpenAI's strict rules). */
+        strict?: boolean;
+      };
+    };
 
 export type ToolChoice = "auto" | "none" | "required" | { name: string };
 
@@ -129,6 +168,31 @@ export interface ChatRequest {
    * it on (the default) unless that observer is no concern. OpenAI-compatible APIs only.
    */
   includeObfuscation?: boolean;
+  /** The shape of the answer (see {@link ResponseFormat}). */
+  responseFormat?: ResponseFormat;
+  /**
+   * How hard a reasoning model thinks (OpenAI `reasoning_effort`; the server checks the
+   * value, so newer ones such as `"none"` or `"xhigh"` pass too). Not sent to Anthropic: use
+   * `thinking` there.
+   */
+  reasoningEffort?: "minimal" | "low" | "medium" | "high" | (string & {});
+  /**
+   * Whether the model may call several tools in one turn; sent only with `tools`. OpenAI
+   * `parallel_tool_calls`; to Anthropic `false` is `tool_choice.disable_parallel_tool_use`.
+   */
+  parallelToolCalls?: boolean;
+  /**
+   * Anthropic extended thinking (`steadyllm/anthropic`, Anthropic endpoints only; OpenAI
+   * endpoints ignore it): `budgetTokens` at least 1024 and below `maxTokens` (so set
+   * `maxTokens`: the default of 1024 leaves no room), else an {@link InvalidRequestError}.
+   */
+  thinking?: { budgetTokens: number };
+  /**
+   * More top-level members of the JSON body, for what has no field here (`top_k`,
+   * `service_tier`, a gateway's options). A member the request already has (`model`,
+   * `stream`, or a field that is set) is refused with an {@link InvalidRequestError}.
+   */
+  extraBody?: Record<string, unknown>;
 }
 
 export interface CallOptions {

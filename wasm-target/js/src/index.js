@@ -488,11 +488,22 @@ function checkOptions(o) {
         if (!isStr(v) || /[\0-\x08\x0a-\x1f\x7f]/.test(v)) {
           throw invalid(`endpoints[${i}].headers.${k}: the value must be a string without control characters`);
         }
-        if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) throw invalid(`endpoints[${i}].headers: "${k}" is not a valid name`);
-        // The browser sets these itself (or forbids scripts to).
-        if (!/^(host|content-length|connection|user-agent|accept-encoding)$/i.test(k)) headers.push([k, v]);
+        // Refused, not dropped: a name set here (content type, accept, the key's header,
+        // anthropic-version…), the retry count, and those the browser sets itself or that
+        // would change the request's framing.
+        const n = k.toLowerCase();
+        if (
+          !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(n) ||
+          headers.some((h) => h[0] === n) ||
+          /^(host|content-length|transfer-encoding|connection|user-agent|accept-encoding|x-steadyllm-retry-count)$/.test(n)
+        ) {
+          throw invalid(`endpoints[${i}].headers: "${k}" is not a valid name or is set by the client`);
+        }
+        headers.push([n, v]);
       }
     }
+    // Query parameters (Azure's api-version), percent-encoded.
+    const query = new URLSearchParams(e.query) + "";
     try {
       new Headers(headers);
     } catch {
@@ -505,7 +516,7 @@ function checkOptions(o) {
     }
     const prefix = url.pathname.replace(/\/+$/, "");
     const path = !anthropic ? "/chat/completions" : prefix.endsWith("/v1") ? "/messages" : "/v1/messages";
-    return { baseUrl: e.baseUrl, url: url.origin + prefix + path, model: m, anthropic, headers };
+    return { baseUrl: e.baseUrl, url: url.origin + prefix + path + (query && "?" + query), model: m, anthropic, headers };
   });
   for (const g of ["timeouts", "retries", "breaker"]) {
     if (o[g] !== undefined && !isObj(o[g])) throw invalid(`options.${g} must be an object`);
@@ -580,6 +591,11 @@ function checkRequest(r) {
   if (c !== undefined && c !== "auto" && c !== "none" && c !== "required" && !(isObj(c) && isStr(c.name))) {
     throw invalid('toolChoice must be "auto", "none", "required" or { name }');
   }
+  // The newer fields are sent as given (the server checks their values), but for these
+  // shapes: the body is built from them.
+  for (const k of ["responseFormat", "extraBody"]) {
+    if (r[k] !== undefined && !isObj(r[k])) throw invalid(`${k} must be an object`);
+  }
 }
 
 // ------------------------------------------------------------------------ request bodies
@@ -616,12 +632,16 @@ function openAiBody(r, model) {
     stop: r.stop?.length ? r.stop : undefined,
     seed: r.seed,
     user: r.user,
+    response_format: r.responseFormat,
+    reasoning_effort: r.reasoningEffort,
     stream: true,
     // includeObfuscation: false drops OpenAI's padding (see index.d.ts); undefined is not sent.
     stream_options: { include_usage: true, include_obfuscation: r.includeObfuscation },
   };
   if (r.tools?.length) {
-    b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } }));
+    b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters, strict: t.strict } }));
+    // Only with tools: OpenAI refuses it without them.
+    b.parallel_tool_calls = r.parallelToolCalls;
   }
   const c = r.toolChoice;
   if (c !== undefined) b.tool_choice = isStr(c) ? c : { type: "function", function: { name: c.name } };
@@ -646,9 +666,29 @@ function anthropicBody(r, model) {
   const sys = (m) => m.role === "system" || m.role === "developer";
   const system = r.messages.filter(sys).flatMap((m) => textParts(m.content).map((text) => ({ type: "text", text })));
   const choice = r.toolChoice;
+  const max = r.maxTokens ?? r.maxCompletionTokens ?? 1024;
+  const f = r.responseFormat;
+  if (f?.type === "json_object") throw invalid("responseFormat json_object has no Anthropic equivalent: use json_schema");
+  const schema = f?.json_schema?.schema;
+  // Anthropic extended thinking (the OpenAI dialect ignores it).
+  const think = r.thinking;
+  if (think !== undefined && !(isObj(think) && Number.isInteger(think.budgetTokens) && think.budgetTokens >= 1024 && think.budgetTokens < max)) {
+    throw invalid("thinking.budgetTokens must be an integer ≥ 1024 and below maxTokens");
+  }
+  // parallelToolCalls: false is Anthropic's disable_parallel_tool_use on the tool choice.
+  const serial = r.tools?.length && r.parallelToolCalls === false;
+  const tc =
+    choice === undefined
+      ? serial
+        ? { type: "auto" }
+        : undefined
+      : isStr(choice)
+        ? { type: choice === "required" ? "any" : choice }
+        : { type: "tool", name: choice.name };
+  if (serial && tc.type !== "none") tc.disable_parallel_tool_use = true;
   return {
     model,
-    max_tokens: r.maxTokens ?? r.maxCompletionTokens ?? 1024,
+    max_tokens: max,
     system: system.length ? system : undefined,
     messages: r.messages
       .filter((m) => !sys(m))
@@ -674,10 +714,11 @@ function anthropicBody(r, model) {
     stop_sequences: r.stop?.length ? r.stop : undefined,
     metadata: r.user === undefined ? undefined : { user_id: r.user },
     tools: r.tools?.length
-      ? r.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters ?? { type: "object" } }))
+      ? r.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters ?? { type: "object" }, strict: t.strict }))
       : undefined,
-    tool_choice:
-      choice === undefined ? undefined : isStr(choice) ? { type: choice === "required" ? "any" : choice } : { type: "tool", name: choice.name },
+    tool_choice: tc,
+    output_config: schema && { format: { type: "json_schema", schema } },
+    thinking: think && { type: "enabled", budget_tokens: think.budgetTokens },
     stream: true,
   };
 }
@@ -687,7 +728,13 @@ function bodies(r, eps, model) {
   return eps.map((ep) => {
     const m = ep.model ?? (r.model || model);
     try {
-      return JSON.stringify(__ANTHROPIC__ && ep.anthropic ? anthropicBody(r, m) : openAiBody(r, m));
+      const b = __ANTHROPIC__ && ep.anthropic ? anthropicBody(r, m) : openAiBody(r, m);
+      // extraBody: members the builder has no field for; one it writes itself is refused.
+      for (const k in r.extraBody) {
+        if (b[k] !== undefined) throw invalid(`extraBody.${k} is set by the request`);
+        b[k] = r.extraBody[k];
+      }
+      return JSON.stringify(b);
     } catch (e) {
       throw e instanceof SteadyLlmError ? e : invalid(`the request cannot be serialised: ${e && e.message}`);
     }
@@ -877,7 +924,10 @@ async function* runCall(client, request, options) {
   const onAbort = () => ctl.abort();
   signal?.addEventListener("abort", onAbort, { once: true });
   const st = { partial: "", server: undefined, signal, attempts: 0 };
-  const chat = new Chat(engine, now(), Math.min(prompt, 0xffffffff), request.maxTokens ?? request.maxCompletionTokens ?? 0, images);
+  // Kind: bit 0 images, bit 1 a reasoning request (a reasoning effort or thinking), which
+  // gets minutes before its first token.
+  const kind = images | (request.reasoningEffort !== undefined || request.thinking !== undefined ? 2 : 0);
+  const chat = new Chat(engine, now(), Math.min(prompt, 0xffffffff), request.maxTokens ?? request.maxCompletionTokens ?? 0, kind);
   try {
     for (;;) {
       const t0 = now();

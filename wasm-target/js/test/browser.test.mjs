@@ -257,6 +257,137 @@ describe("cancel", () => {
   });
 });
 
+describe("request fields", () => {
+  test("structured outputs, reasoning effort, strict tools, extra members, headers and query reach an OpenAI server", async () => {
+    const format = { type: "json_schema", json_schema: { name: "answer", schema: { type: "object" }, strict: true } };
+    const r = await run(
+      ([base, format]) =>
+        window
+          .client([{ baseUrl: base, headers: { "Api-Key": "azure-key" }, query: { "api-version": "2024-10-21", note: "a b&c" } }])
+          .chat.complete({
+            ...window.ask,
+            responseFormat: format,
+            reasoningEffort: "low",
+            tools: [{ name: "look", parameters: { type: "object" }, strict: true }],
+            parallelToolCalls: false,
+            // Anthropic's: not sent to an OpenAI endpoint.
+            thinking: { budgetTokens: 2048 },
+            // `seed` is not set, so an extra member may carry it.
+            extraBody: { top_k: 40, seed: 5 },
+          }),
+      [mock.base, format],
+    );
+    assert.equal(r.text, ANSWER);
+    const [req] = await mock.requests();
+    assert.equal(req.path, "/v1/chat/completions?api-version=2024-10-21&note=a+b%26c");
+    const h = Object.fromEntries(req.headers);
+    assert.equal(h["api-key"], "azure-key");
+    assert.equal(h.authorization, undefined);
+    const body = JSON.parse(req.body);
+    assert.deepEqual(body.response_format, format);
+    assert.equal(body.reasoning_effort, "low");
+    assert.deepEqual(body.tools, [{ type: "function", function: { name: "look", parameters: { type: "object" }, strict: true } }]);
+    assert.equal(body.parallel_tool_calls, false);
+    assert.equal(body.thinking, undefined);
+    assert.equal(body.top_k, 40);
+    assert.equal(body.seed, 5);
+  });
+
+  test("without tools, parallelToolCalls is not sent (OpenAI refuses it then)", async () => {
+    await run((base) => window.client([base]).chat.complete({ ...window.ask, parallelToolCalls: true }), mock.base);
+    const [req] = await mock.requests();
+    assert.equal("parallel_tool_calls" in JSON.parse(req.body), false);
+  });
+
+  test("the Anthropic dialect: thinking, output_config, strict tools, no parallel tool use", async () => {
+    const r = await run(
+      (base) =>
+        window.client([{ baseUrl: base.replace(/\/v1$/, ""), apiKey: "k", dialect: "anthropic", model: "claude" }]).chat.complete({
+          ...window.ask,
+          maxTokens: 4096,
+          thinking: { budgetTokens: 2048 },
+          responseFormat: { type: "json_schema", json_schema: { name: "answer", schema: { type: "object" }, strict: true } },
+          tools: [{ name: "look", strict: true }],
+          parallelToolCalls: false,
+          // OpenAI's: not sent to Anthropic.
+          reasoningEffort: "high",
+        }),
+      mock.base,
+    );
+    assert.equal(r.text, ANSWER);
+    const [req] = await mock.requests();
+    const body = JSON.parse(req.body);
+    assert.deepEqual(body.thinking, { type: "enabled", budget_tokens: 2048 });
+    assert.deepEqual(body.output_config, { format: { type: "json_schema", schema: { type: "object" } } });
+    assert.deepEqual(body.tools, [{ name: "look", input_schema: { type: "object" }, strict: true }]);
+    assert.deepEqual(body.tool_choice, { type: "auto", disable_parallel_tool_use: true });
+    assert.equal(body.reasoning_effort, undefined);
+    assert.equal(body.response_format, undefined);
+  });
+
+  test("refused before anything is sent: reserved headers, colliding extra members, Anthropic's limits", async () => {
+    const r = await run(
+      async ([base, key]) => {
+        const s = window.steadyllm;
+        const a = window.steadyllmAnthropic;
+        const out = [];
+        const tryNew = (m, o) => {
+          try {
+            new m.Client(o);
+            out.push("constructed");
+          } catch (e) {
+            out.push(window.describe(e));
+          }
+        };
+        for (const name of ["Authorization", "content-length", "Host", "Transfer-Encoding", "X-Steadyllm-Retry-Count", "Content-Type", "accept"]) {
+          tryNew(s, { endpoints: [{ baseUrl: base, apiKey: key, headers: { [name]: "v" } }], model: "m" });
+        }
+        for (const name of ["x-api-key", "anthropic-version"]) {
+          tryNew(a, { endpoints: [{ baseUrl: base, apiKey: key, dialect: "anthropic", headers: { [name]: "v" } }], model: "m" });
+        }
+        // Without a key, Authorization is the caller's (a gateway's token).
+        tryNew(s, { endpoints: [{ baseUrl: base, headers: { Authorization: "Bearer gateway" } }], model: "m" });
+        const c = window.client([base]);
+        for (const req of [
+          { ...window.ask, extraBody: { model: "other" } },
+          { ...window.ask, extraBody: { stream: false } },
+          { ...window.ask, temperature: 0.5, extraBody: { temperature: 1 } },
+          { ...window.ask, extraBody: "top_k=1" },
+          { ...window.ask, responseFormat: "json" },
+        ]) {
+          out.push((await window.collect(c, req)).error ?? "accepted");
+        }
+        const claude = window.client([{ baseUrl: base, apiKey: key, dialect: "anthropic", model: "claude" }]);
+        for (const req of [
+          // maxTokens defaults to 1024, which leaves no room for a budget of at least 1024.
+          { ...window.ask, thinking: { budgetTokens: 2048 } },
+          { ...window.ask, maxTokens: 4096, thinking: { budgetTokens: 1000 } },
+          { ...window.ask, maxTokens: 4096, thinking: { budgetTokens: 4096 } },
+          { ...window.ask, responseFormat: { type: "json_object" } },
+        ]) {
+          out.push((await window.collect(claude, req)).error ?? "accepted");
+        }
+        return out;
+      },
+      [mock.base, KEY],
+    );
+    assert.equal(r.length, 19);
+    for (const [i, e] of r.entries()) {
+      if (i === 9) {
+        assert.equal(e, "constructed");
+        continue;
+      }
+      assert.equal(e.name, "InvalidRequestError", `case ${i}: ${JSON.stringify(e)}`);
+      assert.ok(!e.message.includes(KEY), e.message);
+    }
+    assert.match(r[0].message, /"Authorization" is not a valid name or is set by the client/);
+    assert.match(r[10].message, /extraBody\.model is set by the request/);
+    assert.match(r[15].message, /thinking\.budgetTokens/);
+    assert.match(r[18].message, /json_object has no Anthropic equivalent/);
+    assert.equal((await mock.requests()).length, 0, "nothing was sent");
+  });
+});
+
 describe("timeouts", () => {
   test("no response head in time: FirstByteTimeoutError", async () => {
     await mock.script({ steps: [], then: { fault: "stall_before_headers" } });

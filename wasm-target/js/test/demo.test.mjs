@@ -167,7 +167,8 @@ describe("demo page", () => {
     await page.waitForSelector("#status[data-state='error']", { timeout: 60_000 });
     const err = await page.textContent(".turn:last-child .assistant .error");
     assert.match(err, /^StreamError: .*the model fell over/);
-    assert.equal(await page.locator(".turn:last-child .notice.retry").count(), 5);
+    // The default 8 attempts: 7 retry notices.
+    assert.equal(await page.locator(".turn:last-child .notice.retry").count(), 7);
     assert.equal(await status(page).textContent(), err);
     const shown = await answerText(page);
     assert.ok(shown.length > 0 && ANSWER.startsWith(shown), `partial kept: ${JSON.stringify(shown)}`);

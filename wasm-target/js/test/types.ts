@@ -35,6 +35,7 @@ import type {
   EndpointHealth,
   FailoverDelta,
   Message,
+  ResponseFormat,
   RetryDelta,
   Role,
   ServerError,
@@ -57,6 +58,12 @@ const options: ClientOptions = {
     { baseUrl: "https://api.openai.com/v1", apiKey: "sk-…", model: "gpt-4o-mini" },
     { baseUrl: "https://api.anthropic.com/v1", apiKey: "sk-ant-…", model: "claude", dialect: "anthropic" },
     { baseUrl: "http://127.0.0.1:8080/v1", headers: { "x-team": "demo" } },
+    // Azure OpenAI: the key in a header, the API version in the query.
+    {
+      baseUrl: "https://res.openai.azure.com/openai/deployments/gpt-4o",
+      headers: { "api-key": "…" },
+      query: { "api-version": "2024-10-21" },
+    },
   ],
   timeouts: { firstByteMs: 2000, firstTokenMs: 4000, idleMs: 3000, totalMs: 60_000 },
   retries: {
@@ -96,6 +103,8 @@ new Client({ endpoints: [{ baseUrl: "http://x/v1" }], timeouts: { firstByte: 200
 new Client({ endpoints: [{ baseUrl: "http://x/v1" }], retries: { restartOnPartial: "yes" } });
 // @ts-expect-error header values are strings
 new Client({ endpoints: [{ baseUrl: "http://x/v1", headers: { "x-n": 1 } }] });
+// @ts-expect-error query values are strings
+new Client({ endpoints: [{ baseUrl: "http://x/v1", query: { "api-version": 2024 } }] });
 // @ts-expect-error chat is read-only
 client.chat = chat;
 
@@ -114,7 +123,11 @@ const messages: Message[] = [
   { role: "assistant", content: null, toolCalls: [{ id: "call_1", name: "look", arguments: "{}" }] },
   { role: "tool", toolCallId: "call_1", content: "a cat" },
 ];
-const tools: Tool[] = [{ name: "look", description: "Looks", parameters: { type: "object", properties: {} } }];
+const tools: Tool[] = [{ name: "look", description: "Looks", parameters: { type: "object", properties: {} }, strict: true }];
+const format: ResponseFormat = {
+  type: "json_schema",
+  json_schema: { name: "answer", schema: { type: "object", properties: {} }, strict: true },
+};
 const request: ChatRequest = {
   messages,
   model: "gpt-4o",
@@ -126,7 +139,13 @@ const request: ChatRequest = {
   user: "u-1",
   tools,
   toolChoice: { name: "look" },
+  parallelToolCalls: false,
+  responseFormat: format,
+  reasoningEffort: "low",
+  thinking: { budgetTokens: 2048 },
+  extraBody: { top_k: 40, service_tier: "flex" },
 };
+client.chat.complete({ messages, responseFormat: { type: "json_object" }, reasoningEffort: "xhigh" });
 const roles: Role[] = ["system", "developer", "user", "assistant", "tool"];
 
 // @ts-expect-error not a role
@@ -143,6 +162,16 @@ const badDetail: Message = { role: "user", content: [{ type: "image_url", imageU
 client.chat.complete({ messages, temperature: "0.5" });
 // @ts-expect-error unknown tool choice
 client.chat.complete({ messages, toolChoice: "any" });
+// @ts-expect-error a json_schema format carries its schema
+client.chat.complete({ messages, responseFormat: { type: "json_schema" } });
+// @ts-expect-error unknown response format
+client.chat.complete({ messages, responseFormat: { type: "yaml" } });
+// @ts-expect-error parallelToolCalls is a boolean
+client.chat.complete({ messages, parallelToolCalls: "no" });
+// @ts-expect-error the thinking budget is in budgetTokens
+client.chat.complete({ messages, thinking: { budget_tokens: 2048 } });
+// @ts-expect-error strict is a boolean
+const badTool: Tool = { name: "f", strict: "yes" };
 // @ts-expect-error the signal is an AbortSignal, not an AbortController
 client.chat.complete({ messages }, { signal: new AbortController() });
 // @ts-expect-error concurrency is a number
