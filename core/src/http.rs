@@ -99,40 +99,45 @@ impl<'a> BaseUrl<'a> {
         } else {
             return Err(UrlError::UnsupportedScheme);
         };
-        if rest.bytes().any(|b| b == b'?' || b == b'#' || b == b'@') {
+        // Byte positions rather than str patterns below (smaller on a microcontroller); after
+        // this check every byte is visible ASCII, so every position is a char boundary.
+        let b = rest.as_bytes();
+        if b.iter().any(|&c| c == b'?' || c == b'#' || c == b'@') {
             return Err(UrlError::UnsupportedPart);
         }
-        if rest.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        if b.iter().any(|&c| c <= b' ' || c >= 0x7f) {
             return Err(UrlError::InvalidCharacter);
         }
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let prefix = prefix.trim_end_matches('/');
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let end = v6.find(']').ok_or(UrlError::InvalidCharacter)?;
-            let host = authority.get(..end + 2).ok_or(UrlError::InvalidCharacter)?;
-            let after = v6.get(end + 1..).unwrap_or_default();
-            if !v6
-                .get(..end)
-                .unwrap_or_default()
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        let part = |r: core::ops::Range<usize>| rest.get(r).unwrap_or_default();
+        let slash = b.iter().position(|&c| c == b'/').unwrap_or(b.len());
+        let mut end = b.len();
+        while end > slash && b.get(end - 1) == Some(&b'/') {
+            end -= 1;
+        }
+        let prefix = part(slash..end);
+        let authority = b.get(..slash).unwrap_or_default();
+        let (host, port) = if authority.first() == Some(&b'[') {
+            let close = authority
+                .iter()
+                .position(|&c| c == b']')
+                .ok_or(UrlError::InvalidCharacter)?;
+            let inner = authority.get(1..close).unwrap_or_default();
+            if !inner
+                .iter()
+                .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
             {
                 return Err(UrlError::InvalidCharacter);
             }
-            match after {
-                "" => (host, None),
-                p => (
-                    host,
-                    Some(p.strip_prefix(':').ok_or(UrlError::InvalidPort)?),
-                ),
-            }
+            let port = match authority.get(close + 1) {
+                None => None,
+                Some(b':') => Some(part(close + 2..slash)),
+                Some(_) => return Err(UrlError::InvalidPort),
+            };
+            (part(0..close + 1), port)
         } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
+            match authority.iter().rposition(|&c| c == b':') {
+                Some(i) => (part(0..i), Some(part(i + 1..slash))),
+                None => (part(0..slash), None),
             }
         };
         if host.is_empty() || host == "[]" {
@@ -507,6 +512,9 @@ mod tests {
         );
         let u = BaseUrl::parse("http://127.0.0.1:8080").expect("ok");
         assert_eq!((u.host(), u.port(), u.prefix()), ("127.0.0.1", 8080, ""));
+        let u = BaseUrl::parse("http://h:80//v1//").expect("ok");
+        assert_eq!((u.host(), u.port(), u.prefix()), ("h", 80, "//v1"));
+        assert!(!u.explicit_port);
         let u = BaseUrl::parse("HTTP://[::1]:9000/api/v1").expect("ok");
         assert_eq!(
             (u.host(), u.host_unbracketed(), u.port()),
@@ -523,6 +531,12 @@ mod tests {
             ("http://h o/", UrlError::InvalidCharacter),
             ("http://h/\r\nX: y", UrlError::InvalidCharacter),
             ("http://[::1/x", UrlError::InvalidCharacter),
+            ("http://[::g]", UrlError::InvalidCharacter),
+            ("http://[::1]x", UrlError::InvalidPort),
+            ("http://[]:80", UrlError::MissingHost),
+            ("http://:80", UrlError::MissingHost),
+            ("http://h:1:2", UrlError::InvalidCharacter),
+            ("http://h:123456", UrlError::InvalidPort),
         ] {
             assert_eq!(BaseUrl::parse(bad), Err(e), "{bad}");
         }
