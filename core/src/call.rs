@@ -670,10 +670,15 @@ fn parse_u64(s: &str) -> Option<u64> {
 
 /// A non-empty run of ASCII digits that fits a `u64` (core's integer parser costs flash).
 fn digits_u64(s: &str) -> Option<u64> {
+    decimal_u64(s.as_bytes())
+}
+
+/// [`digits_u64`] on bytes.
+fn decimal_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() {
         return None;
     }
-    s.bytes().try_fold(0u64, |n, d| {
+    s.iter().try_fold(0u64, |n, &d| {
         if !d.is_ascii_digit() {
             return None;
         }
@@ -700,54 +705,39 @@ fn parse_decimal_ms(s: &str) -> Option<Duration> {
 
 /// Go's `time.Duration` format as OpenAI sends it: `1s`, `6m0s`, `12ms`, `1h2m3.5s`, `500us`.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s.is_empty() {
+    let mut rest = s.as_bytes();
+    if rest.is_empty() {
         return None;
     }
-    let b = s.as_bytes();
-    let mut i = 0;
+    let digits = |b: &[u8]| b.iter().take_while(|d| d.is_ascii_digit()).count();
     let mut total_us: u64 = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let int = s.get(start..i)?;
-        let mut frac = "";
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let fs = i;
-            while i < b.len() && b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            frac = s.get(fs..i)?;
-        }
+    while !rest.is_empty() {
+        let (int, after) = rest.split_at(digits(rest));
+        let (frac, after) = match after {
+            [b'.', f @ ..] => f.split_at(digits(f)),
+            _ => (&[][..], after),
+        };
         if int.is_empty() && frac.is_empty() {
             return None;
         }
-        let us = s.get(i..)?;
-        let (unit_us, len): (u64, usize) = if us.starts_with("ms") {
-            (1000, 2)
-        } else if us.starts_with("us") || us.starts_with("µs") {
-            (1, if us.starts_with("us") { 2 } else { "µs".len() })
-        } else if us.starts_with("ns") {
-            (0, 2)
-        } else if us.starts_with('h') {
-            (3_600_000_000, 1)
-        } else if us.starts_with('m') {
-            (60_000_000, 1)
-        } else if us.starts_with('s') {
-            (1_000_000, 1)
-        } else {
-            return None;
+        // Microseconds per unit: at most an hour's, which fits a u32.
+        let (unit_us, after): (u32, &[u8]) = match after {
+            [b'm', b's', r @ ..] => (1000, r),
+            [b'u', b's', r @ ..] | [0xC2, 0xB5, b's', r @ ..] => (1, r), // `us`, `µs`
+            [b'n', b's', r @ ..] => (0, r),
+            [b'h', r @ ..] => (3_600_000_000, r),
+            [b'm', r @ ..] => (60_000_000, r),
+            [b's', r @ ..] => (1_000_000, r),
+            _ => return None,
         };
-        i += len;
-        let whole = if int.is_empty() { 0 } else { digits_u64(int)? };
-        let mut part = whole.saturating_mul(unit_us);
+        rest = after;
+        let whole = if int.is_empty() { 0 } else { decimal_u64(int)? };
+        let mut part = whole.saturating_mul(u64::from(unit_us));
         // Fraction of the unit, to microseconds (up to 9 digits considered).
         let mut scale = unit_us;
-        for d in frac.bytes().take(9) {
+        for d in frac.iter().take(9) {
             scale /= 10;
-            part = part.saturating_add(u64::from(d - b'0').saturating_mul(scale));
+            part = part.saturating_add(u64::from(u32::from(d - b'0') * scale));
         }
         total_us = total_us.saturating_add(part);
     }
@@ -757,23 +747,51 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the fixed-length form every server
 /// sends) as seconds since the Unix epoch.
 pub fn parse_http_date(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    // Fixed positions: `Www, DD Mmm YYYY hh:mm:ss GMT`.
-    if b.len() != 29 || b.get(3..5)? != b", " || b.get(25..)? != b" GMT" {
+    // Fixed positions: `Www, DD Mmm YYYY hh:mm:ss GMT` (the weekday is not checked).
+    let [
+        _,
+        _,
+        _,
+        b',',
+        b' ',
+        d0,
+        d1,
+        b' ',
+        m0,
+        m1,
+        m2,
+        b' ',
+        y0,
+        y1,
+        y2,
+        y3,
+        b' ',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+        b':',
+        s0,
+        s1,
+        b' ',
+        b'G',
+        b'M',
+        b'T',
+    ] = *s.as_bytes()
+    else {
+        return None;
+    };
+    let digits = [d0, d1, y0, y1, y2, y3, h0, h1, n0, n1, s0, s1];
+    if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    for (i, sep) in [(7, b' '), (11, b' '), (16, b' '), (19, b':'), (22, b':')] {
-        if b.get(i) != Some(&sep) {
-            return None;
-        }
-    }
-    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?);
-    let (day, year) = (num(5..7)?, num(12..16)?);
-    let (h, m, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
-    let name = b.get(8..11)?;
+    let two = |a: u8, b: u8| u32::from(a - b'0') * 10 + u32::from(b - b'0');
+    let (day, year) = (two(d0, d1), two(y0, y1) * 100 + two(y2, y3));
+    let (h, m, sec) = (two(h0, h1), two(n0, n1), two(s0, s1));
     let month = b"JanFebMarAprMayJunJulAugSepOctNovDec"
         .chunks_exact(3)
-        .position(|m| m == name)? as u64
+        .position(|name| name == [m0, m1, m2])? as u32
         + 1;
     if day == 0 || day > 31 || year < 1970 || h > 23 || m > 59 || sec > 60 {
         return None;
@@ -794,7 +812,8 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     if b.get(16) != Some(&b':') {
         return None;
     }
-    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?);
+    // At most four digits each: they fit a u32.
+    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?).map(|n| n as u32);
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let mut rest = s.get(19..)?;
@@ -822,10 +841,11 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     }
 }
 
-/// Seconds since 1970 of a checked UTC date and time (month 1–12, year from 1970).
+/// Seconds since 1970 of a checked UTC date and time (month 1–12, year 1970–9999).
 #[inline(always)]
-fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, sec: u64) -> Option<u64> {
-    // Days from civil (Howard Hinnant's algorithm), all in u64 with year >= 1970.
+fn unix_seconds(year: u32, month: u32, day: u32, h: u32, m: u32, sec: u32) -> Option<u64> {
+    // Days from civil (Howard Hinnant's algorithm), in u32 (no u64 division on a 32-bit MCU):
+    // year ≤ 9999 keeps every term far below 2³².
     let (y, mo) = if month <= 2 {
         (year - 1, month + 9)
     } else {
@@ -836,7 +856,7 @@ fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, sec: u64) -> Op
     let doy = (153 * mo + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+    Some(u64::from(days) * 86_400 + u64::from(h * 3600 + m * 60 + sec))
 }
 
 // ---------------------------------------------------------------------------------------------
