@@ -72,6 +72,7 @@
 
 use core::fmt;
 
+use crate::response::decimal;
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 
@@ -670,20 +671,7 @@ fn parse_u64(s: &str) -> Option<u64> {
 
 /// A non-empty run of ASCII digits that fits a `u64` (core's integer parser costs flash).
 fn digits_u64(s: &str) -> Option<u64> {
-    decimal_u64(s.as_bytes())
-}
-
-/// [`digits_u64`] on bytes.
-fn decimal_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |n, &d| {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    decimal(s.as_bytes())
 }
 
 /// `retry-after-ms`: milliseconds, possibly fractional (`1500`, `20.5`).
@@ -731,7 +719,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
             _ => return None,
         };
         rest = after;
-        let whole = if int.is_empty() { 0 } else { decimal_u64(int)? };
+        let whole = if int.is_empty() { 0 } else { decimal(int)? };
         let mut part = whole.saturating_mul(u64::from(unit_us));
         // Fraction of the unit, to microseconds (up to 9 digits considered).
         let mut scale = unit_us;

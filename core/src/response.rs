@@ -275,16 +275,18 @@ fn trim(mut v: &[u8]) -> &[u8] {
     v
 }
 
-/// A non-empty run of ASCII digits that fits a `u64`.
-fn decimal(v: &[u8]) -> Option<u64> {
+/// A non-empty run of ASCII digits that fits a `u64` (also the engine's header numbers).
+pub(crate) fn decimal(v: &[u8]) -> Option<u64> {
     if v.is_empty() {
         return None;
     }
     v.iter().try_fold(0u64, |n, &d| {
-        if !d.is_ascii_digit() {
+        let d = d.wrapping_sub(b'0');
+        // A bound instead of a checked multiply: no 64-bit multiply on a 32-bit MCU.
+        if d > 9 || n > u64::MAX / 10 {
             return None;
         }
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        (n * 10).checked_add(u64::from(d))
     })
 }
 
