@@ -379,8 +379,8 @@ pub struct ClientState<const N: usize = MAX_ENDPOINTS> {
     /// Retry tokens in thousandths.
     budget_milli: u64,
     budget_max_milli: u64,
-    /// Floor refill: thousandths of a retry per minute, and when it was last applied.
-    floor_milli_per_min: u64,
+    /// Floor refill: retries per minute, and when it was last applied.
+    floor_per_minute: u32,
     refilled_at: Option<Instant>,
     /// Answers that got through (wrapping): calls waiting for the budget go when it changes.
     answers: u32,
@@ -404,7 +404,7 @@ impl<const N: usize> ClientState<N> {
             count: endpoints.min(N),
             budget_milli: max,
             budget_max_milli: max,
-            floor_milli_per_min: floor,
+            floor_per_minute: config.budget_floor_per_minute,
             refilled_at: None,
             answers: 0,
             probe_slot_at: Instant::from_millis(0),
@@ -473,8 +473,13 @@ impl<const N: usize> ClientState<N> {
             return;
         }
         if let Some(at) = self.refilled_at {
-            let ms = (now - at).as_millis();
-            let add = self.floor_milli_per_min.saturating_mul(ms) / 60_000;
+            // Thousandths of a retry: floor × 1000 × ms / 60 000 = floor × ms / 60. Twenty
+            // minutes of it (a floor of one a minute fills the burst) fill the budget (at most
+            // max(floor, 20) retries) whatever the floor, so a longer gap counts as twenty
+            // minutes: 32-bit arithmetic but for one widening multiply, no 64-bit division.
+            let ms = (now - at).as_millis().min(BUDGET_BURST_MILLI * 60) as u32;
+            let f = self.floor_per_minute;
+            let add = u64::from(f / 60) * u64::from(ms) + u64::from(f % 60 * ms / 60);
             if add == 0 && ms < 60_000 {
                 return; // keep the remainder for later
             }
