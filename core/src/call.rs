@@ -548,48 +548,70 @@ impl RetryHints {
             return;
         };
         let v = v.trim_ascii();
-        let is = |n: &str| name.eq_ignore_ascii_case(n);
-        if is("retry-after-ms") {
-            if let Some(ms) = parse_decimal_ms(v) {
-                self.retry_after = Some(ms);
-                self.retry_after_ms_seen = true;
+        // One comparison loop over a table, then a jump: smaller than a chain of comparisons.
+        const NAMES: [&str; 8] = [
+            "retry-after-ms",
+            "retry-after",
+            "date",
+            "x-should-retry",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-reset-tokens",
+        ];
+        match NAMES.iter().position(|n| name.eq_ignore_ascii_case(n)) {
+            Some(0) => {
+                if let Some(ms) = parse_decimal_ms(v) {
+                    self.retry_after = Some(ms);
+                    self.retry_after_ms_seen = true;
+                }
             }
-        } else if is("retry-after") {
-            if self.retry_after_ms_seen {
-                return;
+            Some(1) => {
+                if self.retry_after_ms_seen {
+                    return;
+                }
+                if let Some(s) = parse_u64(v) {
+                    self.retry_after = Some(Duration::from_secs(s));
+                } else if let Some(t) = parse_http_date(v) {
+                    self.retry_after_date = Some(t);
+                    self.resolve_date();
+                }
             }
-            if let Some(s) = parse_u64(v) {
-                self.retry_after = Some(Duration::from_secs(s));
-            } else if let Some(t) = parse_http_date(v) {
-                self.retry_after_date = Some(t);
+            Some(2) => {
+                self.date = parse_http_date(v);
                 self.resolve_date();
+                #[cfg(feature = "anthropic")]
+                self.resolve_rate_limit();
             }
-        } else if is("date") {
-            self.date = parse_http_date(v);
-            self.resolve_date();
-            #[cfg(feature = "anthropic")]
-            self.resolve_rate_limit();
-        } else if is("x-should-retry") {
-            if v.eq_ignore_ascii_case("true") {
-                self.should_retry = Some(true);
-            } else if v.eq_ignore_ascii_case("false") {
-                self.should_retry = Some(false);
+            Some(3) => {
+                if v.eq_ignore_ascii_case("true") {
+                    self.should_retry = Some(true);
+                } else if v.eq_ignore_ascii_case("false") {
+                    self.should_retry = Some(false);
+                }
             }
-        } else if is("x-ratelimit-remaining-requests") {
-            self.remaining_zero_requests = parse_u64(v) == Some(0);
-            self.resolve_rate_limit();
-        } else if is("x-ratelimit-remaining-tokens") {
-            self.remaining_zero_tokens = parse_u64(v) == Some(0);
-            self.resolve_rate_limit();
-        } else if is("x-ratelimit-reset-requests") {
-            self.reset_requests = parse_go_duration(v);
-            self.resolve_rate_limit();
-        } else if is("x-ratelimit-reset-tokens") {
-            self.reset_tokens = parse_go_duration(v);
-            self.resolve_rate_limit();
-        } else {
-            #[cfg(feature = "anthropic")]
-            self.observe_anthropic(name, v);
+            Some(i @ (4 | 5)) => {
+                let zero = parse_u64(v) == Some(0);
+                if i == 4 {
+                    self.remaining_zero_requests = zero;
+                } else {
+                    self.remaining_zero_tokens = zero;
+                }
+                self.resolve_rate_limit();
+            }
+            Some(i) => {
+                let reset = parse_go_duration(v);
+                if i == 6 {
+                    self.reset_requests = reset;
+                } else {
+                    self.reset_tokens = reset;
+                }
+                self.resolve_rate_limit();
+            }
+            None => {
+                #[cfg(feature = "anthropic")]
+                self.observe_anthropic(name, v);
+            }
         }
     }
 
