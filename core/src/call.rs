@@ -570,7 +570,7 @@ impl RetryHints {
                 if self.retry_after_ms_seen {
                     return;
                 }
-                if let Some(s) = parse_u64(v) {
+                if let Some(s) = parse_u64(v.as_bytes()) {
                     self.retry_after = Some(Duration::from_secs(s));
                 } else if let Some(t) = parse_http_date(v) {
                     self.retry_after_date = Some(t);
@@ -591,7 +591,7 @@ impl RetryHints {
                 }
             }
             Some(i @ (4 | 5)) => {
-                let zero = parse_u64(v) == Some(0);
+                let zero = parse_u64(v.as_bytes()) == Some(0);
                 if i == 4 {
                     self.remaining_zero_requests = zero;
                 } else {
@@ -630,7 +630,7 @@ impl RetryHints {
                 .get(..9)
                 .is_some_and(|p| p.eq_ignore_ascii_case(b"requests-"));
             if ends(b"-remaining") {
-                let zero = parse_u64(v) == Some(0);
+                let zero = parse_u64(v.as_bytes()) == Some(0);
                 if requests {
                     self.remaining_zero_requests = zero;
                 } else {
@@ -689,11 +689,11 @@ fn strip_prefix_ignore_case<'n>(name: &'n str, prefix: &str) -> Option<&'n str> 
 }
 
 /// ASCII digits only (no sign, no spaces), at most 19 of them, so they always fit.
-fn parse_u64(s: &str) -> Option<u64> {
+fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.len() > 19 {
         return None;
     }
-    digits_u64(s)
+    decimal(s)
 }
 
 /// A non-empty run of ASCII digits that fits a `u64` (core's integer parser costs flash).
@@ -704,15 +704,17 @@ fn digits_u64(s: &str) -> Option<u64> {
 /// `retry-after-ms`: milliseconds, possibly fractional (`1500`, `20.5`).
 fn parse_decimal_ms(s: &str) -> Option<Duration> {
     // Byte scans rather than char patterns here and below: no UTF-8 searcher is linked.
-    let (int, frac) = match s.bytes().position(|b| b == b'.') {
-        Some(i) => (s.get(..i)?, s.get(i + 1..)?),
-        None => (s, ""),
+    let b = s.as_bytes();
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(i) => b.split_at(i),
+        None => (b, &b"."[..]),
     };
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let frac = frac.get(1..).unwrap_or_default();
+    if !frac.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let ms = parse_u64(int)?;
-    let round_up = frac.bytes().next().is_some_and(|d| d >= b'5');
+    let round_up = frac.first().is_some_and(|&d| d >= b'5');
     Some(Duration::from_millis(
         ms.saturating_add(u64::from(round_up)),
     ))
@@ -2166,16 +2168,16 @@ mod tests {
             assert_eq!(ms(bad), None, "{bad}");
         }
         assert_eq!(
-            parse_u64("9999999999999999999"),
+            parse_u64(b"9999999999999999999"),
             Some(9_999_999_999_999_999_999)
         );
         assert_eq!(
-            parse_u64("18446744073709551615"),
+            parse_u64(b"18446744073709551615"),
             None,
             "more than 19 digits"
         );
-        assert_eq!(parse_u64("+1"), None);
-        assert_eq!(parse_u64(""), None);
+        assert_eq!(parse_u64(b"+1"), None);
+        assert_eq!(parse_u64(b""), None);
     }
 
     #[test]
