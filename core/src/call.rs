@@ -764,51 +764,36 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the fixed-length form every server
 /// sends) as seconds since the Unix epoch.
 pub fn parse_http_date(s: &str) -> Option<u64> {
-    // Fixed positions: `Www, DD Mmm YYYY hh:mm:ss GMT` (the weekday is not checked).
-    let [
-        _,
-        _,
-        _,
-        b',',
-        b' ',
-        d0,
-        d1,
-        b' ',
-        m0,
-        m1,
-        m2,
-        b' ',
-        y0,
-        y1,
-        y2,
-        y3,
-        b' ',
-        h0,
-        h1,
-        b':',
-        n0,
-        n1,
-        b':',
-        s0,
-        s1,
-        b' ',
-        b'G',
-        b'M',
-        b'T',
-    ] = *s.as_bytes()
-    else {
-        return None;
-    };
-    let digits = [d0, d1, y0, y1, y2, y3, h0, h1, n0, n1, s0, s1];
-    if !digits.iter().all(u8::is_ascii_digit) {
+    // Fixed positions: `0` a digit, `_` a letter (the month's are checked below, the weekday's
+    // not at all), anything else itself. One loop over the shape: smaller than a check per
+    // position.
+    const SHAPE: &[u8; 29] = b"___, 00 ___ 0000 00:00:00 GMT";
+    let b = s.as_bytes();
+    if b.len() != SHAPE.len() {
         return None;
     }
-    let two = |a: u8, b: u8| u32::from(a - b'0') * 10 + u32::from(b - b'0');
-    let (day, year) = (two(d0, d1), two(y0, y1) * 100 + two(y2, y3));
-    let (h, m, sec) = (two(h0, h1), two(n0, n1), two(s0, s1));
+    let mut n = [0u32; 5];
+    let mut k = 0;
+    for (i, (&c, &t)) in b.iter().zip(SHAPE).enumerate() {
+        if t == b'0' {
+            let d = c.wrapping_sub(b'0');
+            let field = n.get_mut(k)?;
+            if d > 9 {
+                return None;
+            }
+            *field = *field * 10 + u32::from(d);
+            if SHAPE.get(i + 1) != Some(&b'0') {
+                k += 1;
+            }
+        } else if t != b'_' && c != t {
+            return None;
+        }
+    }
+    let [day, year, h, m, sec] = n;
+    let name = b.get(8..11)?;
     let month = b"JanFebMarAprMayJunJulAugSepOctNovDec"
         .chunks_exact(3)
-        .position(|name| name == [m0, m1, m2])? as u32
+        .position(|m| m == name)? as u32
         + 1;
     if day == 0 || day > 31 || year < 1970 || h > 23 || m > 59 || sec > 60 {
         return None;
