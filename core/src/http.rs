@@ -24,10 +24,22 @@ use core::fmt;
 use crate::decode::Dialect;
 use crate::json::{BufferTooSmall, Writer};
 
+// Literals as macros, so the head writer can join them with their neighbours at compile time.
+macro_rules! retry_count_header {
+    () => {
+        "x-steadyllm-retry-count"
+    };
+}
+macro_rules! anthropic_version {
+    () => {
+        "2023-06-01"
+    };
+}
+
 /// Name of the header that carries the attempt's retry count (0 for the first attempt).
-pub const RETRY_COUNT_HEADER: &str = "x-steadyllm-retry-count";
+pub const RETRY_COUNT_HEADER: &str = retry_count_header!();
 /// `anthropic-version` sent with the Anthropic dialect.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub const ANTHROPIC_VERSION: &str = anthropic_version!();
 /// The default `User-Agent`.
 pub const USER_AGENT: &str = concat!("steadyllm/", env!("CARGO_PKG_VERSION"));
 
@@ -441,46 +453,37 @@ impl<'a> RequestHead<'a> {
             check_header_value(v).map_err(HeadError::Header)?;
         }
         let ep = self.endpoint;
+        let anthropic = ep.dialect == Dialect::Anthropic;
         let mut w = Writer::new(out);
+        // Constant runs are written by one call each: every call is code.
         w.raw(b"POST ");
         ep.base_url.write_path(ep.dialect, &mut w);
         w.raw(b" HTTP/1.1\r\nHost: ");
         ep.base_url.write_host(&mut w);
         w.raw(b"\r\n");
         if let Some(key) = ep.api_key {
-            match ep.dialect {
-                Dialect::OpenAi => {
-                    w.raw(b"Authorization: Bearer ");
-                    w.raw(key.expose().as_bytes());
-                    w.raw(b"\r\n");
-                }
-                Dialect::Anthropic => {
-                    w.raw(b"x-api-key: ");
-                    w.raw(key.expose().as_bytes());
-                    w.raw(b"\r\n");
-                }
-            }
-        }
-        if ep.dialect == Dialect::Anthropic {
-            w.raw(b"anthropic-version: ");
-            w.raw(ANTHROPIC_VERSION.as_bytes());
+            w.raw(if anthropic {
+                b"x-api-key: "
+            } else {
+                b"Authorization: Bearer "
+            });
+            w.raw(key.expose().as_bytes());
             w.raw(b"\r\n");
+        }
+        if anthropic {
+            w.raw(concat!("anthropic-version: ", anthropic_version!(), "\r\n").as_bytes());
         }
         w.raw(b"Content-Type: application/json\r\nContent-Length: ");
         w.u64(self.content_length as u64);
-        w.raw(b"\r\n");
-        if self.stream {
-            w.raw(b"Accept: text/event-stream\r\n");
+        w.raw(if self.stream {
+            b"\r\nAccept: text/event-stream\r\n"
         } else {
-            w.raw(b"Accept: application/json\r\n");
-        }
+            b"\r\nAccept: application/json\r\n"
+        });
         // No compressed bodies: a proxy that would gzip the stream is told not to.
-        w.raw(b"Accept-Encoding: identity\r\n");
-        w.raw(b"User-Agent: ");
+        w.raw(b"Accept-Encoding: identity\r\nUser-Agent: ");
         w.raw(self.user_agent.as_bytes());
-        w.raw(b"\r\n");
-        w.raw(RETRY_COUNT_HEADER.as_bytes());
-        w.raw(b": ");
+        w.raw(concat!("\r\n", retry_count_header!(), ": ").as_bytes());
         w.u64(u64::from(self.retry_count));
         w.raw(b"\r\n");
         for (n, v) in self.extra_headers {
