@@ -285,9 +285,7 @@ pub fn check_header_value(v: &str) -> Result<(), HeaderError> {
 
 /// Checks an RFC 9110 token (header name).
 pub fn check_header_name(n: &str) -> Result<(), HeaderError> {
-    let ok = !n.is_empty()
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let ok = !n.is_empty() && n.bytes().all(crate::response::is_token);
     if ok {
         Ok(())
     } else {

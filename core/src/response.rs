@@ -255,9 +255,26 @@ fn status_line_parts(line: &[u8]) -> Result<(u8, u16), ResponseError> {
     Ok((minor - b'0', status))
 }
 
-/// An RFC 9110 token character.
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// An RFC 9110 token character (also the request head's check of header names).
+pub(crate) fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 /// A field-value or reason-phrase byte: tab, space, visible ASCII, non-ASCII.
