@@ -9,7 +9,7 @@ use embedded_io_async::{Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
-    Outcome, Phase, ResponseFault, RetryHints, Step, Summary,
+    Outcome, Phase, RequestProfile, ResponseFault, RetryHints, Step, Summary,
 };
 use steadyllm_core::decode::{ApiError, StreamDecoder, StreamItem};
 use steadyllm_core::http::{Endpoint, RequestHead};
@@ -290,6 +290,17 @@ fn settle<F: FnMut(Event<'_>)>(
     transport::body_failure(end, malformed, sink.server_error)
 }
 
+/// Starts a call: out of the async state machine, where it would cost flash.
+#[inline(never)]
+fn start<M: RawMutex, const E: usize>(
+    shared: &SharedState<M, E>,
+    config: &CallConfig,
+    profile: RequestProfile,
+    seed: u64,
+) -> Call {
+    shared.with(|s| Call::new(config, profile, s, now(), seed))
+}
+
 fn phase(k: TimeoutKind) -> Phase {
     match k {
         TimeoutKind::Connect => Phase::Connect,
@@ -427,9 +438,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let profile = request.profile();
         let config = self.config;
         let seed = self.seed;
-        let mut call = self
-            .shared
-            .with(|s| Call::new(&config, profile, s, now(), seed));
+        let mut call = start(self.shared, &config, profile, seed);
         loop {
             let step = self.shared.with(|s| call.next(s, now()));
             let mut any = false;
