@@ -9,7 +9,7 @@ use embedded_io_async::{Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
-    Outcome, Phase, RequestProfile, ResponseFault, RetryHints, Step, Summary,
+    Outcome, Phase, ResponseFault, RetryHints, Step, Summary,
 };
 use steadyllm_core::decode::{ApiError, StreamDecoder, StreamItem};
 use steadyllm_core::http::{Endpoint, RequestHead};
@@ -290,15 +290,20 @@ fn settle<F: FnMut(Event<'_>)>(
     transport::body_failure(end, malformed, sink.server_error)
 }
 
-/// Starts a call: out of the async state machine, where it would cost flash.
+/// Starts a call for `request`, with the next seed: out of the async state machine, where it
+/// would cost flash.
 #[inline(never)]
 fn start<M: RawMutex, const E: usize>(
     shared: &SharedState<M, E>,
     config: &CallConfig,
-    profile: RequestProfile,
-    seed: u64,
+    request: &ChatRequest<'_>,
+    seed: &mut u64,
 ) -> Call {
-    shared.with(|s| Call::new(config, profile, s, now(), seed))
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let profile = request.profile();
+    shared.with(|s| Call::new(config, profile, s, now(), *seed))
 }
 
 fn phase(k: TimeoutKind) -> Phase {
@@ -431,14 +436,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         request
             .body_len(steadyllm_core::decode::Dialect::OpenAi)
             .map_err(ChatError::Request)?;
-        self.seed = self
-            .seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let profile = request.profile();
-        let config = self.config;
-        let seed = self.seed;
-        let mut call = start(self.shared, &config, profile, seed);
+        let mut call = start(self.shared, &self.config, request, &mut self.seed);
         loop {
             let step = self.shared.with(|s| call.next(s, now()));
             let mut any = false;
