@@ -235,6 +235,31 @@ struct Wire<'w> {
     stream: bool,
 }
 
+/// Writes `request` for `ep` into the caller's buffers.
+fn write_request<'w>(
+    ep: &Endpoint<'_>,
+    request: &ChatRequest<'_>,
+    retry_count: u32,
+    head: &'w mut [u8],
+    body: &'w mut [u8],
+) -> Result<Wire<'w>, ChatError> {
+    let mut req = *request;
+    if let Some(m) = ep.model {
+        req.model = m;
+    }
+    let body_len = req
+        .write_body(ep.dialect, body)
+        .map_err(ChatError::Request)?;
+    let mut h = RequestHead::new(ep, body_len, req.stream);
+    h.retry_count = retry_count;
+    let head_len = h.write(head).map_err(ChatError::Head)?;
+    Ok(Wire {
+        head: head.get(..head_len).unwrap_or_default(),
+        body: body.get(..body_len).unwrap_or_default(),
+        stream: req.stream,
+    })
+}
+
 /// A redirect's `Location`, to the caller (out of the async state machine).
 #[inline(never)]
 fn report_redirect<F: FnMut(Event<'_>)>(
@@ -479,30 +504,16 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let Some(ep) = self.endpoints.get(plan.endpoint).copied() else {
             return Ok(Outcome::failed(Failure::Connect, 0, none));
         };
-        let mut req = *request;
-        if let Some(m) = ep.model {
-            req.model = m;
-        }
-        let body_len = req
-            .write_body(ep.dialect, bufs.body)
-            .map_err(ChatError::Request)?;
-        let mut head = RequestHead::new(&ep, body_len, req.stream);
-        head.retry_count = plan.retry_count;
-        let head_len = head.write(bufs.head).map_err(ChatError::Head)?;
         let total = to_embassy(plan.deadline);
         let connect_by = to_embassy(plan.connect_by);
         let Buffers {
-            head: head_buf,
-            body: body_buf,
+            head,
+            body,
             response,
             tls_read,
             tls_write,
         } = bufs;
-        let wire = Wire {
-            head: head_buf.get(..head_len).unwrap_or_default(),
-            body: body_buf.get(..body_len).unwrap_or_default(),
-            stream: req.stream,
-        };
+        let wire = write_request(&ep, request, plan.retry_count, head, body)?;
 
         if ep.base_url.is_tls() {
             #[cfg(feature = "tls")]
