@@ -599,50 +599,61 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             plan: *plan,
         };
         let mut hints = RetryHints::default();
-        if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
-            return (Outcome::failed(failure_of(f), 0, hints), false);
-        }
-        let head = match attempt::read_head(conn, buf, &deadlines, &mut hints, wire.stream).await {
-            Ok(h) => h,
-            Err(f) => return (Outcome::failed(failure_of(f), 0, hints), false),
-        };
-        let kind = match head.kind {
-            Ok(k) => k,
-            Err(f) => {
-                report_redirect(f, &head, buf, on_event);
-                return (Outcome::failed(f, 0, hints), false);
+        // Every way out gives (failure, bytes delivered, reusable), made into the outcome in
+        // one place: each outcome built is code.
+        let (failure, delivered, reusable) = 'attempt: {
+            if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
+                break 'attempt (Some(failure_of(f)), 0, false);
+            }
+            let head =
+                match attempt::read_head(conn, buf, &deadlines, &mut hints, wire.stream).await {
+                    Ok(h) => h,
+                    Err(f) => break 'attempt (Some(failure_of(f)), 0, false),
+                };
+            let kind = match head.kind {
+                Ok(k) => k,
+                Err(f) => {
+                    report_redirect(f, &head, buf, on_event);
+                    break 'attempt (Some(f), 0, false);
+                }
+            };
+            // Streams go through the parser as they arrive; a whole JSON answer or an error
+            // body is collected first.
+            let collect = kind != BodyKind::EventStream;
+            self.sse.finish();
+            self.decoder = StreamDecoder::new(dialect);
+            let mut sink = Sink {
+                on_event,
+                delivered: 0,
+                content: false,
+                server_error: false,
+            };
+            let stream = attempt::Stream {
+                sse: &mut self.sse,
+                decoder: &mut self.decoder,
+                sink: &mut sink,
+            };
+            let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
+            let collected = buf.get(..read.kept).unwrap_or_default();
+            let failure = settle(
+                kind,
+                read.end,
+                collected,
+                &mut self.decoder,
+                &mut sink,
+                &mut hints,
+            );
+            match failure {
+                Some(Failure::Status(s)) => (Some(Failure::Status(s)), 0, false),
+                Some(f) => (Some(f), sink.delivered, false),
+                None => (None, sink.delivered, read.reusable),
             }
         };
-        // Streams go through the parser as they arrive; a whole JSON answer or an error body
-        // is collected first.
-        let collect = kind != BodyKind::EventStream;
-        self.sse.finish();
-        self.decoder = StreamDecoder::new(dialect);
-        let mut sink = Sink {
-            on_event,
-            delivered: 0,
-            content: false,
-            server_error: false,
+        let outcome = Outcome {
+            failure,
+            delivered_bytes: delivered,
+            hints,
         };
-        let stream = attempt::Stream {
-            sse: &mut self.sse,
-            decoder: &mut self.decoder,
-            sink: &mut sink,
-        };
-        let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
-        let collected = buf.get(..read.kept).unwrap_or_default();
-        let failure = settle(
-            kind,
-            read.end,
-            collected,
-            &mut self.decoder,
-            &mut sink,
-            &mut hints,
-        );
-        match failure {
-            Some(Failure::Status(s)) => (Outcome::failed(Failure::Status(s), 0, hints), false),
-            Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
-            None => (Outcome::completed(sink.delivered, hints), read.reusable),
-        }
+        (outcome, reusable)
     }
 }
