@@ -331,6 +331,20 @@ fn start<M: RawMutex, const E: usize>(
     shared.with(|s| Call::new(config, profile, s, now(), *seed))
 }
 
+/// The attempt's deadlines, the request sent now: out of the async state machine, where it
+/// would cost flash.
+#[inline(never)]
+fn deadlines(plan: &AttemptPlan) -> AttemptDeadlines {
+    let sent = Instant::now();
+    AttemptDeadlines {
+        first_byte: sent + dur(plan.first_byte),
+        first_token: Some(sent + dur(plan.first_token)),
+        idle: dur(plan.idle),
+        total: to_embassy(plan.deadline),
+        plan: *plan,
+    }
+}
+
 fn phase(k: TimeoutKind) -> Phase {
     match k {
         TimeoutKind::Connect => Phase::Connect,
@@ -590,14 +604,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             .get(plan.endpoint)
             .map(|e| e.dialect)
             .unwrap_or_default();
-        let sent = Instant::now();
-        let deadlines = AttemptDeadlines {
-            first_byte: sent + dur(plan.first_byte),
-            first_token: Some(sent + dur(plan.first_token)),
-            idle: dur(plan.idle),
-            total: to_embassy(plan.deadline),
-            plan: *plan,
-        };
+        let deadlines = deadlines(plan);
         let mut hints = RetryHints::default();
         // Every way out gives (failure, bytes delivered, reusable), made into the outcome in
         // one place: each outcome built is code.
