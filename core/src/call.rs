@@ -72,6 +72,7 @@
 
 use core::fmt;
 
+use crate::response::decimal;
 use crate::rng::Rng;
 use crate::time::{Duration, Instant};
 
@@ -378,8 +379,8 @@ pub struct ClientState<const N: usize = MAX_ENDPOINTS> {
     /// Retry tokens in thousandths.
     budget_milli: u64,
     budget_max_milli: u64,
-    /// Floor refill: thousandths of a retry per minute, and when it was last applied.
-    floor_milli_per_min: u64,
+    /// Floor refill: retries per minute, and when it was last applied.
+    floor_per_minute: u32,
     refilled_at: Option<Instant>,
     /// Answers that got through (wrapping): calls waiting for the budget go when it changes.
     answers: u32,
@@ -403,7 +404,7 @@ impl<const N: usize> ClientState<N> {
             count: endpoints.min(N),
             budget_milli: max,
             budget_max_milli: max,
-            floor_milli_per_min: floor,
+            floor_per_minute: config.budget_floor_per_minute,
             refilled_at: None,
             answers: 0,
             probe_slot_at: Instant::from_millis(0),
@@ -472,8 +473,13 @@ impl<const N: usize> ClientState<N> {
             return;
         }
         if let Some(at) = self.refilled_at {
-            let ms = (now - at).as_millis();
-            let add = self.floor_milli_per_min.saturating_mul(ms) / 60_000;
+            // Thousandths of a retry: floor × 1000 × ms / 60 000 = floor × ms / 60. Twenty
+            // minutes of it (a floor of one a minute fills the burst) fill the budget (at most
+            // max(floor, 20) retries) whatever the floor, so a longer gap counts as twenty
+            // minutes: 32-bit arithmetic but for one widening multiply, no 64-bit division.
+            let ms = (now - at).as_millis().min(BUDGET_BURST_MILLI * 60) as u32;
+            let f = self.floor_per_minute;
+            let add = u64::from(f / 60) * u64::from(ms) + u64::from(f % 60 * ms / 60);
             if add == 0 && ms < 60_000 {
                 return; // keep the remainder for later
             }
@@ -542,48 +548,70 @@ impl RetryHints {
             return;
         };
         let v = v.trim_ascii();
-        let is = |n: &str| name.eq_ignore_ascii_case(n);
-        if is("retry-after-ms") {
-            if let Some(ms) = parse_decimal_ms(v) {
-                self.retry_after = Some(ms);
-                self.retry_after_ms_seen = true;
+        // One comparison loop over a table, then a jump: smaller than a chain of comparisons.
+        const NAMES: [&str; 8] = [
+            "retry-after-ms",
+            "retry-after",
+            "date",
+            "x-should-retry",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-reset-tokens",
+        ];
+        match NAMES.iter().position(|n| name.eq_ignore_ascii_case(n)) {
+            Some(0) => {
+                if let Some(ms) = parse_decimal_ms(v) {
+                    self.retry_after = Some(ms);
+                    self.retry_after_ms_seen = true;
+                }
             }
-        } else if is("retry-after") {
-            if self.retry_after_ms_seen {
-                return;
+            Some(1) => {
+                if self.retry_after_ms_seen {
+                    return;
+                }
+                if let Some(s) = parse_u64(v.as_bytes()) {
+                    self.retry_after = Some(Duration::from_secs(s));
+                } else if let Some(t) = parse_http_date(v) {
+                    self.retry_after_date = Some(t);
+                    self.resolve_date();
+                }
             }
-            if let Some(s) = parse_u64(v) {
-                self.retry_after = Some(Duration::from_secs(s));
-            } else if let Some(t) = parse_http_date(v) {
-                self.retry_after_date = Some(t);
+            Some(2) => {
+                self.date = parse_http_date(v);
                 self.resolve_date();
+                #[cfg(feature = "anthropic")]
+                self.resolve_rate_limit();
             }
-        } else if is("date") {
-            self.date = parse_http_date(v);
-            self.resolve_date();
-            #[cfg(feature = "anthropic")]
-            self.resolve_rate_limit();
-        } else if is("x-should-retry") {
-            if v.eq_ignore_ascii_case("true") {
-                self.should_retry = Some(true);
-            } else if v.eq_ignore_ascii_case("false") {
-                self.should_retry = Some(false);
+            Some(3) => {
+                if v.eq_ignore_ascii_case("true") {
+                    self.should_retry = Some(true);
+                } else if v.eq_ignore_ascii_case("false") {
+                    self.should_retry = Some(false);
+                }
             }
-        } else if is("x-ratelimit-remaining-requests") {
-            self.remaining_zero_requests = parse_u64(v) == Some(0);
-            self.resolve_rate_limit();
-        } else if is("x-ratelimit-remaining-tokens") {
-            self.remaining_zero_tokens = parse_u64(v) == Some(0);
-            self.resolve_rate_limit();
-        } else if is("x-ratelimit-reset-requests") {
-            self.reset_requests = parse_go_duration(v);
-            self.resolve_rate_limit();
-        } else if is("x-ratelimit-reset-tokens") {
-            self.reset_tokens = parse_go_duration(v);
-            self.resolve_rate_limit();
-        } else {
-            #[cfg(feature = "anthropic")]
-            self.observe_anthropic(name, v);
+            Some(i @ (4 | 5)) => {
+                let zero = parse_u64(v.as_bytes()) == Some(0);
+                if i == 4 {
+                    self.remaining_zero_requests = zero;
+                } else {
+                    self.remaining_zero_tokens = zero;
+                }
+                self.resolve_rate_limit();
+            }
+            Some(i) => {
+                let reset = parse_go_duration(v);
+                if i == 6 {
+                    self.reset_requests = reset;
+                } else {
+                    self.reset_tokens = reset;
+                }
+                self.resolve_rate_limit();
+            }
+            None => {
+                #[cfg(feature = "anthropic")]
+                self.observe_anthropic(name, v);
+            }
         }
     }
 
@@ -602,7 +630,7 @@ impl RetryHints {
                 .get(..9)
                 .is_some_and(|p| p.eq_ignore_ascii_case(b"requests-"));
             if ends(b"-remaining") {
-                let zero = parse_u64(v) == Some(0);
+                let zero = parse_u64(v.as_bytes()) == Some(0);
                 if requests {
                     self.remaining_zero_requests = zero;
                 } else {
@@ -661,38 +689,32 @@ fn strip_prefix_ignore_case<'n>(name: &'n str, prefix: &str) -> Option<&'n str> 
 }
 
 /// ASCII digits only (no sign, no spaces), at most 19 of them, so they always fit.
-fn parse_u64(s: &str) -> Option<u64> {
+fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.len() > 19 {
         return None;
     }
-    digits_u64(s)
+    decimal(s)
 }
 
 /// A non-empty run of ASCII digits that fits a `u64` (core's integer parser costs flash).
 fn digits_u64(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.bytes().try_fold(0u64, |n, d| {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    decimal(s.as_bytes())
 }
 
 /// `retry-after-ms`: milliseconds, possibly fractional (`1500`, `20.5`).
 fn parse_decimal_ms(s: &str) -> Option<Duration> {
     // Byte scans rather than char patterns here and below: no UTF-8 searcher is linked.
-    let (int, frac) = match s.bytes().position(|b| b == b'.') {
-        Some(i) => (s.get(..i)?, s.get(i + 1..)?),
-        None => (s, ""),
+    let b = s.as_bytes();
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(i) => b.split_at(i),
+        None => (b, &b"."[..]),
     };
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let frac = frac.get(1..).unwrap_or_default();
+    if !frac.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let ms = parse_u64(int)?;
-    let round_up = frac.bytes().next().is_some_and(|d| d >= b'5');
+    let round_up = frac.first().is_some_and(|&d| d >= b'5');
     Some(Duration::from_millis(
         ms.saturating_add(u64::from(round_up)),
     ))
@@ -700,54 +722,39 @@ fn parse_decimal_ms(s: &str) -> Option<Duration> {
 
 /// Go's `time.Duration` format as OpenAI sends it: `1s`, `6m0s`, `12ms`, `1h2m3.5s`, `500us`.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    if s.is_empty() {
+    let mut rest = s.as_bytes();
+    if rest.is_empty() {
         return None;
     }
-    let b = s.as_bytes();
-    let mut i = 0;
+    let digits = |b: &[u8]| b.iter().take_while(|d| d.is_ascii_digit()).count();
     let mut total_us: u64 = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b.get(i).is_some_and(u8::is_ascii_digit) {
-            i += 1;
-        }
-        let int = s.get(start..i)?;
-        let mut frac = "";
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let fs = i;
-            while i < b.len() && b.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            frac = s.get(fs..i)?;
-        }
+    while !rest.is_empty() {
+        let (int, after) = rest.split_at(digits(rest));
+        let (frac, after) = match after {
+            [b'.', f @ ..] => f.split_at(digits(f)),
+            _ => (&[][..], after),
+        };
         if int.is_empty() && frac.is_empty() {
             return None;
         }
-        let us = s.get(i..)?;
-        let (unit_us, len): (u64, usize) = if us.starts_with("ms") {
-            (1000, 2)
-        } else if us.starts_with("us") || us.starts_with("µs") {
-            (1, if us.starts_with("us") { 2 } else { "µs".len() })
-        } else if us.starts_with("ns") {
-            (0, 2)
-        } else if us.starts_with('h') {
-            (3_600_000_000, 1)
-        } else if us.starts_with('m') {
-            (60_000_000, 1)
-        } else if us.starts_with('s') {
-            (1_000_000, 1)
-        } else {
-            return None;
+        // Microseconds per unit: at most an hour's, which fits a u32.
+        let (unit_us, after): (u32, &[u8]) = match after {
+            [b'm', b's', r @ ..] => (1000, r),
+            [b'u', b's', r @ ..] | [0xC2, 0xB5, b's', r @ ..] => (1, r), // `us`, `µs`
+            [b'n', b's', r @ ..] => (0, r),
+            [b'h', r @ ..] => (3_600_000_000, r),
+            [b'm', r @ ..] => (60_000_000, r),
+            [b's', r @ ..] => (1_000_000, r),
+            _ => return None,
         };
-        i += len;
-        let whole = if int.is_empty() { 0 } else { digits_u64(int)? };
-        let mut part = whole.saturating_mul(unit_us);
+        rest = after;
+        let whole = if int.is_empty() { 0 } else { decimal(int)? };
+        let mut part = whole.saturating_mul(u64::from(unit_us));
         // Fraction of the unit, to microseconds (up to 9 digits considered).
         let mut scale = unit_us;
-        for d in frac.bytes().take(9) {
+        for d in frac.iter().take(9) {
             scale /= 10;
-            part = part.saturating_add(u64::from(d - b'0').saturating_mul(scale));
+            part = part.saturating_add(u64::from(u32::from(d - b'0') * scale));
         }
         total_us = total_us.saturating_add(part);
     }
@@ -757,23 +764,36 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the fixed-length form every server
 /// sends) as seconds since the Unix epoch.
 pub fn parse_http_date(s: &str) -> Option<u64> {
+    // Fixed positions: `0` a digit, `_` a letter (the month's are checked below, the weekday's
+    // not at all), anything else itself. One loop over the shape: smaller than a check per
+    // position.
+    const SHAPE: &[u8; 29] = b"___, 00 ___ 0000 00:00:00 GMT";
     let b = s.as_bytes();
-    // Fixed positions: `Www, DD Mmm YYYY hh:mm:ss GMT`.
-    if b.len() != 29 || b.get(3..5)? != b", " || b.get(25..)? != b" GMT" {
+    if b.len() != SHAPE.len() {
         return None;
     }
-    for (i, sep) in [(7, b' '), (11, b' '), (16, b' '), (19, b':'), (22, b':')] {
-        if b.get(i) != Some(&sep) {
+    let mut n = [0u32; 5];
+    let mut k = 0;
+    for (i, (&c, &t)) in b.iter().zip(SHAPE).enumerate() {
+        if t == b'0' {
+            let d = c.wrapping_sub(b'0');
+            let field = n.get_mut(k)?;
+            if d > 9 {
+                return None;
+            }
+            *field = *field * 10 + u32::from(d);
+            if SHAPE.get(i + 1) != Some(&b'0') {
+                k += 1;
+            }
+        } else if t != b'_' && c != t {
             return None;
         }
     }
-    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?);
-    let (day, year) = (num(5..7)?, num(12..16)?);
-    let (h, m, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    let [day, year, h, m, sec] = n;
     let name = b.get(8..11)?;
     let month = b"JanFebMarAprMayJunJulAugSepOctNovDec"
         .chunks_exact(3)
-        .position(|m| m == name)? as u64
+        .position(|m| m == name)? as u32
         + 1;
     if day == 0 || day > 31 || year < 1970 || h > 23 || m > 59 || sec > 60 {
         return None;
@@ -794,7 +814,8 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     if b.get(16) != Some(&b':') {
         return None;
     }
-    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?);
+    // At most four digits each: they fit a u32.
+    let num = |r: core::ops::Range<usize>| digits_u64(s.get(r)?).map(|n| n as u32);
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let mut rest = s.get(19..)?;
@@ -822,10 +843,11 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     }
 }
 
-/// Seconds since 1970 of a checked UTC date and time (month 1–12, year from 1970).
+/// Seconds since 1970 of a checked UTC date and time (month 1–12, year 1970–9999).
 #[inline(always)]
-fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, sec: u64) -> Option<u64> {
-    // Days from civil (Howard Hinnant's algorithm), all in u64 with year >= 1970.
+fn unix_seconds(year: u32, month: u32, day: u32, h: u32, m: u32, sec: u32) -> Option<u64> {
+    // Days from civil (Howard Hinnant's algorithm), in u32 (no u64 division on a 32-bit MCU):
+    // year ≤ 9999 keeps every term far below 2³².
     let (y, mo) = if month <= 2 {
         (year - 1, month + 9)
     } else {
@@ -836,7 +858,7 @@ fn unix_seconds(year: u64, month: u64, day: u64, h: u64, m: u64, sec: u64) -> Op
     let doy = (153 * mo + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+    Some(u64::from(days) * 86_400 + u64::from(h * 3600 + m * 60 + sec))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2131,16 +2153,16 @@ mod tests {
             assert_eq!(ms(bad), None, "{bad}");
         }
         assert_eq!(
-            parse_u64("9999999999999999999"),
+            parse_u64(b"9999999999999999999"),
             Some(9_999_999_999_999_999_999)
         );
         assert_eq!(
-            parse_u64("18446744073709551615"),
+            parse_u64(b"18446744073709551615"),
             None,
             "more than 19 digits"
         );
-        assert_eq!(parse_u64("+1"), None);
-        assert_eq!(parse_u64(""), None);
+        assert_eq!(parse_u64(b"+1"), None);
+        assert_eq!(parse_u64(b""), None);
     }
 
     #[test]

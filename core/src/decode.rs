@@ -1144,12 +1144,18 @@ fn error_member<'a>(
     key: &str,
     r: &mut Reader<'a>,
 ) -> Result<bool, DecodeError> {
-    match key {
-        "message" => e.message = r.string_or_null()?.unwrap_or_default(),
-        "type" => e.kind = r.string_or_null()?,
-        "code" => e.code = r.string_or_number()?,
-        "param" => e.param = r.string_or_number()?,
+    // One read for each kind of member (each read's error conversion is code); the key's
+    // first letter then says which member it was.
+    let v = match key {
+        "message" | "type" => r.string_or_null()?,
+        "code" | "param" => r.string_or_number()?,
         _ => return Ok(false),
+    };
+    match key.as_bytes().first() {
+        Some(b'm') => e.message = v.unwrap_or_default(),
+        Some(b't') => e.kind = v,
+        Some(b'c') => e.code = v,
+        _ => e.param = v,
     }
     Ok(true)
 }

@@ -50,10 +50,22 @@ use core::fmt;
 use crate::decode::Dialect;
 use crate::json::{BufferTooSmall, Writer};
 
+// Literals as macros, so the head writer can join them with their neighbours at compile time.
+macro_rules! retry_count_header {
+    () => {
+        "x-steadyllm-retry-count"
+    };
+}
+macro_rules! anthropic_version {
+    () => {
+        "2023-06-01"
+    };
+}
+
 /// Name of the header that carries the attempt's retry count (0 for the first attempt).
-pub const RETRY_COUNT_HEADER: &str = "x-steadyllm-retry-count";
+pub const RETRY_COUNT_HEADER: &str = retry_count_header!();
 /// `anthropic-version` sent with the Anthropic dialect.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+pub const ANTHROPIC_VERSION: &str = anthropic_version!();
 /// The default `User-Agent`.
 pub const USER_AGENT: &str = concat!("steadyllm/", env!("CARGO_PKG_VERSION"));
 
@@ -317,9 +329,7 @@ pub fn check_header_value(v: &str) -> Result<(), HeaderError> {
 
 /// Checks an RFC 9110 token (header name).
 pub fn check_header_name(n: &str) -> Result<(), HeaderError> {
-    let ok = !n.is_empty()
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let ok = !n.is_empty() && n.bytes().all(crate::response::is_token);
     if ok {
         Ok(())
     } else {
@@ -599,7 +609,9 @@ impl<'a> RequestHead<'a> {
     pub fn write(&self, out: &mut [u8]) -> Result<usize, HeadError> {
         check_header_value(self.user_agent).map_err(HeadError::Header)?;
         let ep = self.endpoint;
+        let anthropic = ep.dialect == Dialect::Anthropic;
         let mut w = Writer::new(out);
+        // Constant runs are written by one call each: every call is code.
         w.raw(b"POST ");
         ep.base_url.write_path(ep.dialect, &mut w);
         for (i, (k, v)) in ep.query.iter().enumerate() {
@@ -611,7 +623,6 @@ impl<'a> RequestHead<'a> {
         // Each line's CR LF goes out with the next line's name: fewer writes, less flash.
         w.raw(b" HTTP/1.1\r\nHost: ");
         ep.base_url.write_host(&mut w);
-        let anthropic = ep.dialect == Dialect::Anthropic;
         if let Some(key) = ep.api_key {
             w.raw(if anthropic {
                 b"\r\nx-api-key: "
@@ -670,6 +681,9 @@ mod tests {
         );
         let u = BaseUrl::parse("http://127.0.0.1:8080").expect("ok");
         assert_eq!((u.host(), u.port(), u.prefix()), ("127.0.0.1", 8080, ""));
+        let u = BaseUrl::parse("http://h:80//v1//").expect("ok");
+        assert_eq!((u.host(), u.port(), u.prefix()), ("h", 80, "//v1"));
+        assert!(!u.explicit_port);
         let u = BaseUrl::parse("HTTP://[::1]:9000/api/v1").expect("ok");
         assert_eq!(
             (u.host(), u.host_unbracketed(), u.port()),
@@ -686,6 +700,12 @@ mod tests {
             ("http://h o/", UrlError::InvalidCharacter),
             ("http://h/\r\nX: y", UrlError::InvalidCharacter),
             ("http://[::1/x", UrlError::InvalidCharacter),
+            ("http://[::g]", UrlError::InvalidCharacter),
+            ("http://[::1]x", UrlError::InvalidPort),
+            ("http://[]:80", UrlError::MissingHost),
+            ("http://:80", UrlError::MissingHost),
+            ("http://h:1:2", UrlError::InvalidCharacter),
+            ("http://h:123456", UrlError::InvalidPort),
         ] {
             assert_eq!(BaseUrl::parse(bad), Err(e), "{bad}");
         }

@@ -196,20 +196,24 @@ impl<'b> Writer<'b> {
             }
             _ => 0,
         };
-        let (int, mut frac) = (scaled / 1_000_000, scaled % 1_000_000);
+        let (int, frac) = (scaled / 1_000_000, (scaled % 1_000_000) as u32);
         if bits >> 31 != 0 && scaled != 0 {
             self.byte(b'-');
         }
         self.u64(int);
         if frac != 0 {
-            let mut digits = [b'0'; 6];
-            for d in digits.iter_mut().rev() {
-                *d = b'0' + (frac % 10) as u8;
+            // The fraction without its trailing zeros, after a 1 that keeps its leading zeros
+            // (`0.05` → `105`), then the 1 becomes the decimal point.
+            let (mut frac, mut one) = (frac, 1_000_000);
+            while frac % 10 == 0 {
                 frac /= 10;
+                one /= 10;
             }
-            let keep = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
-            self.byte(b'.');
-            self.raw(digits.get(..keep).unwrap_or_default());
+            let point = self.len;
+            self.u64(u64::from(one + frac));
+            if let Some(b) = self.buf.get_mut(point) {
+                *b = b'.';
+            }
         }
         true
     }

@@ -255,9 +255,26 @@ fn status_line_parts(line: &[u8]) -> Result<(u8, u16), ResponseError> {
     Ok((minor - b'0', status))
 }
 
-/// An RFC 9110 token character.
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// An RFC 9110 token character (also the request head's check of header names).
+pub(crate) fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 /// A field-value or reason-phrase byte: tab, space, visible ASCII, non-ASCII.
@@ -275,16 +292,18 @@ fn trim(mut v: &[u8]) -> &[u8] {
     v
 }
 
-/// A non-empty run of ASCII digits that fits a `u64`.
-fn decimal(v: &[u8]) -> Option<u64> {
+/// A non-empty run of ASCII digits that fits a `u64` (also the engine's header numbers).
+pub(crate) fn decimal(v: &[u8]) -> Option<u64> {
     if v.is_empty() {
         return None;
     }
     v.iter().try_fold(0u64, |n, &d| {
-        if !d.is_ascii_digit() {
+        let d = d.wrapping_sub(b'0');
+        // A bound instead of a checked multiply: no 64-bit multiply on a 32-bit MCU.
+        if d > 9 || n > u64::MAX / 10 {
             return None;
         }
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        (n * 10).checked_add(u64::from(d))
     })
 }
 

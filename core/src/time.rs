@@ -67,8 +67,13 @@ impl Duration {
 
     /// A duration of `secs` seconds (saturating).
     pub const fn from_secs(secs: u64) -> Self {
+        // A bound rather than a checked multiply: one 64-bit multiply on a 32-bit MCU.
         Duration {
-            millis: secs.saturating_mul(1000),
+            millis: if secs > u64::MAX / 1000 {
+                u64::MAX
+            } else {
+                secs * 1000
+            },
         }
     }
 

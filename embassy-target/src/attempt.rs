@@ -146,8 +146,16 @@ impl<C: Read + Write> Conn<'_, C> {
 
 async fn write_all<W: Write>(w: &mut W, head: &[u8], body: &[u8]) -> Result<(), ErrorKind> {
     let kind = |e: W::Error| embedded_io::Error::kind(&e);
-    w.write_all(head).await.map_err(kind)?;
-    w.write_all(body).await.map_err(kind)?;
+    // One write site for both parts: each `.await` is more code in the caller's future. A
+    // write that takes nothing is an error here, where `Write::write_all` would panic.
+    for mut part in [head, body] {
+        while !part.is_empty() {
+            match w.write(part).await.map_err(kind)? {
+                0 => return Err(ErrorKind::WriteZero),
+                n => part = part.get(n..).unwrap_or_default(),
+            }
+        }
+    }
     w.flush().await.map_err(kind)
 }
 
@@ -445,5 +453,55 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
         kept,
         end,
         reusable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::vec::Vec;
+
+    use embedded_io::ErrorKind;
+
+    use super::write_all;
+
+    /// Takes at most 3 bytes a write, and nothing once `room` bytes were taken.
+    struct Trickle {
+        got: Vec<u8>,
+        room: usize,
+    }
+
+    impl embedded_io_async::ErrorType for Trickle {
+        type Error = ErrorKind;
+    }
+
+    impl embedded_io_async::Write for Trickle {
+        async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            let n = buf.len().min(3).min(self.room - self.got.len());
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        async fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn head_and_body_are_written_whole_and_a_write_that_takes_nothing_fails() {
+        let mut w = Trickle {
+            got: Vec::new(),
+            room: 100,
+        };
+        let r = embassy_futures::block_on(write_all(&mut w, b"POST /", b"{\"a\":1}"));
+        assert_eq!((r, w.got.as_slice()), (Ok(()), &b"POST /{\"a\":1}"[..]));
+        let mut w = Trickle {
+            got: Vec::new(),
+            room: 8,
+        };
+        let r = embassy_futures::block_on(write_all(&mut w, b"POST /", b"{\"a\":1}"));
+        assert_eq!(
+            (r, w.got.as_slice()),
+            (Err(ErrorKind::WriteZero), &b"POST /{\""[..])
+        );
     }
 }

@@ -315,6 +315,36 @@ fn settle<F: FnMut(Event<'_>)>(
     transport::body_failure(end, malformed, sink.server_error)
 }
 
+/// Starts a call for `request`, with the next seed: out of the async state machine, where it
+/// would cost flash.
+#[inline(never)]
+fn start<M: RawMutex, const E: usize>(
+    shared: &SharedState<M, E>,
+    config: &CallConfig,
+    request: &ChatRequest<'_>,
+    seed: &mut u64,
+) -> Call {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let profile = request.profile();
+    shared.with(|s| Call::new(config, profile, s, now(), *seed))
+}
+
+/// The attempt's deadlines, the request sent now: out of the async state machine, where it
+/// would cost flash.
+#[inline(never)]
+fn deadlines(plan: &AttemptPlan) -> AttemptDeadlines {
+    let sent = Instant::now();
+    AttemptDeadlines {
+        first_byte: sent + dur(plan.first_byte),
+        first_token: Some(sent + dur(plan.first_token)),
+        idle: dur(plan.idle),
+        total: to_embassy(plan.deadline),
+        plan: *plan,
+    }
+}
+
 fn phase(k: TimeoutKind) -> Phase {
     match k {
         TimeoutKind::Connect => Phase::Connect,
@@ -457,16 +487,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         request
             .body_len(steadyllm_core::decode::Dialect::OpenAi)
             .map_err(ChatError::Request)?;
-        self.seed = self
-            .seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let profile = request.profile();
-        let config = self.config;
-        let seed = self.seed;
-        let mut call = self
-            .shared
-            .with(|s| Call::new(&config, profile, s, now(), seed));
+        let mut call = start(self.shared, &self.config, request, &mut self.seed);
         loop {
             let step = self.shared.with(|s| call.next(s, now()));
             let mut any = false;
@@ -600,59 +621,63 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             .get(plan.endpoint)
             .map(|e| e.dialect)
             .unwrap_or_default();
-        let sent = Instant::now();
-        let deadlines = AttemptDeadlines {
-            first_byte: sent + dur(plan.first_byte),
-            first_token: Some(sent + dur(plan.first_token)),
-            idle: dur(plan.idle),
-            total: to_embassy(plan.deadline),
-            plan: *plan,
-        };
+        let deadlines = deadlines(plan);
         let mut hints = RetryHints::default();
-        if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
-            return (Outcome::failed(failure_of(f), 0, hints), false);
-        }
-        let head = match attempt::read_head(conn, buf, &deadlines, &mut hints, wire.stream).await {
-            Ok(h) => h,
-            Err(f) => return (Outcome::failed(failure_of(f), 0, hints), false),
-        };
-        let kind = match head.kind {
-            Ok(k) => k,
-            Err(f) => {
-                report_redirect(f, &head, buf, on_event);
-                return (Outcome::failed(f, 0, hints), false);
+        // Every way out gives (failure, bytes delivered, reusable), made into the outcome in
+        // one place: each outcome built is code.
+        let (failure, delivered, reusable) = 'attempt: {
+            if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
+                break 'attempt (Some(failure_of(f)), 0, false);
+            }
+            let head =
+                match attempt::read_head(conn, buf, &deadlines, &mut hints, wire.stream).await {
+                    Ok(h) => h,
+                    Err(f) => break 'attempt (Some(failure_of(f)), 0, false),
+                };
+            let kind = match head.kind {
+                Ok(k) => k,
+                Err(f) => {
+                    report_redirect(f, &head, buf, on_event);
+                    break 'attempt (Some(f), 0, false);
+                }
+            };
+            // Streams go through the parser as they arrive; a whole JSON answer or an error
+            // body is collected first.
+            let collect = kind != BodyKind::EventStream;
+            self.sse.finish();
+            self.decoder = StreamDecoder::new(dialect);
+            let mut sink = Sink {
+                on_event,
+                delivered: 0,
+                content: false,
+                server_error: false,
+            };
+            let stream = attempt::Stream {
+                sse: &mut self.sse,
+                decoder: &mut self.decoder,
+                sink: &mut sink,
+            };
+            let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
+            let collected = buf.get(..read.kept).unwrap_or_default();
+            let failure = settle(
+                kind,
+                read.end,
+                collected,
+                &mut self.decoder,
+                &mut sink,
+                &mut hints,
+            );
+            match failure {
+                Some(Failure::Status(s)) => (Some(Failure::Status(s)), 0, false),
+                Some(f) => (Some(f), sink.delivered, false),
+                None => (None, sink.delivered, read.reusable),
             }
         };
-        // Streams go through the parser as they arrive; a whole JSON answer or an error body
-        // is collected first.
-        let collect = kind != BodyKind::EventStream;
-        self.sse.finish();
-        self.decoder = StreamDecoder::new(dialect);
-        let mut sink = Sink {
-            on_event,
-            delivered: 0,
-            content: false,
-            server_error: false,
+        let outcome = Outcome {
+            failure,
+            delivered_bytes: delivered,
+            hints,
         };
-        let stream = attempt::Stream {
-            sse: &mut self.sse,
-            decoder: &mut self.decoder,
-            sink: &mut sink,
-        };
-        let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
-        let collected = buf.get(..read.kept).unwrap_or_default();
-        let failure = settle(
-            kind,
-            read.end,
-            collected,
-            &mut self.decoder,
-            &mut sink,
-            &mut hints,
-        );
-        match failure {
-            Some(Failure::Status(s)) => (Outcome::failed(Failure::Status(s), 0, hints), false),
-            Some(f) => (Outcome::failed(f, sink.delivered, hints), false),
-            None => (Outcome::completed(sink.delivered, hints), read.reusable),
-        }
+        (outcome, reusable)
     }
 }
