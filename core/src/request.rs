@@ -48,6 +48,7 @@
 use core::fmt;
 
 use crate::decode::Dialect;
+use crate::http::Endpoint;
 use crate::json::{self, BufferTooSmall, Reader, Writer};
 
 /// Who wrote a message.
@@ -477,6 +478,17 @@ impl<'a> ChatRequest<'a> {
     /// Anthropic thinking. Such answers can take minutes before their first token.
     pub fn is_reasoning(&self) -> bool {
         self.reasoning_effort.is_some() || self.thinking.is_some()
+    }
+
+    /// The same, or the request's model (or an endpoint's model that replaces it) starts with
+    /// one of `reasoning_models`: a configuration's list of models that think before they
+    /// answer (`["o1", "o3", "o4", "gpt-5", "deepseek-reasoner"]`), so that their requests get
+    /// minutes before the first token without naming an effort.
+    pub fn is_reasoning_with(&self, reasoning_models: &[&str], endpoints: &[Endpoint<'_>]) -> bool {
+        let marked = |m: &str| reasoning_models.iter().any(|p| m.starts_with(p));
+        self.is_reasoning()
+            || marked(self.model)
+            || endpoints.iter().any(|e| e.model.is_some_and(marked))
     }
 
     /// What the resilience engine needs to pick timeouts: prompt size, answer limit, images,
@@ -1072,6 +1084,25 @@ mod tests {
             Message::tool("call_1", "12°C"),
             Message::assistant("It is 12°C."),
         ]
+    }
+
+    #[test]
+    fn a_configured_model_makes_a_reasoning_request() {
+        let messages = [Message::user("hi")];
+        let mut req = ChatRequest::new("o3-mini", &messages);
+        let marks: &[&str] = &["o3", "deepseek-reasoner"];
+        assert!(!req.is_reasoning());
+        assert!(req.is_reasoning_with(marks, &[]));
+        assert!(!req.is_reasoning_with(&[], &[]));
+        req.model = "gpt-4o";
+        assert!(!req.is_reasoning_with(marks, &[]));
+        // An endpoint that asks for a marked model makes the call a reasoning one.
+        let ep = Endpoint::new("http://127.0.0.1/v1", None)
+            .expect("endpoint")
+            .with_model("deepseek-reasoner");
+        assert!(req.is_reasoning_with(marks, &[ep]));
+        req.reasoning_effort = Some(ReasoningEffort::Low);
+        assert!(req.is_reasoning_with(&[], &[]));
     }
 
     #[test]

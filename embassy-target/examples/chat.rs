@@ -23,7 +23,9 @@
 //! outputs, strict, named by `--schema-name`, default `answer`), `--parallel-tool-calls
 //! true|false`, `--thinking-budget N` (Anthropic extended thinking; needs `--max-tokens` above
 //! it), `--body-member KEY=JSON` (repeatable: a raw member of the body), and per endpoint
-//! `--header 'Name: value'` and `--query name=value` (both repeatable), e.g. for Azure OpenAI:
+//! `--header 'Name: value'` and `--query name=value` (both repeatable), and
+//! `--reasoning-model PREFIX` (repeatable: models that think before they answer get the
+//! reasoning timeouts without an effort named), e.g. for Azure OpenAI:
 //!
 //! ```text
 //! chat --base-url https://RES.openai.azure.com/openai/deployments/gpt-4o \
@@ -56,7 +58,7 @@ const USAGE: &str = "usage: chat [--base-url URL]... [--api chat|anthropic] [--a
 const USAGE_FIELDS: &str = "request fields: [--reasoning-effort minimal|low|medium|high] \
 [--json-schema FILE [--schema-name NAME]] [--parallel-tool-calls true|false] \
 [--thinking-budget N] [--body-member KEY=JSON]... [--header 'Name: value']... \
-[--query name=value]...";
+[--query name=value]... [--reasoning-model PREFIX]...";
 
 #[derive(Default)]
 struct Args {
@@ -70,6 +72,8 @@ struct Args {
     deadline: Option<Duration>,
     max_retries: Option<u32>,
     reasoning_effort: Option<ReasoningEffort>,
+    /// Model name prefixes marked as reasoning models (their timeouts).
+    reasoning_models: Vec<String>,
     json_schema: Option<String>,
     schema_name: Option<String>,
     parallel_tool_calls: Option<bool>,
@@ -112,6 +116,10 @@ fn parse_args() -> Result<Args, String> {
             "--idle-timeout-ms" => a.idle = Some(Duration::from_millis(num(it.next(), &arg)?)),
             "--deadline-ms" => a.deadline = Some(Duration::from_millis(num(it.next(), &arg)?)),
             "--max-retries" => a.max_retries = Some(num(it.next(), &arg)? as u32),
+            "--reasoning-model" => a.reasoning_models.push(
+                it.next()
+                    .ok_or("--reasoning-model needs a model name prefix")?,
+            ),
             "--reasoning-effort" => {
                 a.reasoning_effort = Some(match it.next().as_deref() {
                     Some("minimal") => ReasoningEffort::Minimal,
@@ -331,7 +339,10 @@ fn main() -> ExitCode {
     }
     // The timeout tier for this request, overridden from the command line. Under --chaos the
     // first-byte and idle timeouts are short so the recovery shows within seconds.
-    let mut t = Timeouts::for_profile(request.profile());
+    let reasoning_models: Vec<&str> = args.reasoning_models.iter().map(String::as_str).collect();
+    let mut profile = request.profile();
+    profile.reasoning = request.is_reasoning_with(&reasoning_models, &endpoints);
+    let mut t = Timeouts::for_profile(profile);
     if args.chaos {
         t.first_byte = Duration::from_secs(3);
         t.idle = Duration::from_secs(3);
@@ -363,7 +374,8 @@ fn main() -> ExitCode {
         }
     };
     let mut client: Client<'_, _, _> =
-        Client::new(&stack, &stack, &endpoints, &shared, config, seed);
+        Client::new(&stack, &stack, &endpoints, &shared, config, seed)
+            .with_reasoning_models(&reasoning_models);
     let verify = if let Some(der) = &roots {
         TlsVerify::Roots(TrustAnchors::from_der_bundle(der))
     } else if args.insecure {
@@ -425,10 +437,14 @@ fn main() -> ExitCode {
         }
         Event::Engine(ev) if json => match ev {
             CallEvent::AttemptStarted {
-                number, endpoint, ..
+                number,
+                endpoint,
+                timeouts: t,
             } => {
                 let url = urls.get(endpoint).map(String::as_str).unwrap_or("");
-                let line = serde_json::json!({"kind": "attempt", "n": number, "endpoint": url});
+                let line = serde_json::json!({"kind": "attempt", "n": number, "endpoint": url,
+                    "first_byte_ms": t.first_byte.as_millis(),
+                    "first_token_ms": t.first_token.as_millis()});
                 let _ = writeln!(out, "{line}");
             }
             CallEvent::DiscardDelivered { bytes } => {

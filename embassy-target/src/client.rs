@@ -179,6 +179,8 @@ pub struct Client<
     decoder: StreamDecoder,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsSettings<'a>>,
+    /// Model name prefixes that mark a reasoning model ([`Client::with_reasoning_models`]).
+    reasoning_models: &'a [&'a str],
 }
 
 fn now() -> time::Instant {
@@ -323,11 +325,14 @@ fn start<M: RawMutex, const E: usize>(
     config: &CallConfig,
     request: &ChatRequest<'_>,
     seed: &mut u64,
+    reasoning_models: &[&str],
+    endpoints: &[Endpoint<'_>],
 ) -> Call {
     *seed = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
-    let profile = request.profile();
+    let mut profile = request.profile();
+    profile.reasoning = request.is_reasoning_with(reasoning_models, endpoints);
     shared.with(|s| Call::new(config, profile, s, now(), *seed))
 }
 
@@ -410,7 +415,17 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             decoder: StreamDecoder::new(steadyllm_core::decode::Dialect::OpenAi),
             #[cfg(feature = "tls")]
             tls: None,
+            reasoning_models: &[],
         }
+    }
+
+    /// Marks models whose names start with one of `prefixes` (`["o3", "gpt-5",
+    /// "deepseek-reasoner"]`) as reasoning models: their calls get the reasoning timeouts
+    /// (minutes before the first token) even when the request names no reasoning effort or
+    /// thinking budget.
+    pub fn with_reasoning_models(mut self, prefixes: &'a [&'a str]) -> Self {
+        self.reasoning_models = prefixes;
+        self
     }
 
     /// Enables `https://` endpoints (feature `tls`): servers verified as `settings` say, with
@@ -487,7 +502,14 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         request
             .body_len(steadyllm_core::decode::Dialect::OpenAi)
             .map_err(ChatError::Request)?;
-        let mut call = start(self.shared, &self.config, request, &mut self.seed);
+        let mut call = start(
+            self.shared,
+            &self.config,
+            request,
+            &mut self.seed,
+            self.reasoning_models,
+            self.endpoints,
+        );
         loop {
             let step = self.shared.with(|s| call.next(s, now()));
             let mut any = false;

@@ -585,6 +585,33 @@ mod tests {
     }
 
     #[test]
+    fn the_kind_picks_the_timeouts_and_the_deadline_grows_with_the_answer() {
+        let mut e = engine(3);
+        let plain = Chat::new(&mut e, 0.0, 10, 0, 0).call.timeouts();
+        let think = Chat::new(&mut e, 0.0, 10, 0, 2).call.timeouts();
+        assert_eq!(plain.first_token.as_millis(), 45_000);
+        assert_eq!(think.first_token.as_millis(), 300_000);
+        // `feed` reports how much later the deadline is (ms, from bit GROWTH_SHIFT on).
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
+        let (k, _) = step(&mut chat, &mut e, 0.0);
+        assert_eq!(k, kind::ATTEMPT);
+        chat.head(200, b"content-type: text/event-stream\n");
+        let word = "x".repeat(600);
+        let event = format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}}}}]}}\n\n"
+        );
+        let f = chat.feed(event.as_bytes());
+        assert_eq!(f >> flag::GROWTH_SHIFT, 0, "under 1 KiB: no growth yet");
+        let f = chat.feed(event.as_bytes());
+        assert_eq!(
+            f >> flag::GROWTH_SHIFT,
+            30_000,
+            "1 KiB delivered: 30 s later"
+        );
+        assert_ne!(f & flag::CONTENT, 0);
+    }
+
+    #[test]
     fn a_whole_call_in_pieces_of_any_size() {
         for piece in [1, 2, 7, 64, OK.len()] {
             let mut e = engine(3);

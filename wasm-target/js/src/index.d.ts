@@ -86,6 +86,12 @@ export interface ClientOptions {
   breaker?: BreakerOptions;
   /** Default model when an endpoint names none. */
   model?: string;
+  /**
+   * Model name prefixes that mark a reasoning model (`["o3", "gpt-5", "deepseek-reasoner"]`):
+   * its calls get the reasoning timeouts (minutes before the first token) even when the
+   * request names no `reasoningEffort` or `thinking`.
+   */
+  reasoningModels?: string[];
 }
 
 export type Role = "system" | "developer" | "user" | "assistant" | "tool";

@@ -442,6 +442,8 @@ function checkOptions(o) {
   }
   if (o.model !== undefined && !isStr(o.model)) throw invalid("options.model must be a string");
   const model = o.model ?? "";
+  const reasoning = o.reasoningModels ?? [];
+  if (!Array.isArray(reasoning) || !reasoning.every(isStr)) throw invalid("options.reasoningModels must list strings");
   const endpoints = eps.map((e, i) => {
     if (!isObj(e) || !isStr(e.baseUrl)) throw invalid(`endpoints[${i}].baseUrl must be a string`);
     let url;
@@ -531,7 +533,7 @@ function checkOptions(o) {
       return Math.round(v * 1000);
     }),
   );
-  return { numbers, model, endpoints };
+  return { numbers, model, endpoints, reasoning };
 }
 
 
@@ -908,7 +910,7 @@ async function* runCall(client, request, options) {
   if (signal?.aborted) throw abortError(signal.reason, "", 0);
   await init();
   if (signal?.aborted) throw abortError(signal.reason, "", 0);
-  const { engine, endpoints, model } = client._setup();
+  const { engine, endpoints, model, reasoning } = client._setup();
   // Checked again: the caller may have changed the request while the module loaded.
   checkRequest(request);
   const sent = bodies(request, endpoints, model);
@@ -924,9 +926,11 @@ async function* runCall(client, request, options) {
   const onAbort = () => ctl.abort();
   signal?.addEventListener("abort", onAbort, { once: true });
   const st = { partial: "", server: undefined, signal, attempts: 0 };
-  // Kind: bit 0 images, bit 1 a reasoning request (a reasoning effort or thinking), which
-  // gets minutes before its first token.
-  const kind = images | (request.reasoningEffort !== undefined || request.thinking !== undefined ? 2 : 0);
+  // Kind: bit 0 images, bit 1 a reasoning request (a reasoning effort or thinking, or a model
+  // options.reasoningModels marks), which gets minutes before its first token.
+  const marked = (m) => m && reasoning.some((p) => m.startsWith(p));
+  const think = request.reasoningEffort !== undefined || request.thinking !== undefined || marked(request.model) || endpoints.some((e) => marked(e.model));
+  const kind = images | (think ? 2 : 0);
   const chat = new Chat(engine, now(), Math.min(prompt, 0xffffffff), request.maxTokens ?? request.maxCompletionTokens ?? 0, kind);
   try {
     for (;;) {
@@ -1058,7 +1062,8 @@ export class Client {
       if (!engine) throw invalid("options out of range");
       this.#engine = engine;
     }
-    return { engine: this.#engine, endpoints: this.#options.endpoints, model: this.#options.model };
+    const o = this.#options;
+    return { engine: this.#engine, endpoints: o.endpoints, model: o.model, reasoning: o.reasoning };
   }
 
   health() {
