@@ -770,6 +770,8 @@ describe("bad input never reaches a panic", () => {
       tryNew({ endpoints: [1, 2, 3, 4, 5].map(() => ({ baseUrl: base })), model: "m" });
       tryNew({ endpoints: [{ baseUrl: base }] });
       tryNew({ endpoints: [{ baseUrl: base }], model: "m", timeouts: { idleMs: -1 } });
+      tryNew({ endpoints: [{ baseUrl: base }], model: "m", reasoningModels: "o3" });
+      tryNew({ endpoints: [{ baseUrl: base }], model: "m", reasoningModels: ["o3", 3] });
       const c = window.client([base]);
       for (const req of [
         null,
@@ -806,7 +808,7 @@ describe("bad input never reaches a panic", () => {
       assert.equal(e.name, "InvalidRequestError", `case ${i}: ${JSON.stringify(e)}`);
       assert.ok(e.isSteady && e.message.length > 0);
     }
-    assert.equal(r.length, 25);
+    assert.equal(r.length, 27);
     assert.equal((await mock.requests()).length, 0, "nothing was sent");
   });
 

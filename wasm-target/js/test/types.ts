@@ -79,6 +79,7 @@ const options: ClientOptions = {
 };
 const client = new Client(options);
 new Client({ endpoints: [{ baseUrl: "http://127.0.0.1:8080/v1" }], model: "m" });
+new Client({ endpoints: [{ baseUrl: "http://127.0.0.1:8080/v1" }], model: "o3-mini", reasoningModels: ["o3", "gpt-5"] });
 
 const chat: Chat = client.chat;
 const health: EndpointHealth[] = client.health();
