@@ -425,7 +425,7 @@ impl<'a> Pieces<'a> {
             return None;
         }
         if bytes.first() != Some(&b'\\') {
-            let n = memchr::memchr(b'\\', bytes).unwrap_or(bytes.len());
+            let n = crate::find_byte(b'\\', bytes).unwrap_or(bytes.len());
             let (head, tail) = self.rest.split_at_checked(n)?;
             self.rest = tail;
             return Some(head);

@@ -46,3 +46,20 @@ pub mod rng;
 pub mod sse;
 pub mod time;
 pub mod transport;
+
+/// The first `needle` in `haystack`: the `memchr` crate's SIMD search on the targets that have
+/// one (x86-64, AArch64).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline]
+pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    memchr::memchr(needle, haystack)
+}
+
+/// The first `needle` in `haystack`. Without SIMD (microcontrollers, wasm32) the crate's
+/// searches are short (a field name, a JSON string between escapes), and a byte loop is as
+/// fast as `memchr`'s word-at-a-time fallback at a tenth of its size (200 bytes on thumbv6m,
+/// where generic callers inlined into other crates had linked that fallback twice).
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
