@@ -894,9 +894,8 @@ impl Template {
             let (Some(&h), Some(slot)) = (self.holes.get(i), found.get_mut(i)) else {
                 return false;
             };
-            let bit = 1 << i;
             i += 1;
-            if h.kind == FREE && self.varies & bit == 0 {
+            if h.kind == FREE && self.varies & (1 << (i - 1)) == 0 {
                 // The stretch up to the next item in one comparison: where it equals the
                 // template, so do the free values in it (the usual case).
                 let j = usize::from(h.next_item);
@@ -931,6 +930,7 @@ impl Template {
                 // again. Any valid value may stand there: still exact.
                 if let (Some(new), Some(dst)) = (b.get(dp..r.offset()), self.bytes.get_mut(hs..he))
                 {
+                    let bit = 1 << (i - 1);
                     if new == dst {
                         self.varies &= !bit;
                     } else {
