@@ -170,8 +170,9 @@ pub struct SseParser<const N: usize> {
     after_cr: bool,
     /// The current event overflowed: ignore `data`/`event` lines up to the next blank line.
     discard_event: bool,
-    /// Bytes not known to be ASCII went into the data region since the last dispatch, which
-    /// must then validate it (`false`: the data is ASCII, so valid UTF-8).
+    /// A line with bytes not known to be ASCII was taken since the last dispatch, which must
+    /// then validate the data (`false`: every byte that went into it was ASCII, so it is
+    /// valid UTF-8).
     data_unchecked: bool,
     /// The last call dispatched: reset data and type before the next.
     dispatched: bool,
@@ -263,7 +264,8 @@ impl<const N: usize> SseParser<N> {
                     // Not a BOM: the bytes matched so far are ordinary text of the first line.
                     let matched = usize::from(self.bom);
                     self.bom = 3;
-                    self.line_bytes(&BOM[..matched], false)?;
+                    self.data_unchecked = true;
+                    self.line_bytes(&BOM[..matched])?;
                 }
                 continue;
             }
@@ -279,7 +281,8 @@ impl<const N: usize> SseParser<N> {
                 // An unfinished line: take what it has so far.
                 let rest = *input;
                 *input = &[];
-                self.line_bytes(rest, non_ascii >= rest.len())?;
+                self.data_unchecked |= non_ascii < rest.len();
+                self.line_bytes(rest)?;
                 return Ok(None);
             };
             let (line, rest) = input.split_at_checked(end).unwrap_or((input, &[]));
@@ -301,7 +304,8 @@ impl<const N: usize> SseParser<N> {
             if self.whole_event_line(line) {
                 continue;
             }
-            let stored = self.line_bytes(line, non_ascii >= line.len());
+            self.data_unchecked |= non_ascii < line.len();
+            let stored = self.line_bytes(line);
             let outcome = self.line_end();
             stored?;
             match outcome? {
@@ -313,8 +317,9 @@ impl<const N: usize> SseParser<N> {
                     let data = self.buf.get(ds..ds + self.data_len).unwrap_or_default();
                     // SAFETY: just before returning `Dispatch`, `dispatch` validated the data
                     // region (or rewrote it with U+FFFD, which yields valid UTF-8) unless every
-                    // byte stored in it was known to be ASCII (`data_unchecked`, set from
-                    // `find_line_end`), and nothing wrote to the buffer since.
+                    // line taken since the last dispatch was known to be ASCII
+                    // (`data_unchecked`, from `find_line_end`), and nothing wrote to the buffer
+                    // since.
                     let data = unsafe { core::str::from_utf8_unchecked(data) };
                     return Ok(Some(self.event(data)));
                 }
@@ -454,9 +459,8 @@ impl<const N: usize> SseParser<N> {
         }
     }
 
-    /// Takes more bytes of the current line (no line terminator among them; `ascii`: all of
-    /// them are known to be ASCII).
-    fn line_bytes(&mut self, mut bytes: &[u8], ascii: bool) -> Result<(), SseError> {
+    /// Takes more bytes of the current line (no line terminator among them).
+    fn line_bytes(&mut self, mut bytes: &[u8]) -> Result<(), SseError> {
         while !bytes.is_empty() {
             match self.line {
                 LineState::Name { mut buf, len } => {
@@ -497,7 +501,7 @@ impl<const N: usize> SseParser<N> {
                     self.line = LineState::Value(f);
                 }
                 LineState::Value(f) => {
-                    return self.store_value(f, bytes, ascii);
+                    return self.store_value(f, bytes);
                 }
                 LineState::Ignore | LineState::Overflowed => return Ok(()),
             }
@@ -517,7 +521,7 @@ impl<const N: usize> SseParser<N> {
         }
     }
 
-    fn store_value(&mut self, f: Field, bytes: &[u8], ascii: bool) -> Result<(), SseError> {
+    fn store_value(&mut self, f: Field, bytes: &[u8]) -> Result<(), SseError> {
         let (at, reserve) = match f {
             // Room for the LF that ends the line is part of the rule.
             Field::Data => (self.data_end(), 1),
@@ -529,10 +533,7 @@ impl<const N: usize> SseParser<N> {
             _ => return Err(self.overflow(end + reserve)),
         }
         match f {
-            Field::Data => {
-                self.data_len += bytes.len();
-                self.data_unchecked |= !ascii;
-            }
+            Field::Data => self.data_len += bytes.len(),
             _ => self.line_len += bytes.len(),
         }
         Ok(())
