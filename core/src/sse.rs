@@ -699,8 +699,9 @@ mod simd {
     }
 }
 
-/// Everywhere else (microcontrollers, wasm32): one pass over the line, a machine word at a
-/// time, finds its end and its first non-ASCII byte.
+/// Everywhere else (microcontrollers, wasm32, where the browser build is smaller without
+/// `memchr`): one pass over the line, two machine words at a time, finds its end and its first
+/// non-ASCII byte.
 #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test))))]
 mod swar {
     /// Where the line at the front of `bytes` ends (its first LF or CR, or `None`: the line is
