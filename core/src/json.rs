@@ -441,7 +441,7 @@ impl<'a> Pieces<'a> {
             return Some(core::mem::take(&mut self.rest));
         }
         if bytes.first() != Some(&b'\\') {
-            let n = memchr::memchr(b'\\', bytes).unwrap_or(bytes.len());
+            let n = crate::find_byte(b'\\', bytes).unwrap_or(bytes.len());
             let (head, tail) = self.rest.split_at_checked(n)?;
             self.rest = tail;
             return Some(head);

@@ -49,3 +49,22 @@ pub mod sse;
 pub mod time;
 pub mod tools;
 pub mod transport;
+
+/// The first `needle` in `haystack`: the `memchr` crate's SIMD search on the targets that have
+/// one (x86-64, AArch64).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline]
+pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    memchr::memchr(needle, haystack)
+}
+
+/// The first `needle` in `haystack`, by a byte loop on the other targets (microcontrollers,
+/// wasm32). The crate's searches are short (a field name, a JSON string between escapes):
+/// on thumbv6m the loop costs about what `memchr`'s word-at-a-time fallback did, at a tenth of
+/// its size (the fallback, inlined into generic code that other crates instantiate, was linked
+/// twice into firmware: 432 bytes). The browser build, which could use `memchr`'s simd128
+/// search, is smaller without it and its decode benchmark did not get slower.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) fn find_byte(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}

@@ -202,7 +202,7 @@ impl<'h> Fields<'h> {
 
 /// Splits `name: value`.
 fn field(line: &[u8]) -> Result<Field<'_>, ResponseError> {
-    let colon = memchr::memchr(b':', line).ok_or(ResponseError::HeaderLine)?;
+    let colon = crate::find_byte(b':', line).ok_or(ResponseError::HeaderLine)?;
     let (name, value) = line.split_at(colon);
     let value = trim(value.get(1..).unwrap_or_default());
     if name.is_empty() || !name.iter().all(|&b| is_token(b)) || !value.iter().all(|&b| is_text(b)) {
@@ -226,7 +226,7 @@ fn head_end(buf: &[u8]) -> Option<usize> {
 
 /// Splits off the next line, without its LF and a CR before it. `None`: no complete line.
 fn split_line<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let lf = memchr::memchr(b'\n', rest)?;
+    let lf = crate::find_byte(b'\n', rest)?;
     let (line, tail) = rest.split_at(lf);
     *rest = tail.get(1..).unwrap_or_default();
     Some(line.strip_suffix(b"\r").unwrap_or(line))

@@ -170,6 +170,10 @@ pub struct SseParser<const N: usize> {
     after_cr: bool,
     /// The current event overflowed: ignore `data`/`event` lines up to the next blank line.
     discard_event: bool,
+    /// A line with bytes not known to be ASCII was taken since the last dispatch, which must
+    /// then validate the data (`false`: every byte that went into it was ASCII, so it is
+    /// valid UTF-8).
+    data_unchecked: bool,
     /// The last call dispatched: reset data and type before the next.
     dispatched: bool,
 }
@@ -205,6 +209,7 @@ impl<const N: usize> SseParser<N> {
             bom: 0,
             after_cr: false,
             discard_event: false,
+            data_unchecked: false,
             dispatched: false,
         }
     }
@@ -259,6 +264,7 @@ impl<const N: usize> SseParser<N> {
                     // Not a BOM: the bytes matched so far are ordinary text of the first line.
                     let matched = usize::from(self.bom);
                     self.bom = 3;
+                    self.data_unchecked = true;
                     self.line_bytes(&BOM[..matched])?;
                 }
                 continue;
@@ -270,18 +276,21 @@ impl<const N: usize> SseParser<N> {
                     continue;
                 }
             }
-            let Some(end) = memchr::memchr2(b'\n', b'\r', input) else {
+            let (end, non_ascii) = find_line_end(input);
+            let Some(end) = end else {
                 // An unfinished line: take what it has so far.
                 let rest = *input;
                 *input = &[];
+                self.data_unchecked |= non_ascii < rest.len();
                 self.line_bytes(rest)?;
                 return Ok(None);
             };
             let (line, rest) = input.split_at_checked(end).unwrap_or((input, &[]));
-            if let Some((data, skip)) = self.whole_event(line, rest) {
+            if let Some((data, skip)) = self.whole_event(line, rest, non_ascii) {
                 *input = rest.get(skip..).unwrap_or_default();
                 self.dispatched = true;
-                // SAFETY: `whole_event` checked `is_utf8(data)`.
+                // SAFETY: `whole_event` checked that `data` is valid UTF-8: ASCII up to
+                // where `find_line_end` saw the first non-ASCII byte, `is_utf8` from there.
                 let data = unsafe { core::str::from_utf8_unchecked(data) };
                 return Ok(Some(self.event(data)));
             }
@@ -295,6 +304,7 @@ impl<const N: usize> SseParser<N> {
             if self.whole_event_line(line) {
                 continue;
             }
+            self.data_unchecked |= non_ascii < line.len();
             let stored = self.line_bytes(line);
             let outcome = self.line_end();
             stored?;
@@ -305,9 +315,11 @@ impl<const N: usize> SseParser<N> {
                     self.dispatched = true;
                     let ds = self.data_start();
                     let data = self.buf.get(ds..ds + self.data_len).unwrap_or_default();
-                    // SAFETY: `dispatch` validated the data region (or rewrote it with U+FFFD,
-                    // which yields valid UTF-8) just before returning `Dispatch`, and nothing
-                    // wrote to the buffer since.
+                    // SAFETY: just before returning `Dispatch`, `dispatch` validated the data
+                    // region (or rewrote it with U+FFFD, which yields valid UTF-8) unless every
+                    // line taken since the last dispatch was known to be ASCII
+                    // (`data_unchecked`, from `find_line_end`), and nothing wrote to the buffer
+                    // since.
                     let data = unsafe { core::str::from_utf8_unchecked(data) };
                     return Ok(Some(self.event(data)));
                 }
@@ -342,10 +354,16 @@ impl<const N: usize> SseParser<N> {
     }
 
     /// The fast path: at the start of a line, with no event under way, `data:…` followed by
-    /// a blank line, all in this piece, valid UTF-8 and within the capacity rule. Returns the
-    /// data and how many bytes of `rest` end the block.
+    /// a blank line, all in this piece, valid UTF-8 and within the capacity rule. The line's
+    /// bytes before `non_ascii` are ASCII (validation starts there). Returns the data and how
+    /// many bytes of `rest` end the block.
     #[inline]
-    fn whole_event<'i>(&self, line: &'i [u8], rest: &[u8]) -> Option<(&'i [u8], usize)> {
+    fn whole_event<'i>(
+        &self,
+        line: &'i [u8],
+        rest: &[u8],
+        non_ascii: usize,
+    ) -> Option<(&'i [u8], usize)> {
         if !matches!(self.line, LineState::Name { len: 0, .. })
             || self.data_len != 0
             || self.discard_event
@@ -361,8 +379,14 @@ impl<const N: usize> SseParser<N> {
         } else {
             return None;
         };
-        (!value.is_empty() && self.data_start() + value.len() < N && is_utf8(value))
-            .then_some((value, skip))
+        (!value.is_empty()
+            && self.data_start() + value.len() < N
+            && is_utf8(
+                value
+                    .get(non_ascii.saturating_sub(line.len() - value.len())..)
+                    .unwrap_or_default(),
+            ))
+        .then_some((value, skip))
     }
 
     /// The fast path for a whole `event:` line (Anthropic sends one before every `data:`
@@ -411,6 +435,7 @@ impl<const N: usize> SseParser<N> {
         self.bom = 0;
         self.after_cr = false;
         self.discard_event = false;
+        self.data_unchecked = false;
         discarded
     }
 
@@ -439,7 +464,7 @@ impl<const N: usize> SseParser<N> {
         while !bytes.is_empty() {
             match self.line {
                 LineState::Name { mut buf, len } => {
-                    let colon = memchr::memchr(b':', bytes);
+                    let colon = crate::find_byte(b':', bytes);
                     let name = bytes
                         .get(..colon.unwrap_or(bytes.len()))
                         .unwrap_or_default();
@@ -557,7 +582,7 @@ impl<const N: usize> SseParser<N> {
                 }
             }
             Field::Id => {
-                if memchr::memchr(0, value).is_none() {
+                if crate::find_byte(0, value).is_none() {
                     self.id_len = self.set_region(0, self.id_len, vlen)?;
                 }
             }
@@ -597,6 +622,7 @@ impl<const N: usize> SseParser<N> {
     }
 
     fn dispatch(&mut self) -> Result<LineOutcome, SseError> {
+        let unchecked = core::mem::take(&mut self.data_unchecked);
         if self.discard_event {
             self.discard_event = false;
             self.type_len = 0;
@@ -612,7 +638,8 @@ impl<const N: usize> SseParser<N> {
         let ds = self.data_start();
         let len = self.data_len;
         let data = self.buf.get(ds..ds + len).unwrap_or_default();
-        if !is_utf8(data) {
+        debug_assert!(unchecked || data.is_ascii());
+        if unchecked && !is_utf8(data) {
             // Rare: decode with U+FFFD in place. Decoding the joined lines equals decoding
             // each line, because LF never belongs to a multi-byte sequence.
             let need = ds + lossy_len(data);
@@ -633,23 +660,105 @@ impl<const N: usize> SseParser<N> {
     }
 }
 
-/// `true` when `bytes` is valid UTF-8. Chat streams are mostly ASCII, so the bytes are first
-/// checked 16 at a time for the high bit, as two 64-bit words; the full validator runs only
-/// from the first 16 bytes that hold a non-ASCII byte.
-fn is_utf8(bytes: &[u8]) -> bool {
-    let mut ascii_prefix = 0;
-    for c in bytes.chunks_exact(16) {
-        // Two words at a time: any byte with its high bit set ends the ASCII prefix.
-        let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
-        lo.copy_from_slice(c.get(..8).unwrap_or(&[0; 8]));
-        hi.copy_from_slice(c.get(8..).unwrap_or(&[0; 8]));
-        if (u64::from_le_bytes(lo) | u64::from_le_bytes(hi)) & 0x8080_8080_8080_8080 != 0 {
-            break;
-        }
-        ascii_prefix += 16;
+// Two ways to find line ends and check UTF-8, the same contract. The crate's unit tests run
+// the portable one on every target, so the parser's property tests cover it; the integration
+// tests and fuzzers cover the SIMD one on their host.
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test)))]
+use simd::{find_line_end, is_utf8};
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test))))]
+use swar::{find_line_end, is_utf8};
+
+/// Where `memchr` searches with SIMD (x86-64, AArch64).
+#[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test)))]
+mod simd {
+    /// Where the line at the front of `bytes` ends (its first LF or CR, or `None`: the line is
+    /// all of `bytes`), and an index before which every byte of the line is ASCII. The parser
+    /// relies on it: a line no longer than the index is ASCII, so valid UTF-8, and otherwise
+    /// its validation may start there. Here `memchr2` finds the end, and the index is 0.
+    pub(super) fn find_line_end(bytes: &[u8]) -> (Option<usize>, usize) {
+        (memchr::memchr2(b'\n', b'\r', bytes), 0)
     }
-    let rest = bytes.get(ascii_prefix..).unwrap_or_default();
-    rest.is_ascii() || core::str::from_utf8(rest).is_ok()
+
+    /// `true` when `bytes` is valid UTF-8. Chat streams are mostly ASCII, so the bytes are
+    /// first checked 16 at a time for the high bit, as two 64-bit words; the full validator
+    /// runs only from the first 16 bytes that hold a non-ASCII byte.
+    pub(super) fn is_utf8(bytes: &[u8]) -> bool {
+        let mut ascii_prefix = 0;
+        for c in bytes.chunks_exact(16) {
+            // Two words at a time: any byte with its high bit set ends the ASCII prefix.
+            let (mut lo, mut hi) = ([0u8; 8], [0u8; 8]);
+            lo.copy_from_slice(c.get(..8).unwrap_or(&[0; 8]));
+            hi.copy_from_slice(c.get(8..).unwrap_or(&[0; 8]));
+            if (u64::from_le_bytes(lo) | u64::from_le_bytes(hi)) & 0x8080_8080_8080_8080 != 0 {
+                break;
+            }
+            ascii_prefix += 16;
+        }
+        let rest = bytes.get(ascii_prefix..).unwrap_or_default();
+        rest.is_ascii() || core::str::from_utf8(rest).is_ok()
+    }
+}
+
+/// Everywhere else (microcontrollers, wasm32, where the browser build is smaller without
+/// `memchr`): one pass over the line, two machine words at a time, finds its end and its first
+/// non-ASCII byte.
+#[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(test))))]
+mod swar {
+    /// Where the line at the front of `bytes` ends (its first LF or CR, or `None`: the line is
+    /// all of `bytes`), and where its first non-ASCII byte is if one comes before the end
+    /// (`usize::MAX` if none does).
+    ///
+    /// Two machine words at a time: words with no byte below 0x0E (LF and CR are 0x0A and
+    /// 0x0D) and none above 0x7F are skipped in a few instructions, the bytes of the others are
+    /// looked at one by one. On a microcontroller this is the parser's main cost (every byte
+    /// of a stream passes here); words are read only where they are aligned, as a Cortex-M0
+    /// requires.
+    // Out of line: inlined into `feed`, the loop runs out of registers on thumbv6m.
+    #[inline(never)]
+    pub(super) fn find_line_end(bytes: &[u8]) -> (Option<usize>, usize) {
+        const PAIR: usize = core::mem::size_of::<[usize; 2]>();
+        const ONES: usize = usize::MAX / 0xFF;
+        // SAFETY: every bit pattern is a valid `[usize; 2]`; `align_to` only reinterprets the
+        // aligned middle of the slice.
+        let (head, pairs, _) = unsafe { bytes.align_to::<[usize; 2]>() };
+        let mut non_ascii = usize::MAX;
+        let mut i: usize = 0;
+        loop {
+            if let Some(k) = i.checked_sub(head.len())
+                && k % PAIR == 0
+            {
+                // `w - 0x0E..` borrows into a byte's high bit when some byte is below 0x0E,
+                // and `| w` adds the bytes above 0x7F: no high bit, nothing to look at.
+                let rest = pairs.get(k / PAIR..).unwrap_or_default();
+                let clean = rest
+                    .iter()
+                    .position(|&[a, b]| {
+                        (a.wrapping_sub(ONES * 0x0E) | a | b.wrapping_sub(ONES * 0x0E) | b)
+                            & (ONES * 0x80)
+                            != 0
+                    })
+                    .unwrap_or(rest.len());
+                i += PAIR * clean;
+            }
+            let Some(&b) = bytes.get(i) else {
+                return (None, non_ascii);
+            };
+            if b == b'\n' || b == b'\r' {
+                return (Some(i), non_ascii);
+            }
+            if !b.is_ascii() {
+                non_ascii = non_ascii.min(i);
+            }
+            i += 1;
+        }
+    }
+
+    /// `true` when `bytes` is valid UTF-8. The parser validates only lines that hold a
+    /// non-ASCII byte, from that byte on, and `from_utf8` has its own word-at-a-time ASCII
+    /// path: nothing is gained by looking for an ASCII prefix first.
+    pub(super) fn is_utf8(bytes: &[u8]) -> bool {
+        core::str::from_utf8(bytes).is_ok()
+    }
 }
 
 /// Length of `bytes` decoded as UTF-8 with U+FFFD for each maximal invalid subpart.
@@ -1055,8 +1164,55 @@ mod tests {
         assert_eq!(run(&mut p, &pieces), expected, "byte by byte: {input:?}");
     }
 
+    /// The portable line search against a byte-by-byte one.
+    fn check_line_search(bytes: &[u8]) {
+        let end = bytes.iter().position(|&b| b == b'\n' || b == b'\r');
+        let line = &bytes[..end.unwrap_or(bytes.len())];
+        let first = line.iter().position(|b| !b.is_ascii());
+        let (got_end, got_non_ascii) = swar::find_line_end(bytes);
+        assert_eq!(got_end, end, "{bytes:?}");
+        match first {
+            Some(i) => assert_eq!(got_non_ascii, i, "{bytes:?}"),
+            None => assert_eq!(got_non_ascii, usize::MAX, "{bytes:?}"),
+        }
+    }
+
+    #[test]
+    fn the_portable_line_search_finds_ends_and_non_ascii_bytes_at_every_alignment() {
+        let mut buf = [b'x'; 96];
+        for len in 0..64 {
+            for offset in 0..16 {
+                for special in [b'\n', b'\r', 0xC3, 0x80, 0xFF, 0x0D - 1, 0x0E, 0x7F, 0] {
+                    for at in 0..len {
+                        buf.fill(b'x');
+                        buf[offset + at] = special;
+                        check_line_search(&buf[offset..offset + len]);
+                        // and with an LF at the very end
+                        if at + 1 < len {
+                            buf[offset + len - 1] = b'\n';
+                            check_line_search(&buf[offset..offset + len]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #[test]
+        fn the_portable_line_search_agrees_with_a_byte_search(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(&[b'a', b' ', b'\n', b'\r', b'\t', 0, 0x0E, 0x7F, 0x80, 0xC3, 0xA9, 0xFF][..]),
+                0..80,
+            ),
+            offset in 0usize..16,
+        ) {
+            let mut padded = std::vec![b'-'; offset];
+            padded.extend_from_slice(&bytes);
+            check_line_search(&padded[offset..]);
+        }
+
         #[test]
         fn any_split_gives_the_same_events_as_the_reference(
             frags in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..40),
