@@ -25,11 +25,17 @@ pub(crate) struct AttemptDeadlines {
     pub first_token: Option<Instant>,
     /// Longest silence between two reads of the body.
     pub idle: embassy_time::Duration,
-    /// The call's total deadline when the attempt starts.
-    pub total: Instant,
-    /// The engine's plan: the total deadline grows as the answer arrives
-    /// ([`steadyllm_core::call::AttemptPlan::deadline_after`]).
+    /// The engine's plan: the call's total deadline, which grows as the answer arrives
+    /// ([`AttemptDeadlines::total_after`]).
     pub plan: steadyllm_core::call::AttemptPlan,
+}
+
+impl AttemptDeadlines {
+    /// The call's total deadline once `delivered` bytes of answer arrived (0: as the attempt
+    /// starts).
+    fn total_after(&self, delivered: u64) -> Instant {
+        Instant::from_millis(self.plan.deadline_after(delivered).as_millis())
+    }
 }
 
 /// How an attempt went wrong, as far as the transport and the stream can tell.
@@ -201,7 +207,7 @@ pub(crate) async fn send<C: Read + Write>(
     within(
         deadlines.first_byte,
         TimeoutKind::FirstByte,
-        deadlines.total,
+        deadlines.total_after(0),
         conn.write_all(head, body),
     )
     .await?
@@ -258,7 +264,7 @@ pub(crate) async fn read_head<C: Read + Write>(
                 },
             ));
         }
-        let (first_byte, total) = (deadlines.first_byte, deadlines.total);
+        let (first_byte, total) = (deadlines.first_byte, deadlines.total_after(0));
         let n = read_by(conn, free, first_byte, TimeoutKind::FirstByte, total).await?;
         if n == 0 {
             return Err(AttemptFailure::Network(ErrorKind::ConnectionAborted));
@@ -424,8 +430,7 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
             (None, Some(ft)) if !collect && !sink.got_content() => (ft, TimeoutKind::FirstToken),
             _ => (Instant::now() + deadlines.idle, TimeoutKind::Idle),
         };
-        let total =
-            Instant::from_millis(deadlines.plan.deadline_after(sink.delivered()).as_millis());
+        let total = deadlines.total_after(sink.delivered());
         match read_by(conn, free, at, kind, total).await {
             Ok(0) => {
                 if body.finish().is_err() {

@@ -345,7 +345,6 @@ fn deadlines(plan: &AttemptPlan) -> AttemptDeadlines {
         first_byte: sent + dur(plan.first_byte),
         first_token: Some(sent + dur(plan.first_token)),
         idle: dur(plan.idle),
-        total: to_embassy(plan.deadline),
         plan: *plan,
     }
 }
