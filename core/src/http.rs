@@ -47,7 +47,7 @@
 
 use core::fmt;
 
-use crate::decode::Dialect;
+use crate::dialect::Dialect;
 use crate::json::{BufferTooSmall, Writer};
 
 // Literals as macros, so the head writer can join them with their neighbours at compile time.

@@ -9,20 +9,28 @@
 //! [`rng::Rng`]. "Need more bytes" is a state, not an error. Adapters (`steadyllm-embassy`,
 //! `steadyllm-wasm`) move bytes and time between the network and this crate.
 //!
-//! Layers, each a module with one job:
-//! - [`request`]: the chat request model and its JSON body (OpenAI or Anthropic dialect),
-//!   written into a caller buffer.
+//! Layers, each a module with one job, in the order a call meets them:
+//! - [`call`]: the resilience engine, a state machine per call (retries, failover, breakers,
+//!   retry budget), with the timeout table (`call/timeouts.rs`) and what an attempt's end can
+//!   be (`call/outcome.rs`).
+//! - [`request`]: the chat request model, its validation, and its JSON body written into a
+//!   caller buffer.
 //! - [`http`]: base URLs, the HTTP/1.1 request head, validated header values, the redacted
 //!   [`http::ApiKey`].
 //! - [`response`]: the HTTP/1.1 response head and the body's framing (`Content-Length`,
 //!   `chunked`, until close), fed in pieces like the SSE parser.
+//! - [`hints`]: what response headers say about retrying (`retry-after`, HTTP dates, Go
+//!   durations, rate-limit headers).
 //! - [`sse`]: an incremental, bounded, spec-exact WHATWG event-stream parser.
 //! - [`decode`]: zero-copy decoding of streamed chunks, whole answers and error bodies into
-//!   semantic items.
+//!   semantic items; its fast path, templates, in `decode/template.rs`.
+//! - [`dialect`]: each API shape's own code, one module per dialect: OpenAI-compatible chat
+//!   completions (`dialect/openai.rs`) and Anthropic Messages (`dialect/anthropic.rs`, behind
+//!   the `anthropic` feature): body writing and event decoding.
 //! - [`tools`]: whole tool calls joined from their fragments, in caller storage.
+//! - [`transport`]: an adapter's read, head and body errors mapped to the engine's failures.
 //! - [`json`]: the JSON writer and single-pass reader the other layers share.
 //! - [`time`], [`rng`]: the core's own `Instant`/`Duration` and a seeded PRNG.
-//! - [`call`]: the resilience engine (timeouts, retries, failover, breakers, retry budget).
 //!
 //! ## Panics
 //! No public function panics on any input: malformed bytes, oversized lines, hostile headers
@@ -40,6 +48,8 @@ extern crate std;
 
 pub mod call;
 pub mod decode;
+pub mod dialect;
+pub mod hints;
 pub mod http;
 pub mod json;
 pub mod request;

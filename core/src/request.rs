@@ -47,7 +47,7 @@
 
 use core::fmt;
 
-use crate::decode::Dialect;
+use crate::dialect::Dialect;
 use crate::http::Endpoint;
 use crate::json::{self, BufferTooSmall, Reader, Writer};
 
@@ -579,179 +579,7 @@ impl<'a> ChatRequest<'a> {
         Ok(())
     }
 
-    fn emit_openai(&self, m: &mut Members<'_>, w: &mut Writer<'_>) -> Result<(), RequestError> {
-        m.put(w, b"{\"model\":");
-        w.string(self.model);
-        m.put(w, b",\"messages\":[");
-        for (i, m) in self.messages.iter().enumerate() {
-            if i > 0 {
-                w.byte(b',');
-            }
-            w.raw(b"{\"role\":\"");
-            w.raw(m.role.as_str().as_bytes());
-            w.raw(b"\",\"content\":");
-            match m.content {
-                None => w.raw(b"null"),
-                Some(Content::Text(t)) => w.string(t),
-                Some(Content::Parts(parts)) => {
-                    w.byte(b'[');
-                    for (j, p) in parts.iter().enumerate() {
-                        if j > 0 {
-                            w.byte(b',');
-                        }
-                        match p {
-                            Part::Text(t) => {
-                                w.raw(b"{\"type\":\"text\",\"text\":");
-                                w.string(t);
-                                w.byte(b'}');
-                            }
-                            Part::ImageUrl { url, detail } => {
-                                w.raw(b"{\"type\":\"image_url\",\"image_url\":{\"url\":");
-                                w.string(url);
-                                if let Some(d) = detail {
-                                    w.raw(b",\"detail\":");
-                                    w.string(d);
-                                }
-                                w.raw(b"}}");
-                            }
-                        }
-                    }
-                    w.byte(b']');
-                }
-            }
-            if let Some(n) = m.name {
-                w.raw(b",\"name\":");
-                w.string(n);
-            }
-            if m.role == Role::Tool {
-                let id = m.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
-                w.raw(b",\"tool_call_id\":");
-                w.string(id);
-            }
-            if !m.tool_calls.is_empty() {
-                w.raw(b",\"tool_calls\":[");
-                for (j, c) in m.tool_calls.iter().enumerate() {
-                    if j > 0 {
-                        w.byte(b',');
-                    }
-                    w.raw(b"{\"id\":");
-                    w.string(c.id);
-                    w.raw(b",\"type\":\"function\",\"function\":{\"name\":");
-                    w.string(c.name);
-                    w.raw(b",\"arguments\":");
-                    w.string(c.arguments);
-                    w.raw(b"}}");
-                }
-                w.byte(b']');
-            }
-            w.byte(b'}');
-        }
-        w.byte(b']');
-        let mut num = |w: &mut Writer<'_>, key: &[u8], v: Option<u32>| {
-            if let Some(v) = v {
-                m.put(w, key);
-                w.u64(u64::from(v));
-            }
-        };
-        num(w, b",\"max_tokens\":", self.max_tokens);
-        num(
-            w,
-            b",\"max_completion_tokens\":",
-            self.max_completion_tokens,
-        );
-        self.emit_sampling(m, w);
-        if !self.stop.is_empty() {
-            m.put(w, b",\"stop\":");
-            string_array(w, self.stop);
-        }
-        if let Some(s) = self.seed {
-            m.put(w, b",\"seed\":");
-            w.i64(s);
-        }
-        if let Some(u) = self.user {
-            m.put(w, b",\"user\":");
-            w.string(u);
-        }
-        if !self.tools.is_empty() {
-            m.put(w, b",\"tools\":[");
-            for (i, t) in self.tools.iter().enumerate() {
-                if i > 0 {
-                    w.byte(b',');
-                }
-                w.raw(b"{\"type\":\"function\",\"function\":{\"name\":");
-                w.string(t.name);
-                if let Some(d) = t.description {
-                    w.raw(b",\"description\":");
-                    w.string(d);
-                }
-                if let Some(p) = t.parameters {
-                    w.raw(b",\"parameters\":");
-                    w.raw(p.as_str().as_bytes());
-                }
-                if t.strict {
-                    w.raw(b",\"strict\":true");
-                }
-                w.raw(b"}}");
-            }
-            w.byte(b']');
-            if let Some(p) = self.parallel_tool_calls {
-                m.put(w, b",\"parallel_tool_calls\":");
-                w.raw(if p { b"true" } else { b"false" });
-            }
-        }
-        if let Some(tc) = self.tool_choice {
-            m.put(w, b",\"tool_choice\":");
-            match tc {
-                ToolChoice::Auto => w.raw(b"\"auto\""),
-                ToolChoice::None => w.raw(b"\"none\""),
-                ToolChoice::Required => w.raw(b"\"required\""),
-                ToolChoice::Function(name) => {
-                    w.raw(b"{\"type\":\"function\",\"function\":{\"name\":");
-                    w.string(name);
-                    w.raw(b"}}");
-                }
-            }
-        }
-        if let Some(f) = self.response_format {
-            m.put(w, b",\"response_format\":");
-            match f {
-                ResponseFormat::Text => w.raw(b"{\"type\":\"text\"}"),
-                ResponseFormat::JsonObject => w.raw(b"{\"type\":\"json_object\"}"),
-                ResponseFormat::JsonSchema {
-                    name,
-                    schema,
-                    strict,
-                } => {
-                    w.raw(b"{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
-                    w.string(name);
-                    w.raw(b",\"schema\":");
-                    w.raw(schema.as_str().as_bytes());
-                    w.raw(if strict { b",\"strict\":true}}" } else { b"}}" });
-                }
-            }
-        }
-        if let Some(e) = self.reasoning_effort {
-            m.put(w, b",\"reasoning_effort\":");
-            w.string(e.as_str());
-        }
-        if self.stream {
-            m.put(w, b",\"stream\":true");
-            match (self.include_usage, self.include_obfuscation) {
-                (true, true) => m.put(w, b",\"stream_options\":{\"include_usage\":true}"),
-                (true, false) => m.put(
-                    w,
-                    b",\"stream_options\":{\"include_usage\":true,\"include_obfuscation\":false}",
-                ),
-                (false, false) => m.put(w, b",\"stream_options\":{\"include_obfuscation\":false}"),
-                (false, true) => {}
-            }
-        } else {
-            m.put(w, b",\"stream\":false");
-        }
-        Ok(())
-    }
-
-    fn emit_sampling(&self, m: &mut Members<'_>, w: &mut Writer<'_>) {
+    pub(crate) fn emit_sampling(&self, m: &mut Members<'_>, w: &mut Writer<'_>) {
         if let Some(t) = self.temperature {
             m.put(w, b",\"temperature\":");
             w.f32(t);
@@ -761,183 +589,11 @@ impl<'a> ChatRequest<'a> {
             w.f32(p);
         }
     }
-
-    #[cfg(feature = "anthropic")]
-    fn emit_anthropic(&self, m: &mut Members<'_>, w: &mut Writer<'_>) -> Result<(), RequestError> {
-        m.put(w, b"{\"model\":");
-        w.string(self.model);
-        m.put(w, b",\"max_tokens\":");
-        let max = self
-            .max_tokens
-            .or(self.max_completion_tokens)
-            .unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS);
-        w.u64(u64::from(max));
-        // System and developer messages become the top-level `system` blocks.
-        let is_system = |m: &&Message<'_>| matches!(m.role, Role::System | Role::Developer);
-        if self.messages.iter().any(|m| is_system(&m)) {
-            m.put(w, b",\"system\":[");
-            let mut first = true;
-            for m in self.messages.iter().filter(is_system) {
-                for_each_text(m.content, |t| {
-                    if !first {
-                        w.byte(b',');
-                    }
-                    first = false;
-                    w.raw(b"{\"type\":\"text\",\"text\":");
-                    w.string(t);
-                    w.byte(b'}');
-                });
-            }
-            w.byte(b']');
-        }
-        m.put(w, b",\"messages\":[");
-        let mut first = true;
-        for msg in self.messages.iter().filter(|m| !is_system(m)) {
-            if !first {
-                w.byte(b',');
-            }
-            first = false;
-            match msg.role {
-                Role::Tool => {
-                    let id = msg.tool_call_id.ok_or(RequestError::MissingToolCallId)?;
-                    w.raw(b"{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":");
-                    w.string(id);
-                    w.raw(b",\"content\":");
-                    anthropic_content(w, msg.content);
-                    w.raw(b"}]}");
-                }
-                role => {
-                    w.raw(if role == Role::Assistant {
-                        b"{\"role\":\"assistant\",\"content\":"
-                    } else {
-                        b"{\"role\":\"user\",\"content\":"
-                    });
-                    if msg.tool_calls.is_empty() {
-                        anthropic_content(w, msg.content);
-                    } else {
-                        w.byte(b'[');
-                        let mut n = 0;
-                        if let Some(c) = msg.content {
-                            n = anthropic_blocks(w, c);
-                        }
-                        for c in msg.tool_calls {
-                            let input = RawJson::new(if c.arguments.trim_ascii().is_empty() {
-                                "{}"
-                            } else {
-                                c.arguments
-                            })
-                            .map_err(|_| RequestError::InvalidToolArguments)?;
-                            if n > 0 {
-                                w.byte(b',');
-                            }
-                            n += 1;
-                            w.raw(b"{\"type\":\"tool_use\",\"id\":");
-                            w.string(c.id);
-                            w.raw(b",\"name\":");
-                            w.string(c.name);
-                            w.raw(b",\"input\":");
-                            w.raw(input.as_str().as_bytes());
-                            w.byte(b'}');
-                        }
-                        w.byte(b']');
-                    }
-                    w.byte(b'}');
-                }
-            }
-        }
-        w.byte(b']');
-        self.emit_sampling(m, w);
-        if !self.stop.is_empty() {
-            m.put(w, b",\"stop_sequences\":");
-            string_array(w, self.stop);
-        }
-        if let Some(u) = self.user {
-            m.put(w, b",\"metadata\":{\"user_id\":");
-            w.string(u);
-            w.byte(b'}');
-        }
-        if !self.tools.is_empty() {
-            m.put(w, b",\"tools\":[");
-            for (i, t) in self.tools.iter().enumerate() {
-                if i > 0 {
-                    w.byte(b',');
-                }
-                w.raw(b"{\"name\":");
-                w.string(t.name);
-                if let Some(d) = t.description {
-                    w.raw(b",\"description\":");
-                    w.string(d);
-                }
-                w.raw(b",\"input_schema\":");
-                match t.parameters {
-                    Some(p) => w.raw(p.as_str().as_bytes()),
-                    None => w.raw(b"{\"type\":\"object\"}"),
-                }
-                if t.strict {
-                    w.raw(b",\"strict\":true");
-                }
-                w.byte(b'}');
-            }
-            w.byte(b']');
-        }
-        // `parallel_tool_calls: false` is Anthropic's `disable_parallel_tool_use: true`, a
-        // member of the tool choice (`auto` when none is set).
-        let serial = !self.tools.is_empty() && self.parallel_tool_calls == Some(false);
-        let choice = match self.tool_choice {
-            None if serial => Some(ToolChoice::Auto),
-            c => c,
-        };
-        if let Some(tc) = choice {
-            m.put(w, b",\"tool_choice\":");
-            match tc {
-                ToolChoice::Auto => w.raw(b"{\"type\":\"auto\""),
-                ToolChoice::None => w.raw(b"{\"type\":\"none\""),
-                ToolChoice::Required => w.raw(b"{\"type\":\"any\""),
-                ToolChoice::Function(name) => {
-                    w.raw(b"{\"type\":\"tool\",\"name\":");
-                    w.string(name);
-                }
-            }
-            if serial && tc != ToolChoice::None {
-                w.raw(b",\"disable_parallel_tool_use\":true");
-            }
-            w.byte(b'}');
-        }
-        match self.response_format {
-            Some(ResponseFormat::JsonObject) => return Err(RequestError::UnsupportedField),
-            Some(ResponseFormat::JsonSchema { schema, .. }) => {
-                m.put(
-                    w,
-                    b",\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":",
-                );
-                w.raw(schema.as_str().as_bytes());
-                w.raw(b"}}");
-            }
-            Some(ResponseFormat::Text) | None => {}
-        }
-        if let Some(Thinking::Enabled { budget_tokens }) = self.thinking {
-            if budget_tokens < MIN_THINKING_BUDGET || budget_tokens >= max {
-                return Err(RequestError::InvalidThinkingBudget);
-            }
-            m.put(w, b",\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":");
-            w.u64(u64::from(budget_tokens));
-            w.byte(b'}');
-        }
-        m.put(
-            w,
-            if self.stream {
-                b",\"stream\":true"
-            } else {
-                b",\"stream\":false"
-            },
-        );
-        Ok(())
-    }
 }
 
 /// Writes the builder's top-level members and notes one whose key an extra member repeats
 /// (the keys actually written, so an extra member may carry what an unset field would).
-struct Members<'x> {
+pub(crate) struct Members<'x> {
     extra: &'x [(&'x str, RawJson<'x>)],
     clash: bool,
 }
@@ -946,7 +602,7 @@ impl Members<'_> {
     /// Writes `lit`, the start of a top-level member (`,"key":…`, or `{"key":…` for the
     /// first), and compares its key with the extra members'.
     #[inline(never)]
-    fn put(&mut self, w: &mut Writer<'_>, lit: &[u8]) {
+    pub(crate) fn put(&mut self, w: &mut Writer<'_>, lit: &[u8]) {
         w.raw(lit);
         let key = lit.get(2..).unwrap_or_default();
         let end = key.iter().position(|&b| b == b'"').unwrap_or(0);
@@ -959,7 +615,7 @@ impl Members<'_> {
     }
 }
 
-fn string_array(w: &mut Writer<'_>, items: &[&str]) {
+pub(crate) fn string_array(w: &mut Writer<'_>, items: &[&str]) {
     w.byte(b'[');
     for (i, s) in items.iter().enumerate() {
         if i > 0 {
@@ -968,93 +624,6 @@ fn string_array(w: &mut Writer<'_>, items: &[&str]) {
         w.string(s);
     }
     w.byte(b']');
-}
-
-#[cfg(feature = "anthropic")]
-fn for_each_text(content: Option<Content<'_>>, mut f: impl FnMut(&str)) {
-    match content {
-        None => {}
-        Some(Content::Text(t)) => f(t),
-        Some(Content::Parts(parts)) => {
-            for p in parts {
-                if let Part::Text(t) = p {
-                    f(t);
-                }
-            }
-        }
-    }
-}
-
-#[cfg(feature = "anthropic")]
-/// Anthropic message content: a string, or blocks for multi-part content.
-fn anthropic_content(w: &mut Writer<'_>, content: Option<Content<'_>>) {
-    match content {
-        None => w.raw(b"\"\""),
-        Some(Content::Text(t)) => w.string(t),
-        Some(c @ Content::Parts(_)) => {
-            w.byte(b'[');
-            anthropic_blocks(w, c);
-            w.byte(b']');
-        }
-    }
-}
-
-#[cfg(feature = "anthropic")]
-/// Writes content blocks (comma-separated, no brackets); returns how many.
-fn anthropic_blocks(w: &mut Writer<'_>, content: Content<'_>) -> usize {
-    let mut n = 0;
-    let mut sep = |w: &mut Writer<'_>| {
-        if n > 0 {
-            w.byte(b',');
-        }
-        n += 1;
-    };
-    match content {
-        Content::Text(t) => {
-            sep(w);
-            w.raw(b"{\"type\":\"text\",\"text\":");
-            w.string(t);
-            w.byte(b'}');
-        }
-        Content::Parts(parts) => {
-            for p in parts {
-                sep(w);
-                match p {
-                    Part::Text(t) => {
-                        w.raw(b"{\"type\":\"text\",\"text\":");
-                        w.string(t);
-                        w.byte(b'}');
-                    }
-                    Part::ImageUrl { url, .. } => {
-                        w.raw(b"{\"type\":\"image\",\"source\":");
-                        match parse_data_url(url) {
-                            Some((media_type, data)) => {
-                                w.raw(b"{\"type\":\"base64\",\"media_type\":");
-                                w.string(media_type);
-                                w.raw(b",\"data\":");
-                                w.string(data);
-                            }
-                            None => {
-                                w.raw(b"{\"type\":\"url\",\"url\":");
-                                w.string(url);
-                            }
-                        }
-                        w.raw(b"}}");
-                    }
-                }
-            }
-        }
-    }
-    n
-}
-
-#[cfg(feature = "anthropic")]
-/// `data:<media type>;base64,<data>` → (media type, data).
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media = meta.strip_suffix(";base64")?;
-    Some((media, data))
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! An adapter asks [`judge_head`] about the response head before it reads the body, and
 //! [`body_failure`] about the body's end; what it passes is what its transport can see.
 
-use crate::call::{Coding, ContentKind, Failure, Phase, ResponseFault, RetryHints, StreamFault};
+use crate::call::{Coding, ContentKind, Failure, Phase, ResponseFault, StreamFault};
 use crate::decode::ApiError;
+use crate::hints::RetryHints;
 use crate::response::ResponseHead;
 
 /// What a response head says, read once by [`read_head`].

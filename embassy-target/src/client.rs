@@ -9,9 +9,10 @@ use embedded_io_async::{Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
-    Outcome, Phase, ResponseFault, RetryHints, Step, Summary,
+    Outcome, Phase, ResponseFault, Step, Summary,
 };
 use steadyllm_core::decode::{ApiError, StreamDecoder, StreamItem};
+use steadyllm_core::hints::RetryHints;
 use steadyllm_core::http::{Endpoint, RequestHead};
 use steadyllm_core::request::ChatRequest;
 use steadyllm_core::sse::SseParser;

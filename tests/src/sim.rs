@@ -29,8 +29,9 @@ use std::collections::BinaryHeap;
 
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, Outcome, Phase,
-    RequestProfile, RetryHints, Step, StreamFault,
+    RequestProfile, Step, StreamFault,
 };
+use steadyllm_core::hints::RetryHints;
 use steadyllm_core::rng::Rng;
 use steadyllm_core::time::{Duration, Instant};
 

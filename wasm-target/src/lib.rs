@@ -57,10 +57,10 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use steadyllm_core::call::{
-    AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile,
-    RetryHints, Step,
+    AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile, Step,
 };
 use steadyllm_core::decode::{Dialect, StreamDecoder, StreamEnd, StreamItem};
+use steadyllm_core::hints::RetryHints;
 use steadyllm_core::json::JsonStr;
 use steadyllm_core::sse::{SseItem, SseParser};
 use steadyllm_core::time::Instant;
