@@ -393,6 +393,7 @@ impl<const N: usize> ClientState<N> {
 }
 
 /// One attempt to run, from [`Call::next`].
+#[must_use = "an attempt plan is what the adapter runs"]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AttemptPlan {
@@ -423,6 +424,7 @@ impl AttemptPlan {
     /// The call's deadline once this attempt delivered `delivered` bytes of answer: the
     /// adapter bounds its reads by it (the one place the growth rule lives).
     #[inline(never)]
+    #[must_use]
     pub fn deadline_after(&self, delivered: u64) -> Instant {
         // `latest` is never before `deadline` (the engine keeps it so).
         // At most 2^20 KiB × an hour: no overflow, and far past `latest` anyway.
@@ -433,6 +435,7 @@ impl AttemptPlan {
 }
 
 /// What the adapter does next.
+#[must_use = "a step says what the adapter must do next"]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Step {
@@ -760,6 +763,7 @@ impl Call {
     }
 
     /// The next decision event, if any (the queue keeps the latest eight).
+    #[must_use = "an event taken from the queue is gone"]
     pub fn poll_event(&mut self) -> Option<CallEvent> {
         if self.ev_len == 0 {
             return None;
@@ -783,8 +787,13 @@ impl Call {
     }
 
     fn finish(&mut self, r: Result<Summary, CallError>) -> Step {
-        self.done = Some(r);
+        self.conclude(r);
         Step::Done(r)
+    }
+
+    /// Ends the call with `r` (the next [`Call::next`] returns it).
+    fn conclude(&mut self, r: Result<Summary, CallError>) {
+        self.done = Some(r);
     }
 
     /// What to do next at `now`. While an attempt is in flight (planned but not finished)
@@ -988,7 +997,7 @@ impl Call {
             state.deposit(SUCCESS_CREDIT_MILLI + refund);
             state.answers = state.answers.wrapping_add(1);
             state.probe_gap = PROBE_GAP_MIN;
-            self.finish(Ok(Summary {
+            self.conclude(Ok(Summary {
                 attempts: self.attempts,
                 endpoint: ep_i,
                 delivered_bytes: outcome.delivered_bytes,
@@ -1014,14 +1023,14 @@ impl Call {
         // timing (its read was cut short by it): every adapter reports it the same way.
         if matches!(failure, Failure::Timeout(_)) && now >= self.deadline {
             let attempts = self.attempts;
-            self.finish(Err(CallError::DeadlineExceeded {
+            self.conclude(Err(CallError::DeadlineExceeded {
                 attempts,
                 last: Some(failure),
             }));
             return;
         }
         if outcome.delivered_bytes > 0 && !self.config.restart_on_partial {
-            self.finish(Err(CallError::PartialOutput {
+            self.conclude(Err(CallError::PartialOutput {
                 delivered_bytes: outcome.delivered_bytes,
                 last: failure,
             }));
@@ -1029,21 +1038,21 @@ impl Call {
         }
         match class.action {
             Action::Fail => {
-                self.finish(Err(CallError::NotRetryable { last: failure }));
+                self.conclude(Err(CallError::NotRetryable { last: failure }));
                 return;
             }
             Action::FailOver => {
                 self.excluded |= 1 << ep_i.min(31);
                 let other = (0..state.count.min(32)).any(|i| self.excluded & (1 << i) == 0);
                 if !other {
-                    self.finish(Err(CallError::NotRetryable { last: failure }));
+                    self.conclude(Err(CallError::NotRetryable { last: failure }));
                     return;
                 }
             }
             Action::Retry => {}
         }
         if self.attempts >= self.config.max_attempts {
-            self.finish(Err(CallError::RetriesExhausted {
+            self.conclude(Err(CallError::RetriesExhausted {
                 attempts: self.attempts,
                 last: failure,
             }));
@@ -1060,7 +1069,7 @@ impl Call {
                 return;
             }
             self.push(CallEvent::BudgetExhausted);
-            self.finish(Err(CallError::BudgetExhausted { last: failure }));
+            self.conclude(Err(CallError::BudgetExhausted { last: failure }));
             return;
         }
         // How long to wait.
@@ -1078,7 +1087,7 @@ impl Call {
                     });
                 }
                 if matches!(self.pick(state, now), Pick::None(_)) {
-                    self.finish(Err(CallError::RetryAfterTooLong { requested: ra }));
+                    self.conclude(Err(CallError::RetryAfterTooLong { requested: ra }));
                     return;
                 }
                 Duration::ZERO
@@ -1099,7 +1108,7 @@ impl Call {
         let at = now + delay;
         if at >= self.deadline {
             let attempts = self.attempts;
-            self.finish(Err(CallError::DeadlineExceeded {
+            self.conclude(Err(CallError::DeadlineExceeded {
                 attempts,
                 last: Some(failure),
             }));

@@ -245,7 +245,7 @@ impl<'a> BaseUrl<'a> {
     }
 
     /// Writes the `Host` header value: the host, plus `:port` when it is not the default.
-    pub fn write_host(&self, w: &mut Writer<'_>) {
+    pub(crate) fn write_host(&self, w: &mut Writer<'_>) {
         w.raw(self.host.as_bytes());
         if self.explicit_port {
             w.byte(b':');
@@ -256,7 +256,7 @@ impl<'a> BaseUrl<'a> {
     /// Writes the request path for `dialect`: `{prefix}/chat/completions` for OpenAI;
     /// `{prefix}/v1/messages` for Anthropic (`{prefix}/messages` when the prefix already ends
     /// in `/v1`).
-    pub fn write_path(&self, dialect: Dialect, w: &mut Writer<'_>) {
+    pub(crate) fn write_path(&self, dialect: Dialect, w: &mut Writer<'_>) {
         w.raw(self.prefix.as_bytes());
         match dialect {
             Dialect::OpenAi => w.raw(b"/chat/completions"),

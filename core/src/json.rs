@@ -17,7 +17,7 @@
 use core::fmt;
 
 /// Deepest nesting [`Reader::skip_value`] accepts.
-pub const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 // ---------------------------------------------------------------------------------------------
 // Writer
@@ -43,34 +43,29 @@ impl core::error::Error for BufferTooSmall {}
 ///
 /// With an empty buffer it is a pure length counter, which is how callers size a buffer
 /// before writing (`Writer::new(&mut [])`).
-pub struct Writer<'b> {
+pub(crate) struct Writer<'b> {
     buf: &'b mut [u8],
     len: usize,
 }
 
 impl<'b> Writer<'b> {
     /// A writer that fills `buf` from its start.
-    pub fn new(buf: &'b mut [u8]) -> Self {
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
         Writer { buf, len: 0 }
     }
 
     /// Bytes written (or that would have been written) so far.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// `true` when nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// `true` when every byte so far fit in the buffer.
-    pub fn fits(&self) -> bool {
+    pub(crate) fn fits(&self) -> bool {
         self.len <= self.buf.len()
     }
 
     /// The number of bytes written, or the size that was needed.
-    pub fn finish(self) -> Result<usize, BufferTooSmall> {
+    pub(crate) fn finish(self) -> Result<usize, BufferTooSmall> {
         if self.fits() {
             Ok(self.len)
         } else {
@@ -80,7 +75,7 @@ impl<'b> Writer<'b> {
 
     /// Appends raw bytes.
     #[inline]
-    pub fn raw(&mut self, bytes: &[u8]) {
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
         let end = self.len.saturating_add(bytes.len());
         if let Some(dst) = self.buf.get_mut(self.len..end) {
             dst.copy_from_slice(bytes);
@@ -92,28 +87,28 @@ impl<'b> Writer<'b> {
     // Out of line: the request and head writers call it some forty times, and inlined it
     // costs flash at each.
     #[inline(never)]
-    pub fn byte(&mut self, b: u8) {
+    pub(crate) fn byte(&mut self, b: u8) {
         self.raw(&[b]);
     }
 
     /// Appends `s` as a JSON string literal, quotes included: `"` and `\` are escaped, control
     /// characters U+0000..U+001F become `\n`, `\r`, `\t`, `\b`, `\f` or `\u00XX`; everything
     /// else, non-ASCII included, is copied as UTF-8.
-    pub fn string(&mut self, s: &str) {
+    pub(crate) fn string(&mut self, s: &str) {
         self.byte(b'"');
         self.string_body(s);
         self.byte(b'"');
     }
 
     /// Appends the escaped contents of `s` without the surrounding quotes.
-    pub fn string_body(&mut self, s: &str) {
+    pub(crate) fn string_body(&mut self, s: &str) {
         let bytes = s.as_bytes();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             if b >= 0x20 && b != b'"' && b != b'\\' {
                 continue;
             }
-            self.raw(bytes.get(start..i).unwrap_or_default());
+            self.raw(crate::span(bytes, start..i));
             // One write per escape: `\"`, `\\`, the five short forms, else `\u00XX`.
             let short = match b {
                 b'"' | b'\\' => b,
@@ -139,11 +134,11 @@ impl<'b> Writer<'b> {
             }
             start = i + 1;
         }
-        self.raw(bytes.get(start..).unwrap_or_default());
+        self.raw(crate::span(bytes, start..));
     }
 
     /// Appends an unsigned integer.
-    pub fn u64(&mut self, mut v: u64) {
+    pub(crate) fn u64(&mut self, mut v: u64) {
         let mut tmp = [0u8; 20];
         let mut i = tmp.len();
         loop {
@@ -154,11 +149,11 @@ impl<'b> Writer<'b> {
                 break;
             }
         }
-        self.raw(tmp.get(i..).unwrap_or_default());
+        self.raw(crate::span(&tmp, i..));
     }
 
     /// Appends a signed integer.
-    pub fn i64(&mut self, v: i64) {
+    pub(crate) fn i64(&mut self, v: i64) {
         if v < 0 {
             self.byte(b'-');
         }
@@ -170,7 +165,7 @@ impl<'b> Writer<'b> {
     /// scaled exactly in integers, which avoids core's float formatting (about 12 KiB of flash
     /// on a microcontroller) and soft-float arithmetic. Returns `false` (writing nothing) for
     /// NaN, infinities and magnitudes of 10¹² or more.
-    pub fn f32(&mut self, v: f32) -> bool {
+    pub(crate) fn f32(&mut self, v: f32) -> bool {
         if !f32_writable(v) {
             return false;
         }
@@ -221,7 +216,7 @@ impl<'b> Writer<'b> {
 
 /// `true` when [`Writer::f32`] writes `v`: finite and below 10¹² in magnitude. Compares bits,
 /// so no soft-float code is linked on a microcontroller.
-pub fn f32_writable(v: f32) -> bool {
+pub(crate) fn f32_writable(v: f32) -> bool {
     // Positive floats order like their bit patterns; NaN and infinities lie above 10¹².
     v.to_bits() & 0x7fff_ffff < const { 1e12f32.to_bits() }
 }
@@ -501,14 +496,14 @@ fn hex4(b: Option<&[u8]>) -> Option<u32> {
 /// values it wants and calls [`Reader::skip_value`] for the rest, then [`Reader::end`].
 /// The reader is `Copy`: a copy is a cheap bookmark for looking ahead.
 #[derive(Clone, Copy)]
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     src: &'a str,
     pos: usize,
 }
 
 /// Iteration state of one object; see [`Reader::object`].
 #[derive(Clone, Copy)]
-pub struct Object {
+pub(crate) struct Object {
     first: bool,
     /// Resumed after a comma: `}` is not allowed before the next key.
     after_comma: bool,
@@ -516,7 +511,7 @@ pub struct Object {
 
 /// Iteration state of one array; see [`Reader::array`].
 #[derive(Clone, Copy)]
-pub struct Array {
+pub(crate) struct Array {
     first: bool,
 }
 
@@ -526,13 +521,13 @@ const fn is_ws(b: u8) -> bool {
 
 impl<'a> Reader<'a> {
     /// A reader at the start of `src`.
-    pub fn new(src: &'a str) -> Self {
+    pub(crate) fn new(src: &'a str) -> Self {
         Reader { src, pos: 0 }
     }
 
     /// A reader positioned at byte `pos` of `src` (for resuming a document whose beginning
     /// is known to be valid).
-    pub fn at(src: &'a str, pos: usize) -> Self {
+    pub(crate) fn at(src: &'a str, pos: usize) -> Self {
         Reader {
             src,
             pos: pos.min(src.len()),
@@ -540,7 +535,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Current byte offset.
-    pub fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.pos
     }
 
@@ -558,7 +553,7 @@ impl<'a> Reader<'a> {
 
     /// Skips whitespace and returns the next byte without consuming it.
     #[inline]
-    pub fn peek(&mut self) -> Result<u8, Error> {
+    pub(crate) fn peek(&mut self) -> Result<u8, Error> {
         let b = self.bytes();
         // Compact JSON has no whitespace: one comparison decides (whitespace is <= b' ').
         if let Some(&c) = b.get(self.pos)
@@ -592,7 +587,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `{` and returns the state for [`Object::next_key`].
-    pub fn object(&mut self) -> Result<Object, Error> {
+    pub(crate) fn object(&mut self) -> Result<Object, Error> {
         match self.peek()? {
             b'{' => {
                 self.pos += 1;
@@ -606,7 +601,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `[` and returns the state for [`Array::next`].
-    pub fn array(&mut self) -> Result<Array, Error> {
+    pub(crate) fn array(&mut self) -> Result<Array, Error> {
         match self.peek()? {
             b'[' => {
                 self.pos += 1;
@@ -617,7 +612,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `null` if it comes next and says whether it did.
-    pub fn null(&mut self) -> Result<bool, Error> {
+    pub(crate) fn null(&mut self) -> Result<bool, Error> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
             Ok(true)
@@ -627,7 +622,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a string.
-    pub fn string(&mut self) -> Result<JsonStr<'a>, Error> {
+    pub(crate) fn string(&mut self) -> Result<JsonStr<'a>, Error> {
         if self.peek()? != b'"' {
             return Err(self.err(ErrorKind::WrongType));
         }
@@ -635,13 +630,8 @@ impl<'a> Reader<'a> {
         self.string_after_quote()
     }
 
-    /// Reads the rest of a string whose opening quote is already behind the reader.
-    pub fn string_rest(&mut self) -> Result<JsonStr<'a>, Error> {
-        self.string_after_quote()
-    }
-
     /// Reads a string or `null`.
-    pub fn string_or_null(&mut self) -> Result<Option<JsonStr<'a>>, Error> {
+    pub(crate) fn string_or_null(&mut self) -> Result<Option<JsonStr<'a>>, Error> {
         if self.null()? {
             Ok(None)
         } else {
@@ -650,7 +640,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a non-negative integer (no fraction, no exponent) that fits in `u64`.
-    pub fn u64(&mut self) -> Result<u64, Error> {
+    pub(crate) fn u64(&mut self) -> Result<u64, Error> {
         let start = self.pos;
         if !self.peek()?.is_ascii_digit() {
             return Err(self.err(ErrorKind::WrongType));
@@ -668,7 +658,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a non-negative integer or `null`.
-    pub fn u64_or_null(&mut self) -> Result<Option<u64>, Error> {
+    pub(crate) fn u64_or_null(&mut self) -> Result<Option<u64>, Error> {
         if self.null()? {
             Ok(None)
         } else {
@@ -678,7 +668,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a string, or a number as its literal text (for fields such as error `code` that
     /// servers send either way). `null` gives `None`; other types are skipped and give `None`.
-    pub fn string_or_number(&mut self) -> Result<Option<JsonStr<'a>>, Error> {
+    pub(crate) fn string_or_number(&mut self) -> Result<Option<JsonStr<'a>>, Error> {
         match self.peek()? {
             b'"' => self.string().map(Some),
             b'-' | b'0'..=b'9' => self.number().map(|t| Some(JsonStr::plain(t))),
@@ -687,7 +677,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Checks that only whitespace remains.
-    pub fn end(&mut self) -> Result<(), Error> {
+    pub(crate) fn end(&mut self) -> Result<(), Error> {
         match self.peek() {
             Err(_) => Ok(()),
             Ok(_) => Err(self.err(ErrorKind::TrailingCharacters)),
@@ -788,8 +778,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skips one value of any type, validating it, and returns its raw text.
-    pub fn raw_value(&mut self) -> Result<&'a str, Error> {
+    /// Skips one value of any type, validating it, and returns its raw text (Anthropic's
+    /// `tool_use` input, an object passed on as the arguments).
+    #[cfg(feature = "anthropic")]
+    pub(crate) fn raw_value(&mut self) -> Result<&'a str, Error> {
         self.peek()?;
         let start = self.pos;
         self.skip_value()?;
@@ -798,7 +790,7 @@ impl<'a> Reader<'a> {
 
     /// Skips one value of any type, validating it. Nesting is limited to [`MAX_DEPTH`].
     #[inline]
-    pub fn skip_value(&mut self) -> Result<(), Error> {
+    pub(crate) fn skip_value(&mut self) -> Result<(), Error> {
         // Scalars, the common case, without the container machinery.
         match self.peek()? {
             b'"' => {
@@ -883,18 +875,12 @@ impl<'a> Reader<'a> {
 }
 
 impl Object {
-    /// The state right after the comma that follows a member: a key must come next. For
-    /// resuming with [`Reader::at`].
-    pub const fn after_comma() -> Self {
-        Object {
-            first: true,
-            after_comma: true,
-        }
-    }
-
     /// The next key (with its `:` consumed), or `None` after the closing `}`.
     #[inline]
-    pub fn next_key<'a>(&mut self, r: &mut Reader<'a>) -> Result<Option<JsonStr<'a>>, Error> {
+    pub(crate) fn next_key<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+    ) -> Result<Option<JsonStr<'a>>, Error> {
         let mut c = r.peek()?;
         if c == b'}' && !self.after_comma {
             r.pos += 1;
@@ -922,7 +908,7 @@ impl Object {
 impl Array {
     /// Moves to the next element; `false` after the closing `]`.
     #[inline]
-    pub fn next(&mut self, r: &mut Reader<'_>) -> Result<bool, Error> {
+    pub(crate) fn next(&mut self, r: &mut Reader<'_>) -> Result<bool, Error> {
         let c = r.peek()?;
         if c == b']' {
             r.pos += 1;

@@ -37,7 +37,8 @@
 //! and invalid JSON produce typed errors. Buffers that are too small produce errors that say
 //! how many bytes were needed.
 #![no_std]
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -59,6 +60,19 @@ pub mod sse;
 pub mod time;
 pub mod tools;
 pub mod transport;
+mod unchecked;
+
+/// `s[r]` for a range the caller's invariants keep inside `s` (an index into the parser's own
+/// buffer, a position it has just checked). Library code never panics, so a range that is out
+/// of bounds reads as empty; but in debug builds — where the unit and property tests and the
+/// fuzzers run — it fails a `debug_assert!`, so a broken invariant is caught instead of being
+/// silently read as nothing. The same code as `s.get(r).unwrap_or_default()` in release builds.
+#[inline(always)]
+pub(crate) fn span<T, R: core::slice::SliceIndex<[T], Output = [T]>>(s: &[T], r: R) -> &[T] {
+    let v = s.get(r);
+    debug_assert!(v.is_some(), "a span outside its buffer: a broken invariant");
+    v.unwrap_or_default()
+}
 
 /// The first `needle` in `haystack`: the `memchr` crate's SIMD search on the targets that have
 /// one (x86-64, AArch64).

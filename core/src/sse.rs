@@ -221,7 +221,7 @@ impl<const N: usize> SseParser<N> {
 
     /// The last event ID buffer (persists across events and across [`SseParser::finish`]).
     pub fn last_event_id(&self) -> &str {
-        core::str::from_utf8(self.buf.get(..self.id_len).unwrap_or_default()).unwrap_or_default()
+        core::str::from_utf8(crate::span(&self.buf, ..self.id_len)).unwrap_or_default()
     }
 
     fn data_start(&self) -> usize {
@@ -259,7 +259,7 @@ impl<const N: usize> SseParser<N> {
             if self.bom < 3 {
                 if first == BOM[usize::from(self.bom)] {
                     self.bom += 1;
-                    *input = input.get(1..).unwrap_or_default();
+                    *input = crate::span(input, 1..);
                 } else {
                     // Not a BOM: the bytes matched so far are ordinary text of the first line.
                     let matched = usize::from(self.bom);
@@ -272,7 +272,7 @@ impl<const N: usize> SseParser<N> {
             if self.after_cr {
                 self.after_cr = false;
                 if first == b'\n' {
-                    *input = input.get(1..).unwrap_or_default();
+                    *input = crate::span(input, 1..);
                     continue;
                 }
             }
@@ -287,17 +287,17 @@ impl<const N: usize> SseParser<N> {
             };
             let (line, rest) = input.split_at_checked(end).unwrap_or((input, &[]));
             if let Some((data, skip)) = self.whole_event(line, rest, non_ascii) {
-                *input = rest.get(skip..).unwrap_or_default();
+                *input = crate::span(rest, skip..);
                 self.dispatched = true;
-                // SAFETY: `whole_event` checked that `data` is valid UTF-8: ASCII up to
-                // where `find_line_end` saw the first non-ASCII byte, `is_utf8` from there.
-                let data = unsafe { core::str::from_utf8_unchecked(data) };
+                // Valid UTF-8: `whole_event` checked it, ASCII up to where `find_line_end` saw
+                // the first non-ASCII byte, `is_utf8` from there.
+                let data = crate::unchecked::utf8(data);
                 return Ok(Some(self.event(data)));
             }
             if rest.first() == Some(&b'\r') {
                 self.after_cr = true;
             }
-            *input = rest.get(1..).unwrap_or_default();
+            *input = crate::span(rest, 1..);
             // Only Anthropic among the APIs sends `event:` lines: builds without that dialect
             // (firmware, the browser's default entry) keep the general path, and its size.
             #[cfg(feature = "anthropic")]
@@ -314,13 +314,13 @@ impl<const N: usize> SseParser<N> {
                 LineOutcome::Dispatch => {
                     self.dispatched = true;
                     let ds = self.data_start();
-                    let data = self.buf.get(ds..ds + self.data_len).unwrap_or_default();
-                    // SAFETY: just before returning `Dispatch`, `dispatch` validated the data
+                    let data = crate::span(&self.buf, ds..ds + self.data_len);
+                    // Valid UTF-8: just before returning `Dispatch`, `dispatch` validated the data
                     // region (or rewrote it with U+FFFD, which yields valid UTF-8) unless every
                     // line taken since the last dispatch was known to be ASCII
                     // (`data_unchecked`, from `find_line_end`), and nothing wrote to the buffer
                     // since.
-                    let data = unsafe { core::str::from_utf8_unchecked(data) };
+                    let data = crate::unchecked::utf8(data);
                     return Ok(Some(self.event(data)));
                 }
             }
@@ -329,23 +329,16 @@ impl<const N: usize> SseParser<N> {
 
     /// An event with `data` and the current type and last event ID.
     fn event<'s>(&'s self, data: &'s str) -> SseItem<'s> {
-        let id = self.buf.get(..self.id_len).unwrap_or_default();
+        let id = crate::span(&self.buf, ..self.id_len);
         let kind = self
             .buf
             .get(self.id_len..self.data_start())
             .unwrap_or_default();
-        debug_assert!(core::str::from_utf8(kind).is_ok() && core::str::from_utf8(id).is_ok());
-        // SAFETY: both regions hold valid UTF-8 by construction: `set_region` decodes what it
-        // stores with U+FFFD, `whole_event_line` stores only a value `is_utf8` accepted, and
-        // every other change to them only shortens them to 0. (Checked again in debug builds,
-        // so the tests and the fuzzer watch this; validating here cost Anthropic's events,
-        // which all carry a type, about a tenth of their decode time.)
-        let (kind, last_event_id) = unsafe {
-            (
-                core::str::from_utf8_unchecked(kind),
-                core::str::from_utf8_unchecked(id),
-            )
-        };
+        // Both regions hold valid UTF-8 by construction: `set_region` decodes what it stores
+        // with U+FFFD, `whole_event_line` stores only a value `is_utf8` accepted, and every
+        // other change to them only shortens them to 0. (Validating here cost Anthropic's
+        // events, which all carry a type, about a tenth of their decode time.)
+        let (kind, last_event_id) = (crate::unchecked::utf8(kind), crate::unchecked::utf8(id));
         SseItem::Event(Event {
             kind,
             data,
@@ -486,17 +479,17 @@ impl<const N: usize> SseParser<N> {
                             return Ok(());
                         }
                         Some(c) => {
-                            self.line = match self.field(buf.get(..len).unwrap_or_default()) {
+                            self.line = match self.field(crate::span(&buf, ..len)) {
                                 Some(f) => LineState::ValueStart(f),
                                 None => LineState::Ignore,
                             };
-                            bytes = bytes.get(c + 1..).unwrap_or_default();
+                            bytes = crate::span(bytes, c + 1..);
                         }
                     }
                 }
                 LineState::ValueStart(f) => {
                     if bytes.first() == Some(&b' ') {
-                        bytes = bytes.get(1..).unwrap_or_default();
+                        bytes = crate::span(bytes, 1..);
                     }
                     self.line = LineState::Value(f);
                 }
@@ -547,7 +540,7 @@ impl<const N: usize> SseParser<N> {
             LineState::Name { len: 0, .. } => return self.dispatch(),
             // A line without a colon: the whole line is the name, the value is empty.
             LineState::Name { buf, len } => {
-                match self.field(buf.get(..usize::from(len)).unwrap_or_default()) {
+                match self.field(crate::span(&buf, ..usize::from(len))) {
                     Some(f) => f,
                     None => return Ok(LineOutcome::Nothing),
                 }
@@ -598,7 +591,7 @@ impl<const N: usize> SseParser<N> {
     /// in between. Needs no room beyond the result. Returns the new length.
     fn set_region(&mut self, start: usize, old: usize, vlen: usize) -> Result<usize, SseError> {
         let tail_end = self.data_end();
-        let raw = self.buf.get(tail_end..tail_end + vlen).unwrap_or_default();
+        let raw = crate::span(&self.buf, tail_end..tail_end + vlen);
         let new_len = lossy_len(raw);
         let total = tail_end - old + new_len;
         if total > N {
@@ -637,7 +630,7 @@ impl<const N: usize> SseParser<N> {
         self.data_len -= 1;
         let ds = self.data_start();
         let len = self.data_len;
-        let data = self.buf.get(ds..ds + len).unwrap_or_default();
+        let data = crate::span(&self.buf, ds..ds + len);
         debug_assert!(unchecked || data.is_ascii());
         if unchecked && !is_utf8(data) {
             // Rare: decode with U+FFFD in place. Decoding the joined lines equals decoding
@@ -694,7 +687,7 @@ mod simd {
             }
             ascii_prefix += 16;
         }
-        let rest = bytes.get(ascii_prefix..).unwrap_or_default();
+        let rest = crate::span(bytes, ascii_prefix..);
         rest.is_ascii() || core::str::from_utf8(rest).is_ok()
     }
 }
@@ -718,9 +711,7 @@ mod swar {
     pub(super) fn find_line_end(bytes: &[u8]) -> (Option<usize>, usize) {
         const PAIR: usize = core::mem::size_of::<[usize; 2]>();
         const ONES: usize = usize::MAX / 0xFF;
-        // SAFETY: every bit pattern is a valid `[usize; 2]`; `align_to` only reinterprets the
-        // aligned middle of the slice.
-        let (head, pairs, _) = unsafe { bytes.align_to::<[usize; 2]>() };
+        let (head, pairs, _) = crate::unchecked::word_pairs(bytes);
         let mut non_ascii = usize::MAX;
         let mut i: usize = 0;
         loop {
@@ -729,7 +720,7 @@ mod swar {
             {
                 // `w - 0x0E..` borrows into a byte's high bit when some byte is below 0x0E,
                 // and `| w` adds the bytes above 0x7F: no high bit, nothing to look at.
-                let rest = pairs.get(k / PAIR..).unwrap_or_default();
+                let rest = crate::span(pairs, k / PAIR..);
                 let clean = rest
                     .iter()
                     .position(|&[a, b]| {
@@ -773,7 +764,7 @@ fn lossy_len(bytes: &[u8]) -> usize {
                     .error_len()
                     .map_or(rest.len() - e.valid_up_to(), usize::from);
                 n += e.valid_up_to() + REPLACEMENT.len();
-                rest = rest.get(e.valid_up_to() + bad..).unwrap_or_default();
+                rest = crate::span(rest, e.valid_up_to() + bad..);
             }
         }
     }
@@ -786,7 +777,7 @@ fn lossy_len(bytes: &[u8]) -> usize {
 fn lossy_within(buf: &mut [u8], mut src: usize, src_end: usize, dst: usize) -> usize {
     let mut w = dst;
     while src < src_end {
-        let (valid, bad) = match core::str::from_utf8(buf.get(src..src_end).unwrap_or_default()) {
+        let (valid, bad) = match core::str::from_utf8(crate::span(buf, src..src_end)) {
             Ok(_) => (src_end - src, None),
             Err(e) => (
                 e.valid_up_to(),

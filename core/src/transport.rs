@@ -175,6 +175,7 @@ pub enum BodyEnd {
 /// Precedence: a deadline, then the network, then a malformed event, then an error event —
 /// which fails the stream even when the end marker follows it — then the end marker.
 #[inline]
+#[must_use]
 pub fn body_failure(end: BodyEnd, malformed: bool, server_error: bool) -> Option<Failure> {
     match end {
         BodyEnd::Timeout(p) => Some(Failure::Timeout(p)),

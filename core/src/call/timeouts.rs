@@ -84,6 +84,7 @@ impl Timeouts {
     /// comments keep it alive.
     // Kept out of line: it runs once per call.
     #[inline(never)]
+    #[must_use]
     pub fn for_profile(p: RequestProfile) -> Timeouts {
         // Milliseconds in u32 (an hour fits 1,000 times over): small code on a 32-bit MCU.
         const S: u32 = 1000;
