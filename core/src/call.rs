@@ -4,22 +4,50 @@
 //! [`Rng`]; the adapter enforces the deadlines the engine hands out.
 //!
 //! ## Call order
-//! ```text
-//! let mut call = Call::new(&config, profile, now, seed);   // budget deposit happens here
-//! loop {
+//! The adapter's loop, here with attempts that the example makes up (the first gets a 503,
+//! the second an answer) and a clock that jumps to each wake-up time:
+//! ```
+//! use steadyllm_core::call::{
+//!     AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, RequestProfile, Step,
+//! };
+//! use steadyllm_core::hints::RetryHints;
+//! use steadyllm_core::time::Instant;
+//!
+//! // An adapter connects by `plan.connect_by`, sends (with `plan.retry_count` in the
+//! // retry-count header), wants the head by `plan.first_byte`, the first content by
+//! // `plan.first_token`, no gap longer than `plan.idle`, everything by `plan.deadline`
+//! // (growing with the answer: `plan.deadline_after`), and delivers content as it arrives.
+//! fn run_attempt(plan: &AttemptPlan) -> Outcome {
+//!     let mut hints = RetryHints::default();
+//!     hints.observe("retry-after", b"1");
+//!     match plan.number {
+//!         1 => Outcome::failed(Failure::Status(503), 0, hints),
+//!         _ => Outcome::completed(1234, RetryHints::default()),
+//!     }
+//! }
+//!
+//! let config = CallConfig::default();
+//! let mut state = ClientState::<4>::new(1, &config); // shared by all calls
+//! let mut now = Instant::from_millis(0);
+//! // The budget's deposit for this call happens here.
+//! let mut call = Call::new(&config, RequestProfile::default(), &mut state, now, 42);
+//! let mut log = Vec::new();
+//! let result = loop {
 //!     match call.next(&mut state, now) {
 //!         Step::Attempt(plan) => {
-//!             // connect by plan.connect_by, send with retry-count header plan.retry_count,
-//!             // headers by first_byte, first content by first_token, idle gaps ≤ idle,
-//!             // everything by plan.deadline; deliver content as it arrives.
-//!             let outcome = run_attempt(&plan).await;
+//!             let outcome = run_attempt(&plan);
 //!             call.finish_attempt(&mut state, outcome, now);
 //!         }
-//!         Step::Sleep(until) => sleep_until(until).await,
+//!         Step::Sleep(until) => now = until, // an adapter sleeps until then
 //!         Step::Done(result) => break result,
 //!     }
-//!     while let Some(event) = call.poll_event() { log(event) }   // "retrying in 2 s…"
-//! }
+//!     while let Some(event) = call.poll_event() {
+//!         log.push(event.to_string()); // "retrying in 1.0 s …"
+//!     }
+//! };
+//! assert_eq!(result.map(|s| s.attempts), Ok(2));
+//! assert!(now >= Instant::from_millis(1000), "Retry-After was honoured");
+//! assert!(!log.is_empty());
 //! ```
 //! [`RetryHints::observe`] turns response headers (`retry-after`, `retry-after-ms`,
 //! `x-should-retry`, `x-ratelimit-*`) into the hints an [`Outcome`] carries.
@@ -798,7 +826,7 @@ impl Call {
 
     /// What to do next at `now`. While an attempt is in flight (planned but not finished)
     /// this returns the same plan again.
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn next<const N: usize>(&mut self, state: &mut ClientState<N>, now: Instant) -> Step {
         let step = self.decide(state, now);
@@ -951,7 +979,7 @@ impl Call {
     }
 
     /// Reports how the planned attempt ended, at `now`.
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn finish_attempt<const N: usize>(
         &mut self,

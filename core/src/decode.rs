@@ -370,7 +370,7 @@ impl<'a> ApiError<'a> {
     /// Parses the body of a non-2xx response: OpenAI's `{"error":{...}}` (also Anthropic's
     /// `{"type":"error","error":{...}}`, and `{"error":"text"}`) or the bare
     /// `{"object":"error","message":...}` shape (vLLM and others).
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn parse(body: &'a str) -> Result<ApiError<'a>, DecodeError> {
         let mut r = Reader::new(body);

@@ -34,7 +34,7 @@ pub struct RetryHints {
 
 impl RetryHints {
     /// Takes one response header (name case-insensitive). Malformed values are ignored.
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn observe(&mut self, name: &str, value: &[u8]) {
         let Ok(v) = core::str::from_utf8(value) else {

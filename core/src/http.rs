@@ -604,7 +604,7 @@ impl<'a> RequestHead<'a> {
 
     /// Writes the head (ending with the blank line) into `out` and returns its length. On
     /// error nothing useful is in `out`; `BufferTooSmall` says how many bytes are needed.
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn write(&self, out: &mut [u8]) -> Result<usize, HeadError> {
         check_header_value(self.user_agent).map_err(HeadError::Header)?;

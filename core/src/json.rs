@@ -1,23 +1,17 @@
-//! The JSON the other layers share: a writer that escapes exactly as RFC 8259 requires and
-//! counts what it could not write, and a single-pass, validating, zero-copy reader.
-//!
-//! ## Writer
-//! [`Writer`] appends to a caller buffer. When the buffer is too small it keeps counting, so
-//! a failed write still reports the size that was needed ([`Writer::finish`]).
-//!
-//! ## Reader
-//! [`Reader`] walks a document once, front to back. Strings come out as [`JsonStr`], a view of
-//! the raw bytes between the quotes: borrowed, and unescaped only when the caller asks and the
-//! string actually contains escapes. Values the caller does not want are skipped with
-//! [`Reader::skip_value`], which still validates them. Nesting is limited to
-//! [`MAX_DEPTH`] levels so hostile input cannot exhaust anything.
+//! JSON as the other layers share it. Public here are what they hand out: [`JsonStr`], a
+//! string of a document borrowed as its raw bytes between the quotes (unescaped only when the
+//! caller asks and the string has escapes), and the errors. Internally: a writer that escapes
+//! exactly as RFC 8259 requires and keeps counting when the buffer is too small (so a failed
+//! write reports the size needed), and a single-pass, validating, zero-copy reader that skips
+//! unwanted values while still validating them, nested at most [`MAX_DEPTH`] levels so hostile
+//! input cannot exhaust anything.
 //!
 //! No function here panics on any input.
 
 use core::fmt;
 
-/// Deepest nesting [`Reader::skip_value`] accepts.
-pub(crate) const MAX_DEPTH: usize = 128;
+/// Deepest nesting the reader accepts.
+pub const MAX_DEPTH: usize = 128;
 
 // ---------------------------------------------------------------------------------------------
 // Writer

@@ -32,6 +32,14 @@
 //! - [`json`]: the JSON writer and single-pass reader the other layers share.
 //! - [`time`], [`rng`]: the core's own `Instant`/`Duration` and a seeded PRNG.
 //!
+//! ## Flash
+//! The functions adapters call from their `async fn`s are `#[inline(never)]`, each marked
+//! `// Out of line: flash (crate docs).` Inlined, a function's code is copied into every async
+//! state machine that calls it, and an adapter's futures exist once per socket type: the
+//! firmware size probe (`scripts/size-report`) measured each of these as a saving. Code that
+//! runs once per call or per attempt is kept small rather than fast; the per-byte and
+//! per-event paths (SSE, the decoder's templates) are the exceptions, where speed is measured.
+//!
 //! ## Panics
 //! No public function panics on any input: malformed bytes, oversized lines, hostile headers
 //! and invalid JSON produce typed errors. Buffers that are too small produce errors that say

@@ -97,7 +97,7 @@ pub struct ResponseHead<'h> {
 impl<'h> ResponseHead<'h> {
     /// Parses the head at the start of `buf`. `Ok(None)`: not complete yet, read more (when
     /// `buf` is already full, the head is too large for it).
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn parse(buf: &'h [u8]) -> Result<Option<Self>, ResponseError> {
         let mut start = 0;
@@ -396,7 +396,7 @@ impl BodyDecoder {
     /// Returns an empty slice when `input` held only framing (it is then empty) or the body
     /// is done (then `input` is left as it is). Call again while `input` is not empty and the
     /// body is not done.
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn decode<'i>(&mut self, input: &mut &'i [u8]) -> Result<&'i [u8], BodyError> {
         loop {

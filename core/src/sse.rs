@@ -241,7 +241,7 @@ impl<const N: usize> SseParser<N> {
     /// An event whose block lies whole in `input` and has one `data` line is returned without
     /// copying: its `data` then borrows `input`. That is why the item's lifetime is bounded by
     /// both the parser and the input.
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub fn feed<'p, 'i: 'p>(
         &'p mut self,

@@ -24,7 +24,7 @@ pub struct HeadVerdict {
 /// Reads a parsed head's fields: every header goes to `hints`, and `Content-Type`,
 /// `Content-Encoding` and the status go to [`judge_head`]. `buf` is the buffer `head` was
 /// parsed from.
-// Kept out of line: inlined into an adapter's async state machine it costs flash.
+// Out of line: flash (crate docs).
 #[inline(never)]
 pub fn read_head(
     head: &ResponseHead<'_>,
@@ -77,7 +77,7 @@ pub enum BodyKind {
 ///   [`ResponseFault::NotAnApiResponse`] — a captive portal's
 ///   `200 text/html`; no type at all is taken as what was asked for;
 /// - any other status: its error body is read.
-// Kept out of line: inlined into an adapter's async state machine it costs flash.
+// Out of line: flash (crate docs).
 #[inline(never)]
 pub fn judge_head(
     status: u16,

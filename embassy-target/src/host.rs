@@ -3,7 +3,7 @@
 //! and the end-to-end tests.
 //!
 //! One fix on top: a std socket answers a zero-byte read by waiting for data that never comes
-//! (reqwless does such a read after the end of a chunked body; DESIGN.md). The client never
+//! (reqwless does such a read after the end of a chunked body). The client never
 //! asks for zero bytes, but [`HostConnection`] answers an empty read with `Ok(0)` at once for
 //! any other code on the same connection type.
 

@@ -240,7 +240,7 @@ fn reqwless_over_embassy_net_gets_from_hyper_in_the_namespace() {
             let tcp = TcpClient::new(stack, &state);
             let mut http = HttpClient::new(&tcp, &LiteralDns);
             let url = format!("http://{server_addr}/v1/models");
-            // reqwless sends Host without the port (DESIGN.md): set it. `Connection: close`
+            // reqwless writes the Host header without the port: set it. `Connection: close`
             // because embassy-net drops a socket without sending its FIN (see netns docs), so
             // the server would otherwise wait for the next request on this connection.
             let host = server_addr.to_string();

@@ -1,4 +1,4 @@
-//! How an attempt ended, as the adapter reports it to [`Call::finish_attempt`](super::Call::finish_attempt).
+//! How an attempt ended, as the adapter reports it to [`Call::finish_attempt`](super::Call::finish_attempt)(super::Call::finish_attempt).
 
 use core::fmt;
 
@@ -215,7 +215,7 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The result of one attempt, reported with [`Call::finish_attempt`].
+/// The result of one attempt, reported with [`Call::finish_attempt`](super::Call::finish_attempt).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Outcome {
