@@ -97,6 +97,15 @@
 //!   with [`CallError::PartialOutput`] (the caller keeps what it got), unless
 //!   [`CallConfig::restart_on_partial`] is set, in which case the next attempt starts over and
 //!   [`CallEvent::DiscardDelivered`] tells the caller to drop what it showed.
+//! - **Exact resume**: an answer the server keeps (OpenAI's Responses API in background mode)
+//!   is resumed instead: the adapter reports the last event it delivered
+//!   ([`Outcome::resume_after`]), and the next attempt ([`AttemptPlan::resume_after`],
+//!   [`CallEvent::Resuming`]) asks the same endpoint for the events after it — nothing
+//!   delivered twice, nothing regenerated. Resumes are retries to the engine: backoff,
+//!   Retry-After, the budget and the deadline apply. The server's own verdicts
+//!   (`response.failed`, `response.incomplete`) end the call; a resume the server cannot
+//!   serve (a 4xx) ends it with the partial answer. Only a failure before anything
+//!   identifying arrived posts the request again.
 
 use core::fmt;
 
@@ -446,6 +455,11 @@ pub struct AttemptPlan {
     pub total_per_kib: Duration,
     /// The deadline never moves past this.
     pub latest: Instant,
+    /// Resume the answer after this event instead of posting the request again (the
+    /// Responses API: `GET /v1/responses/{id}?stream=true&starting_after=N`, events at or
+    /// below `N` skipped), on the endpoint that has the response. Set when the last attempt
+    /// reported [`Outcome::resume_after`].
+    pub resume_after: Option<u32>,
 }
 
 impl AttemptPlan {
@@ -645,6 +659,12 @@ pub enum CallEvent {
     },
     /// A retryable failure was not retried: the budget is empty.
     BudgetExhausted,
+    /// The next attempt resumes the answer after event `after` (nothing delivered is
+    /// repeated, nothing is regenerated).
+    Resuming {
+        /// The last event delivered.
+        after: u32,
+    },
     /// Restarting after partial output: discard what was shown of this answer.
     DiscardDelivered {
         /// Bytes to discard.
@@ -689,6 +709,7 @@ impl fmt::Display for CallEvent {
                 write!(f, "endpoint {endpoint} rate-limited until {until:?}")
             }
             CallEvent::BudgetExhausted => f.write_str("retry budget exhausted; not retrying"),
+            CallEvent::Resuming { after } => write!(f, "resuming after event {after}"),
             CallEvent::DiscardDelivered { bytes } => {
                 write!(f, "restarting the answer: discard the {bytes} bytes shown")
             }
@@ -734,6 +755,8 @@ pub struct Call {
     ev_head: usize,
     ev_len: usize,
     delivered_total: u64,
+    /// The answer can be resumed after this event (see [`Outcome::resume_after`]).
+    resume: Option<u32>,
 }
 
 impl Call {
@@ -772,6 +795,7 @@ impl Call {
             ev_head: 0,
             ev_len: 0,
             delivered_total: 0,
+            resume: None,
         }
     }
 
@@ -868,7 +892,12 @@ impl Call {
             }
             self.budget_wait = None;
         }
-        let endpoint = match self.pick(state, now) {
+        let pick = match (self.resume, self.prev_endpoint) {
+            // The response lives on the endpoint that created it: resume there.
+            (Some(_), Some(prev)) => Pick::Go(prev),
+            _ => self.pick(state, now),
+        };
+        let endpoint = match pick {
             Pick::Go(i) => i,
             // Another call's probe decides: wait for it (never past the deadline).
             Pick::Wait(t) => return Step::Sleep(t.min(self.deadline)),
@@ -926,7 +955,11 @@ impl Call {
             deadline: self.deadline,
             total_per_kib: t.total_per_kib,
             latest: self.latest,
+            resume_after: self.resume,
         };
+        if let Some(after) = self.resume {
+            self.push(CallEvent::Resuming { after });
+        }
         self.in_flight = Some(plan);
         // Active while the attempt runs (a call dropped meanwhile stops counting by then).
         state.note_active(self.id, self.deadline);
@@ -1028,11 +1061,20 @@ impl Call {
             self.conclude(Ok(Summary {
                 attempts: self.attempts,
                 endpoint: ep_i,
-                delivered_bytes: outcome.delivered_bytes,
+                // A resumed answer is all its attempts' bytes; a restarted one its last's.
+                delivered_bytes: match self.resume {
+                    Some(_) => self.delivered_total,
+                    None => outcome.delivered_bytes,
+                },
             }));
             return;
         };
         self.last = Some(failure);
+        // Something identifying arrived: resume after it. (A resume that delivered nothing
+        // keeps the point it started from.)
+        if outcome.resume_after.is_some() {
+            self.resume = outcome.resume_after;
+        }
         self.push(CallEvent::AttemptFailed {
             number: plan.number,
             endpoint: ep_i,
@@ -1057,7 +1099,7 @@ impl Call {
             }));
             return;
         }
-        if outcome.delivered_bytes > 0 && !self.config.restart_on_partial {
+        if outcome.delivered_bytes > 0 && !self.config.restart_on_partial && self.resume.is_none() {
             self.conclude(Err(CallError::PartialOutput {
                 delivered_bytes: outcome.delivered_bytes,
                 last: failure,
@@ -1065,6 +1107,17 @@ impl Call {
             return;
         }
         match class.action {
+            // A resume cannot go elsewhere: the response lives on its endpoint.
+            Action::Fail | Action::FailOver if self.resume.is_some() => {
+                self.conclude(Err(match self.delivered_total {
+                    0 => CallError::NotRetryable { last: failure },
+                    delivered_bytes => CallError::PartialOutput {
+                        delivered_bytes,
+                        last: failure,
+                    },
+                }));
+                return;
+            }
             Action::Fail => {
                 self.conclude(Err(CallError::NotRetryable { last: failure }));
                 return;
@@ -1114,7 +1167,8 @@ impl Call {
                         until,
                     });
                 }
-                if matches!(self.pick(state, now), Pick::None(_)) {
+                // (A resume has nowhere else to go.)
+                if self.resume.is_some() || matches!(self.pick(state, now), Pick::None(_)) {
                     self.conclude(Err(CallError::RetryAfterTooLong { requested: ra }));
                     return;
                 }
@@ -1125,8 +1179,12 @@ impl Call {
                 ra
             }
             _ => {
-                // Another healthy endpoint can take the retry at once.
-                if class.endpoint_fault && self.other_healthy(state, ep_i, now) {
+                // Another healthy endpoint can take the retry at once (not a resume: its
+                // response lives on this one).
+                if class.endpoint_fault
+                    && self.resume.is_none()
+                    && self.other_healthy(state, ep_i, now)
+                {
                     Duration::ZERO
                 } else {
                     self.backoff()
@@ -1144,7 +1202,7 @@ impl Call {
         }
         // Restart mode: only now that another attempt is certain is what was shown void. (When
         // the call ends here instead, the caller keeps the last attempt's text.)
-        if outcome.delivered_bytes > 0 {
+        if outcome.delivered_bytes > 0 && self.resume.is_none() {
             self.push(CallEvent::DiscardDelivered {
                 bytes: outcome.delivered_bytes,
             });
@@ -1253,6 +1311,8 @@ fn classify(f: Failure, h: &RetryHints) -> Class {
         Failure::NameNotResolved | Failure::Response(_) => (Action::FailOver, false),
         Failure::Stream(StreamFault::Malformed) => (Action::Retry, true),
         Failure::Stream(_) => (Action::Retry, true),
+        // The server's own verdict on the answer.
+        Failure::AnswerFailed | Failure::AnswerIncomplete => (Action::Fail, false),
         Failure::Status(s) => {
             if h.insufficient_quota {
                 (Action::FailOver, false)
@@ -1580,6 +1640,167 @@ mod tests {
             call.next(&mut h.state, h.now + Duration::from_secs(10)),
             Step::Done(_)
         ));
+    }
+
+    /// A run of a resumable answer: attempts end as `script` says (plan → outcome); returns
+    /// the result, the plans and the call's events.
+    fn run_resumable(
+        endpoints: usize,
+        mut script: impl FnMut(&AttemptPlan) -> Outcome,
+    ) -> (
+        Result<Summary, CallError>,
+        std::vec::Vec<AttemptPlan>,
+        std::vec::Vec<CallEvent>,
+    ) {
+        let mut h = Harness::new(endpoints, CallConfig::default());
+        let mut call = Call::new(&h.cfg, RequestProfile::default(), &mut h.state, h.now, 3);
+        let (mut plans, mut events) = (std::vec::Vec::new(), std::vec::Vec::new());
+        loop {
+            let step = call.next(&mut h.state, h.now);
+            while let Some(e) = call.poll_event() {
+                events.push(e);
+            }
+            match step {
+                Step::Attempt(p) => {
+                    plans.push(p);
+                    let o = script(&p);
+                    h.now += Duration::from_millis(50);
+                    call.finish_attempt(&mut h.state, o, h.now);
+                }
+                Step::Sleep(t) => h.now = t,
+                Step::Done(r) => return (r, plans, events),
+            }
+        }
+    }
+
+    fn reset(delivered: u64, resume: Option<u32>) -> Outcome {
+        Outcome::failed(
+            Failure::Stream(StreamFault::Network),
+            delivered,
+            RetryHints::default(),
+        )
+        .resumable_after(resume)
+    }
+
+    #[test]
+    fn a_resumable_answer_resumes_on_its_endpoint_after_the_last_event() {
+        // Two drops in one answer, with another healthy endpoint that must not be used.
+        let (r, plans, events) = run_resumable(2, |p| match p.number {
+            1 => reset(100, Some(7)),
+            2 => reset(50, Some(12)),
+            _ => Outcome::completed(30, RetryHints::default()),
+        });
+        assert_eq!(r.map(|s| (s.attempts, s.delivered_bytes)), Ok((3, 180)));
+        let resumes: std::vec::Vec<_> =
+            plans.iter().map(|p| (p.endpoint, p.resume_after)).collect();
+        assert_eq!(resumes, [(0, None), (0, Some(7)), (0, Some(12))]);
+        assert!(events.contains(&CallEvent::Resuming { after: 7 }));
+        assert!(events.contains(&CallEvent::Resuming { after: 12 }));
+        // Nothing is discarded: the answer goes on.
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, CallEvent::DiscardDelivered { .. }))
+        );
+        // Resumes wait their backoff like retries.
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, CallEvent::Waiting { .. }))
+        );
+    }
+
+    #[test]
+    fn a_refused_resume_is_retried_from_the_same_point() {
+        let (r, plans, _) = run_resumable(1, |p| match p.number {
+            1 => reset(100, Some(7)),
+            // A 503 on the resume: nothing delivered, no new point reported.
+            2 => Outcome::failed(Failure::Status(503), 0, RetryHints::default()),
+            _ => Outcome::completed(30, RetryHints::default()),
+        });
+        assert!(r.is_ok());
+        let points: std::vec::Vec<_> = plans.iter().map(|p| p.resume_after).collect();
+        assert_eq!(points, [None, Some(7), Some(7)]);
+    }
+
+    #[test]
+    fn only_an_answer_with_nothing_identifying_is_posted_again() {
+        // A drop before any event: a new POST (no resume point), then the answer.
+        let (r, plans, _) = run_resumable(1, |p| match p.number {
+            1 => reset(0, None),
+            _ => Outcome::completed(30, RetryHints::default()),
+        });
+        assert!(r.is_ok());
+        assert_eq!(
+            plans
+                .iter()
+                .map(|p| p.resume_after)
+                .collect::<std::vec::Vec<_>>(),
+            [None, None]
+        );
+        // A drop after `response.created` but before any text resumes after it.
+        let (r, plans, _) = run_resumable(1, |p| match p.number {
+            1 => reset(0, Some(0)),
+            _ => Outcome::completed(30, RetryHints::default()),
+        });
+        assert!(r.is_ok());
+        assert_eq!(plans.last().and_then(|p| p.resume_after), Some(0));
+    }
+
+    #[test]
+    fn the_servers_verdict_on_the_answer_is_final() {
+        for f in [Failure::AnswerFailed, Failure::AnswerIncomplete] {
+            let (r, plans, _) = run_resumable(2, |_| {
+                Outcome::failed(f, 80, RetryHints::default()).resumable_after(Some(9))
+            });
+            assert_eq!(plans.len(), 1, "{f:?}");
+            assert_eq!(
+                r,
+                Err(CallError::PartialOutput {
+                    delivered_bytes: 80,
+                    last: f
+                })
+            );
+            // Before any content: not retryable either.
+            let (r, plans, _) = run_resumable(2, |_| Outcome::failed(f, 0, RetryHints::default()));
+            assert_eq!(plans.len(), 1);
+            assert_eq!(r, Err(CallError::NotRetryable { last: f }));
+        }
+    }
+
+    #[test]
+    fn a_resume_that_cannot_work_keeps_what_was_delivered() {
+        // The response is gone (404 on the resume): the call ends with the partial answer.
+        let (r, plans, _) = run_resumable(2, |p| match p.number {
+            1 => reset(100, Some(7)),
+            _ => Outcome::failed(Failure::Status(404), 0, RetryHints::default()),
+        });
+        assert_eq!(plans.len(), 2);
+        assert_eq!(
+            r,
+            Err(CallError::PartialOutput {
+                delivered_bytes: 100,
+                last: Failure::Status(404)
+            })
+        );
+        // Resumes obey the deadline: a Retry-After past it ends the call.
+        let (r, _, _) = run_resumable(1, |p| match p.number {
+            1 => {
+                let mut h = RetryHints::default();
+                h.observe("retry-after", b"3000");
+                let mut o = reset(100, Some(7));
+                o.hints = h;
+                o
+            }
+            _ => Outcome::completed(30, RetryHints::default()),
+        });
+        assert!(
+            matches!(
+                r,
+                Err(CallError::DeadlineExceeded { .. }) | Err(CallError::RetryAfterTooLong { .. })
+            ),
+            "{r:?}"
+        );
     }
 
     /// A call whose first attempt delivered 42 bytes, then the stream was reset.

@@ -699,6 +699,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             failure,
             delivered_bytes: delivered,
             hints,
+            resume_after: None,
         };
         (outcome, reusable)
     }

@@ -821,6 +821,7 @@ fn peer_plan(endpoint: usize, number: u32, now: u64) -> AttemptPlan {
         deadline: Instant::from_millis(u64::MAX / 4),
         total_per_kib: Duration::from_millis(0),
         latest: Instant::from_millis(u64::MAX / 4),
+        resume_after: None,
     }
 }
 

@@ -20,7 +20,8 @@
 //! JS side runs the attempt, sleeps, or ends the call.
 //!
 //! Failure codes (also in the call's error object, by name): 0 none, 1 connect, 2 first byte,
-//! 3 first token, 4 idle, 5 status, 6 network, 7 truncated, 8 malformed, 9 server error.
+//! 3 first token, 4 idle, 5 status, 6 network, 7 truncated, 8 malformed, 9 server error,
+//! 10 answer failed, 11 answer incomplete (the Responses API's own verdicts).
 //! Messages for people are composed on the JS side: formatting here would pull `core::fmt`
 //! into the module, a large share of its size.
 //!
@@ -356,6 +357,8 @@ pub fn failure_code(f: Option<Failure>) -> u32 {
         Some(Failure::Stream(StreamFault::Truncated)) => 7,
         Some(Failure::Stream(StreamFault::Malformed)) => 8,
         Some(Failure::Stream(StreamFault::ServerError)) => 9,
+        Some(Failure::AnswerFailed) => 10,
+        Some(Failure::AnswerIncomplete) => 11,
     }
 }
 

@@ -511,6 +511,7 @@ impl Chat {
             failure,
             delivered_bytes: self.body.sink.delivered,
             hints,
+            resume_after: None,
         };
         self.call.finish_attempt(&mut engine.state, o, instant(now));
     }

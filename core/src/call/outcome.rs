@@ -192,6 +192,12 @@ pub enum Failure {
     Status(u16),
     /// The stream broke.
     Stream(StreamFault),
+    /// The server ended the answer as failed (the Responses API's `response.failed`): final,
+    /// neither resumed nor retried.
+    AnswerFailed,
+    /// The server ended the answer incomplete (the Responses API's `response.incomplete`: a
+    /// token limit or a content filter): final, neither resumed nor retried.
+    AnswerIncomplete,
 }
 
 impl fmt::Display for Failure {
@@ -211,6 +217,8 @@ impl fmt::Display for Failure {
             Failure::Stream(StreamFault::Truncated) => f.write_str("stream truncated"),
             Failure::Stream(StreamFault::Malformed) => f.write_str("malformed stream"),
             Failure::Stream(StreamFault::ServerError) => f.write_str("server error in stream"),
+            Failure::AnswerFailed => f.write_str("the server ended the answer as failed"),
+            Failure::AnswerIncomplete => f.write_str("the server ended the answer incomplete"),
         }
     }
 }
@@ -225,6 +233,11 @@ pub struct Outcome {
     pub delivered_bytes: u64,
     /// What the response said about retrying (also on success: rate-limit headers).
     pub hints: RetryHints,
+    /// The answer can be resumed after this event: a stream of OpenAI's Responses API in
+    /// background mode whose response id and last delivered `sequence_number` (this value)
+    /// the adapter knows. The engine then plans a resume ([`AttemptPlan::resume_after`](super::AttemptPlan::resume_after))
+    /// instead of posting again. `None` for every other answer.
+    pub resume_after: Option<u32>,
 }
 
 impl Outcome {
@@ -234,6 +247,7 @@ impl Outcome {
             failure: None,
             delivered_bytes,
             hints,
+            resume_after: None,
         }
     }
 
@@ -243,6 +257,13 @@ impl Outcome {
             failure: Some(failure),
             delivered_bytes,
             hints,
+            resume_after: None,
         }
+    }
+
+    /// The same outcome, resumable after event `n` (see [`Outcome::resume_after`]).
+    pub fn resumable_after(mut self, n: Option<u32>) -> Self {
+        self.resume_after = n;
+        self
     }
 }

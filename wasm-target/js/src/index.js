@@ -342,7 +342,7 @@ const REASONS = [
   "no_endpoint_available",
 ];
 // Failure codes of wasm-target/src/batch.rs, by name (the error objects use the names).
-const FAILURES = [null, "connect", "first_byte", "first_token", "idle", "status", "network", "truncated", "malformed", "server_error"];
+const FAILURES = [null, "connect", "first_byte", "first_token", "idle", "status", "network", "truncated", "malformed", "server_error", "answer_failed", "answer_incomplete"];
 const FAILURE_TEXT = {
   // fetch says no more than "Failed to fetch" for all of these.
   connect: "connection failed (network down, refused, DNS, TLS, or blocked by CORS)",
@@ -353,6 +353,8 @@ const FAILURE_TEXT = {
   truncated: "stream truncated",
   malformed: "malformed stream",
   server_error: "server error in stream",
+  answer_failed: "the server ended the answer as failed",
+  answer_incomplete: "the server ended the answer incomplete",
 };
 const BUSY = { 429: 1, 503: 1, 529: 1 };
 
