@@ -950,7 +950,13 @@ impl Call {
             endpoint,
             connect_by: (now + t.connect).min(self.deadline),
             first_byte: t.first_byte,
-            first_token: t.first_token,
+            // A resume of an answer that already delivered content: the model is past its
+            // thinking, and the server replays what it kept at once, so the first event is
+            // due within the idle timeout.
+            first_token: match self.resume {
+                Some(_) if self.delivered_total > 0 => t.first_token.min(t.idle),
+                _ => t.first_token,
+            },
             idle: t.idle,
             deadline: self.deadline,
             total_per_kib: t.total_per_kib,

@@ -556,6 +556,9 @@ pub struct CallRecord {
     pub longest_sleep_ms: u64,
     /// Chunk ids the caller holds at the end (after any discard).
     pub received: Vec<u32>,
+    /// Chunks the server generated again (a restart regenerates what an earlier attempt
+    /// already sent; a resume regenerates nothing).
+    pub regenerated: u64,
     /// Error text for failures.
     pub error: Option<String>,
 }
@@ -582,6 +585,11 @@ impl RunResult {
             / self.calls.len().max(1) as f64
     }
 
+    /// Chunks generated again, over all calls.
+    pub fn regenerated(&self) -> u64 {
+        self.calls.iter().map(|c| c.regenerated).sum()
+    }
+
     /// A percentile of call duration (ms), over all calls.
     pub fn percentile_ms(&self, p: f64) -> u64 {
         let mut d: Vec<u64> = self.calls.iter().map(|c| c.end_ms - c.start_ms).collect();
@@ -594,6 +602,19 @@ impl RunResult {
 /// Simulates one attempt of `plan` against `b` starting at `t`: returns the outcome, when it
 /// ended, and the chunk ids delivered.
 fn run_attempt(plan: &AttemptPlan, b: Behaviour, t: u64) -> (Outcome, u64, Vec<u32>) {
+    run_attempt_from(plan, b, t, 0, CHUNKS)
+}
+
+/// [`run_attempt`] for an answer of `total` chunks whose chunks before `first` the caller has
+/// (a resume): this attempt sends chunks `first..`, and a fault "after `k` chunks" counts this
+/// attempt's.
+fn run_attempt_from(
+    plan: &AttemptPlan,
+    b: Behaviour,
+    t: u64,
+    first: u32,
+    total: u32,
+) -> (Outcome, u64, Vec<u32>) {
     let deadline = plan.deadline.as_millis();
     let connect_by = plan.connect_by.as_millis();
     let none = RetryHints::default();
@@ -627,16 +648,20 @@ fn run_attempt(plan: &AttemptPlan, b: Behaviour, t: u64) -> (Outcome, u64, Vec<u
             let at = (sent + 50).min(deadline);
             return (Outcome::failed(Failure::Status(code), 0, h), at, vec![]);
         }
-        Behaviour::Ok => (sent + HEAD_MS, CHUNKS, None),
-        Behaviour::StallAfter(k) => (sent + HEAD_MS, k, Some(Failure::Timeout(Phase::Idle))),
+        Behaviour::Ok => (sent + HEAD_MS, total.saturating_sub(first), None),
+        Behaviour::StallAfter(k) => (
+            sent + HEAD_MS,
+            k.min(total.saturating_sub(first)),
+            Some(Failure::Timeout(Phase::Idle)),
+        ),
         Behaviour::ResetAfter(k) => (
             sent + HEAD_MS,
-            k,
+            k.min(total.saturating_sub(first)),
             Some(Failure::Stream(StreamFault::Network)),
         ),
         Behaviour::TruncateAfter(k) => (
             sent + HEAD_MS,
-            k,
+            k.min(total.saturating_sub(first)),
             Some(Failure::Stream(StreamFault::Truncated)),
         ),
         Behaviour::Answer(a) => return answer(plan, a, sent),
@@ -647,7 +672,7 @@ fn run_attempt(plan: &AttemptPlan, b: Behaviour, t: u64) -> (Outcome, u64, Vec<u
     }
     let mut got = Vec::new();
     let mut now = head_at;
-    for i in 0..chunks {
+    for i in first..first + chunks {
         let at = now + CHUNK_MS;
         if at > deadline {
             return fail(Failure::Timeout(Phase::Idle), deadline, got);
@@ -1104,6 +1129,14 @@ enum Ev {
 
 /// Runs `policy` on `scenario` with `seed`.
 fn run<P: Policy>(policy: &P, s: &Scenario, seed: u64) -> RunResult {
+    run_dialect(policy, s, seed, false)
+}
+
+/// [`run`], with answers the server keeps and resumes when `resumable` (OpenAI's Responses
+/// API in background mode): an attempt that got its head reports the last event it delivered
+/// (`response.created` is event 0, chunk `i` event `i + 1`), and a resume attempt sends the
+/// chunks after it.
+fn run_dialect<P: Policy>(policy: &P, s: &Scenario, seed: u64, resumable: bool) -> RunResult {
     let mut world = Rng::new(seed);
     let mut shared = policy.shared(s.endpoints);
     let (release, cap) = releases(s, seed);
@@ -1117,9 +1150,12 @@ fn run<P: Policy>(policy: &P, s: &Scenario, seed: u64) -> RunResult {
             deadline_ms: None,
             longest_sleep_ms: 0,
             received: Vec::new(),
+            regenerated: 0,
             error: None,
         })
         .collect();
+    // Per call: chunks generated so far (the ids start at 0 and arrive in order).
+    let mut generated: Vec<u32> = vec![0; s.calls];
     let mut pending: Vec<Option<(Outcome, Vec<u32>)>> = vec![None; s.calls];
     let mut queue: BinaryHeap<Reverse<(u64, u64, Ev)>> = BinaryHeap::new();
     let mut seq = 0u64;
@@ -1149,7 +1185,31 @@ fn run<P: Policy>(policy: &P, s: &Scenario, seed: u64) -> RunResult {
                 match policy.next(call, &mut shared, now) {
                     Next::Attempt(plan) => {
                         let b = (s.behaviour)(plan.endpoint, now, &mut world);
-                        let (o, end, got) = run_attempt(&plan, b, now);
+                        let first = match plan.resume_after {
+                            Some(n) if resumable => n,
+                            _ => 0,
+                        };
+                        let (mut o, end, got) = match b {
+                            Behaviour::Answer(_) => run_attempt(&plan, b, now),
+                            _ => run_attempt_from(&plan, b, now, first, s.chunks),
+                        };
+                        // Chunks before what the server had generated are generated again.
+                        recs[i].regenerated +=
+                            got.iter().filter(|&&id| id < generated[i]).count() as u64;
+                        if let Some(&last) = got.last() {
+                            generated[i] = generated[i].max(last + 1);
+                        }
+                        let head_came = !matches!(
+                            o.failure,
+                            Some(
+                                Failure::Connect
+                                    | Failure::Timeout(Phase::Connect | Phase::FirstByte)
+                                    | Failure::Status(_)
+                            )
+                        );
+                        if resumable && head_came {
+                            o = o.resumable_after(Some(first + got.len() as u32));
+                        }
                         pending[i] = Some((o, got));
                         push(&mut queue, end.max(now), Ev::AttemptEnd(i));
                     }
@@ -1200,6 +1260,12 @@ fn run<P: Policy>(policy: &P, s: &Scenario, seed: u64) -> RunResult {
 /// Runs steadyllm's engine on `scenario` with `config` and `seed`.
 pub fn run_steadyllm(scenario: &Scenario, config: &CallConfig, seed: u64) -> RunResult {
     run(&Steadyllm(config), scenario, seed)
+}
+
+/// Runs steadyllm's engine on `scenario` as a Responses API client in background mode: broken
+/// streams are resumed after their last event.
+pub fn run_steadyllm_resumable(scenario: &Scenario, config: &CallConfig, seed: u64) -> RunResult {
+    run_dialect(&Steadyllm(config), scenario, seed, true)
 }
 
 /// Runs the openai-python model on `scenario` (first endpoint only).
@@ -1291,6 +1357,79 @@ pub fn check_properties(s: &Scenario, config: &CallConfig, r: &RunResult) -> Vec
         }
     }
     v
+}
+
+/// The mid-stream fault scenarios, run for both dialects: chat completions (a broken stream
+/// fails the call with its partial answer, or is restarted with
+/// [`CallConfig::restart_on_partial`]) and the Responses API in background mode (resumed).
+pub fn mid_stream_scenarios() -> Vec<Scenario> {
+    let mut v = vec![
+        Scenario::sequential(
+            "reset-mid-answer",
+            "10% of streams reset after 1-24 chunks",
+            false,
+            |_, _, r| {
+                if chance(r, 10) {
+                    Behaviour::ResetAfter(1 + r.below_or_equal(23) as u32)
+                } else {
+                    Behaviour::Ok
+                }
+            },
+        ),
+        Scenario::sequential(
+            "drops-on-flaky-wifi",
+            "30% of streams reset or stall after 0-24 chunks (two drops in an answer are common)",
+            false,
+            |_, _, r| {
+                if chance(r, 30) {
+                    let k = r.below_or_equal(24) as u32;
+                    if chance(r, 50) {
+                        Behaviour::ResetAfter(k)
+                    } else {
+                        Behaviour::StallAfter(k)
+                    }
+                } else {
+                    Behaviour::Ok
+                }
+            },
+        ),
+    ];
+    v.extend(
+        scenarios()
+            .into_iter()
+            .filter(|s| s.name == "stall-mid-stream"),
+    );
+    v
+}
+
+/// One mid-stream scenario in both dialects.
+#[derive(Clone, Debug)]
+pub struct DialectRow {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// Chat completions, the default configuration (a broken answer fails the call).
+    pub chat: RunResult,
+    /// Chat completions with [`CallConfig::restart_on_partial`] (the answer is regenerated).
+    pub chat_restart: RunResult,
+    /// The Responses API in background mode (the answer is resumed).
+    pub responses: RunResult,
+}
+
+/// Runs every mid-stream scenario in both dialects with `config` (and its restart variant).
+pub fn compare_dialects(config: &CallConfig, seed: u64) -> Vec<DialectRow> {
+    let restart = CallConfig {
+        restart_on_partial: true,
+        ..*config
+    };
+    mid_stream_scenarios()
+        .iter()
+        .map(|s| DialectRow {
+            scenario: s.name,
+            chat: run_steadyllm(s, config, seed),
+            chat_restart: run_steadyllm(s, &restart, seed),
+            responses: run_steadyllm_resumable(s, config, seed),
+        })
+        .collect()
 }
 
 /// One row of the comparison.

@@ -9,8 +9,8 @@
 use steadyllm_core::call::{CallConfig, RequestProfile, Timeouts};
 use steadyllm_core::time::Duration;
 use steadyllm_tests::sim::{
-    Behaviour, Scenario, behind, check_properties, compare, run_litellm, run_openai_python,
-    run_steadyllm, scenarios,
+    Behaviour, Scenario, behind, check_properties, compare, compare_dialects, mid_stream_scenarios,
+    run_litellm, run_openai_python, run_steadyllm, scenarios,
 };
 
 /// Sequential scenarios shortened to 300 calls; overlapping ones keep their 400.
@@ -84,6 +84,45 @@ fn restart_mode_recovers_streams_that_stall_mid_answer() {
         "partial answers are failures by default"
     );
     assert!(restart.success_rate() > 0.99, "{}", restart.success_rate());
+}
+
+#[test]
+fn resumed_answers_are_whole_and_never_regenerated() {
+    for seed in 0..5 {
+        for (s, r) in mid_stream_scenarios()
+            .iter()
+            .zip(compare_dialects(&CallConfig::default(), seed))
+        {
+            let s = &small(s);
+            // The contrast: chat completions fail broken answers, or regenerate them.
+            assert!(r.chat.success_rate() < 0.99, "{} {seed}", r.scenario);
+            assert!(r.chat_restart.regenerated() > 0, "{} {seed}", r.scenario);
+            // Resumed: nothing generated twice, nothing delivered twice or out of order
+            // (the properties), and at least as many answers as a restart gets.
+            assert_eq!(r.responses.regenerated(), 0, "{} {seed}", r.scenario);
+            let v = check_properties(s, &CallConfig::default(), &r.responses);
+            assert!(v.is_empty(), "{} {seed}: {v:?}", r.scenario);
+            assert!(
+                r.responses.success_rate() >= r.chat_restart.success_rate(),
+                "{} {seed}",
+                r.scenario
+            );
+            // What fails is a call whose faults outlast its deadline (three stalls in a row
+            // take a small request's two minutes), never a resume given up early.
+            for c in r.responses.calls.iter().filter(|c| !c.ok) {
+                let e = c.error.as_deref().unwrap_or_default();
+                assert!(
+                    e.starts_with("deadline exceeded"),
+                    "{} {seed}: {e}",
+                    r.scenario
+                );
+                assert!(c.attempts >= 3, "{} {seed}: {e}", r.scenario);
+            }
+            if r.scenario == "reset-mid-answer" {
+                assert_eq!(r.responses.success_rate(), 1.0, "{seed}");
+            }
+        }
+    }
 }
 
 #[test]
