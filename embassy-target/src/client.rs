@@ -58,8 +58,9 @@ pub enum ChatError {
     Head(steadyllm_core::http::HeadError),
     /// The engine gave up; the reason says why (deadline, budget, partial output …).
     Call(CallError),
-    /// An `https://` endpoint without TLS: build with the `tls` feature, give the client a
-    /// `TlsVerify` and the buffers TLS record buffers.
+    /// An `https://` endpoint without TLS: build with the `tls` feature, enable it with
+    /// `Client::with_tls` (its `TlsSettings`), and give each call TLS record buffers
+    /// (`Buffers::with_tls`).
     TlsNotConfigured,
     /// A [`crate::DeltaQueue`] too small for one network read's items; some were lost.
     StreamQueueFull,
