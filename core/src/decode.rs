@@ -47,6 +47,9 @@ pub enum Dialect {
     OpenAi,
     /// Anthropic's `/v1/messages`.
     Anthropic,
+    /// OpenAI's Responses API, `/v1/responses` (feature `responses`; see
+    /// [`crate::responses`]).
+    Responses,
 }
 
 /// One semantic piece of a streamed answer. Strings borrow the event's data.
@@ -94,8 +97,15 @@ pub enum StreamItem<'a> {
     Usage(Usage),
     /// An error the server sent inside the stream.
     Error(ApiError<'a>),
-    /// The end marker (`[DONE]`, Anthropic `message_stop`).
+    /// The end marker (`[DONE]`, Anthropic `message_stop`, Responses `response.completed`).
     Done,
+    /// Responses API: the response's id (`response.created`, `response.queued`,
+    /// `response.in_progress`, once per stream; a whole answer's `id`). A broken stream is
+    /// resumed with it ([`crate::responses`]).
+    Created {
+        /// The response id (`resp_…`).
+        id: JsonStr<'a>,
+    },
 }
 
 /// A fragment of a streamed tool call. Fragments with the same `choice` and `index` belong
@@ -148,7 +158,7 @@ pub enum DecodeError {
     Json(json::Error),
     /// An error body that is valid JSON but carries no error object.
     NotAnError,
-    /// The Anthropic dialect, in a build without the `anthropic` feature.
+    /// A dialect whose cargo feature (`anthropic`, `responses`) is off in this build.
     UnsupportedDialect,
 }
 
@@ -157,9 +167,7 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Json(e) => write!(f, "malformed event: {e}"),
             DecodeError::NotAnError => f.write_str("response body holds no error object"),
-            DecodeError::UnsupportedDialect => {
-                f.write_str("the Anthropic dialect needs the `anthropic` feature")
-            }
+            DecodeError::UnsupportedDialect => f.write_str("the dialect's feature is off"),
         }
     }
 }
@@ -180,6 +188,12 @@ pub enum StreamEnd {
     Complete,
     /// The input ended without the end marker: the answer may be cut short.
     Truncated,
+    /// Responses API: `response.failed` ended the stream (its error came as an
+    /// [`StreamItem::Error`]). The answer is final: not to be resumed.
+    Failed,
+    /// Responses API: `response.incomplete` ended the stream (its reason came as a
+    /// [`StreamItem::Finish`]: `max_output_tokens`, `content_filter`). Final: not to be resumed.
+    Incomplete,
 }
 
 impl StreamEnd {
@@ -215,11 +229,14 @@ impl StreamEnd {
 #[derive(Clone)]
 pub struct StreamDecoder {
     dialect: Dialect,
-    done: bool,
+    pub(crate) done: bool,
     /// Anthropic: prompt tokens from `message_start`, reported with `message_delta`'s usage.
     input_tokens: u64,
     template: Template,
     fast: bool,
+    /// Responses: sequence numbers and how the stream ended.
+    #[cfg(feature = "responses")]
+    pub(crate) resp: crate::responses::State,
 }
 
 impl Default for StreamDecoder {
@@ -247,6 +264,8 @@ impl StreamDecoder {
             input_tokens: 0,
             template: Template::EMPTY,
             fast: true,
+            #[cfg(feature = "responses")]
+            resp: crate::responses::State::NEW,
         }
     }
 
@@ -300,6 +319,10 @@ impl StreamDecoder {
             Dialect::Anthropic => self.decode_anthropic(data, emit),
             #[cfg(not(feature = "anthropic"))]
             Dialect::Anthropic => Err(DecodeError::UnsupportedDialect),
+            #[cfg(feature = "responses")]
+            Dialect::Responses => self.decode_responses(data, emit),
+            #[cfg(not(feature = "responses"))]
+            Dialect::Responses => Err(DecodeError::UnsupportedDialect),
         }
     }
 
@@ -310,6 +333,8 @@ impl StreamDecoder {
         } else {
             StreamEnd::Truncated
         };
+        #[cfg(feature = "responses")]
+        let end = self.resp.finish(end);
         self.done = false;
         self.input_tokens = 0;
         self.template.holes_len = 0;
@@ -597,10 +622,13 @@ fn read_anthropic_block<'a>(
     Ok(item)
 }
 
-#[cfg(feature = "anthropic")]
+#[cfg(any(feature = "anthropic", feature = "responses"))]
 /// Looks ahead in the object at `r` for a string member `key` without moving `r`.
 /// The common case — the key comes first — costs one key comparison.
-fn find_key_str<'a>(mut r: Reader<'a>, key: &str) -> Result<Option<JsonStr<'a>>, DecodeError> {
+pub(crate) fn find_key_str<'a>(
+    mut r: Reader<'a>,
+    key: &str,
+) -> Result<Option<JsonStr<'a>>, DecodeError> {
     let mut o = r.object()?;
     while let Some(k) = o.next_key(&mut r)? {
         if k.eq_str(key) {
@@ -611,7 +639,7 @@ fn find_key_str<'a>(mut r: Reader<'a>, key: &str) -> Result<Option<JsonStr<'a>>,
     Ok(None)
 }
 
-fn clamp_u32(v: u64) -> u32 {
+pub(crate) fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
@@ -1126,7 +1154,9 @@ fn read_tool_call<'a>(
 }
 
 /// Reads an `error` member: an object with `message`/`type`/`code`/`param`, or a bare string.
-fn read_error_object<'a>(r: &mut Reader<'a>) -> Result<Option<ApiError<'a>>, DecodeError> {
+pub(crate) fn read_error_object<'a>(
+    r: &mut Reader<'a>,
+) -> Result<Option<ApiError<'a>>, DecodeError> {
     match r.peek()? {
         b'"' => {
             let message = r.string()?;
@@ -1154,7 +1184,7 @@ fn read_error_object<'a>(r: &mut Reader<'a>) -> Result<Option<ApiError<'a>>, Dec
 
 /// Reads the value of `key` into `e` when it is a member of an error object (`message`,
 /// `type`, `code`, `param`); `false`, with nothing read, otherwise.
-fn error_member<'a>(
+pub(crate) fn error_member<'a>(
     e: &mut ApiError<'a>,
     key: &str,
     r: &mut Reader<'a>,
@@ -1266,6 +1296,7 @@ mod tests {
             }
             StreamItem::Error(e) => format!("error {} {} {}", e.message, o(&e.kind), o(&e.code)),
             StreamItem::Done => "done".into(),
+            StreamItem::Created { id } => format!("created {id}"),
         }
     }
 
@@ -1434,6 +1465,24 @@ mod tests {
             Err(DecodeError::UnsupportedDialect)
         );
         assert_eq!((n, dec.is_done()), (0, false));
+    }
+
+    #[test]
+    #[cfg(not(feature = "responses"))]
+    fn responses_is_refused_without_its_feature() {
+        let mut dec = StreamDecoder::new(Dialect::Responses);
+        let mut n = 0;
+        let event = r#"{"type":"response.output_text.delta","sequence_number":1,"delta":"x"}"#;
+        assert_eq!(
+            dec.decode(event, |_| n += 1),
+            Err(DecodeError::UnsupportedDialect)
+        );
+        assert_eq!(n, 0);
+        let msgs = [crate::request::Message::user("hi")];
+        assert_eq!(
+            crate::request::ChatRequest::new("m", &msgs).body_len(Dialect::Responses),
+            Err(crate::request::RequestError::UnsupportedDialect)
+        );
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub mod http;
 pub mod json;
 pub mod request;
 pub mod response;
+#[cfg(feature = "responses")]
+pub mod responses;
 pub mod rng;
 pub mod sse;
 pub mod time;

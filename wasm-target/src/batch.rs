@@ -270,7 +270,7 @@ impl Batch {
                     sat(u.total_tokens),
                 ]);
             }
-            StreamItem::Error(_) | StreamItem::Done => {}
+            StreamItem::Error(_) | StreamItem::Done | StreamItem::Created { .. } => {}
         }
     }
 
