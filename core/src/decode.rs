@@ -3,7 +3,8 @@
 //! [`StreamDecoder`] turns the `data` of each server-sent event into semantic
 //! [`StreamItem`]s — role, content, reasoning, refusal, tool-call fragments, finish reasons,
 //! usage, in-stream errors and the end marker — for OpenAI-compatible
-//! `chat.completion.chunk` streams and for Anthropic Messages streams ([`Dialect`]).
+//! `chat.completion.chunk` streams, for Anthropic Messages streams and for the typed events of
+//! OpenAI's Responses API (feature `responses`, see `crate::responses`) ([`Dialect`]).
 //! [`ApiError::parse`] reads the body of a non-2xx response.
 //!
 //! The JSON is scanned once; strings are borrowed from the event as [`JsonStr`] and only
@@ -48,7 +49,7 @@ pub enum Dialect {
     /// Anthropic's `/v1/messages`.
     Anthropic,
     /// OpenAI's Responses API, `/v1/responses` (feature `responses`; see
-    /// [`crate::responses`]).
+    /// the `responses` module).
     Responses,
 }
 
@@ -101,7 +102,9 @@ pub enum StreamItem<'a> {
     Done,
     /// Responses API: the response's id (`response.created`, `response.queued`,
     /// `response.in_progress`, once per stream; a whole answer's `id`). A broken stream is
-    /// resumed with it ([`crate::responses`]).
+    /// resumed with it (the `responses` module). Only with that feature: firmware's matches
+    /// stay as they were.
+    #[cfg(feature = "responses")]
     Created {
         /// The response id (`resp_…`).
         id: JsonStr<'a>,
@@ -1296,6 +1299,7 @@ mod tests {
             }
             StreamItem::Error(e) => format!("error {} {} {}", e.message, o(&e.kind), o(&e.code)),
             StreamItem::Done => "done".into(),
+            #[cfg(feature = "responses")]
             StreamItem::Created { id } => format!("created {id}"),
         }
     }

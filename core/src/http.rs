@@ -259,16 +259,18 @@ impl<'a> BaseUrl<'a> {
     pub fn write_path(&self, dialect: Dialect, w: &mut Writer<'_>) {
         w.raw(self.prefix.as_bytes());
         match dialect {
+            #[cfg(feature = "responses")]
             Dialect::OpenAi => w.raw(b"/chat/completions"),
+            // Without the feature a Responses body is refused before any head is written: one
+            // arm with OpenAI's keeps firmware's code as it was.
+            #[cfg(not(feature = "responses"))]
+            Dialect::OpenAi | Dialect::Responses => w.raw(b"/chat/completions"),
             Dialect::Anthropic if self.prefix.ends_with("/v1") => w.raw(b"/messages"),
             Dialect::Anthropic => w.raw(b"/v1/messages"),
             #[cfg(feature = "responses")]
             Dialect::Responses if self.prefix.ends_with("/v1") => w.raw(b"/responses"),
             #[cfg(feature = "responses")]
             Dialect::Responses => w.raw(b"/v1/responses"),
-            // Without the feature the body is refused before a head is written.
-            #[cfg(not(feature = "responses"))]
-            Dialect::Responses => {}
         }
     }
 }

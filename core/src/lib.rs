@@ -19,6 +19,9 @@
 //! - [`sse`]: an incremental, bounded, spec-exact WHATWG event-stream parser.
 //! - [`decode`]: zero-copy decoding of streamed chunks, whole answers and error bodies into
 //!   semantic items.
+//! - `responses` (feature `responses`): OpenAI's Responses API as a dialect: its bodies, the
+//!   request that resumes a background response's stream, its typed events with their
+//!   sequence numbers.
 //! - [`tools`]: whole tool calls joined from their fragments, in caller storage.
 //! - [`json`]: the JSON writer and single-pass reader the other layers share.
 //! - [`time`], [`rng`]: the core's own `Instant`/`Duration` and a seeded PRNG.

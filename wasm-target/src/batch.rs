@@ -270,7 +270,10 @@ impl Batch {
                     sat(u.total_tokens),
                 ]);
             }
-            StreamItem::Error(_) | StreamItem::Done | StreamItem::Created { .. } => {}
+            StreamItem::Error(_) | StreamItem::Done => {}
+            // Responses' id (`StreamItem::Created`, with steadyllm-core's `responses`).
+            #[allow(unreachable_patterns)]
+            _ => {}
         }
     }
 
