@@ -232,6 +232,7 @@ fn serde_decode(dialect: Dialect) -> fn(&str, &mut Vec<u8>) {
     match dialect {
         Dialect::OpenAi => content_of,
         Dialect::Anthropic => anthropic_content_of,
+        Dialect::Responses => unreachable!("the benches decode OpenAI and Anthropic streams"),
     }
 }
 

@@ -3,7 +3,8 @@
 //! [`StreamDecoder`] turns the `data` of each server-sent event into semantic
 //! [`StreamItem`]s — role, content, reasoning, refusal, tool-call fragments, finish reasons,
 //! usage, in-stream errors and the end marker — for OpenAI-compatible
-//! `chat.completion.chunk` streams and for Anthropic Messages streams ([`Dialect`]).
+//! `chat.completion.chunk` streams, for Anthropic Messages streams and for the typed events of
+//! OpenAI's Responses API (feature `responses`, see `crate::dialect::responses`) ([`Dialect`]).
 //! [`ApiError::parse`] reads the body of a non-2xx response.
 //!
 //! The JSON is scanned once; strings are borrowed from the event as [`JsonStr`] and only
@@ -87,8 +88,17 @@ pub enum StreamItem<'a> {
     Usage(Usage),
     /// An error the server sent inside the stream.
     Error(ApiError<'a>),
-    /// The end marker (`[DONE]`, Anthropic `message_stop`).
+    /// The end marker (`[DONE]`, Anthropic `message_stop`, Responses `response.completed`).
     Done,
+    /// Responses API: the response's id (`response.created`, `response.queued`,
+    /// `response.in_progress`, once per stream; a whole answer's `id`). A broken stream is
+    /// resumed with it (the `responses` module). Only with that feature: firmware's matches
+    /// stay as they were.
+    #[cfg(feature = "responses")]
+    Created {
+        /// The response id (`resp_…`).
+        id: JsonStr<'a>,
+    },
 }
 
 /// A fragment of a streamed tool call. Fragments with the same `choice` and `index` belong
@@ -141,7 +151,7 @@ pub enum DecodeError {
     Json(json::Error),
     /// An error body that is valid JSON but carries no error object.
     NotAnError,
-    /// The Anthropic dialect, in a build without the `anthropic` feature.
+    /// A dialect whose cargo feature (`anthropic`, `responses`) is off in this build.
     UnsupportedDialect,
 }
 
@@ -150,9 +160,7 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Json(e) => write!(f, "malformed event: {e}"),
             DecodeError::NotAnError => f.write_str("response body holds no error object"),
-            DecodeError::UnsupportedDialect => {
-                f.write_str("the Anthropic dialect needs the `anthropic` feature")
-            }
+            DecodeError::UnsupportedDialect => f.write_str("the dialect's feature is off"),
         }
     }
 }
@@ -173,6 +181,12 @@ pub enum StreamEnd {
     Complete,
     /// The input ended without the end marker: the answer may be cut short.
     Truncated,
+    /// Responses API: `response.failed` ended the stream (its error came as an
+    /// [`StreamItem::Error`]). The answer is final: not to be resumed.
+    Failed,
+    /// Responses API: `response.incomplete` ended the stream (its reason came as a
+    /// [`StreamItem::Finish`]: `max_output_tokens`, `content_filter`). Final: not to be resumed.
+    Incomplete,
 }
 
 impl StreamEnd {
@@ -213,6 +227,9 @@ pub struct StreamDecoder {
     pub(crate) input_tokens: u64,
     pub(crate) template: Template,
     pub(crate) fast: bool,
+    /// Responses: sequence numbers and how the stream ended.
+    #[cfg(feature = "responses")]
+    pub(crate) resp: crate::dialect::responses::State,
 }
 
 impl Default for StreamDecoder {
@@ -240,6 +257,8 @@ impl StreamDecoder {
             input_tokens: 0,
             template: Template::EMPTY,
             fast: true,
+            #[cfg(feature = "responses")]
+            resp: crate::dialect::responses::State::NEW,
         }
     }
 
@@ -293,6 +312,10 @@ impl StreamDecoder {
             Dialect::Anthropic => self.decode_anthropic(data, emit),
             #[cfg(not(feature = "anthropic"))]
             Dialect::Anthropic => Err(DecodeError::UnsupportedDialect),
+            #[cfg(feature = "responses")]
+            Dialect::Responses => self.decode_responses(data, emit),
+            #[cfg(not(feature = "responses"))]
+            Dialect::Responses => Err(DecodeError::UnsupportedDialect),
         }
     }
 
@@ -303,11 +326,30 @@ impl StreamDecoder {
         } else {
             StreamEnd::Truncated
         };
+        #[cfg(feature = "responses")]
+        let end = self.resp.finish(end);
         self.done = false;
         self.input_tokens = 0;
         self.template.holes_len = 0;
         end
     }
+}
+
+/// Looks ahead in the object at `r` for a string member `key` without moving `r`.
+/// The common case — the key comes first — costs one key comparison.
+#[cfg(any(feature = "anthropic", feature = "responses"))]
+pub(crate) fn find_key_str<'a>(
+    mut r: Reader<'a>,
+    key: &str,
+) -> Result<Option<JsonStr<'a>>, DecodeError> {
+    let mut o = r.object()?;
+    while let Some(k) = o.next_key(&mut r)? {
+        if k.eq_str(key) {
+            return Ok(r.string_or_null().ok().flatten());
+        }
+        r.skip_value()?;
+    }
+    Ok(None)
 }
 
 pub(crate) fn clamp_u32(v: u64) -> u32 {
@@ -457,6 +499,8 @@ mod tests {
             }
             StreamItem::Error(e) => format!("error {} {} {}", e.message, o(&e.kind), o(&e.code)),
             StreamItem::Done => "done".into(),
+            #[cfg(feature = "responses")]
+            StreamItem::Created { id } => format!("created {id}"),
         }
     }
 
@@ -625,6 +669,24 @@ mod tests {
             Err(DecodeError::UnsupportedDialect)
         );
         assert_eq!((n, dec.is_done()), (0, false));
+    }
+
+    #[test]
+    #[cfg(not(feature = "responses"))]
+    fn responses_is_refused_without_its_feature() {
+        let mut dec = StreamDecoder::new(Dialect::Responses);
+        let mut n = 0;
+        let event = r#"{"type":"response.output_text.delta","sequence_number":1,"delta":"x"}"#;
+        assert_eq!(
+            dec.decode(event, |_| n += 1),
+            Err(DecodeError::UnsupportedDialect)
+        );
+        assert_eq!(n, 0);
+        let msgs = [crate::request::Message::user("hi")];
+        assert_eq!(
+            crate::request::ChatRequest::new("m", &msgs).body_len(Dialect::Responses),
+            Err(crate::request::RequestError::UnsupportedDialect)
+        );
     }
 
     #[test]

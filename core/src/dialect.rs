@@ -6,11 +6,17 @@
 //! - `openai`: OpenAI-compatible `/chat/completions`, always built.
 //! - `anthropic`: Anthropic's `/v1/messages`, built with the `anthropic` feature (firmware
 //!   that does not need it leaves it out; the dialect is then refused with a typed error).
+//! - [`responses`]: OpenAI's Responses API, `/v1/responses`, built with the `responses`
+//!   feature: public, as its resume request ([`responses::write_resume_head`]) is the
+//!   adapters' to send.
 
 pub(crate) mod openai;
 
 #[cfg(feature = "anthropic")]
 pub(crate) mod anthropic;
+
+#[cfg(feature = "responses")]
+pub mod responses;
 
 /// Which API shape a stream or error body has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -22,4 +28,6 @@ pub enum Dialect {
     OpenAi,
     /// Anthropic's `/v1/messages`.
     Anthropic,
+    /// OpenAI's Responses API, `/v1/responses` (feature `responses`; see [`responses`]).
+    Responses,
 }

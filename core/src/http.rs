@@ -255,13 +255,22 @@ impl<'a> BaseUrl<'a> {
 
     /// Writes the request path for `dialect`: `{prefix}/chat/completions` for OpenAI;
     /// `{prefix}/v1/messages` for Anthropic (`{prefix}/messages` when the prefix already ends
-    /// in `/v1`).
+    /// in `/v1`), `{prefix}/v1/responses` for Responses (likewise).
     pub(crate) fn write_path(&self, dialect: Dialect, w: &mut Writer<'_>) {
         w.raw(self.prefix.as_bytes());
         match dialect {
+            #[cfg(feature = "responses")]
             Dialect::OpenAi => w.raw(b"/chat/completions"),
+            // Without the feature a Responses body is refused before any head is written: one
+            // arm with OpenAI's keeps firmware's code as it was.
+            #[cfg(not(feature = "responses"))]
+            Dialect::OpenAi | Dialect::Responses => w.raw(b"/chat/completions"),
             Dialect::Anthropic if self.prefix.ends_with("/v1") => w.raw(b"/messages"),
             Dialect::Anthropic => w.raw(b"/v1/messages"),
+            #[cfg(feature = "responses")]
+            Dialect::Responses if self.prefix.ends_with("/v1") => w.raw(b"/responses"),
+            #[cfg(feature = "responses")]
+            Dialect::Responses => w.raw(b"/v1/responses"),
         }
     }
 }
@@ -537,7 +546,7 @@ connection accept accept-encoding user-agent x-steadyllm-retry-count ";
 
 /// The names of the key's header and `anthropic-version`, sliced per endpoint in
 /// [`RequestHead::write`].
-const OWN: &[u8] = b"authorization anthropic-version x-api-key ";
+pub(crate) const OWN: &[u8] = b"authorization anthropic-version x-api-key ";
 
 /// `name` is one of the space-terminated names in `list`, ASCII case-insensitively.
 fn listed(list: &[u8], name: &[u8]) -> bool {
@@ -555,7 +564,7 @@ fn listed(list: &[u8], name: &[u8]) -> bool {
 /// Writes `name: value` lines, checking each: a token name the writer does not set itself
 /// (`own`: the endpoint's names beyond [`RESERVED`]) and a value without controls.
 #[inline(never)]
-fn write_headers(
+pub(crate) fn write_headers(
     w: &mut Writer<'_>,
     headers: &[(&str, &str)],
     own: &[u8],
@@ -575,7 +584,7 @@ fn write_headers(
 }
 
 /// Writes `s` percent-encoded: every byte but `A-Z a-z 0-9 - . _ ~` as `%XX`.
-fn percent_encode(w: &mut Writer<'_>, s: &str) {
+pub(crate) fn percent_encode(w: &mut Writer<'_>, s: &str) {
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             w.byte(b);

@@ -25,8 +25,10 @@
 //! - [`decode`]: zero-copy decoding of streamed chunks, whole answers and error bodies into
 //!   semantic items; its fast path, templates, in `decode/template.rs`.
 //! - [`dialect`]: each API shape's own code, one module per dialect: OpenAI-compatible chat
-//!   completions (`dialect/openai.rs`) and Anthropic Messages (`dialect/anthropic.rs`, behind
-//!   the `anthropic` feature): body writing and event decoding.
+//!   completions (`dialect/openai.rs`), Anthropic Messages (`dialect/anthropic.rs`, behind
+//!   the `anthropic` feature) and OpenAI's Responses API (`dialect::responses`, behind the
+//!   `responses` feature; public for the request that resumes a stream): body writing and
+//!   event decoding.
 //! - [`tools`]: whole tool calls joined from their fragments, in caller storage.
 //! - [`transport`]: an adapter's read, head and body errors mapped to the engine's failures.
 //! - [`json`]: the JSON writer and single-pass reader the other layers share.

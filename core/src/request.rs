@@ -386,6 +386,12 @@ pub struct ChatRequest<'a> {
     /// A key the builder itself writes for this request (`model`, `stream`, or a field that is
     /// set) is refused with [`RequestError::BodyMemberCollides`]: set the field instead.
     pub extra_body: &'a [(&'a str, RawJson<'a>)],
+    /// Responses dialect (feature `responses`): a streamed request creates the response in
+    /// background mode (`"background":true,"store":true`), the form whose broken stream can be
+    /// resumed (see [`crate::dialect::responses`]). Default `true`; `false` sends neither member (then
+    /// `store` may be an [`ChatRequest::extra_body`] member). Not sent without `stream`.
+    #[cfg(feature = "responses")]
+    pub background: bool,
 }
 
 /// `max_tokens` sent to Anthropic when the request sets no limit.
@@ -403,14 +409,15 @@ pub enum RequestError {
     InvalidToolArguments,
     /// A tool message without `tool_call_id`.
     MissingToolCallId,
-    /// The Anthropic dialect, in a build without the `anthropic` feature.
+    /// A dialect whose cargo feature (`anthropic`, `responses`) is off in this build.
     UnsupportedDialect,
     /// A [`ResponseFormat::JsonSchema`] name that is empty, longer than 64 bytes or holds
     /// characters other than `a-z A-Z 0-9 _ -`.
     InvalidSchemaName,
     /// An Anthropic thinking budget below [`MIN_THINKING_BUDGET`] or not below `max_tokens`.
     InvalidThinkingBudget,
-    /// A field the dialect cannot express (Anthropic: [`ResponseFormat::JsonObject`]).
+    /// A field the dialect cannot express (Anthropic: [`ResponseFormat::JsonObject`];
+    /// Responses: [`ChatRequest::stop`]).
     UnsupportedField,
     /// An [`ChatRequest::extra_body`] member repeats a key the builder writes.
     BodyMemberCollides,
@@ -427,18 +434,16 @@ impl fmt::Display for RequestError {
                 f.write_str("tool call arguments are not valid JSON")
             }
             RequestError::MissingToolCallId => f.write_str("tool message without tool_call_id"),
-            RequestError::UnsupportedDialect => {
-                f.write_str("the Anthropic dialect needs the `anthropic` feature")
-            }
+            RequestError::UnsupportedDialect => f.write_str("the dialect's feature is off"),
             RequestError::InvalidSchemaName => {
                 f.write_str("JSON schema name must be 1 to 64 of a-z, A-Z, 0-9, _ and -")
             }
             RequestError::InvalidThinkingBudget => {
                 f.write_str("thinking budget must be at least 1024 tokens and below max_tokens")
             }
-            RequestError::UnsupportedField => {
-                f.write_str("the json_object response format has no Anthropic equivalent")
-            }
+            RequestError::UnsupportedField => f.write_str(
+                "no such field in the dialect (Anthropic: json_object, Responses: stop)",
+            ),
             RequestError::BodyMemberCollides => {
                 f.write_str("an extra body member repeats a key the request already writes")
             }
@@ -471,6 +476,8 @@ impl<'a> ChatRequest<'a> {
             parallel_tool_calls: None,
             thinking: None,
             extra_body: &[],
+            #[cfg(feature = "responses")]
+            background: true,
         }
     }
 
@@ -565,6 +572,10 @@ impl<'a> ChatRequest<'a> {
             Dialect::Anthropic => self.emit_anthropic(&mut m, w)?,
             #[cfg(not(feature = "anthropic"))]
             Dialect::Anthropic => return Err(RequestError::UnsupportedDialect),
+            #[cfg(feature = "responses")]
+            Dialect::Responses => self.emit_responses(&mut m, w)?,
+            #[cfg(not(feature = "responses"))]
+            Dialect::Responses => return Err(RequestError::UnsupportedDialect),
         }
         for (k, v) in self.extra_body {
             w.byte(b',');
@@ -1004,6 +1015,7 @@ mod tests {
             let always: &[&str] = match d {
                 Dialect::OpenAi => &["model", "messages", "stream", "stream_options"],
                 Dialect::Anthropic => &["model", "messages", "stream", "max_tokens", "system"],
+                Dialect::Responses => &["model", "input", "instructions", "stream", "background"],
             };
             for key in always {
                 let extra = [(*key, RawJson::new("1").expect("valid"))];

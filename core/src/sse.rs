@@ -298,9 +298,10 @@ impl<const N: usize> SseParser<N> {
                 self.after_cr = true;
             }
             *input = crate::span(rest, 1..);
-            // Only Anthropic among the APIs sends `event:` lines: builds without that dialect
-            // (firmware, the browser's default entry) keep the general path, and its size.
-            #[cfg(feature = "anthropic")]
+            // Only Anthropic and the Responses API send `event:` lines: builds without those
+            // dialects (firmware, the browser's default entry) keep the general path, and its
+            // size.
+            #[cfg(any(feature = "anthropic", feature = "responses"))]
             if self.whole_event_line(line) {
                 continue;
             }
@@ -386,7 +387,7 @@ impl<const N: usize> SseParser<N> {
     /// line) at the start of a line, before any data of the event: the type region takes the
     /// value directly. Only when the value is valid UTF-8 and fits by the capacity rule, so the
     /// outcome is exactly that of the general path. Returns `false` (nothing done) otherwise.
-    #[cfg(feature = "anthropic")]
+    #[cfg(any(feature = "anthropic", feature = "responses"))]
     #[inline]
     fn whole_event_line(&mut self, line: &[u8]) -> bool {
         if !matches!(self.line, LineState::Name { len: 0, .. })

@@ -181,7 +181,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if a.api_key.is_none() {
         let vendor = match a.dialect {
-            Dialect::OpenAi => "OPENAI_API_KEY",
+            Dialect::OpenAi | Dialect::Responses => "OPENAI_API_KEY",
             Dialect::Anthropic => "ANTHROPIC_API_KEY",
         };
         a.api_key = std::env::var("STEADYLLM_API_KEY")
@@ -293,7 +293,7 @@ fn main() -> ExitCode {
         }
     }
     let default_model = match args.dialect {
-        Dialect::OpenAi => "gpt-4o-mini",
+        Dialect::OpenAi | Dialect::Responses => "gpt-4o-mini",
         Dialect::Anthropic => "claude-sonnet-4-5",
     };
     let model = args.model.clone().unwrap_or_else(|| default_model.into());

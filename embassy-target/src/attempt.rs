@@ -450,7 +450,9 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
         // The body ended before the end marker.
         sse.finish();
         end = match decoder.finish() {
-            StreamEnd::Complete => Ok(()),
+            // Responses' `failed`/`incomplete` also end the stream by themselves; their items
+            // (an error, a finish reason) say how.
+            StreamEnd::Complete | StreamEnd::Failed | StreamEnd::Incomplete => Ok(()),
             StreamEnd::Truncated => Err(AttemptFailure::Truncated),
         };
     }

@@ -356,6 +356,10 @@ impl<const Q: usize, const T: usize> DeltaQueue<Q, T> {
                     self.rec(TAG_STREAM_ERROR, 0, 0, |r| r.str(Some(e.message)))
                 }
                 StreamItem::Done => self.rec(TAG_DONE, 0, 0, |_| {}),
+                // Responses' id (`StreamItem::Created`, with steadyllm-core's `responses`
+                // feature): for the engine's resume, not part of the answer.
+                #[allow(unreachable_patterns)]
+                _ => {}
             },
             Event::ServerError { status, error } => {
                 self.rec(TAG_SERVER_ERROR, 0, u32::from(status), |r| {

@@ -527,6 +527,7 @@ fn every_dialect_and_form_of_answer_on_embassy_net_with_tool_calls_whole() {
                 let prefix = match dialect {
                     Dialect::OpenAi => "call_mock0_",
                     Dialect::Anthropic => "toolu_mock0_",
+                    Dialect::Responses => unreachable!("the mock serves no Responses calls yet"),
                 };
                 let want: Vec<String> = if tools {
                     calls

@@ -1105,6 +1105,7 @@ fn expected_calls(dialect: Dialect, request: usize) -> Vec<String> {
     let prefix = match dialect {
         Dialect::OpenAi => "call_mock",
         Dialect::Anthropic => "toolu_mock",
+        Dialect::Responses => unreachable!("the mock serves no Responses calls yet"),
     };
     CALLS
         .iter()
@@ -1149,6 +1150,7 @@ fn every_dialect_and_form_of_answer_completes_in_one_attempt() {
                 assert_eq!(q.header("anthropic-version"), Some("2023-06-01"));
                 assert!(json["max_tokens"].as_u64().is_some(), "{name}: max_tokens");
             }
+            Dialect::Responses => unreachable!("the mock serves no Responses calls yet"),
         }
         let accept = q.header("accept");
         assert_eq!(

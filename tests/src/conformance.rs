@@ -5,8 +5,10 @@
 //! - `sse`: `{"type":T,"data":D,"id":LAST_EVENT_ID}` per event, `{"retry":N}` per valid retry
 //!   line;
 //! - `decode`: one line per [`StreamItem`] (`role`, `content`, `reasoning`, `refusal`,
-//!   `tool_call`, `finish`, `usage`, `error`, `done`) and `{"kind":"truncated"}` when the input
-//!   ends without the end marker;
+//!   `tool_call`, `finish`, `usage`, `error`, `done`; Responses: `{"kind":"created","id":ID}`)
+//!   and `{"kind":"truncated"}` when the input ends without the end marker (Responses:
+//!   `{"kind":"failed"}` or `{"kind":"incomplete"}` when `response.failed` or
+//!   `response.incomplete` ended it);
 //! - `error`: one `error` line for a non-2xx response body.
 //!
 //! Keys are printed in the documented order. Problems that are not part of the stream's
@@ -118,6 +120,11 @@ pub fn item_line(item: &StreamItem<'_>) -> String {
         }
         StreamItem::Error(e) => l = error_line(e),
         StreamItem::Done => l.push_str("{\"kind\":\"done\"}"),
+        StreamItem::Created { id } => {
+            l.push_str("{\"kind\":\"created\",\"id\":");
+            json_str(&mut l, id);
+            l.push('}');
+        }
     }
     l
 }
@@ -172,8 +179,11 @@ pub fn run_decode(input: &[u8], chunk: Option<usize>, dialect: Dialect) -> Outpu
         }
     }
     parser.finish();
-    if decoder.finish() == StreamEnd::Truncated {
-        out.lines.push("{\"kind\":\"truncated\"}".into());
+    match decoder.finish() {
+        StreamEnd::Complete => {}
+        StreamEnd::Truncated => out.lines.push("{\"kind\":\"truncated\"}".into()),
+        StreamEnd::Failed => out.lines.push("{\"kind\":\"failed\"}".into()),
+        StreamEnd::Incomplete => out.lines.push("{\"kind\":\"incomplete\"}".into()),
     }
     out
 }

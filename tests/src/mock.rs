@@ -19,6 +19,21 @@
 //!   `message_start`, `content_block_start`, `ping`, one `content_block_delta` (`text_delta`) per
 //!   word, `content_block_stop`, `message_delta` (`stop_reason` `"end_turn"` or `"max_tokens"`,
 //!   usage) and `message_stop`; otherwise one `message` JSON object.
+//! - `POST …/responses`: OpenAI's Responses API. Streaming sends, each with an `event:` line and
+//!   a `sequence_number` counting from 0, `response.created` (status `queued` in background
+//!   mode, else `in_progress`), `response.in_progress`, `response.output_item.added` and
+//!   `response.content_part.added` for the message, one `response.output_text.delta` per word,
+//!   `response.output_text.done`, `response.content_part.done`, `response.output_item.done`,
+//!   per tool call `response.output_item.added` (`function_call`), its
+//!   `response.function_call_arguments.delta`s, `.done` and `response.output_item.done`, then
+//!   `response.completed` with usage — `response.incomplete` (`max_output_tokens`) when
+//!   `max_output_tokens` cut the answer; otherwise one `response` JSON object. A streamed
+//!   request with `"background": true` is kept under its id (`resp_mock<N>`, N the request's
+//!   number) until a reset.
+//! - `GET …/responses/{id}?stream=true&starting_after=N`: resumes a kept background stream: its
+//!   events after sequence number N (all without `starting_after`), to the end. It consumes a
+//!   script step like a POST, so a step's fault applies to the resume (`status` 503: a resume
+//!   refused once; `reset_after`/`stall_after`: a resume that breaks again). An unknown id: 404.
 //! - `OPTIONS` on any path: a CORS preflight answer (204). Every answer carries
 //!   `Access-Control-Allow-Origin: *` and exposes the retry and rate-limit headers.
 //! - `POST /__control/script` (body: a script, see below) replaces the script;
@@ -101,7 +116,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -639,6 +654,8 @@ struct State {
     /// Random faults after the script, with the state of their sequence; and the default.
     random: Option<(RandomFaults, u64)>,
     default_random: Option<RandomFaults>,
+    /// Responses created in background mode: their whole event streams, by id.
+    responses: HashMap<String, Vec<Bytes>>,
 }
 
 impl State {
@@ -669,6 +686,7 @@ impl Shared {
                 default_answer: DEFAULT_ANSWER.to_string(),
                 random: None,
                 default_random: None,
+                responses: HashMap::new(),
             }),
             next_conn: AtomicU64::new(0),
         }
@@ -705,6 +723,7 @@ impl Shared {
         st.answer = st.default_answer.clone();
         st.random = st.default_random.map(|r| (r, r.seed));
         st.requests.clear();
+        st.responses.clear();
     }
 }
 
@@ -1091,7 +1110,7 @@ fn openai_error(status: u16, message: &str, kind: &str, code: Option<&str>) -> R
 
 fn default_error_body(api: Api, code: u16) -> String {
     match api {
-        Api::OpenAi => {
+        Api::OpenAi | Api::Responses => {
             let (message, kind, err_code) = match code {
                 400 => ("Invalid request.", "invalid_request_error", None),
                 401 => (
@@ -1164,6 +1183,7 @@ fn default_error_body(api: Api, code: u16) -> String {
 enum Api {
     OpenAi,
     Anthropic,
+    Responses,
 }
 
 async fn handle(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<Incoming>) -> Resp {
@@ -1198,6 +1218,7 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
         return r;
     }
 
+    let query = req.uri().query().unwrap_or_default().to_string();
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -1229,15 +1250,26 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
         return control(&shared, &method, cmd, &body);
     }
 
+    // `…/responses/{id}`: a Responses stream to resume.
+    let resume_id = path
+        .rsplit_once("/responses/")
+        .map(|(_, id)| id.to_string())
+        .filter(|id| !id.is_empty() && !id.contains('/'));
     let api = if path.ends_with("/chat/completions") {
         Some(Api::OpenAi)
     } else if path.ends_with("/messages") {
         Some(Api::Anthropic)
+    } else if path.ends_with("/responses") || resume_id.is_some() {
+        Some(Api::Responses)
     } else {
         None
     };
     let body_bytes = body.as_ref().map(|b| b.to_vec()).unwrap_or_default();
-    let consumes = api.is_some() && method == Method::POST;
+    let consumes = api.is_some()
+        && match resume_id {
+            Some(_) => method == Method::GET,
+            None => method == Method::POST,
+        };
 
     // Take the step and record the request under one lock.
     let (step, index, answer) = {
@@ -1268,7 +1300,10 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
     let Some(api) = api else {
         return openai_error(
             404,
-            &format!("Unknown path {path}: this mock serves …/chat/completions and …/messages"),
+            &format!(
+                "Unknown path {path}: this mock serves …/chat/completions, …/messages, \
+                 …/responses and …/responses/{{id}}"
+            ),
             "invalid_request_error",
             None,
         );
@@ -1276,7 +1311,10 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
     let Some(step) = step else {
         return openai_error(
             405,
-            &format!("Method {method} not allowed; use POST"),
+            &format!(
+                "Method {method} not allowed; use {}",
+                if resume_id.is_some() { "GET" } else { "POST" }
+            ),
             "invalid_request_error",
             None,
         );
@@ -1332,6 +1370,9 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
         _ => {}
     }
 
+    if let Some(id) = resume_id {
+        return resume_response(&shared, &id, &query, &step, index, ctl);
+    }
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -1343,11 +1384,89 @@ async fn route(shared: Arc<Shared>, ctl: Arc<ConnCtl>, conn: u64, req: Request<I
             );
         }
     };
-    let parsed = match parse_chat_request(&body) {
+    let parsed = match api {
+        Api::Responses => parse_responses_request(&body),
+        _ => parse_chat_request(&body).map(|r| (r, false)),
+    };
+    let (parsed, background) = match parsed {
         Ok(p) => p,
         Err(msg) => return openai_error(400, &msg, "invalid_request_error", None),
     };
-    answer_response(api, &parsed, &step, index, &answer, ctl)
+    let keep = background.then_some(&*shared);
+    answer_response(api, &parsed, &step, index, &answer, keep, ctl)
+}
+
+/// `GET …/responses/{id}?stream=true&starting_after=N`: the kept stream's events after N.
+fn resume_response(
+    shared: &Shared,
+    id: &str,
+    query: &str,
+    step: &Step,
+    index: usize,
+    ctl: Arc<ConnCtl>,
+) -> Resp {
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+    };
+    if param("stream") != Some("true") {
+        return openai_error(
+            400,
+            "This mock resumes streams only: add stream=true.",
+            "invalid_request_error",
+            None,
+        );
+    }
+    let after = match param("starting_after").map(str::parse::<usize>) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return openai_error(
+                400,
+                "Invalid 'starting_after': expected a sequence number.",
+                "invalid_request_error",
+                Some("invalid_value"),
+            );
+        }
+    };
+    let Some(events) = shared.lock().responses.get(id).cloned() else {
+        return openai_error(
+            404,
+            &format!("No response found with id '{id}'."),
+            "invalid_request_error",
+            None,
+        );
+    };
+    // Event i carries sequence number i.
+    let rest: Vec<Bytes> = events
+        .into_iter()
+        .skip(after.map_or(0, |n| n.saturating_add(1)))
+        .collect();
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let mut r = Response::new(MockBody::Chan(rx));
+    set_header(&mut r, "content-type", "text/event-stream; charset=utf-8");
+    set_header(&mut r, "cache-control", "no-cache");
+    let keepalive = match step.fault {
+        Fault::KeepaliveEvery { ms } => Some(ms),
+        _ => step.keepalive_every_ms,
+    }
+    .filter(|&ms| ms > 0)
+    .map(Duration::from_millis);
+    let pacing = Pacing {
+        delay: step.delay_between_events_ms.map(Duration::from_millis),
+        keepalive,
+    };
+    tokio::spawn(produce_stream(
+        Api::Responses,
+        rest,
+        step.fault.clone(),
+        pacing,
+        tx,
+        ctl,
+    ));
+    add_step_headers(&mut r, step, index);
+    r
 }
 
 fn add_step_headers(r: &mut Resp, step: &Step, index: usize) {
@@ -1481,6 +1600,73 @@ fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, String> {
             .and_then(Value::as_u64),
         prompt_tokens: words.max(1),
     })
+}
+
+/// A Responses request (`input` as a string or items, `instructions`, `max_output_tokens`,
+/// `stream`) as the chat request the answer is planned from, and its `background` flag.
+fn parse_responses_request(body: &[u8]) -> Result<(ChatRequest, bool), String> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("We could not parse the JSON body of your request: {e}"))?;
+    let Some(obj) = v.as_object() else {
+        return Err("The request body must be a JSON object.".into());
+    };
+    let Some(input) = obj.get("input") else {
+        return Err("Missing required parameter: 'input'.".into());
+    };
+    let mut words = 0u64;
+    let mut count = |v: &Value| match v {
+        Value::String(s) => words += s.split_whitespace().count() as u64,
+        Value::Array(parts) => {
+            for p in parts {
+                if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    words += t.split_whitespace().count() as u64;
+                }
+            }
+        }
+        _ => {}
+    };
+    match input {
+        Value::Array(items) => {
+            for item in items {
+                for key in ["content", "output", "arguments"] {
+                    if let Some(c) = item.get(key) {
+                        count(c);
+                    }
+                }
+            }
+        }
+        other => count(other),
+    }
+    if let Some(i) = obj.get("instructions") {
+        count(i);
+    }
+    let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let background = obj
+        .get("background")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if background && obj.get("store").and_then(Value::as_bool) == Some(false) {
+        return Err("Background mode requires 'store' to be true.".into());
+    }
+    Ok((
+        ChatRequest {
+            stream,
+            include_usage: true,
+            include_obfuscation: obj
+                .get("stream_options")
+                .and_then(|o| o.get("include_obfuscation"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+            model: obj
+                .get("model")
+                .and_then(Value::as_str)
+                .unwrap_or("gpt-4o-mock")
+                .to_string(),
+            max_tokens: obj.get("max_output_tokens").and_then(Value::as_u64),
+            prompt_tokens: words.max(1),
+        },
+        background,
+    ))
 }
 
 /// Splits `text` into word-sized deltas: each delta after the first starts with the whitespace
@@ -1689,6 +1875,176 @@ fn sse(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
+/// A Responses `response` object: `status`, and `output` and `usage` once it ended.
+fn responses_object(
+    req: &ChatRequest,
+    id: &str,
+    ans: &Answer,
+    status: &str,
+    background: bool,
+    ended: bool,
+) -> String {
+    let (output, usage, details) = if ended {
+        let mut items = vec![format!(
+            "{{\"id\":\"msg_{id}\",\"type\":\"message\",\"status\":\"completed\",\"content\":[{{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":{}}}],\"role\":\"assistant\"}}",
+            js(&ans.deltas.concat())
+        )];
+        for (i, (call_id, call)) in ans.tools.iter().enumerate() {
+            items.push(format!(
+                "{{\"id\":\"fc_{id}_{i}\",\"type\":\"function_call\",\"status\":\"completed\",\"arguments\":{},\"call_id\":{},\"name\":{}}}",
+                js(&call.arguments),
+                js(call_id),
+                js(&call.name)
+            ));
+        }
+        let p = req.prompt_tokens;
+        let c = ans.tokens();
+        let details = if ans.truncated {
+            "{\"reason\":\"max_output_tokens\"}"
+        } else {
+            "null"
+        };
+        (
+            items.join(","),
+            format!(
+                "{{\"input_tokens\":{p},\"input_tokens_details\":{{\"cached_tokens\":0}},\"output_tokens\":{c},\"output_tokens_details\":{{\"reasoning_tokens\":0}},\"total_tokens\":{}}}",
+                p + c
+            ),
+            details,
+        )
+    } else {
+        (String::new(), "null".to_string(), "null")
+    };
+    format!(
+        "{{\"id\":{},\"object\":\"response\",\"created_at\":{CREATED},\"status\":\"{status}\",\"background\":{background},\"error\":null,\"incomplete_details\":{details},\"instructions\":null,\"max_output_tokens\":{},\"model\":{},\"output\":[{output}],\"parallel_tool_calls\":true,\"store\":true,\"temperature\":1.0,\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,\"usage\":{usage},\"metadata\":{{}}}}",
+        js(id),
+        req.max_tokens.map_or("null".to_string(), |m| m.to_string()),
+        js(&req.model)
+    )
+}
+
+/// A Responses stream (see the module docs); event `i` carries `sequence_number` `i`.
+fn responses_events(req: &ChatRequest, id: &str, ans: &Answer, background: bool) -> Vec<Bytes> {
+    let mut ev = Vec::new();
+    let mut push = |kind: &str, rest: &str| {
+        let seq = ev.len();
+        ev.push(sse(
+            kind,
+            &format!("{{\"type\":\"{kind}\",\"sequence_number\":{seq}{rest}}}"),
+        ));
+    };
+    let first = if background { "queued" } else { "in_progress" };
+    let obj = |status: &str, ended: bool| responses_object(req, id, ans, status, background, ended);
+    push(
+        "response.created",
+        &format!(",\"response\":{}", obj(first, false)),
+    );
+    push(
+        "response.in_progress",
+        &format!(",\"response\":{}", obj("in_progress", false)),
+    );
+    let msg = format!("msg_{id}");
+    push(
+        "response.output_item.added",
+        &format!(
+            ",\"output_index\":0,\"item\":{{\"id\":\"{msg}\",\"type\":\"message\",\"status\":\"in_progress\",\"content\":[],\"role\":\"assistant\"}}"
+        ),
+    );
+    push(
+        "response.content_part.added",
+        &format!(
+            ",\"item_id\":\"{msg}\",\"output_index\":0,\"content_index\":0,\"part\":{{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"\"}}"
+        ),
+    );
+    for d in &ans.deltas {
+        push(
+            "response.output_text.delta",
+            &format!(
+                ",\"item_id\":\"{msg}\",\"output_index\":0,\"content_index\":0,\"delta\":{},\"logprobs\":[]",
+                js(d)
+            ),
+        );
+    }
+    let text = js(&ans.deltas.concat());
+    push(
+        "response.output_text.done",
+        &format!(
+            ",\"item_id\":\"{msg}\",\"output_index\":0,\"content_index\":0,\"text\":{text},\"logprobs\":[]"
+        ),
+    );
+    push(
+        "response.content_part.done",
+        &format!(
+            ",\"item_id\":\"{msg}\",\"output_index\":0,\"content_index\":0,\"part\":{{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":{text}}}"
+        ),
+    );
+    push(
+        "response.output_item.done",
+        &format!(
+            ",\"output_index\":0,\"item\":{{\"id\":\"{msg}\",\"type\":\"message\",\"status\":\"completed\",\"content\":[{{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":{text}}}],\"role\":\"assistant\"}}"
+        ),
+    );
+    for (i, (call_id, call)) in ans.tools.iter().enumerate() {
+        let out = i + 1;
+        let fc = format!("fc_{id}_{i}");
+        let item = |status: &str, arguments: &str| {
+            format!(
+                "{{\"id\":\"{fc}\",\"type\":\"function_call\",\"status\":\"{status}\",\"arguments\":{},\"call_id\":{},\"name\":{}}}",
+                js(arguments),
+                js(call_id),
+                js(&call.name)
+            )
+        };
+        push(
+            "response.output_item.added",
+            &format!(
+                ",\"output_index\":{out},\"item\":{}",
+                item("in_progress", "")
+            ),
+        );
+        for piece in argument_pieces(&call.arguments) {
+            push(
+                "response.function_call_arguments.delta",
+                &format!(
+                    ",\"item_id\":\"{fc}\",\"output_index\":{out},\"delta\":{}",
+                    js(&piece)
+                ),
+            );
+        }
+        push(
+            "response.function_call_arguments.done",
+            &format!(
+                ",\"item_id\":\"{fc}\",\"output_index\":{out},\"arguments\":{}",
+                js(&call.arguments)
+            ),
+        );
+        push(
+            "response.output_item.done",
+            &format!(
+                ",\"output_index\":{out},\"item\":{}",
+                item("completed", &call.arguments)
+            ),
+        );
+    }
+    let (kind, status) = if ans.truncated {
+        ("response.incomplete", "incomplete")
+    } else {
+        ("response.completed", "completed")
+    };
+    push(kind, &format!(",\"response\":{}", obj(status, true)));
+    ev
+}
+
+/// A non-streamed Responses answer: one `response` object.
+fn responses_json(req: &ChatRequest, id: &str, ans: &Answer) -> Bytes {
+    let status = if ans.truncated {
+        "incomplete"
+    } else {
+        "completed"
+    };
+    Bytes::from(responses_object(req, id, ans, status, false, true))
+}
+
 fn anthropic_events(req: &ChatRequest, id: &str, ans: &Answer) -> Vec<Bytes> {
     let mut ev = vec![
         sse(
@@ -1799,6 +2155,17 @@ fn error_event(api: Api, message: Option<&str>, code: Option<&str>) -> Bytes {
                 js(message.unwrap_or("Overloaded"))
             ),
         ),
+        // Without a sequence number: the mock sends it outside the numbered stream.
+        Api::Responses => sse(
+            "error",
+            &format!(
+                "{{\"type\":\"error\",\"code\":{},\"message\":{},\"param\":null}}",
+                js(code.unwrap_or("server_error")),
+                js(message.unwrap_or(
+                    "The server had an error while processing your request. Sorry about that!"
+                ))
+            ),
+        ),
     }
 }
 
@@ -1806,6 +2173,9 @@ fn malformed_event(api: Api) -> Bytes {
     match api {
         Api::OpenAi => Bytes::from_static(b"data: {not json\n\n"),
         Api::Anthropic => Bytes::from_static(b"event: content_block_delta\ndata: {not json\n\n"),
+        Api::Responses => {
+            Bytes::from_static(b"event: response.output_text.delta\ndata: {not json\n\n")
+        }
     }
 }
 
@@ -1815,16 +2185,18 @@ fn answer_response(
     step: &Step,
     index: usize,
     text: &str,
+    keep: Option<&Shared>,
     ctl: Arc<ConnCtl>,
 ) -> Resp {
     let mut ans = plan_answer(text, req.max_tokens);
     let id = match api {
         Api::OpenAi => format!("chatcmpl-mock{index}"),
         Api::Anthropic => format!("msg_mock{index}"),
+        Api::Responses => format!("resp_mock{index}"),
     };
     if !ans.truncated {
         let prefix = match api {
-            Api::OpenAi => "call_mock",
+            Api::OpenAi | Api::Responses => "call_mock",
             Api::Anthropic => "toolu_mock",
         };
         ans.tools = step
@@ -1854,7 +2226,11 @@ fn answer_response(
         let mut events = match api {
             Api::OpenAi => openai_events(req, &id, index, &ans),
             Api::Anthropic => anthropic_events(req, &id, &ans),
+            Api::Responses => responses_events(req, &id, &ans, keep.is_some()),
         };
+        if let (Api::Responses, Some(shared)) = (api, keep) {
+            shared.lock().responses.insert(id.clone(), events.clone());
+        }
         if let (Api::OpenAi, Some(n)) = (api, step.reasoning_events) {
             let thought = |i: usize| {
                 Bytes::from(format!(
@@ -1878,6 +2254,7 @@ fn answer_response(
         let mut body = match api {
             Api::OpenAi => openai_json(req, &id, &ans),
             Api::Anthropic => anthropic_json(req, &id, &ans),
+            Api::Responses => responses_json(req, &id, &ans),
         };
         match &step.fault {
             Fault::MalformedAfter { .. } => body = Bytes::from_static(b"{not json"),

@@ -122,6 +122,55 @@ fn decode_anthropic() {
 }
 
 #[test]
+fn decode_responses() {
+    let lines = run_all_chunks(
+        &["decode", "--dialect", "responses"],
+        include_bytes!("../fixtures/responses_stream.sse"),
+    );
+    assert_eq!(
+        lines,
+        [
+            r#"{"kind":"created","id":"resp_01"}"#,
+            r#"{"kind":"reasoning","choice":0,"text":"Plan."}"#,
+            r#"{"kind":"role","choice":0,"role":"assistant"}"#,
+            r#"{"kind":"content","choice":0,"text":"Hi é"}"#,
+            r#"{"kind":"tool_call","choice":0,"index":2,"id":"call_01","name":"lookup","arguments":""}"#,
+            r#"{"kind":"tool_call","choice":0,"index":2,"id":null,"name":null,"arguments":"{\"q\": 1}"}"#,
+            r#"{"kind":"finish","choice":0,"reason":"completed"}"#,
+            r#"{"kind":"usage","prompt_tokens":10,"completion_tokens":7,"total_tokens":17}"#,
+            r#"{"kind":"done"}"#,
+        ]
+    );
+    // `response.failed` and `response.incomplete` end the stream with their own lines.
+    let failed = run_all_chunks(
+        &["decode", "--dialect", "responses"],
+        b"event: response.failed\ndata: {\"type\":\"response.failed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_02\",\"object\":\"response\",\"status\":\"failed\",\"error\":{\"code\":\"server_error\",\"message\":\"The model failed\"},\"output\":[],\"usage\":null}}\n\n",
+    );
+    assert_eq!(
+        failed,
+        [
+            r#"{"kind":"created","id":"resp_02"}"#,
+            r#"{"kind":"error","message":"The model failed","type":null,"code":"server_error"}"#,
+            r#"{"kind":"failed"}"#,
+        ]
+    );
+    let incomplete = run_all_chunks(
+        &["decode", "--dialect", "responses"],
+        b"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"delta\":\"Hel\"}\n\nevent: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"sequence_number\":5,\"response\":{\"id\":\"resp_03\",\"status\":\"incomplete\",\"incomplete_details\":{\"reason\":\"max_output_tokens\"},\"usage\":{\"input_tokens\":5,\"output_tokens\":16,\"total_tokens\":21}}}\n\n",
+    );
+    assert_eq!(
+        incomplete,
+        [
+            r#"{"kind":"content","choice":0,"text":"Hel"}"#,
+            r#"{"kind":"created","id":"resp_03"}"#,
+            r#"{"kind":"finish","choice":0,"reason":"max_output_tokens"}"#,
+            r#"{"kind":"usage","prompt_tokens":5,"completion_tokens":16,"total_tokens":21}"#,
+            r#"{"kind":"incomplete"}"#,
+        ]
+    );
+}
+
+#[test]
 fn decode_truncated_and_errors() {
     let lines = run_all_chunks(
         &["decode"],
@@ -173,4 +222,7 @@ fn bad_arguments_fail_with_usage() {
     assert!(r.stderr.contains("usage"));
     let r = run(&["sse", "--chunk", "0"], b"");
     assert!(!r.ok);
+    let r = run(&["decode", "--dialect", "bogus"], b"");
+    assert!(!r.ok);
+    assert!(r.stderr.contains("responses"), "{}", r.stderr);
 }

@@ -1235,3 +1235,179 @@ async fn random_faults_come_before_any_content_at_the_given_share() {
     };
     assert!((0..100).all(|_| all.pick(&mut st).is_some()));
 }
+
+// ------------------------------------------------------------------------------------------
+// OpenAI's Responses API: background streams and their resume
+// ------------------------------------------------------------------------------------------
+
+const RESPONSES_STREAM: &str = r#"{"model":"gpt-5-mini","input":"Why is the sky blue?","stream":true,"background":true,"store":true}"#;
+
+async fn send(server: &MockServer, method: &str, path: &str, body: &str) -> (Resp, Read) {
+    let r = exchange(
+        server.addr(),
+        &request(method, path, &[], body, true),
+        Duration::from_secs(5),
+    )
+    .await;
+    (parse(&r.bytes), r)
+}
+
+/// The events as JSON, each checked: its `event:` line names its `type`.
+fn responses_events(resp: &Resp) -> Vec<Value> {
+    data_events(&resp.text())
+        .into_iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(&e.data).expect("event JSON");
+            assert_eq!(e.event.as_deref(), v["type"].as_str(), "{}", e.data);
+            v
+        })
+        .collect()
+}
+
+fn sequence(evs: &[Value]) -> Vec<u64> {
+    evs.iter()
+        .map(|v| v["sequence_number"].as_u64().expect("sequence_number"))
+        .collect()
+}
+
+fn output_text(evs: &[Value]) -> String {
+    evs.iter()
+        .filter(|v| v["type"] == "response.output_text.delta")
+        .map(|v| v["delta"].as_str().expect("delta"))
+        .collect()
+}
+
+#[tokio::test]
+async fn responses_stream_is_numbered_and_complete() {
+    let server = server().await;
+    let (resp, _) = send(&server, "POST", "/v1/responses", RESPONSES_STREAM).await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.complete);
+    let evs = responses_events(&resp);
+    let n = evs.len() as u64;
+    assert_eq!(sequence(&evs), (0..n).collect::<Vec<_>>());
+    assert_eq!(evs[0]["type"], "response.created");
+    assert_eq!(evs[0]["response"]["id"], "resp_mock0");
+    assert_eq!(evs[0]["response"]["status"], "queued");
+    assert_eq!(output_text(&evs), DEFAULT_ANSWER);
+    let last = &evs[evs.len() - 1];
+    assert_eq!(last["type"], "response.completed");
+    assert_eq!(
+        last["response"]["output"][0]["content"][0]["text"],
+        DEFAULT_ANSWER
+    );
+    assert_eq!(
+        last["response"]["usage"]["output_tokens"].as_u64(),
+        Some(split_deltas(DEFAULT_ANSWER).len() as u64)
+    );
+    // Cut by `max_output_tokens`: incomplete.
+    let body = r#"{"model":"m","input":"hi","stream":true,"max_output_tokens":3}"#;
+    let (resp, _) = send(&server, "POST", "/v1/responses", body).await;
+    let evs = responses_events(&resp);
+    let last = &evs[evs.len() - 1];
+    assert_eq!(last["type"], "response.incomplete");
+    assert_eq!(
+        last["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+    assert_eq!(output_text(&evs), "The sky looks");
+    // Not streamed: one response object.
+    let (resp, _) = send(
+        &server,
+        "POST",
+        "/v1/responses",
+        r#"{"model":"m","input":"hi"}"#,
+    )
+    .await;
+    let v = resp.json();
+    assert_eq!(
+        (v["object"].as_str(), v["status"].as_str()),
+        (Some("response"), Some("completed"))
+    );
+    assert_eq!(v["output"][0]["content"][0]["text"], DEFAULT_ANSWER);
+}
+
+#[tokio::test]
+async fn responses_resume_replays_after_n_and_can_be_refused_once() {
+    let server = server().await;
+    server.set_script(Script::from(vec![
+        Fault::ResetAfter { events: 7 },
+        Fault::Status {
+            code: 503,
+            retry_after: None,
+            retry_after_ms: None,
+            should_retry: None,
+            body: None,
+        },
+        Fault::StallAfter {
+            events: 2,
+            ms: Some(50),
+        },
+    ]));
+    let (first, r) = send(&server, "POST", "/v1/responses", RESPONSES_STREAM).await;
+    assert_eq!(r.end, End::Reset);
+    let got = responses_events(&first);
+    assert_eq!(sequence(&got), (0..7).collect::<Vec<_>>());
+    let id = got[0]["response"]["id"].as_str().expect("id").to_string();
+    let resume = format!("/v1/responses/{id}?stream=true&starting_after=6");
+    // Refused once.
+    let (refused, _) = send(&server, "GET", &resume, "").await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.json()["error"]["type"], "server_error");
+    // Then the events after 6, to the end (through a short stall).
+    let (rest, _) = send(&server, "GET", &resume, "").await;
+    assert_eq!(rest.status, 200);
+    assert!(rest.complete);
+    let rest = responses_events(&rest);
+    let mut all = got.clone();
+    all.extend(rest.iter().cloned());
+    let n = all.len() as u64;
+    assert_eq!(
+        sequence(&all),
+        (0..n).collect::<Vec<_>>(),
+        "each event once"
+    );
+    assert_eq!(output_text(&all), DEFAULT_ANSWER);
+    assert_eq!(all[all.len() - 1]["type"], "response.completed");
+    // Without `starting_after`: the whole stream again; an unknown id: 404.
+    let (again, _) = send(
+        &server,
+        "GET",
+        &format!("/v1/responses/{id}?stream=true"),
+        "",
+    )
+    .await;
+    assert_eq!(
+        sequence(&responses_events(&again)),
+        (0..n).collect::<Vec<_>>()
+    );
+    let (unknown, _) = send(&server, "GET", "/v1/responses/resp_nope?stream=true", "").await;
+    assert_eq!(unknown.status, 404);
+    // One POST; every request recorded.
+    let reqs = server.requests();
+    assert_eq!(reqs.iter().filter(|q| q.method == "POST").count(), 1);
+    assert_eq!(reqs.len(), 5);
+    assert_eq!(reqs[1].path, resume);
+}
+
+#[tokio::test]
+async fn responses_without_background_are_not_kept() {
+    let server = server().await;
+    let body = r#"{"model":"m","input":[{"role":"user","content":"hi"}],"stream":true}"#;
+    let (resp, _) = send(&server, "POST", "/v1/responses", body).await;
+    let evs = responses_events(&resp);
+    assert_eq!(evs[0]["response"]["status"], "in_progress");
+    let (r, _) = send(
+        &server,
+        "GET",
+        "/v1/responses/resp_mock0?stream=true&starting_after=1",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let (r, _) = send(&server, "POST", "/v1/responses", r#"{"model":"m"}"#).await;
+    assert_eq!(r.status, 400);
+    let bad = r#"{"model":"m","input":"hi","stream":true,"background":true,"store":false}"#;
+    let (r, _) = send(&server, "POST", "/v1/responses", bad).await;
+    assert_eq!(r.status, 400);
+}

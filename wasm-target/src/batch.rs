@@ -272,6 +272,9 @@ impl Batch {
                 ]);
             }
             StreamItem::Error(_) | StreamItem::Done => {}
+            // Responses' id (`StreamItem::Created`, with steadyllm-core's `responses`).
+            #[allow(unreachable_patterns)]
+            _ => {}
         }
     }
 

@@ -1,4 +1,4 @@
-//! Stream decoder: arbitrary text as event data, both dialects. Must never panic; every
+//! Stream decoder: arbitrary text as event data, every dialect. Must never panic; every
 //! decoded string must unescape into a buffer of its reported decoded length; and the fast
 //! paths must never change a result: the input is split at its newlines into up to four
 //! events, and a decoder with templates on must give, event by event, exactly what a decoder
@@ -39,7 +39,7 @@ fuzz_target!(|data: &str| {
     if let Some(&first) = events.first() {
         events.insert(1, first);
     }
-    for dialect in [Dialect::OpenAi, Dialect::Anthropic] {
+    for dialect in [Dialect::OpenAi, Dialect::Anthropic, Dialect::Responses] {
         let mut fast = StreamDecoder::new(dialect);
         let mut full = StreamDecoder::new(dialect).with_memo(false);
         for e in &events {

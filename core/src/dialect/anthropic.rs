@@ -2,7 +2,7 @@
 //! `content_block_*`, `message_delta`, `ping`, `error`), whole `message` answers.
 
 use crate::decode::{
-    DecodeError, Seen, StreamDecoder, StreamItem, ToolCallDelta, Usage, clamp_u32,
+    DecodeError, Seen, StreamDecoder, StreamItem, ToolCallDelta, Usage, clamp_u32, find_key_str,
     read_error_object,
 };
 use crate::json::{JsonStr, Reader, Writer};
@@ -283,19 +283,6 @@ fn read_anthropic_block<'a>(
         }));
     }
     Ok(item)
-}
-
-/// Looks ahead in the object at `r` for a string member `key` without moving `r`.
-/// The common case — the key comes first — costs one key comparison.
-fn find_key_str<'a>(mut r: Reader<'a>, key: &str) -> Result<Option<JsonStr<'a>>, DecodeError> {
-    let mut o = r.object()?;
-    while let Some(k) = o.next_key(&mut r)? {
-        if k.eq_str(key) {
-            return Ok(r.string_or_null().ok().flatten());
-        }
-        r.skip_value()?;
-    }
-    Ok(None)
 }
 
 // The request body.

@@ -1,4 +1,4 @@
-//! `conformance MODE [--chunk N] [--dialect openai|anthropic]`: reads stdin to its end, feeds
+//! `conformance MODE [--chunk N] [--dialect openai|anthropic|responses]`: reads stdin to its end, feeds
 //! it to steadyllm-core in pieces of N bytes (whole without `--chunk`) and prints JSON lines.
 //! See `steadyllm_tests::conformance` for the contract.
 
@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use steadyllm_core::decode::Dialect;
 use steadyllm_tests::conformance::{run_decode, run_error, run_sse};
 
-const USAGE: &str = "usage: conformance sse|decode|error [--chunk N] [--dialect openai|anthropic]";
+const USAGE: &str =
+    "usage: conformance sse|decode|error [--chunk N] [--dialect openai|anthropic|responses]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -24,7 +25,8 @@ fn main() -> ExitCode {
             "--dialect" => match args.next().as_deref() {
                 Some("openai") => dialect = Dialect::OpenAi,
                 Some("anthropic") => dialect = Dialect::Anthropic,
-                _ => return fail("--dialect is openai or anthropic"),
+                Some("responses") => dialect = Dialect::Responses,
+                _ => return fail("--dialect is openai, anthropic or responses"),
             },
             "-h" | "--help" => {
                 println!("{USAGE}");
