@@ -1162,7 +1162,12 @@ fn error_member<'a>(
     // One read for each kind of member (each read's error conversion is code); the key's
     // first letter then says which member it was.
     let v = match key {
-        "message" | "type" => r.string_or_null()?,
+        // Not a string (a number, an object): as if absent, the rest of the object kept (its
+        // code may still say `insufficient_quota`).
+        "message" | "type" => match r.peek()? {
+            b'"' => Some(r.string()?),
+            _ => r.skip_value().map(|_| None)?,
+        },
         "code" | "param" => r.string_or_number()?,
         _ => return Ok(false),
     };

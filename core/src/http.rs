@@ -342,9 +342,14 @@ pub fn check_header_name(n: &str) -> Result<(), HeaderError> {
 pub struct ApiKey<'a>(&'a str);
 
 impl<'a> ApiKey<'a> {
-    /// Wraps a key, refusing one that could not be sent as a header value.
+    /// Wraps a key, refusing one that could not be sent as a header value, or that holds a
+    /// tab (allowed in header values, but never part of a key: a pasting mistake, which a
+    /// browser's fetch would also trim at either end).
     pub fn new(key: &'a str) -> Result<Self, HeaderError> {
         check_header_value(key)?;
+        if key.as_bytes().contains(&b'\t') {
+            return Err(HeaderError::InvalidValue);
+        }
         Ok(ApiKey(key))
     }
 

@@ -399,7 +399,8 @@ pub enum RequestError {
     BufferTooSmall(BufferTooSmall),
     /// `temperature` or `top_p` is NaN, infinite, or 10¹² or more in magnitude.
     NonFiniteNumber,
-    /// A tool call's `arguments` is not valid JSON (Anthropic needs it as an object).
+    /// A tool call's `arguments` is not valid JSON, or (Anthropic, whose `tool_use` input is
+    /// an object) not a JSON object.
     InvalidToolArguments,
     /// A tool message without `tool_call_id`.
     MissingToolCallId,
@@ -414,6 +415,8 @@ pub enum RequestError {
     UnsupportedField,
     /// An [`ChatRequest::extra_body`] member repeats a key the builder writes.
     BodyMemberCollides,
+    /// `max_tokens` or `max_completion_tokens` is 0 (providers refuse it: at least 1).
+    InvalidMaxTokens,
 }
 
 impl fmt::Display for RequestError {
@@ -442,6 +445,7 @@ impl fmt::Display for RequestError {
             RequestError::BodyMemberCollides => {
                 f.write_str("an extra body member repeats a key the request already writes")
             }
+            RequestError::InvalidMaxTokens => f.write_str("max_tokens must be at least 1"),
         }
     }
 }
@@ -548,6 +552,9 @@ impl<'a> ChatRequest<'a> {
             if !json::f32_writable(v) {
                 return Err(RequestError::NonFiniteNumber);
             }
+        }
+        if self.max_tokens == Some(0) || self.max_completion_tokens == Some(0) {
+            return Err(RequestError::InvalidMaxTokens);
         }
         if let Some(ResponseFormat::JsonSchema { name, .. }) = self.response_format {
             let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
@@ -827,6 +834,11 @@ impl<'a> ChatRequest<'a> {
                                 c.arguments
                             })
                             .map_err(|_| RequestError::InvalidToolArguments)?;
+                            // Anthropic's `input` is an object: an array or a string there
+                            // gets the request refused.
+                            if !input.as_str().trim_ascii_start().starts_with('{') {
+                                return Err(RequestError::InvalidToolArguments);
+                            }
                             if n > 0 {
                                 w.byte(b',');
                             }
