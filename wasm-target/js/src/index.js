@@ -455,6 +455,8 @@ function checkOptions(o) {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw invalid(`endpoints[${i}].baseUrl must be http:// or https://`);
     }
+    // A port written empty or 0, which URL lets pass (as the core, refused).
+    if (/^[^:]+:\/\/(\[[^\]]*\]|[^/:]*):0*(\/|$)/.test(e.baseUrl)) throw invalid(`endpoints[${i}].baseUrl is not a URL: no port`);
     for (const k of ["apiKey", "model"]) {
       if (e[k] !== undefined && e[k] !== null && !isStr(e[k])) throw invalid(`endpoints[${i}].${k} must be a string`);
     }
@@ -504,8 +506,20 @@ function checkOptions(o) {
         headers.push([n, v]);
       }
     }
-    // Query parameters (Azure's api-version), percent-encoded.
-    const query = new URLSearchParams(e.query) + "";
+    // Query parameters (Azure's api-version), percent-encoded as the core does: all but
+    // A-Z a-z 0-9 - . _ ~.
+    const pct = (v) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+    let query = "";
+    try {
+      if (e.query !== undefined && !isObj(e.query)) throw 0;
+      for (const [k, v] of Object.entries(e.query ?? {})) {
+        if (!isStr(v)) throw 0;
+        query += `${query && "&"}${pct(k)}=${pct(v)}`;
+      }
+    } catch {
+      // (not a string, or a lone surrogate encodeURIComponent refuses)
+      throw invalid(`endpoints[${i}].query must map names to strings`);
+    }
     try {
       new Headers(headers);
     } catch {
@@ -564,6 +578,9 @@ function checkMessage(m, i) {
   }
 }
 
+const F32_1E12 = Math.fround(1e12);
+const SCHEMA_NAME = /^[\w-]{1,64}$/;
+
 // Checks a request (before anything is loaded or sent).
 function checkRequest(r) {
   if (!isObj(r) || !Array.isArray(r.messages) || r.messages.length === 0) {
@@ -571,16 +588,19 @@ function checkRequest(r) {
   }
   r.messages.forEach(checkMessage);
   if (r.model !== undefined && !isStr(r.model)) throw invalid("request.model must be a string");
-  if (r.maxTokens !== undefined) ms(r.maxTokens, "maxTokens", 1);
-  if (r.maxCompletionTokens !== undefined) ms(r.maxCompletionTokens, "maxCompletionTokens", 1);
+  for (const k of ["maxTokens", "maxCompletionTokens"]) {
+    if (r[k] !== undefined && count(r[k], k, 1) > 0xffffffff) throw invalid(`${k} is too large`);
+  }
+  // The core's limit: below 10¹² in magnitude once rounded to f32 (what it sends).
   for (const k of ["temperature", "topP"]) {
-    if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isFinite(r[k]) || Math.abs(r[k]) >= 1e6)) {
-      throw invalid(`${k} must be a finite number`);
-    }
+    if (r[k] !== undefined && !(Math.abs(Math.fround(r[k])) < F32_1E12)) throw invalid(`${k} must be a number below 1e12`);
   }
   if (r.stop !== undefined && (!Array.isArray(r.stop) || !r.stop.every(isStr))) throw invalid("stop must be an array of strings");
   if (r.seed !== undefined && !Number.isSafeInteger(r.seed)) throw invalid("seed must be a safe integer");
   if (r.user !== undefined && !isStr(r.user)) throw invalid("user must be a string");
+  // The budget's range depends on the dialect (anthropicBody); its type does not.
+  const b = r.thinking === undefined ? 0 : r.thinking?.budgetTokens;
+  if (!(Number.isInteger(b) && b >= 0 && b <= 0xffffffff)) throw invalid("thinking.budgetTokens must be an integer ≥ 1024 and below maxTokens");
   if (r.tools !== undefined) {
     if (!Array.isArray(r.tools)) throw invalid("tools must be an array");
     r.tools.forEach((t, i) => {
@@ -598,6 +618,10 @@ function checkRequest(r) {
   for (const k of ["responseFormat", "extraBody"]) {
     if (r[k] !== undefined && !isObj(r[k])) throw invalid(`${k} must be an object`);
   }
+  // A schema's name, as OpenAI requires it (the core checks it for both dialects).
+  const s = r.responseFormat?.type === "json_schema" && r.responseFormat.json_schema;
+  if (s !== false && !(isObj(s) && s.schema !== undefined)) throw invalid("responseFormat.json_schema needs a schema");
+  if (s && !(isStr(s.name) && SCHEMA_NAME.test(s.name))) throw invalid("responseFormat.json_schema.name must be 1 to 64 of a-z, A-Z, 0-9, _ and -");
 }
 
 // ------------------------------------------------------------------------ request bodies
@@ -637,11 +661,12 @@ function openAiBody(r, model) {
     response_format: r.responseFormat,
     reasoning_effort: r.reasoningEffort,
     stream: true,
-    // includeObfuscation: false drops OpenAI's padding (see index.d.ts); undefined is not sent.
-    stream_options: { include_usage: true, include_obfuscation: r.includeObfuscation },
+    // includeObfuscation: false drops OpenAI's padding (see index.d.ts); true is OpenAI's
+    // default, not sent (as the core does).
+    stream_options: { include_usage: true, include_obfuscation: r.includeObfuscation === false ? false : undefined },
   };
   if (r.tools?.length) {
-    b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters, strict: t.strict } }));
+    b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters, strict: t.strict || undefined } }));
     // Only with tools: OpenAI refuses it without them.
     b.parallel_tool_calls = r.parallelToolCalls;
   }
@@ -704,7 +729,7 @@ function anthropicBody(r, model) {
         for (const t of m.toolCalls) {
           let input;
           try {
-            input = JSON.parse(t.arguments.trim() || "{}");
+            input = JSON.parse(/^[\t\n\f\r ]*$/.test(t.arguments) ? "{}" : t.arguments);
           } catch {}
           if (!isObj(input)) throw invalid(`tool call ${t.id}: arguments must be a JSON object (Anthropic needs one)`);
           out.push({ type: "tool_use", id: t.id, name: t.name, input });
@@ -716,7 +741,7 @@ function anthropicBody(r, model) {
     stop_sequences: r.stop?.length ? r.stop : undefined,
     metadata: r.user === undefined ? undefined : { user_id: r.user },
     tools: r.tools?.length
-      ? r.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters ?? { type: "object" }, strict: t.strict }))
+      ? r.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters ?? { type: "object" }, strict: t.strict || undefined }))
       : undefined,
     tool_choice: tc,
     output_config: schema && { format: { type: "json_schema", schema } },
