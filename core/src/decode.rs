@@ -1497,6 +1497,18 @@ mod tests {
             Err(DecodeError::NotAnError)
         );
         assert!(ApiError::parse("<html>502 Bad Gateway</html>").is_err());
+        // A message or type that is not a string counts as absent: the object is kept, and
+        // with it a code that says the quota is gone (the browser wrapper reads it the same).
+        for body in [
+            r#"{"error":{"message":{"detail":"x"},"type":5,"code":"insufficient_quota"}}"#,
+            r#"{"error":{"message":["x"],"code":"insufficient_quota"}}"#,
+            r#"{"message":42,"code":"insufficient_quota"}"#,
+        ] {
+            let e = ApiError::parse(body).expect(body);
+            assert!(e.is_insufficient_quota(), "{body}");
+            assert!(e.message.is_empty() && e.kind.is_none(), "{body}");
+        }
+        assert!(ApiError::parse(r#"{"type":true}"#).is_err());
     }
 
     /// Decodes `second` after `first` with templates on (so one learned from `first` may apply)

@@ -892,6 +892,11 @@ mod tests {
         );
         assert!(Endpoint::new("http://h", Some("a\nb")).is_err());
         assert!(Endpoint::new("http://h", Some("a\0b")).is_err());
+        // A tab is valid in a header value, never in a key (the browser wrapper agrees).
+        for key in ["sk-\tabc", "sk-abc\t", "\tsk-abc"] {
+            assert_eq!(ApiKey::new(key).map(|_| ()), Err(HeaderError::InvalidValue));
+        }
+        assert!(ApiKey::new("sk abc").is_ok());
         let ep = Endpoint::new("http://h", None).expect("ok");
         assert_eq!(
             head(&ep, 0, &[("X-A", "1\r\n2")]),

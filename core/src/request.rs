@@ -1524,6 +1524,7 @@ mod tests {
             (RequestError::InvalidThinkingBudget, "thinking budget"),
             (RequestError::UnsupportedField, "json_object"),
             (RequestError::BodyMemberCollides, "extra body member"),
+            (RequestError::InvalidMaxTokens, "at least 1"),
         ] {
             assert!(std::format!("{e}").contains(want), "{e}");
         }
@@ -1592,6 +1593,38 @@ mod tests {
             ChatRequest::new("m", &msgs).write_body(Dialect::Anthropic, &mut [0; 256]),
             Err(RequestError::UnsupportedDialect)
         );
+        // Anthropic's tool_use input is an object: valid JSON of another kind is refused too.
+        #[cfg(feature = "anthropic")]
+        for args in ["[1]", "\"x\"", "42", "null", " [] "] {
+            let calls = [ToolCall {
+                id: "c",
+                name: "f",
+                arguments: args,
+            }];
+            let msgs = [Message::assistant_tool_calls(&calls)];
+            let r = ChatRequest::new("m", &msgs);
+            assert_eq!(
+                r.body_len(Dialect::Anthropic),
+                Err(RequestError::InvalidToolArguments),
+                "{args}"
+            );
+            // OpenAI carries arguments as text, as the model wrote them.
+            assert!(r.body_len(Dialect::OpenAi).is_ok());
+        }
+        // A limit of 0 tokens: providers want at least 1.
+        let plain = [Message::user("hi")];
+        let mut r = ChatRequest::new("m", &plain);
+        for (max, max_completion) in [(Some(0), None), (None, Some(0)), (Some(5), Some(0))] {
+            r.max_tokens = max;
+            r.max_completion_tokens = max_completion;
+            assert_eq!(
+                r.body_len(Dialect::OpenAi),
+                Err(RequestError::InvalidMaxTokens)
+            );
+        }
+        r.max_tokens = Some(1);
+        r.max_completion_tokens = Some(u32::MAX);
+        assert!(r.body_len(Dialect::OpenAi).is_ok());
         let mut t = Message::tool("x", "y");
         t.tool_call_id = None;
         let msgs = [t];
