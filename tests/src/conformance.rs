@@ -7,7 +7,14 @@
 //! - `decode`: one line per [`StreamItem`] (`role`, `content`, `reasoning`, `refusal`,
 //!   `tool_call`, `finish`, `usage`, `error`, `done`) and `{"kind":"truncated"}` when the input
 //!   ends without the end marker;
-//! - `error`: one `error` line for a non-2xx response body.
+//! - `error`: one `error` line for a non-2xx response body;
+//! - `request` (one case per input line): a request described in the browser wrapper's shapes
+//!   in, what the core sends out (see [`run_request`]);
+//! - `error-object` (one case per input line): an error body as a JSON string in, the error
+//!   object [`ApiError::parse`] reads out (see [`run_error_object`]).
+//!
+//! The last two are the core's side of the browser wrapper's parity tests
+//! (`wasm-target/js/test/parity.test.mjs`).
 //!
 //! Keys are printed in the documented order. Problems that are not part of the stream's
 //! content (an event larger than the parser, a malformed event) go to stderr, and the run ends
