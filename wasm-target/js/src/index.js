@@ -433,6 +433,14 @@ function ms(v, what, min = 0) {
   return n;
 }
 
+// A header value as the core writes it, UTF-8, for fetch, which sends each character below
+// 256 as that byte (and refuses others).
+function bytes(v) {
+  let s = "";
+  for (const b of utf8Encoder.encode(v)) s += String.fromCharCode(b);
+  return s;
+}
+
 // Checks the options; returns what the engine is made from.
 function checkOptions(o) {
   if (!isObj(o)) throw invalid("new Client(options): options must be an object");
@@ -479,12 +487,14 @@ function checkOptions(o) {
     if (isStr(e.apiKey)) {
       // Never quoted: it is a secret.
       if (/[\0-\x1f\x7f]/.test(e.apiKey)) throw invalid(`endpoints[${i}].apiKey holds CR, LF or a control character`);
-      headers.push(anthropic ? ["x-api-key", e.apiKey] : ["authorization", `Bearer ${e.apiKey}`]);
+      const key = bytes(e.apiKey);
+      headers.push(anthropic ? ["x-api-key", key] : ["authorization", `Bearer ${key}`]);
     }
     if (anthropic) {
       // Anthropic refuses cross-origin calls from pages without this acknowledgement.
       headers.push(["anthropic-version", "2023-06-01"], ["anthropic-dangerous-direct-browser-access", "true"]);
     }
+    const own = headers.map((h) => h[0]);
     if (e.headers !== undefined) {
       if (!isObj(e.headers)) throw invalid(`endpoints[${i}].headers must be an object`);
       for (const [k, v] of Object.entries(e.headers)) {
@@ -494,16 +504,17 @@ function checkOptions(o) {
         }
         // Refused, not dropped: a name set here (content type, accept, the key's header,
         // anthropic-version…), the retry count, and those the browser sets itself or that
-        // would change the request's framing.
+        // would change the request's framing (the core's list). A name given twice in
+        // different cases is sent twice, as the core does (fetch joins the two values).
         const n = k.toLowerCase();
         if (
           !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(n) ||
-          headers.some((h) => h[0] === n) ||
-          /^(host|content-length|transfer-encoding|connection|user-agent|accept-encoding|x-steadyllm-retry-count)$/.test(n)
+          own.includes(n) ||
+          /^(host|content-length|transfer-encoding|te|expect|upgrade|connection|user-agent|accept-encoding|x-steadyllm-retry-count)$/.test(n)
         ) {
           throw invalid(`endpoints[${i}].headers: "${k}" is not a valid name or is set by the client`);
         }
-        headers.push([n, v]);
+        headers.push([n, bytes(v)]);
       }
     }
     // Query parameters (Azure's api-version), percent-encoded as the core does: all but

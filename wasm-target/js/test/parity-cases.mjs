@@ -195,15 +195,22 @@ function endpoints() {
     ["with NUL", "sk-\u0000abc"],
     ["with DEL", "sk-\u007fabc"],
     ["with ESC", "sk-\u001babc"],
+    ["Latin-1", "sk-\u00e9"],
+    ["Cyrillic", "ключ"],
+    ["astral", "sk-😀"],
+    ["empty", ""],
   ]) {
     add(`apiKey ${n}`, { apiKey: k });
   }
   add("no apiKey", { apiKey: undefined });
   add("endpoint model", { model: "ep-model" });
   add("headers", { headers: { "api-key": "azure", "X-Trace": "a b", "x-tab": "a\tb" } });
+  add("header values: blanks around", { headers: { "x-a": "  a b\t", "x-b": "\tc" } });
+  add("header values: non-ASCII", { headers: { "x-title": "Café", "x-ru": "ключ", "x-emoji": "😀" } });
+  add("header names differing in case", { headers: { "X-A": "1", "x-a": "2" } });
   add("query", { query: { "api-version": "2024-10-21", "a b": "c&d=e", "t~i.l-d_e": "*!'()+/?", "é": "ü" } });
   add("query and headers (Azure)", { headers: { "api-key": "azure" }, query: { "api-version": "2024-10-21" } });
-  for (const name of ["content-type", "Content-Length", "host", "user-agent", "accept", "accept-encoding", "connection", "transfer-encoding", "x-steadyllm-retry-count", "authorization", "x-api-key", "anthropic-version", "bad name", "bad:name", "", "é"]) {
+  for (const name of ["content-type", "Content-Length", "host", "user-agent", "accept", "accept-encoding", "connection", "transfer-encoding", "x-steadyllm-retry-count", "te", "expect", "upgrade", "authorization", "x-api-key", "anthropic-version", "bad name", "bad:name", "", "é"]) {
     add(`header named ${JSON.stringify(name)}`, { headers: { [name]: "v" } });
   }
   for (const [n, v] of [["CR", "a\rb"], ["LF", "a\nb"], ["NUL", "a\u0000b"], ["DEL", "a\u007fb"], ["ESC", "a\u001bb"], ["empty", ""]]) {
@@ -239,6 +246,14 @@ export function requestCases() {
       });
     }
   }
+  // The header only a browser needs, which the wrapper sets itself for Anthropic.
+  cases.push({
+    name: "anthropic: header named anthropic-dangerous-direct-browser-access",
+    options: { model: "claude-sonnet-4-5", endpoints: [{ ...endpoint("anthropic"), headers: { "anthropic-dangerous-direct-browser-access": "true" } }] },
+    request: { messages: hi },
+    wrapperOnly: "header",
+    why: "the wrapper sets it itself (a browser's request needs it); the core sends none",
+  });
   return cases;
 }
 

@@ -98,7 +98,9 @@ function wrapper(w, c) {
     const headers = new Headers(ep.headers);
     headers.append("x-steadyllm-retry-count", "0");
     const seen = [];
-    headers.forEach((v, n) => seen.push([n, redact(v, c.options.endpoints[0].apiKey)]));
+    // (fetch sends each character as a byte: the bytes read as UTF-8, as the core's head)
+    const utf8 = (v) => new TextDecoder().decode(Uint8Array.from(v, (ch) => ch.charCodeAt(0)));
+    headers.forEach((v, n) => seen.push([n, redact(utf8(v), c.options.endpoints[0].apiKey)]));
     return { ok: true, method: "POST", path: ep.url.slice(new URL(ep.url).origin.length), headers: seen, body: JSON.parse(body) };
   } catch (e) {
     return { ok: false, error: classOf(e) };
@@ -107,11 +109,17 @@ function wrapper(w, c) {
 
 const FETCH_SETS = new Set(["host", "content-length", "accept-encoding", "user-agent"]);
 const BROWSER_ONLY = new Set(["anthropic-dangerous-direct-browser-access"]);
-const headerSet = (hs, drop) =>
-  hs
-    .filter(([n]) => !drop.has(n))
-    .map(([n, v]) => `${n}: ${v.replace(/^[ \t]+|[ \t]+$/g, "")}`)
-    .sort();
+// Values as HTTP reads them: without blanks around, and the lines of one name joined with
+// ", " in order (fetch's Headers joins them; the core writes one line each).
+function headerSet(hs, drop) {
+  const joined = new Map();
+  for (const [n, v] of hs) {
+    if (drop.has(n)) continue;
+    const t = v.replace(/^[ \t]+|[ \t]+$/g, "");
+    joined.set(n, joined.has(n) ? `${joined.get(n)}, ${t}` : t);
+  }
+  return [...joined].map(([n, v]) => `${n}: ${v}`).sort();
+}
 
 // Same f32, written to six decimals.
 const sameSampling = (js, core) => typeof js === "number" && typeof core === "number" && Math.abs(Math.fround(js) - core) <= 5e-7 + Math.abs(core) * 2 ** -24;
