@@ -229,6 +229,8 @@ fn request_error_class(e: &RequestError) -> &'static str {
         RequestError::UnsupportedField => "json_object",
         RequestError::BodyMemberCollides => "extra_body",
         RequestError::InvalidMaxTokens => "max_tokens",
+        RequestError::NoMessages => "no_messages",
+        RequestError::InvalidToolName => "tool_name",
     }
 }
 
@@ -733,7 +735,8 @@ fn request_line(
 /// `{"ok":true,"method","path","headers":[[name,value]…],"body"}` (names lowercase, the API
 /// key replaced by [`KEY_PLACEHOLDER`]) or `{"ok":false,"error":CLASS}`: the class of the
 /// core's typed error (`base_url`, `api_key`, `header`, `sampling`, `max_tokens`,
-/// `tool_arguments`, `tool_call_id`, `schema_name`, `thinking`, `json_object`, `extra_body`),
+/// `tool_arguments`, `tool_call_id`, `schema_name`, `thinking`, `json_object`, `extra_body`,
+/// `no_messages`, `tool_name`),
 /// or, with `"unrepresentable":true`, the field of a description the core's types cannot hold.
 pub fn run_request(line: &str) -> String {
     let desc: serde_json::Value = match serde_json::from_str(line) {

@@ -590,7 +590,8 @@ function checkMessage(m, i) {
 }
 
 const F32_1E12 = Math.fround(1e12);
-const SCHEMA_NAME = /^[\w-]{1,64}$/;
+// A tool's or a schema's name, as OpenAI and Anthropic take it (the core checks it too).
+const NAME = /^[\w-]{1,64}$/;
 
 // Checks a request (before anything is loaded or sent).
 function checkRequest(r) {
@@ -604,7 +605,7 @@ function checkRequest(r) {
   }
   // The core's limit: below 10¹² in magnitude once rounded to f32 (what it sends).
   for (const k of ["temperature", "topP"]) {
-    if (r[k] !== undefined && !(Math.abs(Math.fround(r[k])) < F32_1E12)) throw invalid(`${k} must be a number below 1e12`);
+    if (r[k] !== undefined && !(typeof r[k] === "number" && Math.abs(Math.fround(r[k])) < F32_1E12)) throw invalid(`${k} must be a number below 1e12`);
   }
   if (r.stop !== undefined && (!Array.isArray(r.stop) || !r.stop.every(isStr))) throw invalid("stop must be an array of strings");
   if (r.seed !== undefined && !Number.isSafeInteger(r.seed)) throw invalid("seed must be a safe integer");
@@ -615,7 +616,8 @@ function checkRequest(r) {
   if (r.tools !== undefined) {
     if (!Array.isArray(r.tools)) throw invalid("tools must be an array");
     r.tools.forEach((t, i) => {
-      if (!isObj(t) || !isStr(t.name) || t.name === "") throw invalid(`tools[${i}] needs a name`);
+      if (!isObj(t) || !isStr(t.name)) throw invalid(`tools[${i}] needs a name`);
+      if (!NAME.test(t.name)) throw invalid(`tools[${i}].name must be 1 to 64 of a-z, A-Z, 0-9, _ and -`);
       if (t.description !== undefined && !isStr(t.description)) throw invalid(`tools[${i}].description must be a string`);
       if (t.parameters !== undefined && !isObj(t.parameters)) throw invalid(`tools[${i}].parameters must be a JSON Schema object`);
     });
@@ -629,10 +631,10 @@ function checkRequest(r) {
   for (const k of ["responseFormat", "extraBody"]) {
     if (r[k] !== undefined && !isObj(r[k])) throw invalid(`${k} must be an object`);
   }
-  // A schema's name, as OpenAI requires it (the core checks it for both dialects).
+  if (r.responseFormat && !/^(text|json_object|json_schema)$/.test(r.responseFormat.type)) throw invalid('responseFormat.type must be "text", "json_object" or "json_schema"');
   const s = r.responseFormat?.type === "json_schema" && r.responseFormat.json_schema;
   if (s !== false && !(isObj(s) && s.schema !== undefined)) throw invalid("responseFormat.json_schema needs a schema");
-  if (s && !(isStr(s.name) && SCHEMA_NAME.test(s.name))) throw invalid("responseFormat.json_schema.name must be 1 to 64 of a-z, A-Z, 0-9, _ and -");
+  if (s && !(isStr(s.name) && NAME.test(s.name))) throw invalid("responseFormat.json_schema.name must be 1 to 64 of a-z, A-Z, 0-9, _ and -");
 }
 
 // ------------------------------------------------------------------------ request bodies
@@ -724,13 +726,13 @@ function anthropicBody(r, model) {
         ? { type: choice === "required" ? "any" : choice }
         : { type: "tool", name: choice.name };
   if (serial && tc.type !== "none") tc.disable_parallel_tool_use = true;
+  const turns = r.messages.filter((m) => !sys(m));
+  if (!turns.length) throw invalid("messages: Anthropic needs one besides system and developer messages");
   return {
     model,
     max_tokens: max,
     system: system.length ? system : undefined,
-    messages: r.messages
-      .filter((m) => !sys(m))
-      .map((m) => {
+    messages: turns.map((m) => {
         if (m.role === "tool") {
           return { role: "user", content: [{ type: "tool_result", tool_use_id: m.toolCallId, content: content(m.content) }] };
         }

@@ -105,6 +105,27 @@ function requests() {
   }
   add("extraBody.temperature with temperature set", { messages: hi, temperature: 0.5, extraBody: { temperature: 1 } });
   add("extraBody.tool_choice with a tool choice", { messages: hi, tools: [weather], toolChoice: "auto", extraBody: { tool_choice: "x" } });
+  // Shapes the core's types cannot hold: the wrapper refuses them.
+  add("no messages", { messages: [] });
+  add("an unknown role", { messages: [{ role: "bogus", content: "x" }] });
+  add("content a number", { messages: [user(5)] });
+  add("an unknown part", { messages: [user([{ type: "audio", data: "x" }])] });
+  add("a detail not a string", { messages: [user([{ type: "image_url", imageUrl: "https://x/i.png", detail: 1 }])] });
+  add("toolCalls not an array", { messages: [{ role: "assistant", toolCalls: {} }] });
+  add("a tool call without arguments", { messages: [{ role: "assistant", toolCalls: [{ id: "a", name: "f" }] }] });
+  add("stop not strings", { messages: hi, stop: ["a", 1] });
+  add("an unknown toolChoice", { messages: hi, tools: [weather], toolChoice: "any" });
+  add("a tool without a name", { messages: hi, tools: [{ description: "x" }] });
+  for (const name of ["", "a", "get_weather-2", "n".repeat(64), "n".repeat(65), "dot.ted", "has space", "ünï"]) {
+    add(`a tool named ${JSON.stringify(name)} (${name.length})`, { messages: hi, tools: [{ name }] });
+  }
+  add("only system messages", { messages: [{ role: "system", content: "s" }, { role: "developer", content: "d" }] });
+  add("tool parameters not an object", { messages: hi, tools: [{ name: "f", parameters: [] }] });
+  add("temperature a string", { messages: hi, temperature: "0.5" });
+  add("maxTokens a string", { messages: hi, maxTokens: "5" });
+  add("thinking not an object", { messages: hi, maxTokens: 4096, thinking: 2048 });
+  add("responseFormat an unknown type", { messages: hi, responseFormat: { type: "yaml" } });
+  add("extraBody an array", { messages: hi, extraBody: [1] });
   add("request model", { messages: hi, model: "gpt-4o-mini" });
   add("empty request model (the client's)", { messages: hi, model: "" });
   add("everything", {

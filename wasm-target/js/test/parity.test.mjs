@@ -73,6 +73,8 @@ const CLASSES = [
   [/^seed /, "seed"],
   [/arguments must be a JSON object/, "tool_arguments"],
   [/a tool message needs toolCallId/, "tool_call_id"],
+  [/^request\.messages must be a non-empty|^messages: Anthropic needs one/, "no_messages"],
+  [/^tools\[\d+\]\.name must be/, "tool_name"],
   [/json_schema\.name/, "schema_name"],
   [/^thinking\./, "thinking"],
   [/json_object has no Anthropic/, "json_object"],
