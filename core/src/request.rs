@@ -568,10 +568,10 @@ impl<'a> ChatRequest<'a> {
         if self.messages.is_empty() {
             return Err(RequestError::NoMessages);
         }
-        if let Some(ResponseFormat::JsonSchema { name, .. }) = self.response_format {
-            if !valid_name(name) {
-                return Err(RequestError::InvalidSchemaName);
-            }
+        if let Some(ResponseFormat::JsonSchema { name, .. }) = self.response_format
+            && !valid_name(name)
+        {
+            return Err(RequestError::InvalidSchemaName);
         }
         if !self.tools.iter().all(|t| valid_name(t.name)) {
             return Err(RequestError::InvalidToolName);
