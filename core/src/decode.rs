@@ -1159,16 +1159,12 @@ fn error_member<'a>(
     key: &str,
     r: &mut Reader<'a>,
 ) -> Result<bool, DecodeError> {
-    // One read for each kind of member (each read's error conversion is code); the key's
-    // first letter then says which member it was.
+    // One read for all four members (each read's error conversion is code); the key's first
+    // letter then says which member it was. A string, or a number as its text; another value
+    // (an object, `true`) counts as absent, the rest of the object kept (its code may still
+    // say `insufficient_quota`).
     let v = match key {
-        // Not a string (a number, an object): as if absent, the rest of the object kept (its
-        // code may still say `insufficient_quota`).
-        "message" | "type" => match r.peek()? {
-            b'"' => Some(r.string()?),
-            _ => r.skip_value().map(|_| None)?,
-        },
-        "code" | "param" => r.string_or_number()?,
+        "message" | "type" | "code" | "param" => r.string_or_number()?,
         _ => return Ok(false),
     };
     match key.as_bytes().first() {
@@ -1500,14 +1496,20 @@ mod tests {
         // A message or type that is not a string counts as absent: the object is kept, and
         // with it a code that says the quota is gone (the browser wrapper reads it the same).
         for body in [
-            r#"{"error":{"message":{"detail":"x"},"type":5,"code":"insufficient_quota"}}"#,
+            r#"{"error":{"message":{"detail":"x"},"type":true,"code":"insufficient_quota"}}"#,
             r#"{"error":{"message":["x"],"code":"insufficient_quota"}}"#,
-            r#"{"message":42,"code":"insufficient_quota"}"#,
+            r#"{"message":{},"code":"insufficient_quota"}"#,
         ] {
             let e = ApiError::parse(body).expect(body);
             assert!(e.is_insufficient_quota(), "{body}");
             assert!(e.message.is_empty() && e.kind.is_none(), "{body}");
         }
+        // A number is kept as its text, as a code is.
+        let e = ApiError::parse(r#"{"error":{"message":404,"type":1.5}}"#).expect("numbers");
+        assert_eq!(
+            (e.message.raw(), e.kind.map(|k| k.raw())),
+            ("404", Some("1.5"))
+        );
         assert!(ApiError::parse(r#"{"type":true}"#).is_err());
     }
 

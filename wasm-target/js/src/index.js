@@ -827,9 +827,9 @@ function errorObject(body) {
     if (!isObj(j) || !("message" in j)) return;
     e = j;
   }
-  const o = { message: isStr(e.message) ? e.message : "" };
-  if (isStr(e.type)) o.type = e.type;
-  for (const k of ["code", "param"]) {
+  // Members as the core reads them: a string, or a number as its text; else absent.
+  const o = { message: "" };
+  for (const k of ["message", "type", "code", "param"]) {
     if (isStr(e[k]) || typeof e[k] === "number") o[k] = String(e[k]);
   }
   return o;

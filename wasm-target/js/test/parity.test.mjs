@@ -126,7 +126,7 @@ function headerSet(hs, drop) {
 // Same f32, written to six decimals.
 const sameSampling = (js, core) => typeof js === "number" && typeof core === "number" && Math.abs(Math.fround(js) - core) <= 5e-7 + Math.abs(core) * 2 ** -24;
 
-// A number the server sent as an error's code or param, as text: the core keeps the text as
+// A number the server sent as an error's member, as text: the core keeps the text as
 // sent, the wrapper has the JavaScript number (JSON.parse), written in its shortest form
 // ("1e2" is "100", "-0" is "0"): the same number.
 const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
@@ -134,7 +134,7 @@ const sameNumber = (js, core) => typeof js === "string" && NUMBER.test(core) && 
 
 // The first place two JSON values differ ("" when they are equal).
 function diff(a, b, path = "") {
-  if (/^error\.(code|param)$/.test(path) && sameNumber(a, b)) return "";
+  if (/^error\.(message|type|code|param)$/.test(path) && sameNumber(a, b)) return "";
   if (typeof a === "number" && typeof b === "number" && /\.(temperature|top_p)$/.test(path)) {
     return sameSampling(a, b) ? "" : `${path}: ${a} vs ${b}`;
   }
