@@ -82,7 +82,9 @@ pub enum UrlError {
     /// User info (`user:pass@`), a query or a fragment, which a base URL must not have.
     UnsupportedPart,
     /// Whitespace, control or other characters that cannot appear in a request line or
-    /// `Host` header.
+    /// `Host` header; a backslash; a path segment starting with a dot (`.` and `..` would be
+    /// resolved away by a browser's URL parser, so the two adapters would send different
+    /// paths).
     InvalidCharacter,
 }
 
@@ -140,11 +142,14 @@ impl<'a> BaseUrl<'a> {
         // Byte positions throughout: after this check the rest is printable ASCII, and
         // `str`'s char-pattern searches cost flash a microcontroller does not need to spend.
         let mut invalid = false;
+        let mut prev = 0;
         for b in rest.bytes() {
             if b == b'?' || b == b'#' || b == b'@' {
                 return Err(UrlError::UnsupportedPart);
             }
-            invalid |= !(0x21..0x7f).contains(&b);
+            // (A path segment starting with a dot: `.` and `..` are the ones that matter.)
+            invalid |= !(0x21..0x7f).contains(&b) || b == b'\\' || (prev == b'/' && b == b'.');
+            prev = b;
         }
         if invalid {
             return Err(UrlError::InvalidCharacter);
@@ -712,6 +717,12 @@ mod tests {
             ("http://:80", UrlError::MissingHost),
             ("http://h:1:2", UrlError::InvalidCharacter),
             ("http://h:123456", UrlError::InvalidPort),
+            ("http://h/a\\b", UrlError::InvalidCharacter),
+            ("http://h/a/../v1", UrlError::InvalidCharacter),
+            ("http://h/./v1", UrlError::InvalidCharacter),
+            ("http://h/v1/..", UrlError::InvalidCharacter),
+            ("http://h/v1/.", UrlError::InvalidCharacter),
+            ("http://h/.well-known", UrlError::InvalidCharacter),
         ] {
             assert_eq!(BaseUrl::parse(bad), Err(e), "{bad}");
         }
@@ -730,7 +741,10 @@ mod tests {
         if rest.bytes().any(|b| b == b'?' || b == b'#' || b == b'@') {
             return Err(UrlError::UnsupportedPart);
         }
-        if rest.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        if rest.bytes().any(|b| !(0x21..0x7f).contains(&b)) || rest.contains('\\') {
+            return Err(UrlError::InvalidCharacter);
+        }
+        if rest.contains("/.") {
             return Err(UrlError::InvalidCharacter);
         }
         let (authority, prefix) = match rest.find('/') {
@@ -790,7 +804,7 @@ mod tests {
         #[test]
         fn base_urls_parse_as_the_reference_does(
             scheme in "(https?|HTTPS?|ftp)://",
-            rest in "[a-z0-9.:/\\[\\]_ ?#@é-]{0,24}",
+            rest in "[a-z0-9.:/\\[\\]_ ?#@é\\\\-]{0,24}",
         ) {
             let url = std::format!("{scheme}{rest}");
             let got = BaseUrl::parse(&url)

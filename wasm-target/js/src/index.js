@@ -460,11 +460,12 @@ function checkOptions(o) {
     } catch {
       throw invalid(`endpoints[${i}].baseUrl is not a URL`);
     }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw invalid(`endpoints[${i}].baseUrl must be http:// or https://`);
-    }
-    // A port written empty or 0, which URL lets pass (as the core, refused).
-    if (/^[^:]+:\/\/(\[[^\]]*\]|[^/:]*):0*(\/|$)/.test(e.baseUrl)) throw invalid(`endpoints[${i}].baseUrl is not a URL: no port`);
+    // The core's rules on the string as written (URL quietly fixes what the core refuses:
+    // blanks, a bare ? or #, backslashes, . and .. segments (the core refuses any segment
+    // starting with a dot), an empty or 0 port); no query, fragment or credentials.
+    const raw = /^https?:\/\/(.*)$/i.exec(e.baseUrl)?.[1];
+    if (raw === undefined) throw invalid(`endpoints[${i}].baseUrl must be http:// or https://`);
+    if (/[^\x21-\x7e]|[?#@\\]|\/\.|^(\[[^\]]*\]|[^/:]*):0*(\/|$)/.test(raw)) throw invalid(`endpoints[${i}].baseUrl is not a URL the core takes`);
     for (const k of ["apiKey", "model"]) {
       if (e[k] !== undefined && e[k] !== null && !isStr(e[k])) throw invalid(`endpoints[${i}].${k} must be a string`);
     }
@@ -474,9 +475,6 @@ function checkOptions(o) {
     // The default module leaves Anthropic's events out (3 KB gzip); `steadyllm/anthropic` has them.
     if (e.dialect === "anthropic" && !__ANTHROPIC__) {
       throw invalid(`endpoints[${i}]: the Anthropic dialect is in "steadyllm/anthropic"`);
-    }
-    if (url.search || url.hash || url.username || url.password) {
-      throw invalid(`endpoints[${i}].baseUrl must not hold a query, fragment or credentials`);
     }
     const anthropic = e.dialect === "anthropic";
     // The request headers, fixed per endpoint (the retry count is added per attempt).

@@ -204,6 +204,21 @@ function endpoints() {
     "http://h o/v1",
     "http://[::g]/",
     "not a url",
+    "http://h/v1?",
+    "http://h/v1#",
+    "http://h/a/../v1",
+    "http://h/./v1",
+    "http://h/.well-known/v1",
+    "http://h/v1.2/x..y",
+    "http://h/a b",
+    "http://h/%7Ev1",
+    "http://h\\v1",
+    " http://h/v1",
+    "http://h/v1 ",
+    "http://h/v1\t",
+    "http://ünï.example/v1",
+    "http://h_1.example/v1",
+    "http://[::1]",
   ]) {
     add(`baseUrl ${u}`, { baseUrl: u });
   }
