@@ -392,11 +392,12 @@ pub(crate) fn error_member<'a>(
     key: &str,
     r: &mut Reader<'a>,
 ) -> Result<bool, DecodeError> {
-    // One read for each kind of member (each read's error conversion is code); the key's
-    // first letter then says which member it was.
+    // One read for all four members (each read's error conversion is code); the key's first
+    // letter then says which member it was. A string, or a number as its text; another value
+    // (an object, `true`) counts as absent, the rest of the object kept (its code may still
+    // say `insufficient_quota`).
     let v = match key {
-        "message" | "type" => r.string_or_null()?,
-        "code" | "param" => r.string_or_number()?,
+        "message" | "type" | "code" | "param" => r.string_or_number()?,
         _ => return Ok(false),
     };
     match key.as_bytes().first() {
@@ -745,6 +746,24 @@ mod tests {
             Err(DecodeError::NotAnError)
         );
         assert!(ApiError::parse("<html>502 Bad Gateway</html>").is_err());
+        // A message or type that is not a string counts as absent: the object is kept, and
+        // with it a code that says the quota is gone (the browser wrapper reads it the same).
+        for body in [
+            r#"{"error":{"message":{"detail":"x"},"type":true,"code":"insufficient_quota"}}"#,
+            r#"{"error":{"message":["x"],"code":"insufficient_quota"}}"#,
+            r#"{"message":{},"code":"insufficient_quota"}"#,
+        ] {
+            let e = ApiError::parse(body).expect(body);
+            assert!(e.is_insufficient_quota(), "{body}");
+            assert!(e.message.is_empty() && e.kind.is_none(), "{body}");
+        }
+        // A number is kept as its text, as a code is.
+        let e = ApiError::parse(r#"{"error":{"message":404,"type":1.5}}"#).expect("numbers");
+        assert_eq!(
+            (e.message.raw(), e.kind.map(|k| k.raw())),
+            ("404", Some("1.5"))
+        );
+        assert!(ApiError::parse(r#"{"type":true}"#).is_err());
     }
 
     /// Decodes `second` after `first` with templates on (so one learned from `first` may apply)

@@ -405,7 +405,8 @@ pub enum RequestError {
     BufferTooSmall(BufferTooSmall),
     /// `temperature` or `top_p` is NaN, infinite, or 10¹² or more in magnitude.
     NonFiniteNumber,
-    /// A tool call's `arguments` is not valid JSON (Anthropic needs it as an object).
+    /// A tool call's `arguments` is not valid JSON, or (Anthropic, whose `tool_use` input is
+    /// an object) not a JSON object.
     InvalidToolArguments,
     /// A tool message without `tool_call_id`.
     MissingToolCallId,
@@ -421,6 +422,13 @@ pub enum RequestError {
     UnsupportedField,
     /// An [`ChatRequest::extra_body`] member repeats a key the builder writes.
     BodyMemberCollides,
+    /// `max_tokens` or `max_completion_tokens` is 0 (providers refuse it: at least 1).
+    InvalidMaxTokens,
+    /// No messages (Anthropic: none but system and developer messages); providers refuse it.
+    NoMessages,
+    /// A [`Tool`] name that is empty, longer than 64 bytes or holds characters other than
+    /// `a-z A-Z 0-9 _ -` (OpenAI's and Anthropic's rule).
+    InvalidToolName,
 }
 
 impl fmt::Display for RequestError {
@@ -446,6 +454,11 @@ impl fmt::Display for RequestError {
             ),
             RequestError::BodyMemberCollides => {
                 f.write_str("an extra body member repeats a key the request already writes")
+            }
+            RequestError::InvalidMaxTokens => f.write_str("max_tokens must be at least 1"),
+            RequestError::NoMessages => f.write_str("a request needs a message"),
+            RequestError::InvalidToolName => {
+                f.write_str("tool name must be 1 to 64 of a-z, A-Z, 0-9, _ and -")
             }
         }
     }
@@ -556,11 +569,19 @@ impl<'a> ChatRequest<'a> {
                 return Err(RequestError::NonFiniteNumber);
             }
         }
-        if let Some(ResponseFormat::JsonSchema { name, .. }) = self.response_format {
-            let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-            if name.is_empty() || name.len() > 64 || !name.bytes().all(ok) {
-                return Err(RequestError::InvalidSchemaName);
-            }
+        if self.max_tokens == Some(0) || self.max_completion_tokens == Some(0) {
+            return Err(RequestError::InvalidMaxTokens);
+        }
+        if self.messages.is_empty() {
+            return Err(RequestError::NoMessages);
+        }
+        if let Some(ResponseFormat::JsonSchema { name, .. }) = self.response_format
+            && !valid_name(name)
+        {
+            return Err(RequestError::InvalidSchemaName);
+        }
+        if !self.tools.iter().all(|t| valid_name(t.name)) {
+            return Err(RequestError::InvalidToolName);
         }
         let mut m = Members {
             extra: self.extra_body,
@@ -600,6 +621,12 @@ impl<'a> ChatRequest<'a> {
             w.f32(p);
         }
     }
+}
+
+/// A schema's or a tool's name as providers take it: 1 to 64 of `a-z A-Z 0-9 _ -`.
+fn valid_name(name: &str) -> bool {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(ok)
 }
 
 /// Writes the builder's top-level members and notes one whose key an extra member repeats
@@ -1093,6 +1120,9 @@ mod tests {
             (RequestError::InvalidThinkingBudget, "thinking budget"),
             (RequestError::UnsupportedField, "json_object"),
             (RequestError::BodyMemberCollides, "extra body member"),
+            (RequestError::InvalidMaxTokens, "at least 1"),
+            (RequestError::NoMessages, "needs a message"),
+            (RequestError::InvalidToolName, "tool name"),
         ] {
             assert!(std::format!("{e}").contains(want), "{e}");
         }
@@ -1161,6 +1191,73 @@ mod tests {
             ChatRequest::new("m", &msgs).write_body(Dialect::Anthropic, &mut [0; 256]),
             Err(RequestError::UnsupportedDialect)
         );
+        // Anthropic's tool_use input is an object: valid JSON of another kind is refused too.
+        #[cfg(feature = "anthropic")]
+        for args in ["[1]", "\"x\"", "42", "null", " [] "] {
+            let calls = [ToolCall {
+                id: "c",
+                name: "f",
+                arguments: args,
+            }];
+            let msgs = [Message::assistant_tool_calls(&calls)];
+            let r = ChatRequest::new("m", &msgs);
+            assert_eq!(
+                r.body_len(Dialect::Anthropic),
+                Err(RequestError::InvalidToolArguments),
+                "{args}"
+            );
+            // OpenAI carries arguments as text, as the model wrote them.
+            assert!(r.body_len(Dialect::OpenAi).is_ok());
+        }
+        // A limit of 0 tokens: providers want at least 1.
+        let plain = [Message::user("hi")];
+        let mut r = ChatRequest::new("m", &plain);
+        for (max, max_completion) in [(Some(0), None), (None, Some(0)), (Some(5), Some(0))] {
+            r.max_tokens = max;
+            r.max_completion_tokens = max_completion;
+            assert_eq!(
+                r.body_len(Dialect::OpenAi),
+                Err(RequestError::InvalidMaxTokens)
+            );
+        }
+        r.max_tokens = Some(1);
+        r.max_completion_tokens = Some(u32::MAX);
+        assert!(r.body_len(Dialect::OpenAi).is_ok());
+        // Tool names as providers take them: 1 to 64 of a-z A-Z 0-9 _ -.
+        let long = "n".repeat(65);
+        for (name, ok) in [
+            ("", false),
+            ("get_weather-2", true),
+            (&long[..64], true),
+            (long.as_str(), false),
+            ("dot.ted", false),
+            ("ünï", false),
+        ] {
+            let tools = [Tool::new(name)];
+            let mut q = r;
+            q.tools = &tools;
+            let want = if ok {
+                Ok(())
+            } else {
+                Err(RequestError::InvalidToolName)
+            };
+            assert_eq!(q.body_len(Dialect::OpenAi).map(|_| ()), want, "{name:?}");
+        }
+        // No messages; for Anthropic, none besides system and developer messages.
+        assert_eq!(
+            ChatRequest::new("m", &[]).body_len(Dialect::OpenAi),
+            Err(RequestError::NoMessages)
+        );
+        #[cfg(feature = "anthropic")]
+        {
+            let only_system = [Message::system("s"), Message::text(Role::Developer, "d")];
+            let r = ChatRequest::new("m", &only_system);
+            assert_eq!(
+                r.body_len(Dialect::Anthropic),
+                Err(RequestError::NoMessages)
+            );
+            assert!(r.body_len(Dialect::OpenAi).is_ok());
+        }
         let mut t = Message::tool("x", "y");
         t.tool_call_id = None;
         let msgs = [t];

@@ -226,3 +226,110 @@ fn bad_arguments_fail_with_usage() {
     assert!(!r.ok);
     assert!(r.stderr.contains("responses"), "{}", r.stderr);
 }
+
+fn json_lines(r: &Run) -> Vec<serde_json::Value> {
+    r.lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect()
+}
+
+#[test]
+fn request_mode_prints_the_head_and_body_the_core_sends() {
+    let input = concat!(
+        r#"{"options":{"model":"gpt-4o","endpoints":[{"baseUrl":"https://h/v1","apiKey":"sk-secret-1","query":{"api-version":"2024-10-21","a b":"~*"},"headers":{"X-Trace":"t"}}]},"#,
+        r#""request":{"messages":[{"role":"user","content":"hi"}],"temperature":0.5,"reasoningEffort":"xhigh"}}"#,
+        "\n\n",
+        r#"{"options":{"model":"claude","endpoints":[{"baseUrl":"https://h","apiKey":"sk-secret-1","dialect":"anthropic"}]},"#,
+        r#""request":{"messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}],"reasoningEffort":"xhigh"}}"#,
+        "\n",
+    );
+    let r = run(&["request"], input.as_bytes());
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        !r.lines.iter().any(|l| l.contains("sk-secret-1")),
+        "the key is never printed"
+    );
+    let v = json_lines(&r);
+    assert_eq!(v.len(), 2, "one answer per case, blank lines skipped");
+    assert_eq!(v[0]["ok"], true);
+    assert_eq!(v[0]["method"], "POST");
+    assert_eq!(
+        v[0]["path"],
+        "/v1/chat/completions?api-version=2024-10-21&a%20b=~%2A"
+    );
+    let headers = v[0]["headers"].as_array().expect("pairs");
+    assert!(headers.contains(&serde_json::json!(["authorization", "Bearer <api-key>"])));
+    assert!(headers.contains(&serde_json::json!(["x-trace", "t"])));
+    assert_eq!(v[0]["body"]["temperature"], 0.5);
+    // A reasoning effort the core has no variant for goes as an extra member, to OpenAI only.
+    assert_eq!(v[0]["body"]["reasoning_effort"], "xhigh");
+    assert_eq!(v[1]["path"], "/v1/messages");
+    assert_eq!(v[1]["body"]["system"][0]["text"], "s");
+    assert_eq!(v[1]["body"].get("reasoning_effort"), None);
+    let headers = v[1]["headers"].as_array().expect("pairs");
+    assert!(headers.contains(&serde_json::json!(["x-api-key", "<api-key>"])));
+}
+
+#[test]
+fn request_mode_names_the_refusals() {
+    let case = |ep: &str, req: &str| {
+        format!(
+            r#"{{"options":{{"model":"m","endpoints":[{{"baseUrl":"https://h/v1"{ep}}}]}},"request":{{"messages":[{{"role":"user","content":"hi"}}]{req}}}}}"#
+        )
+    };
+    let cases = [
+        (case(r#","apiKey":"a\tb""#, ""), "api_key", false),
+        (case(r#","headers":{"host":"x"}"#, ""), "header", false),
+        (case("", r#","temperature":1e12"#), "sampling", false),
+        (case("", r#","maxTokens":0"#), "max_tokens", false),
+        (case("", r#","maxTokens":4294967296"#), "max_tokens", true),
+        (case("", r#","tools":[{"name":"a.b"}]"#), "tool_name", false),
+        (case("", r#","extraBody":{"model":1}"#), "extra_body", false),
+        (case("", r#","seed":1.5"#), "seed", true),
+        (
+            case(
+                r#","dialect":"anthropic""#,
+                r#","responseFormat":{"type":"json_object"}"#,
+            ),
+            "json_object",
+            false,
+        ),
+        ("not json".to_string(), "description_not_json", false),
+    ];
+    let input: String = cases.iter().map(|(c, _, _)| format!("{c}\n")).collect();
+    let r = run(&["request"], input.as_bytes());
+    assert!(r.ok, "{}", r.stderr);
+    for (v, (c, class, unrepresentable)) in json_lines(&r).iter().zip(&cases) {
+        assert_eq!(v["ok"], false, "{c}");
+        assert_eq!(v["error"], *class, "{c}");
+        assert_eq!(v.get("unrepresentable").is_some(), *unrepresentable, "{c}");
+    }
+}
+
+#[test]
+fn error_object_mode_reads_what_api_error_parse_reads() {
+    let bodies = [
+        r#"{"error":{"message":"m","type":"t","code":429,"param":null}}"#,
+        r#"{"error":{"message":{"x":1},"code":"insufficient_quota"}}"#,
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        r#"{"error":"plain"}"#,
+        "<html>502</html>",
+        r#"{"ok":true}"#,
+    ];
+    let input: String = bodies
+        .iter()
+        .map(|b| format!("{}\n", serde_json::Value::from(*b)))
+        .collect();
+    let r = run(&["error-object"], input.as_bytes());
+    assert!(r.ok, "{}", r.stderr);
+    let want = [
+        serde_json::json!({"message": "m", "type": "t", "code": "429"}),
+        serde_json::json!({"message": "", "code": "insufficient_quota"}),
+        serde_json::json!({"message": "Overloaded", "type": "overloaded_error"}),
+        serde_json::json!({"message": "plain"}),
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+    ];
+    assert_eq!(json_lines(&r), want);
+}

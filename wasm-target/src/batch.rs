@@ -25,7 +25,9 @@
 //! Messages for people are composed on the JS side: formatting here would pull `core::fmt`
 //! into the module, a large share of its size.
 //!
-//! The JS reader is `decodeBatch` in `js/src/index.js`; the two change together.
+//! The JS reader is `decodeBatch` in `js/src/index.js`; the two change together. Both are
+//! checked against one description, `wasm-target/batch-layout.json`: this module's tests (the
+//! writer) and the package's `test/parity.test.mjs` (the reader).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -374,6 +376,415 @@ mod tests {
     fn utf16_slice(text: &str, a: u32, b: u32) -> String {
         let units: Vec<u16> = text.encode_utf16().collect();
         String::from_utf16(&units[a as usize..b as usize]).unwrap()
+    }
+
+    /// A field's expected content in a layout check.
+    enum Want<'a> {
+        Word(u32),
+        Text(&'a str),
+        Absent,
+        /// The index of this name in the layout's code table of the field's type.
+        Code(&'a str),
+    }
+
+    fn layout() -> serde_json::Value {
+        serde_json::from_str(include_str!("../batch-layout.json")).expect("valid JSON")
+    }
+
+    /// Checks the one record in `batch` against the layout's kind `name`: its code, its length
+    /// and every field (all must be given).
+    fn check(layout: &serde_json::Value, name: &str, batch: &Batch, want: &[(&str, Want<'_>)]) {
+        let k = &layout["kinds"][name];
+        let w = &batch.words;
+        assert_eq!(Some(u64::from(w[0])), k["code"].as_u64(), "{name}: code");
+        let fields = k["fields"].as_array().expect("fields");
+        assert_eq!(fields.len(), want.len(), "{name}: every field checked");
+        let mut at = 1;
+        for f in fields {
+            let (field, ty) = (f[0].as_str().expect("name"), f[1].as_str().expect("type"));
+            let (_, v) = want
+                .iter()
+                .find(|(n, _)| *n == field)
+                .unwrap_or_else(|| panic!("{name}.{field}: no expectation"));
+            let two = ty == "text" || ty == "opt_text";
+            match v {
+                Want::Word(n) => assert_eq!(w[at], *n, "{name}.{field}"),
+                Want::Code(c) => {
+                    let table = layout["codes"][ty].as_array().expect("a code table");
+                    let i = table.iter().position(|t| t.as_str() == Some(c));
+                    assert_eq!(Some(w[at] as usize), i, "{name}.{field}");
+                }
+                Want::Text(t) => {
+                    assert!(two, "{name}.{field} is text");
+                    assert_eq!(
+                        utf16_slice(&batch.text, w[at], w[at + 1]),
+                        *t,
+                        "{name}.{field}"
+                    );
+                }
+                Want::Absent => {
+                    assert_eq!(ty, "opt_text", "{name}.{field} may be absent");
+                    assert_eq!((w[at], w[at + 1]), (NONE, NONE), "{name}.{field}");
+                }
+            }
+            at += if two { 2 } else { 1 };
+        }
+        assert_eq!(w.len(), at, "{name}: the record's length");
+    }
+
+    #[test]
+    fn records_follow_batch_layout_json() {
+        use Want::*;
+        let l = layout();
+        assert_eq!(l["none"].as_u64(), Some(u64::from(NONE)));
+        let codes = |t: &str| -> Vec<Option<String>> {
+            l["codes"][t]
+                .as_array()
+                .expect("table")
+                .iter()
+                .map(|v| v.as_str().map(String::from))
+                .collect()
+        };
+        let reasons = codes("reason");
+        for (code, name) in [
+            (reason::OK, "ok"),
+            (reason::DEADLINE_EXCEEDED, "deadline_exceeded"),
+            (reason::RETRIES_EXHAUSTED, "retries_exhausted"),
+            (reason::BUDGET_EXHAUSTED, "budget_exhausted"),
+            (reason::NOT_RETRYABLE, "not_retryable"),
+            (reason::PARTIAL_OUTPUT, "partial_output"),
+            (reason::RETRY_AFTER_TOO_LONG, "retry_after_too_long"),
+            (reason::NO_ENDPOINT_AVAILABLE, "no_endpoint_available"),
+        ] {
+            assert_eq!(reasons[code as usize].as_deref(), Some(name));
+        }
+        assert_eq!(reasons.len(), 8);
+        let failures = codes("failure");
+        for (f, name) in [
+            (None, None),
+            (Some(Failure::Connect), Some("connect")),
+            (Some(Failure::Tls), Some("connect")),
+            (Some(Failure::NameNotResolved), Some("connect")),
+            (Some(Failure::Timeout(Phase::Connect)), Some("first_byte")),
+            (Some(Failure::Timeout(Phase::FirstByte)), Some("first_byte")),
+            (
+                Some(Failure::Timeout(Phase::FirstToken)),
+                Some("first_token"),
+            ),
+            (Some(Failure::Timeout(Phase::Idle)), Some("idle")),
+            (Some(Failure::Status(500)), Some("status")),
+            (Some(Failure::Stream(StreamFault::Network)), Some("network")),
+            (
+                Some(Failure::Stream(StreamFault::Truncated)),
+                Some("truncated"),
+            ),
+            (
+                Some(Failure::Stream(StreamFault::Malformed)),
+                Some("malformed"),
+            ),
+            (
+                Some(Failure::Stream(StreamFault::ServerError)),
+                Some("server_error"),
+            ),
+            (Some(Failure::AnswerFailed), Some("answer_failed")),
+            (Some(Failure::AnswerIncomplete), Some("answer_incomplete")),
+        ] {
+            assert_eq!(failures[failure_code(f) as usize].as_deref(), name, "{f:?}");
+        }
+        assert_eq!(failures.len(), 12);
+
+        let one = |f: &dyn Fn(&mut Batch)| {
+            let mut b = Batch::default();
+            f(&mut b);
+            b
+        };
+        let s = JsonStr::plain;
+        for (name, item) in [
+            (
+                "content",
+                StreamItem::Content {
+                    choice: 3,
+                    text: s("h\u{e9}😀"),
+                },
+            ),
+            (
+                "reasoning",
+                StreamItem::Reasoning {
+                    choice: 3,
+                    text: s("h\u{e9}😀"),
+                },
+            ),
+            (
+                "refusal",
+                StreamItem::Refusal {
+                    choice: 3,
+                    text: s("h\u{e9}😀"),
+                },
+            ),
+            (
+                "role",
+                StreamItem::Role {
+                    choice: 3,
+                    role: s("h\u{e9}😀"),
+                },
+            ),
+        ] {
+            let field = if name == "role" { "role" } else { "text" };
+            let b = one(&|b| b.item(&item));
+            check(
+                &l,
+                name,
+                &b,
+                &[("choice", Word(3)), (field, Text("h\u{e9}😀"))],
+            );
+        }
+        let b = one(&|b| {
+            b.item(&StreamItem::Finish {
+                choice: 2,
+                reason: s("stop"),
+            })
+        });
+        check(
+            &l,
+            "finish",
+            &b,
+            &[("choice", Word(2)), ("reason", Text("stop"))],
+        );
+        for (id, name) in [(Some("c\u{e9}"), Some("f")), (None, None)] {
+            let b = one(&|b| {
+                b.item(&StreamItem::ToolCall(ToolCallDelta {
+                    choice: 1,
+                    index: 2,
+                    id: id.map(s),
+                    name: name.map(s),
+                    arguments: s("{\"a\":1}"),
+                }))
+            });
+            let opt = |v: Option<&'static str>| v.map_or(Absent, Text);
+            check(
+                &l,
+                "tool_call",
+                &b,
+                &[
+                    ("choice", Word(1)),
+                    ("index", Word(2)),
+                    ("id", opt(id)),
+                    ("name", opt(name)),
+                    ("arguments", Text("{\"a\":1}")),
+                ],
+            );
+        }
+        let b = one(&|b| {
+            b.tool_call_done(&AssembledCall {
+                choice: 1,
+                index: 4,
+                id: "i",
+                name: "n",
+                arguments: "{}",
+            })
+        });
+        check(
+            &l,
+            "tool_call_done",
+            &b,
+            &[
+                ("choice", Word(1)),
+                ("index", Word(4)),
+                ("id", Text("i")),
+                ("name", Text("n")),
+                ("arguments", Text("{}")),
+            ],
+        );
+        let b = one(&|b| {
+            b.item(&StreamItem::Usage(steadyllm_core::decode::Usage {
+                prompt_tokens: 5,
+                completion_tokens: 6,
+                total_tokens: 11,
+            }))
+        });
+        check(
+            &l,
+            "usage",
+            &b,
+            &[
+                ("prompt", Word(5)),
+                ("completion", Word(6)),
+                ("total", Word(11)),
+            ],
+        );
+        let b = one(&|b| {
+            b.engine(
+                &CallEvent::Waiting {
+                    delay: Duration::from_millis(2000),
+                    reason: WaitReason::RetryAfter(Failure::Status(429)),
+                },
+                2,
+            )
+        });
+        check(
+            &l,
+            "retry",
+            &b,
+            &[
+                ("attempt", Word(2)),
+                ("delay_ms", Word(2000)),
+                ("reason", Code("retry_after")),
+                ("failure", Code("status")),
+                ("status", Word(429)),
+            ],
+        );
+        let b = one(&|b| {
+            b.engine(
+                &CallEvent::Waiting {
+                    delay: Duration::from_millis(5),
+                    reason: WaitReason::EndpointsUnavailable,
+                },
+                3,
+            )
+        });
+        check(
+            &l,
+            "retry",
+            &b,
+            &[
+                ("attempt", Word(3)),
+                ("delay_ms", Word(5)),
+                ("reason", Code("rate_limited")),
+                ("failure", Word(0)),
+                ("status", Word(0)),
+            ],
+        );
+        let b = one(&|b| b.engine(&CallEvent::FailingOver { from: 0, to: 1 }, 2));
+        check(&l, "failover", &b, &[("from", Word(0)), ("to", Word(1))]);
+        let b = one(&|b| b.engine(&CallEvent::DiscardDelivered { bytes: 12 }, 2));
+        check(&l, "discard", &b, &[("bytes", Word(12))]);
+        let e = ApiError {
+            message: s("m\u{e9}"),
+            kind: Some(s("t")),
+            code: Some(s("429")),
+            param: None,
+        };
+        let b = one(&|b| b.server_error(503, &e));
+        check(
+            &l,
+            "server_error",
+            &b,
+            &[
+                ("status", Word(503)),
+                ("message", Text("m\u{e9}")),
+                ("type", Text("t")),
+                ("code", Text("429")),
+                ("param", Absent),
+            ],
+        );
+        let b = one(&|b| {
+            b.done(
+                &Err(CallError::RetriesExhausted {
+                    attempts: 3,
+                    last: Failure::Timeout(Phase::Idle),
+                }),
+                3,
+                0,
+            )
+        });
+        check(
+            &l,
+            "done",
+            &b,
+            &[
+                ("ok", Word(0)),
+                ("attempts", Word(3)),
+                ("endpoint", Word(0)),
+                ("reason", Code("retries_exhausted")),
+                ("failure", Code("idle")),
+                ("status", Word(0)),
+                ("retry_after_ms", Word(0)),
+            ],
+        );
+        let b = one(&|b| {
+            b.done(
+                &Err(CallError::RetryAfterTooLong {
+                    requested: Duration::from_millis(90_000),
+                }),
+                2,
+                429,
+            )
+        });
+        check(
+            &l,
+            "done",
+            &b,
+            &[
+                ("ok", Word(0)),
+                ("attempts", Word(2)),
+                ("endpoint", Word(0)),
+                ("reason", Code("retry_after_too_long")),
+                ("failure", Word(0)),
+                ("status", Word(429)),
+                ("retry_after_ms", Word(90_000)),
+            ],
+        );
+        let b = one(&|b| {
+            b.done(
+                &Ok(Summary {
+                    attempts: 2,
+                    endpoint: 1,
+                    delivered_bytes: 9,
+                }),
+                2,
+                200,
+            )
+        });
+        check(
+            &l,
+            "done",
+            &b,
+            &[
+                ("ok", Word(1)),
+                ("attempts", Word(2)),
+                ("endpoint", Word(1)),
+                ("reason", Code("ok")),
+                ("failure", Word(0)),
+                ("status", Word(200)),
+                ("retry_after_ms", Word(0)),
+            ],
+        );
+        let now = Instant::from_millis(1000);
+        let plan = AttemptPlan {
+            number: 2,
+            retry_count: 1,
+            endpoint: 1,
+            connect_by: now,
+            first_byte: Duration::from_millis(3),
+            first_token: Duration::from_millis(4),
+            idle: Duration::from_millis(5),
+            deadline: Instant::from_millis(1600),
+            total_per_kib: Duration::ZERO,
+            latest: Instant::from_millis(1600),
+            resume_after: None,
+        };
+        let b = one(&|b| b.attempt(&plan, now));
+        check(
+            &l,
+            "attempt",
+            &b,
+            &[
+                ("number", Word(2)),
+                ("endpoint", Word(1)),
+                ("retry_count", Word(1)),
+                ("first_byte_ms", Word(3)),
+                ("first_token_ms", Word(4)),
+                ("idle_ms", Word(5)),
+                ("deadline_ms", Word(600)),
+            ],
+        );
+        let b = one(&|b| b.sleep(Duration::from_millis(750)));
+        check(&l, "sleep", &b, &[("ms", Word(750))]);
+        assert_eq!(
+            l["kinds"].as_object().map(|k| k.len()),
+            Some(15),
+            "every kind checked"
+        );
     }
 
     #[test]

@@ -356,6 +356,11 @@ impl ChatRequest<'_> {
                                 c.arguments
                             })
                             .map_err(|_| RequestError::InvalidToolArguments)?;
+                            // Anthropic's `input` is an object: an array or a string there
+                            // gets the request refused.
+                            if !input.as_str().trim_ascii_start().starts_with('{') {
+                                return Err(RequestError::InvalidToolArguments);
+                            }
                             if n > 0 {
                                 w.byte(b',');
                             }
@@ -373,6 +378,10 @@ impl ChatRequest<'_> {
                     w.byte(b'}');
                 }
             }
+        }
+        if first {
+            // Only system messages: Anthropic wants at least one in `messages`.
+            return Err(RequestError::NoMessages);
         }
         w.byte(b']');
         self.emit_sampling(m, w);

@@ -1,15 +1,16 @@
 //! `conformance MODE [--chunk N] [--dialect openai|anthropic|responses]`: reads stdin to its end, feeds
 //! it to steadyllm-core in pieces of N bytes (whole without `--chunk`) and prints JSON lines.
+//! `request` and `error-object` take one case per input line and answer each with one line.
 //! See `steadyllm_tests::conformance` for the contract.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use steadyllm_core::decode::Dialect;
-use steadyllm_tests::conformance::{run_decode, run_error, run_sse};
+use steadyllm_tests::conformance::{run_decode, run_error, run_error_object, run_request, run_sse};
 
-const USAGE: &str =
-    "usage: conformance sse|decode|error [--chunk N] [--dialect openai|anthropic|responses]";
+const USAGE: &str = "usage: conformance sse|decode|error|request|error-object [--chunk N] \
+                     [--dialect openai|anthropic|responses]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -44,6 +45,23 @@ fn main() -> ExitCode {
         "sse" => run_sse(&input, chunk),
         "decode" => run_decode(&input, chunk, dialect),
         "error" => run_error(&input),
+        // One case per line, one answer per line.
+        "request" | "error-object" => {
+            let each = if mode.as_deref() == Some("request") {
+                run_request
+            } else {
+                run_error_object
+            };
+            let text = String::from_utf8_lossy(&input);
+            steadyllm_tests::conformance::Output {
+                lines: text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(each)
+                    .collect(),
+                problems: Vec::new(),
+            }
+        }
         m => return fail(&format!("unknown mode {m:?}")),
     };
     let mut stdout = std::io::stdout().lock();

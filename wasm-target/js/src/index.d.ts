@@ -13,7 +13,10 @@ export type Dialect = "openai" | "anthropic";
 export interface EndpointConfig {
   /** Base URL up to the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`. */
   baseUrl: string;
-  /** API key (sent as `Authorization: Bearer …`, or `x-api-key` for Anthropic). Never logged. */
+  /**
+   * API key (sent as `Authorization: Bearer …`, or `x-api-key` for Anthropic). Never logged.
+   * A key holding a control character (a tab included) is refused.
+   */
   apiKey?: string;
   /** Model to ask this endpoint for (overrides the request's `model`). */
   model?: string;
@@ -24,16 +27,18 @@ export interface EndpointConfig {
   dialect?: Dialect;
   /**
    * Extra request headers, e.g. Azure OpenAI's `{ "api-key": KEY }` (values are never logged
-   * or quoted in errors). Validated: token names, no CR/LF/NUL in values. A name the client
-   * sets itself — `content-type`, `accept`, the key's header (`authorization` or
-   * `x-api-key` when `apiKey` is set), `anthropic-version`, `x-steadyllm-retry-count` — or one
-   * the browser manages (`host`, `content-length`, `transfer-encoding`, `connection`,
+   * or quoted in errors). Validated: token names, no CR/LF/NUL in values; values are sent as
+   * UTF-8. A name the client sets itself — `content-type`, `accept`, the key's header
+   * (`authorization` or `x-api-key` when `apiKey` is set), `anthropic-version`,
+   * `x-steadyllm-retry-count` — or one the browser manages or that would change the framing
+   * (`host`, `content-length`, `transfer-encoding`, `te`, `expect`, `upgrade`, `connection`,
    * `user-agent`, `accept-encoding`) is refused with an {@link InvalidRequestError}.
    */
   headers?: Record<string, string>;
   /**
-   * Query parameters added to every request, percent-encoded (`URLSearchParams`), e.g. Azure
-   * OpenAI's `{ "api-version": "2024-10-21" }`.
+   * Query parameters added to every request in the order given, percent-encoded (all but
+   * `A-Z a-z 0-9 - . _ ~`, as the Rust core does), e.g. Azure OpenAI's
+   * `{ "api-version": "2024-10-21" }`.
    */
   query?: Record<string, string>;
 }
@@ -118,6 +123,7 @@ export interface Message {
 }
 
 export interface Tool {
+  /** 1–64 of `a-z A-Z 0-9 _ -` (OpenAI's and Anthropic's rule). */
   name: string;
   description?: string;
   /** JSON Schema of the arguments. */
@@ -131,8 +137,9 @@ export interface Tool {
 }
 
 /**
- * OpenAI's `response_format`, sent as given: plain text, JSON mode, or structured outputs
- * (a JSON schema the answer follows). To Anthropic (`steadyllm/anthropic`) a `json_schema`
+ * OpenAI's `response_format`, sent as given once its `type` and a `json_schema`'s `name` and
+ * `schema` are checked: plain text, JSON mode, or structured outputs (a JSON schema the
+ * answer follows). To Anthropic (`steadyllm/anthropic`) a `json_schema`
  * goes as `output_config.format` (`name` and `strict` are not sent); `json_object` has no
  * Anthropic equivalent and is refused with an {@link InvalidRequestError}.
  */
@@ -157,11 +164,14 @@ export interface ChatRequest {
   messages: Message[];
   /** Defaults to the client's `model`; endpoints may override it. */
   model?: string;
+  /** An integer from 1 to 2^32 - 1 (as `maxCompletionTokens`). */
   maxTokens?: number;
   maxCompletionTokens?: number;
+  /** Below 10^12 in magnitude (as `topP`; the Rust core's limit). */
   temperature?: number;
   topP?: number;
   stop?: string[];
+  /** A safe integer (beyond 2^53 - 1 a number is not the integer it prints as). */
   seed?: number;
   user?: string;
   tools?: Tool[];

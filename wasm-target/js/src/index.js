@@ -435,6 +435,14 @@ function ms(v, what, min = 0) {
   return n;
 }
 
+// A header value as the core writes it, UTF-8, for fetch, which sends each character below
+// 256 as that byte (and refuses others).
+function bytes(v) {
+  let s = "";
+  for (const b of utf8Encoder.encode(v)) s += String.fromCharCode(b);
+  return s;
+}
+
 // Checks the options; returns what the engine is made from.
 function checkOptions(o) {
   if (!isObj(o)) throw invalid("new Client(options): options must be an object");
@@ -454,9 +462,12 @@ function checkOptions(o) {
     } catch {
       throw invalid(`endpoints[${i}].baseUrl is not a URL`);
     }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw invalid(`endpoints[${i}].baseUrl must be http:// or https://`);
-    }
+    // The core's rules on the string as written (URL quietly fixes what the core refuses:
+    // blanks, a bare ? or #, backslashes, . and .. segments (the core refuses any segment
+    // starting with a dot), an empty or 0 port); no query, fragment or credentials.
+    const raw = /^https?:\/\/(.*)$/i.exec(e.baseUrl)?.[1];
+    if (raw === undefined) throw invalid(`endpoints[${i}].baseUrl must be http:// or https://`);
+    if (/[^\x21-\x7e]|[?#@\\]|\/\.|^(\[[^\]]*\]|[^/:]*):0*(\/|$)/.test(raw)) throw invalid(`endpoints[${i}].baseUrl is not a URL the core takes`);
     for (const k of ["apiKey", "model"]) {
       if (e[k] !== undefined && e[k] !== null && !isStr(e[k])) throw invalid(`endpoints[${i}].${k} must be a string`);
     }
@@ -467,9 +478,6 @@ function checkOptions(o) {
     if (e.dialect === "anthropic" && !__ANTHROPIC__) {
       throw invalid(`endpoints[${i}]: the Anthropic dialect is in "steadyllm/anthropic"`);
     }
-    if (url.search || url.hash || url.username || url.password) {
-      throw invalid(`endpoints[${i}].baseUrl must not hold a query, fragment or credentials`);
-    }
     const anthropic = e.dialect === "anthropic";
     // The request headers, fixed per endpoint (the retry count is added per attempt).
     const headers = [
@@ -479,12 +487,14 @@ function checkOptions(o) {
     if (isStr(e.apiKey)) {
       // Never quoted: it is a secret.
       if (/[\0-\x1f\x7f]/.test(e.apiKey)) throw invalid(`endpoints[${i}].apiKey holds CR, LF or a control character`);
-      headers.push(anthropic ? ["x-api-key", e.apiKey] : ["authorization", `Bearer ${e.apiKey}`]);
+      const key = bytes(e.apiKey);
+      headers.push(anthropic ? ["x-api-key", key] : ["authorization", `Bearer ${key}`]);
     }
     if (anthropic) {
       // Anthropic refuses cross-origin calls from pages without this acknowledgement.
       headers.push(["anthropic-version", "2023-06-01"], ["anthropic-dangerous-direct-browser-access", "true"]);
     }
+    const own = headers.map((h) => h[0]);
     if (e.headers !== undefined) {
       if (!isObj(e.headers)) throw invalid(`endpoints[${i}].headers must be an object`);
       for (const [k, v] of Object.entries(e.headers)) {
@@ -494,20 +504,33 @@ function checkOptions(o) {
         }
         // Refused, not dropped: a name set here (content type, accept, the key's header,
         // anthropic-version…), the retry count, and those the browser sets itself or that
-        // would change the request's framing.
+        // would change the request's framing (the core's list). A name given twice in
+        // different cases is sent twice, as the core does (fetch joins the two values).
         const n = k.toLowerCase();
         if (
           !/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(n) ||
-          headers.some((h) => h[0] === n) ||
-          /^(host|content-length|transfer-encoding|connection|user-agent|accept-encoding|x-steadyllm-retry-count)$/.test(n)
+          own.includes(n) ||
+          /^(host|content-length|transfer-encoding|te|expect|upgrade|connection|user-agent|accept-encoding|x-steadyllm-retry-count)$/.test(n)
         ) {
           throw invalid(`endpoints[${i}].headers: "${k}" is not a valid name or is set by the client`);
         }
-        headers.push([n, v]);
+        headers.push([n, bytes(v)]);
       }
     }
-    // Query parameters (Azure's api-version), percent-encoded.
-    const query = new URLSearchParams(e.query) + "";
+    // Query parameters (Azure's api-version), percent-encoded as the core does: all but
+    // A-Z a-z 0-9 - . _ ~.
+    const pct = (v) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+    let query = "";
+    try {
+      if (e.query !== undefined && !isObj(e.query)) throw 0;
+      for (const [k, v] of Object.entries(e.query ?? {})) {
+        if (!isStr(v)) throw 0;
+        query += `${query && "&"}${pct(k)}=${pct(v)}`;
+      }
+    } catch {
+      // (not a string, or a lone surrogate encodeURIComponent refuses)
+      throw invalid(`endpoints[${i}].query must map names to strings`);
+    }
     try {
       new Headers(headers);
     } catch {
@@ -566,6 +589,10 @@ function checkMessage(m, i) {
   }
 }
 
+const F32_1E12 = Math.fround(1e12);
+// A tool's or a schema's name, as OpenAI and Anthropic take it (the core checks it too).
+const NAME = /^[\w-]{1,64}$/;
+
 // Checks a request (before anything is loaded or sent).
 function checkRequest(r) {
   if (!isObj(r) || !Array.isArray(r.messages) || r.messages.length === 0) {
@@ -573,20 +600,24 @@ function checkRequest(r) {
   }
   r.messages.forEach(checkMessage);
   if (r.model !== undefined && !isStr(r.model)) throw invalid("request.model must be a string");
-  if (r.maxTokens !== undefined) ms(r.maxTokens, "maxTokens", 1);
-  if (r.maxCompletionTokens !== undefined) ms(r.maxCompletionTokens, "maxCompletionTokens", 1);
+  for (const k of ["maxTokens", "maxCompletionTokens"]) {
+    if (r[k] !== undefined && count(r[k], k, 1) > 0xffffffff) throw invalid(`${k} is too large`);
+  }
+  // The core's limit: below 10¹² in magnitude once rounded to f32 (what it sends).
   for (const k of ["temperature", "topP"]) {
-    if (r[k] !== undefined && (typeof r[k] !== "number" || !Number.isFinite(r[k]) || Math.abs(r[k]) >= 1e6)) {
-      throw invalid(`${k} must be a finite number`);
-    }
+    if (r[k] !== undefined && !(typeof r[k] === "number" && Math.abs(Math.fround(r[k])) < F32_1E12)) throw invalid(`${k} must be a number below 1e12`);
   }
   if (r.stop !== undefined && (!Array.isArray(r.stop) || !r.stop.every(isStr))) throw invalid("stop must be an array of strings");
   if (r.seed !== undefined && !Number.isSafeInteger(r.seed)) throw invalid("seed must be a safe integer");
   if (r.user !== undefined && !isStr(r.user)) throw invalid("user must be a string");
+  // The budget's range depends on the dialect (anthropicBody); its type does not.
+  const b = r.thinking === undefined ? 0 : r.thinking?.budgetTokens;
+  if (!(Number.isInteger(b) && b >= 0 && b <= 0xffffffff)) throw invalid("thinking.budgetTokens must be an integer ≥ 1024 and below maxTokens");
   if (r.tools !== undefined) {
     if (!Array.isArray(r.tools)) throw invalid("tools must be an array");
     r.tools.forEach((t, i) => {
-      if (!isObj(t) || !isStr(t.name) || t.name === "") throw invalid(`tools[${i}] needs a name`);
+      if (!isObj(t) || !isStr(t.name)) throw invalid(`tools[${i}] needs a name`);
+      if (!NAME.test(t.name)) throw invalid(`tools[${i}].name must be 1 to 64 of a-z, A-Z, 0-9, _ and -`);
       if (t.description !== undefined && !isStr(t.description)) throw invalid(`tools[${i}].description must be a string`);
       if (t.parameters !== undefined && !isObj(t.parameters)) throw invalid(`tools[${i}].parameters must be a JSON Schema object`);
     });
@@ -600,6 +631,10 @@ function checkRequest(r) {
   for (const k of ["responseFormat", "extraBody"]) {
     if (r[k] !== undefined && !isObj(r[k])) throw invalid(`${k} must be an object`);
   }
+  if (r.responseFormat && !/^(text|json_object|json_schema)$/.test(r.responseFormat.type)) throw invalid('responseFormat.type must be "text", "json_object" or "json_schema"');
+  const s = r.responseFormat?.type === "json_schema" && r.responseFormat.json_schema;
+  if (s !== false && !(isObj(s) && s.schema !== undefined)) throw invalid("responseFormat.json_schema needs a schema");
+  if (s && !(isStr(s.name) && NAME.test(s.name))) throw invalid("responseFormat.json_schema.name must be 1 to 64 of a-z, A-Z, 0-9, _ and -");
 }
 
 // ------------------------------------------------------------------------ request bodies
@@ -639,11 +674,12 @@ function openAiBody(r, model) {
     response_format: r.responseFormat,
     reasoning_effort: r.reasoningEffort,
     stream: true,
-    // includeObfuscation: false drops OpenAI's padding (see index.d.ts); undefined is not sent.
-    stream_options: { include_usage: true, include_obfuscation: r.includeObfuscation },
+    // includeObfuscation: false drops OpenAI's padding (see index.d.ts); true is OpenAI's
+    // default, not sent (as the core does).
+    stream_options: { include_usage: true, include_obfuscation: r.includeObfuscation === false ? false : undefined },
   };
   if (r.tools?.length) {
-    b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters, strict: t.strict } }));
+    b.tools = r.tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters, strict: t.strict || undefined } }));
     // Only with tools: OpenAI refuses it without them.
     b.parallel_tool_calls = r.parallelToolCalls;
   }
@@ -690,13 +726,13 @@ function anthropicBody(r, model) {
         ? { type: choice === "required" ? "any" : choice }
         : { type: "tool", name: choice.name };
   if (serial && tc.type !== "none") tc.disable_parallel_tool_use = true;
+  const turns = r.messages.filter((m) => !sys(m));
+  if (!turns.length) throw invalid("messages: Anthropic needs one besides system and developer messages");
   return {
     model,
     max_tokens: max,
     system: system.length ? system : undefined,
-    messages: r.messages
-      .filter((m) => !sys(m))
-      .map((m) => {
+    messages: turns.map((m) => {
         if (m.role === "tool") {
           return { role: "user", content: [{ type: "tool_result", tool_use_id: m.toolCallId, content: content(m.content) }] };
         }
@@ -706,7 +742,7 @@ function anthropicBody(r, model) {
         for (const t of m.toolCalls) {
           let input;
           try {
-            input = JSON.parse(t.arguments.trim() || "{}");
+            input = JSON.parse(/^[\t\n\f\r ]*$/.test(t.arguments) ? "{}" : t.arguments);
           } catch {}
           if (!isObj(input)) throw invalid(`tool call ${t.id}: arguments must be a JSON object (Anthropic needs one)`);
           out.push({ type: "tool_use", id: t.id, name: t.name, input });
@@ -718,7 +754,7 @@ function anthropicBody(r, model) {
     stop_sequences: r.stop?.length ? r.stop : undefined,
     metadata: r.user === undefined ? undefined : { user_id: r.user },
     tools: r.tools?.length
-      ? r.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters ?? { type: "object" }, strict: t.strict }))
+      ? r.tools.map((t) => ({ name: t.name, description: t.description, input_schema: t.parameters ?? { type: "object" }, strict: t.strict || undefined }))
       : undefined,
     tool_choice: tc,
     output_config: schema && { format: { type: "json_schema", schema } },
@@ -791,9 +827,9 @@ function errorObject(body) {
     if (!isObj(j) || !("message" in j)) return;
     e = j;
   }
-  const o = { message: isStr(e.message) ? e.message : "" };
-  if (isStr(e.type)) o.type = e.type;
-  for (const k of ["code", "param"]) {
+  // Members as the core reads them: a string, or a number as its text; else absent.
+  const o = { message: "" };
+  for (const k of ["message", "type", "code", "param"]) {
     if (isStr(e[k]) || typeof e[k] === "number") o[k] = String(e[k]);
   }
   return o;

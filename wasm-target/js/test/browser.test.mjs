@@ -263,7 +263,7 @@ describe("request fields", () => {
     const r = await run(
       ([base, format]) =>
         window
-          .client([{ baseUrl: base, headers: { "Api-Key": "azure-key" }, query: { "api-version": "2024-10-21", note: "a b&c" } }])
+          .client([{ baseUrl: base, headers: { "Api-Key": "azure-key", "X-Title": "Café — ключ" }, query: { "api-version": "2024-10-21", note: "a b&c" } }])
           .chat.complete({
             ...window.ask,
             responseFormat: format,
@@ -279,9 +279,12 @@ describe("request fields", () => {
     );
     assert.equal(r.text, ANSWER);
     const [req] = await mock.requests();
-    assert.equal(req.path, "/v1/chat/completions?api-version=2024-10-21&note=a+b%26c");
+    // Percent-encoded as the core does (a space is %20, not +).
+    assert.equal(req.path, "/v1/chat/completions?api-version=2024-10-21&note=a%20b%26c");
     const h = Object.fromEntries(req.headers);
     assert.equal(h["api-key"], "azure-key");
+    // A value beyond ASCII arrives as UTF-8, as the core writes it (the mock reads UTF-8).
+    assert.equal(h["x-title"], "Café — ключ");
     assert.equal(h.authorization, undefined);
     const body = JSON.parse(req.body);
     assert.deepEqual(body.response_format, format);
