@@ -23,6 +23,8 @@
 //! - [`json`]: the JSON writer and single-pass reader the other layers share.
 //! - [`time`], [`rng`]: the core's own `Instant`/`Duration` and a seeded PRNG.
 //! - [`call`]: the resilience engine (timeouts, retries, failover, breakers, retry budget).
+//! - [`attempt`]: one attempt's clock: the deadline of the adapter's next wait, and the bytes
+//!   the attempt delivered.
 //!
 //! ## Panics
 //! No public function panics on any input: malformed bytes, oversized lines, hostile headers
@@ -38,6 +40,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod attempt;
 pub mod call;
 pub mod decode;
 pub mod http;
