@@ -175,6 +175,26 @@ pub unsafe extern "C" fn chat_feed(chat: *mut Chat, len: usize) -> u32 {
     flags
 }
 
+/// [`Chat::sent`]; infinity without a chat.
+///
+/// # Safety
+/// See the module docs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chat_sent(chat: *mut Chat, now: f64) -> f64 {
+    // SAFETY: see the module docs.
+    unsafe { object(chat) }.map_or(f64::INFINITY, |c| c.sent(now))
+}
+
+/// [`Chat::wait`]; infinity without a chat.
+///
+/// # Safety
+/// See the module docs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chat_wait(chat: *mut Chat, now: f64) -> f64 {
+    // SAFETY: see the module docs.
+    unsafe { object(chat) }.map_or(f64::INFINITY, |c| c.wait(now))
+}
+
 /// [`Chat::end`].
 ///
 /// # Safety
