@@ -249,6 +249,9 @@ mod tests {
                 core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
                 bytes.len()
             };
+            // The default first-byte timeout (30 s) from the send; idle (30 s) from a read after
+            // content.
+            assert_eq!(chat_sent(c, 500.0), 30_500.0);
             chat_head(c, 200, put(b"content-type: text/event-stream\n"));
             let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n";
             let f = chat_feed(c, put(body));
@@ -258,12 +261,14 @@ mod tests {
             // After the records: where the text is (an address in wasm32's memory), its length.
             assert_eq!((w[0], w[n + 1]), (crate::batch::kind::CONTENT, 2));
             assert_eq!((*c).body.sink.out.text, "Hi");
+            assert_eq!(chat_wait(c, 1_000.0), 31_000.0);
             chat_end(c, e, 1.0, crate::end::BODY);
             chat_free(c);
             engine_free(e);
             // Null objects are ignored.
             chat_free(core::ptr::null_mut());
             assert_eq!(chat_feed(core::ptr::null_mut(), 0), 0);
+            assert_eq!(chat_wait(core::ptr::null_mut(), 0.0), f64::INFINITY);
         }
         let refused = engine_create(0, u, u, u, u, u, u, u, u, u, u, u, 1, 0, 0, 0);
         assert!(refused.is_null(), "maxAttempts 0 is refused");
