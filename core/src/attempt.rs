@@ -136,6 +136,11 @@ impl AttemptTimer {
         }
     }
 
+    /// The attempt's plan.
+    pub fn plan(&self) -> &AttemptPlan {
+        &self.plan
+    }
+
     /// Bytes of answer delivered so far (reasoning included).
     pub fn delivered(&self) -> u64 {
         self.delivered

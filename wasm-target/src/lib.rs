@@ -60,8 +60,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use steadyllm_core::attempt::AttemptTimer;
 use steadyllm_core::call::{
-    AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile,
-    RetryHints, Step,
+    Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile, RetryHints, Step,
 };
 use steadyllm_core::decode::{Dialect, StreamDecoder, StreamEnd, StreamItem};
 use steadyllm_core::json::JsonStr;
@@ -170,7 +169,7 @@ impl ToolCallStorage for Calls {
 /// being joined.
 struct Sink {
     out: Batch,
-    /// The attempt's timer (from its plan on).
+    /// The timer of the attempt in flight.
     timer: Option<AttemptTimer>,
     server_error: bool,
     /// The core's assembler.
@@ -320,7 +319,6 @@ impl Engine {
 pub struct Chat {
     call: Call,
     body: Body,
-    plan: Option<AttemptPlan>,
     anthropic: bool,
     /// Status of this attempt's response head (0: none yet).
     status: u16,
@@ -359,7 +357,6 @@ impl Chat {
                 engine.seed,
             ),
             body: Body::new(false),
-            plan: None,
             anthropic: false,
             status: 0,
             last_status: 0,
@@ -380,7 +377,6 @@ impl Chat {
         }
         match step {
             Step::Attempt(p) => {
-                self.plan = Some(p);
                 // Until `sent` says when the request went out: from now.
                 self.body.sink.timer = Some(AttemptTimer::new(&p, now));
                 self.anthropic = engine.anthropic >> (p.endpoint & 31) & 1 == 1;
@@ -396,8 +392,8 @@ impl Chat {
     /// The attempt's request goes out at `now`: starts its timer; returns the deadline of the
     /// response head (`performance.now()` ms; see [`Chat::wait`]).
     pub fn sent(&mut self, now: f64) -> f64 {
-        if let Some(p) = &self.plan {
-            self.body.sink.timer = Some(AttemptTimer::new(p, instant(now)));
+        if let Some(t) = &mut self.body.sink.timer {
+            *t = AttemptTimer::new(t.plan(), instant(now));
         }
         self.wait(now)
     }
@@ -478,16 +474,16 @@ impl Chat {
     /// error body said the quota is spent). Ignored when no attempt is in flight.
     pub fn end(&mut self, engine: &mut Engine, now: f64, how: u32) {
         self.body.sink.out.clear();
-        let Some(_) = self.plan.take() else {
+        // The attempt in flight, if any.
+        let Some(timer) = self.body.sink.timer.take() else {
             return;
         };
         let mut hints = self.hints;
         hints.insufficient_quota = how & end::QUOTA != 0;
         let how = how & !end::QUOTA;
         let status = self.status;
-        let timer = self.body.sink.timer;
         // What the attempt waited for when its deadline passed.
-        let waiting = timer.map_or(Phase::FirstByte, |t| t.waiting());
+        let waiting = timer.waiting();
         let failure = if status == 0 {
             Some(if how == end::TIMEOUT {
                 Failure::Timeout(waiting)
@@ -511,7 +507,7 @@ impl Chat {
         };
         let o = Outcome {
             failure,
-            delivered_bytes: timer.map_or(0, |t| t.delivered()),
+            delivered_bytes: timer.delivered(),
             hints,
         };
         self.call.finish_attempt(&mut engine.state, o, instant(now));
