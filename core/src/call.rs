@@ -464,7 +464,8 @@ pub struct AttemptPlan {
 
 impl AttemptPlan {
     /// The call's deadline once this attempt delivered `delivered` bytes of answer: the
-    /// adapter bounds its reads by it (the one place the growth rule lives).
+    /// attempt's [`crate::attempt::AttemptTimer`] caps each wait by it (the one place the
+    /// growth rule lives).
     #[inline(never)]
     #[must_use]
     pub fn deadline_after(&self, delivered: u64) -> Instant {

@@ -13,6 +13,8 @@
 //! - [`call`]: the resilience engine, a state machine per call (retries, failover, breakers,
 //!   retry budget), with the timeout table (`call/timeouts.rs`) and what an attempt's end can
 //!   be (`call/outcome.rs`).
+//! - [`attempt`]: one attempt's clock, fed by the adapter: the deadline of its next wait and
+//!   its phase, and the bytes the attempt delivered.
 //! - [`request`]: the chat request model, its validation, and its JSON body written into a
 //!   caller buffer.
 //! - [`http`]: base URLs, the HTTP/1.1 request head, validated header values, the redacted
@@ -57,6 +59,7 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+pub mod attempt;
 pub mod call;
 pub mod decode;
 pub mod dialect;

@@ -46,9 +46,35 @@ impl Rng {
     }
 }
 
+/// The seed of a client's next call: each call's jitter differs from the last one's, and a
+/// client seeded the same way makes the same sequence of calls (a 64-bit LCG step, Knuth's
+/// MMIX constants). Every adapter advances its client's seed with this and seeds
+/// [`crate::call::Call::new`] with the result.
+#[must_use]
+pub const fn next_call_seed(seed: u64) -> u64 {
+    seed.wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_call_seed_step_is_the_lcg_step_and_never_repeats_at_once() {
+        assert_eq!(next_call_seed(0), 1_442_695_040_888_963_407);
+        assert_eq!(
+            next_call_seed(1),
+            6_364_136_223_846_793_005u64.wrapping_add(1_442_695_040_888_963_407)
+        );
+        let mut s = 42;
+        let mut seen = std::vec::Vec::new();
+        for _ in 0..1000 {
+            s = next_call_seed(s);
+            assert!(!seen.contains(&s));
+            seen.push(s);
+        }
+    }
 
     #[test]
     fn same_seed_same_sequence() {

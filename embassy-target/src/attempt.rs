@@ -10,31 +10,36 @@ use core::marker::PhantomData;
 use embassy_time::{Duration, Instant, with_deadline};
 use embedded_io::ErrorKind;
 use embedded_io_async::{Read, Write};
+use steadyllm_core::attempt::{AttemptTimer, Phase};
 use steadyllm_core::decode::{StreamDecoder, StreamEnd, StreamItem};
 use steadyllm_core::hints::RetryHints;
 use steadyllm_core::response::{BodyDecoder, Framing, ResponseHead};
 use steadyllm_core::sse::{SseItem, SseParser};
 use steadyllm_core::transport::{self, BodyKind};
 
-/// Deadlines of one attempt, as embassy-time instants.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct AttemptDeadlines {
-    /// The response head must have arrived by then.
-    pub first_byte: Instant,
-    /// The first content item must have arrived by then (`None`: no such limit).
-    pub first_token: Option<Instant>,
-    /// Longest silence between two reads of the body.
-    pub idle: embassy_time::Duration,
-    /// The engine's plan: the call's total deadline, which grows as the answer arrives
-    /// ([`AttemptDeadlines::total_after`]).
-    pub plan: steadyllm_core::call::AttemptPlan,
+/// The core's clock as an embassy-time instant's milliseconds.
+pub(crate) fn now() -> steadyllm_core::time::Instant {
+    steadyllm_core::time::Instant::from_millis(Instant::now().as_millis())
 }
 
-impl AttemptDeadlines {
-    /// The call's total deadline once `delivered` bytes of answer arrived (0: as the attempt
-    /// starts).
-    fn total_after(&self, delivered: u64) -> Instant {
-        Instant::from_millis(self.plan.deadline_after(delivered).as_millis())
+/// The deadline of a wait that begins now, from the attempt's timer (a read of the body
+/// begins: the idle timeout counts from here), and the kind of timeout it is; `drain_by`, when
+/// earlier, instead (after the end marker). Out of the async state machines, where it would
+/// cost flash.
+#[inline(never)]
+fn next_wait(timer: &mut AttemptTimer, drain_by: Option<Instant>) -> (Instant, TimeoutKind) {
+    timer.on_read(now());
+    let (at, phase) = timer.deadline();
+    let at = Instant::from_millis(at.as_millis());
+    let kind = match phase {
+        Phase::FirstByte => TimeoutKind::FirstByte,
+        Phase::FirstToken => TimeoutKind::FirstToken,
+        Phase::Idle => TimeoutKind::Idle,
+        Phase::Total => TimeoutKind::Total,
+    };
+    match drain_by {
+        Some(d) if d < at => (d, TimeoutKind::Idle),
+        _ => (at, kind),
     }
 }
 
@@ -197,34 +202,29 @@ pub(crate) async fn within<F: core::future::Future>(
         .map_err(|_| AttemptFailure::Timeout(kind))
 }
 
-/// Writes the head and body.
+/// Writes the head and body (by the first-byte deadline).
 pub(crate) async fn send<C: Read + Write>(
     conn: &mut Conn<'_, C>,
     head: &[u8],
     body: &[u8],
-    deadlines: &AttemptDeadlines,
+    timer: &mut AttemptTimer,
 ) -> Result<(), AttemptFailure> {
-    within(
-        deadlines.first_byte,
-        TimeoutKind::FirstByte,
-        deadlines.total_after(0),
-        conn.write_all(head, body),
-    )
-    .await?
-    .map_err(AttemptFailure::Network)
+    let (at, kind) = next_wait(timer, None);
+    with_deadline(at, conn.write_all(head, body))
+        .await
+        .map_err(|_| AttemptFailure::Timeout(kind))?
+        .map_err(AttemptFailure::Network)
 }
 
-/// The one place an attempt reads: into `buf`, by `at` (or the total deadline). `Ok(0)` when
-/// the peer closed.
+/// The one place an attempt reads: into `buf`, by `at`. `Ok(0)` when the peer closed.
 async fn read_by<C: Read + Write>(
     conn: &mut Conn<'_, C>,
     buf: &mut [u8],
-    at: Instant,
-    kind: TimeoutKind,
-    total: Instant,
+    (at, kind): (Instant, TimeoutKind),
 ) -> Result<usize, AttemptFailure> {
-    within(at, kind, total, conn.read(buf))
-        .await?
+    with_deadline(at, conn.read(buf))
+        .await
+        .map_err(|_| AttemptFailure::Timeout(kind))?
         .map_err(AttemptFailure::Network)
 }
 
@@ -250,7 +250,7 @@ pub(crate) struct Head {
 pub(crate) async fn read_head<C: Read + Write>(
     conn: &mut Conn<'_, C>,
     buf: &mut [u8],
-    deadlines: &AttemptDeadlines,
+    timer: &mut AttemptTimer,
     hints: &mut RetryHints,
     streaming: bool,
 ) -> Result<Head, AttemptFailure> {
@@ -264,8 +264,7 @@ pub(crate) async fn read_head<C: Read + Write>(
                 },
             ));
         }
-        let (first_byte, total) = (deadlines.first_byte, deadlines.total_after(0));
-        let n = read_by(conn, free, first_byte, TimeoutKind::FirstByte, total).await?;
+        let n = read_by(conn, free, next_wait(timer, None)).await?;
         if n == 0 {
             return Err(AttemptFailure::Network(ErrorKind::ConnectionAborted));
         }
@@ -301,12 +300,10 @@ pub(crate) async fn read_head<C: Read + Write>(
 
 /// What the body reader reports to its caller.
 pub(crate) trait StreamSink {
-    /// A decoded item.
+    /// A decoded item (the sink passes it to its timer too).
     fn on_item(&mut self, item: StreamItem<'_>);
-    /// Content (text, a refusal or a tool call; reasoning does not count) has arrived.
-    fn got_content(&self) -> bool;
-    /// Bytes of answer delivered so far (reasoning included).
-    fn delivered(&self) -> u64;
+    /// The attempt's timer, which counts what was delivered and picks each read's deadline.
+    fn timer(&mut self) -> &mut AttemptTimer;
 }
 
 /// Decodes one event (or a whole JSON answer) into `sink`. The one place the decoder is
@@ -340,15 +337,12 @@ pub(crate) struct BodyRead {
 /// `buf`). `collect`: keep the payload at the start of `buf` (a whole JSON answer or an error
 /// body; a body larger than `buf` ends in [`AttemptFailure::EventTooLarge`]). Otherwise stream
 /// it through the SSE parser and decoder to the sink, until the end marker. Each read is
-/// bounded by the first-token deadline until content arrived and by the idle deadline from
-/// then on, and by the total deadline, which grows with what was delivered; after each read
-/// the task yields, so a pulling `ChatStream` takes what the
-/// read produced.
+/// bounded by the deadline the sink's timer gives (the core's rule: first token, idle, total);
+/// after each read the task yields, so a pulling `ChatStream` takes what the read produced.
 pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
     conn: &mut Conn<'_, C>,
     buf: &mut [u8],
     head: &Head,
-    deadlines: &AttemptDeadlines,
     collect: bool,
     stream: Stream<'_, S, N>,
 ) -> BodyRead {
@@ -422,16 +416,7 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
         if free.is_empty() {
             break Err(AttemptFailure::EventTooLarge);
         }
-        let (at, kind) = match (drain_by, deadlines.first_token) {
-            (Some(d), _) => (d, TimeoutKind::Idle),
-            // Before a stream's first content only the first-token deadline bounds the wait:
-            // a reasoning model may think for minutes and send nothing meanwhile. A body
-            // collected whole (a JSON answer, an error) only has to keep coming.
-            (None, Some(ft)) if !collect && !sink.got_content() => (ft, TimeoutKind::FirstToken),
-            _ => (Instant::now() + deadlines.idle, TimeoutKind::Idle),
-        };
-        let total = deadlines.total_after(sink.delivered());
-        match read_by(conn, free, at, kind, total).await {
+        match read_by(conn, free, next_wait(sink.timer(), drain_by)).await {
             Ok(0) => {
                 if body.finish().is_err() {
                     break Err(AttemptFailure::Network(ErrorKind::ConnectionAborted));

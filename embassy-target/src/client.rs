@@ -4,9 +4,10 @@ use core::cell::RefCell;
 
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::blocking_mutex::raw::{NoopRawMutex, RawMutex};
-use embassy_time::{Duration, Instant, Timer};
+use embassy_time::{Instant, Timer};
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::{Dns, TcpConnect};
+use steadyllm_core::attempt::AttemptTimer;
 use steadyllm_core::call::{
     AttemptPlan, Call, CallConfig, CallError, CallEvent, ClientState, Failure, MAX_ENDPOINTS,
     Outcome, Phase, ResponseFault, Step, Summary,
@@ -20,7 +21,7 @@ use steadyllm_core::time;
 use steadyllm_core::tools::{ToolCallAssembler, ToolCallStorage};
 use steadyllm_core::transport::{self, BodyEnd, BodyKind};
 
-use crate::attempt::{self, AttemptDeadlines, AttemptFailure, Conn, StreamSink, TimeoutKind};
+use crate::attempt::{self, AttemptFailure, Conn, StreamSink, TimeoutKind, now};
 use crate::connect;
 
 /// Breakers, rate-limit pauses and the retry budget, shared by every [`Client`] of the same
@@ -185,50 +186,28 @@ pub struct Client<
     reasoning_models: &'a [&'a str],
 }
 
-fn now() -> time::Instant {
-    time::Instant::from_millis(Instant::now().as_millis())
-}
-
 fn to_embassy(t: time::Instant) -> Instant {
     Instant::from_millis(t.as_millis())
 }
 
-fn dur(d: time::Duration) -> Duration {
-    Duration::from_millis(d.as_millis())
-}
-
 struct Sink<'f, F> {
     on_event: &'f mut F,
-    delivered: u64,
-    /// Text, a refusal or a tool call arrived (reasoning alone is not the first token).
-    content: bool,
+    /// The attempt's timer: what was delivered, whether content came, the next deadline.
+    timer: AttemptTimer,
     server_error: bool,
 }
 
 impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
     fn on_item(&mut self, item: StreamItem<'_>) {
-        match item {
-            StreamItem::Content { text, .. } | StreamItem::Refusal { text, .. } => {
-                self.content = true;
-                self.delivered += text.decoded_len() as u64
-            }
-            StreamItem::Reasoning { text, .. } => self.delivered += text.decoded_len() as u64,
-            StreamItem::ToolCall(t) => {
-                self.content = true;
-                self.delivered += t.arguments.decoded_len().max(1) as u64
-            }
-            StreamItem::Error(_) => self.server_error = true,
-            _ => {}
+        self.timer.on_item(&item);
+        if let StreamItem::Error(_) = item {
+            self.server_error = true;
         }
         (self.on_event)(Event::Item(item));
     }
 
-    fn got_content(&self) -> bool {
-        self.content
-    }
-
-    fn delivered(&self) -> u64 {
-        self.delivered
+    fn timer(&mut self) -> &mut AttemptTimer {
+        &mut self.timer
     }
 }
 
@@ -330,25 +309,10 @@ fn start<M: RawMutex, const E: usize>(
     reasoning_models: &[&str],
     endpoints: &[Endpoint<'_>],
 ) -> Call {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    *seed = steadyllm_core::rng::next_call_seed(*seed);
     let mut profile = request.profile();
     profile.reasoning = request.is_reasoning_with(reasoning_models, endpoints);
     shared.with(|s| Call::new(config, profile, s, now(), *seed))
-}
-
-/// The attempt's deadlines, the request sent now: out of the async state machine, where it
-/// would cost flash.
-#[inline(never)]
-fn deadlines(plan: &AttemptPlan) -> AttemptDeadlines {
-    let sent = Instant::now();
-    AttemptDeadlines {
-        first_byte: sent + dur(plan.first_byte),
-        first_token: Some(sent + dur(plan.first_token)),
-        idle: dur(plan.idle),
-        plan: *plan,
-    }
 }
 
 fn phase(k: TimeoutKind) -> Phase {
@@ -644,16 +608,17 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             .get(plan.endpoint)
             .map(|e| e.dialect)
             .unwrap_or_default();
-        let deadlines = deadlines(plan);
+        // The request goes out now.
+        let mut timer = AttemptTimer::new(plan, now());
         let mut hints = RetryHints::default();
         // Every way out gives (failure, bytes delivered, reusable), made into the outcome in
         // one place: each outcome built is code.
         let (failure, delivered, reusable) = 'attempt: {
-            if let Err(f) = attempt::send(conn, wire.head, wire.body, &deadlines).await {
+            if let Err(f) = attempt::send(conn, wire.head, wire.body, &mut timer).await {
                 break 'attempt (Some(failure_of(f)), 0, false);
             }
             let head =
-                match attempt::read_head(conn, buf, &deadlines, &mut hints, wire.stream).await {
+                match attempt::read_head(conn, buf, &mut timer, &mut hints, wire.stream).await {
                     Ok(h) => h,
                     Err(f) => break 'attempt (Some(failure_of(f)), 0, false),
                 };
@@ -667,12 +632,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             // Streams go through the parser as they arrive; a whole JSON answer or an error
             // body is collected first.
             let collect = kind != BodyKind::EventStream;
+            timer.on_head(!collect);
             self.sse.finish();
             self.decoder = StreamDecoder::new(dialect);
             let mut sink = Sink {
                 on_event,
-                delivered: 0,
-                content: false,
+                timer,
                 server_error: false,
             };
             let stream = attempt::Stream {
@@ -680,7 +645,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 decoder: &mut self.decoder,
                 sink: &mut sink,
             };
-            let read = attempt::read_body(conn, buf, &head, &deadlines, collect, stream).await;
+            let read = attempt::read_body(conn, buf, &head, collect, stream).await;
             let collected = buf.get(..read.kept).unwrap_or_default();
             let failure = settle(
                 kind,
@@ -692,8 +657,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             );
             match failure {
                 Some(Failure::Status(s)) => (Some(Failure::Status(s)), 0, false),
-                Some(f) => (Some(f), sink.delivered, false),
-                None => (None, sink.delivered, read.reusable),
+                Some(f) => (Some(f), sink.timer.delivered(), false),
+                None => (None, sink.timer.delivered(), read.reusable),
             }
         };
         let outcome = Outcome {

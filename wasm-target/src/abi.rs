@@ -175,6 +175,26 @@ pub unsafe extern "C" fn chat_feed(chat: *mut Chat, len: usize) -> u32 {
     flags
 }
 
+/// [`Chat::sent`]; infinity without a chat.
+///
+/// # Safety
+/// See the module docs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chat_sent(chat: *mut Chat, now: f64) -> f64 {
+    // SAFETY: see the module docs.
+    unsafe { object(chat) }.map_or(f64::INFINITY, |c| c.sent(now))
+}
+
+/// [`Chat::wait`]; infinity without a chat.
+///
+/// # Safety
+/// See the module docs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chat_wait(chat: *mut Chat, now: f64) -> f64 {
+    // SAFETY: see the module docs.
+    unsafe { object(chat) }.map_or(f64::INFINITY, |c| c.wait(now))
+}
+
 /// [`Chat::end`].
 ///
 /// # Safety
@@ -229,6 +249,9 @@ mod tests {
                 core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
                 bytes.len()
             };
+            // The default first-byte timeout (30 s) from the send; idle (30 s) from a read after
+            // content.
+            assert_eq!(chat_sent(c, 500.0), 30_500.0);
             chat_head(c, 200, put(b"content-type: text/event-stream\n"));
             let body = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n";
             let f = chat_feed(c, put(body));
@@ -238,12 +261,14 @@ mod tests {
             // After the records: where the text is (an address in wasm32's memory), its length.
             assert_eq!((w[0], w[n + 1]), (crate::batch::kind::CONTENT, 2));
             assert_eq!((*c).body.sink.out.text, "Hi");
+            assert_eq!(chat_wait(c, 1_000.0), 31_000.0);
             chat_end(c, e, 1.0, crate::end::BODY);
             chat_free(c);
             engine_free(e);
             // Null objects are ignored.
             chat_free(core::ptr::null_mut());
             assert_eq!(chat_feed(core::ptr::null_mut(), 0), 0);
+            assert_eq!(chat_wait(core::ptr::null_mut(), 0.0), f64::INFINITY);
         }
         let refused = engine_create(0, u, u, u, u, u, u, u, u, u, u, u, 1, 0, 0, 0);
         assert!(refused.is_null(), "maxAttempts 0 is refused");

@@ -17,7 +17,9 @@
 //!   notices ending in a step record: run an attempt, sleep, or done); for an attempt it
 //!   fetches, reports the response head with [`Chat::head`], each body chunk with
 //!   [`Chat::feed`] (decoded items come back as a batch) and how the attempt ended with
-//!   [`Chat::end`]; then asks again. An error body (non-2xx) is the wrapper's to read and
+//!   [`Chat::end`]; then asks again. Every wait of an attempt lasts until the deadline the
+//!   core's attempt timer gives: [`Chat::sent`] as the request goes out, [`Chat::wait`]
+//!   before each read of the body; the module names a timeout by the timer's phase. An error body (non-2xx) is the wrapper's to read and
 //!   parse (`JSON.parse`); it reports a spent quota with [`end::QUOTA`].
 //!
 //! The JS `StreamDecoder` (the parser and decoder alone, over bytes the caller supplies) is a
@@ -56,9 +58,8 @@ pub mod input;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use steadyllm_core::call::{
-    AttemptPlan, Call, CallConfig, ClientState, Failure, Outcome, Phase, RequestProfile, Step,
-};
+use steadyllm_core::attempt::AttemptTimer;
+use steadyllm_core::call::{Call, CallConfig, ClientState, Failure, Outcome, RequestProfile, Step};
 use steadyllm_core::decode::{Dialect, StreamDecoder, StreamEnd, StreamItem};
 use steadyllm_core::hints::RetryHints;
 use steadyllm_core::json::JsonStr;
@@ -76,8 +77,7 @@ pub const EVENT_CAPACITY: usize = 64 * 1024;
 pub mod flag {
     /// The batch holds records.
     pub const RECORDS: u32 = 1;
-    /// This attempt delivered content: text, a refusal or a tool call, not reasoning (the
-    /// first-token timeout no longer applies; the idle timeout does).
+    /// This attempt delivered content: text, a refusal or a tool call, not reasoning.
     pub const CONTENT: u32 = 2;
     /// Stop reading: the end marker came, an event was malformed, or the error body is
     /// as long as it may be. Report it with [`crate::Chat::end`] and [`crate::end::BODY`].
@@ -86,8 +86,6 @@ pub mod flag {
     pub const MALFORMED: u32 = 8;
     /// An error event came (the stream will fail; reading goes on to the end marker).
     pub const SERVER_ERROR: u32 = 16;
-    /// The deadline's growth (ms) starts at this bit of [`crate::Chat::feed`]'s answer.
-    pub const GROWTH_SHIFT: u32 = 5;
 }
 
 /// How an attempt ended, for [`Chat::end`].
@@ -96,12 +94,9 @@ pub mod end {
     pub const BODY: u32 = 0;
     /// `fetch` failed before a response head (refused, DNS, TLS, CORS, offline).
     pub const CONNECT: u32 = 1;
-    /// No response head before the first-byte timeout.
-    pub const FIRST_BYTE: u32 = 2;
-    /// No content before the first-token timeout.
-    pub const FIRST_TOKEN: u32 = 3;
-    /// The body stalled for the idle timeout.
-    pub const IDLE: u32 = 4;
+    /// The deadline [`crate::Chat::sent`] or [`crate::Chat::wait`] gave passed; the module
+    /// names the timeout by what the attempt waited for (head, first content, next bytes).
+    pub const TIMEOUT: u32 = 2;
     /// Reading the body failed (reset).
     pub const NETWORK: u32 = 6;
     /// Added to the code: the error body's `code` or `type` is `insufficient_quota` (a 429
@@ -169,12 +164,12 @@ impl ToolCallStorage for Calls {
     }
 }
 
-/// Where decoded items go: the batch, what the attempt delivered, the tool calls being joined.
+/// Where decoded items go: the batch, the attempt's timer (what it delivered), the tool calls
+/// being joined.
 struct Sink {
     out: Batch,
-    /// Content bytes delivered (this attempt).
-    delivered: u64,
-    content: bool,
+    /// The timer of the attempt in flight.
+    timer: Option<AttemptTimer>,
     server_error: bool,
     /// The core's assembler.
     tools: Tools,
@@ -182,26 +177,12 @@ struct Sink {
 
 impl Sink {
     fn item(&mut self, item: StreamItem<'_>) {
-        // Reasoning is delivered but is not the first token.
-        let n = match item {
-            StreamItem::Reasoning { text, .. } => {
-                self.delivered += text.decoded_len() as u64;
-                0
-            }
-            StreamItem::Content { text, .. } | StreamItem::Refusal { text, .. } => {
-                text.decoded_len()
-            }
-            StreamItem::ToolCall(t) => t.arguments.decoded_len().max(1),
-            StreamItem::Error(e) => {
-                self.server_error = true;
-                self.out.server_error(200, &e);
-                0
-            }
-            _ => 0,
-        };
-        if n > 0 {
-            self.delivered += n as u64;
-            self.content = true;
+        if let Some(t) = &mut self.timer {
+            t.on_item(&item);
+        }
+        if let StreamItem::Error(e) = item {
+            self.server_error = true;
+            self.out.server_error(200, &e);
         }
         // The heap storage refuses nothing.
         let _ = self.tools.handle_item(&item);
@@ -232,8 +213,7 @@ impl Body {
             decoder: StreamDecoder::new(dialect(anthropic)),
             sink: Sink {
                 out: Batch::default(),
-                delivered: 0,
-                content: false,
+                timer: None,
                 server_error: false,
                 tools: Tools::with_storage(Calls(Vec::new())),
             },
@@ -245,8 +225,6 @@ impl Body {
     fn reset(&mut self, anthropic: bool) {
         self.sse.reset();
         self.decoder = StreamDecoder::new(dialect(anthropic));
-        self.sink.delivered = 0;
-        self.sink.content = false;
         self.sink.server_error = false;
         self.sink.tools.clear();
         self.malformed = false;
@@ -340,7 +318,6 @@ impl Engine {
 pub struct Chat {
     call: Call,
     body: Body,
-    plan: Option<AttemptPlan>,
     anthropic: bool,
     /// Status of this attempt's response head (0: none yet).
     status: u16,
@@ -362,10 +339,7 @@ impl Chat {
         max_tokens: u32,
         kind: u32,
     ) -> Chat {
-        engine.seed = engine
-            .seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        engine.seed = steadyllm_core::rng::next_call_seed(engine.seed);
         let profile = RequestProfile {
             prompt_bytes,
             max_tokens: (max_tokens != 0).then_some(max_tokens),
@@ -382,7 +356,6 @@ impl Chat {
                 engine.seed,
             ),
             body: Body::new(false),
-            plan: None,
             anthropic: false,
             status: 0,
             last_status: 0,
@@ -403,7 +376,8 @@ impl Chat {
         }
         match step {
             Step::Attempt(p) => {
-                self.plan = Some(p);
+                // Until `sent` says when the request went out: from now.
+                self.body.sink.timer = Some(AttemptTimer::new(&p, now));
                 self.anthropic = engine.anthropic >> (p.endpoint & 31) & 1 == 1;
                 self.status = 0;
                 self.hints = RetryHints::default();
@@ -414,27 +388,57 @@ impl Chat {
         }
     }
 
+    /// The attempt's request goes out at `now`: starts its timer; returns the deadline of the
+    /// response head (`performance.now()` ms; see [`Chat::wait`]).
+    pub fn sent(&mut self, now: f64) -> f64 {
+        if let Some(t) = &mut self.body.sink.timer {
+            *t = AttemptTimer::new(t.plan(), instant(now));
+        }
+        self.wait(now)
+    }
+
+    /// A wait of the attempt begins at `now` (a read of the body, after what the last one
+    /// brought was handled): until when it may last (`performance.now()` ms; beyond `2^53`
+    /// ms: no limit), as the core's attempt timer says — the first-byte deadline until the
+    /// head, in a stream the first-token deadline until content, else the idle timeout, all
+    /// capped by the call's total deadline as it grew with the answer.
+    pub fn wait(&mut self, now: f64) -> f64 {
+        self.body.sink.timer.as_mut().map_or(f64::INFINITY, |t| {
+            t.on_read(instant(now));
+            t.deadline().0.as_millis() as f64
+        })
+    }
+
     /// The attempt's response head: its status and headers as `name: value` lines (UTF-8,
     /// as `TextEncoder` makes them).
     pub fn head(&mut self, status: u16, headers: &[u8]) {
         self.status = status;
         self.last_status = status;
+        // A 2xx is a stream unless its type names JSON (a whole answer, as the wrapper reads
+        // it); an error body is collected whole too.
+        let mut stream = (200..300).contains(&status);
         for line in headers.split(|&b| b == b'\n') {
             let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
             let (name, value) = line.split_at(colon);
             if let (Ok(name), Some(value)) = (core::str::from_utf8(name), value.get(1..)) {
+                if name.eq_ignore_ascii_case("content-type")
+                    && value.windows(4).any(|w| w.eq_ignore_ascii_case(b"json"))
+                {
+                    stream = false;
+                }
                 self.hints.observe(name, value.trim_ascii());
             }
+        }
+        if let Some(t) = &mut self.body.sink.timer {
+            t.on_head(stream);
         }
         self.body.reset(self.anthropic);
         self.body.sink.out.clear();
     }
 
-    /// A chunk of a 2xx body; returns [`flag`]s, plus, from bit [`flag::GROWTH_SHIFT`] on,
-    /// how many milliseconds later than the attempt's planned deadline the call's deadline now
-    /// is (it grows with the answer delivered); the decoded items go to the batch. (An error
+    /// A chunk of a 2xx body; returns [`flag`]s; the decoded items go to the batch. (An error
     /// body is the wrapper's to read: `JSON.parse` does it in a few bytes of JS; this returns
     /// [`flag::OVER`] for one.) A whole JSON answer (a `200` whose type names JSON: a gateway
     /// that ignored `stream: true`) comes as one event, its lines as `data:` lines, followed
@@ -450,7 +454,7 @@ impl Chat {
         if !b.sink.out.is_empty() {
             f |= flag::RECORDS;
         }
-        if b.sink.content {
+        if b.sink.timer.is_some_and(|t| t.got_content()) {
             f |= flag::CONTENT;
         }
         if b.over() {
@@ -462,15 +466,6 @@ impl Chat {
         if b.sink.server_error {
             f |= flag::SERVER_ERROR;
         }
-        if let Some(p) = &self.plan {
-            let later = p
-                .deadline_after(b.sink.delivered)
-                .saturating_since(p.deadline);
-            f |= (later
-                .as_millis()
-                .min(u64::from(u32::MAX >> flag::GROWTH_SHIFT)) as u32)
-                << flag::GROWTH_SHIFT;
-        }
         f
     }
 
@@ -478,16 +473,19 @@ impl Chat {
     /// error body said the quota is spent). Ignored when no attempt is in flight.
     pub fn end(&mut self, engine: &mut Engine, now: f64, how: u32) {
         self.body.sink.out.clear();
-        let Some(_) = self.plan.take() else {
+        // The attempt in flight, if any.
+        let Some(timer) = self.body.sink.timer.take() else {
             return;
         };
         let mut hints = self.hints;
         hints.insufficient_quota = how & end::QUOTA != 0;
         let how = how & !end::QUOTA;
         let status = self.status;
+        // What the attempt waited for when its deadline passed.
+        let waiting = timer.waiting();
         let failure = if status == 0 {
-            Some(if how == end::FIRST_BYTE {
-                Failure::Timeout(Phase::FirstByte)
+            Some(if how == end::TIMEOUT {
+                Failure::Timeout(waiting)
             } else {
                 Failure::Connect
             })
@@ -498,8 +496,7 @@ impl Chat {
             // after the end marker).
             let b = &mut self.body;
             let end = match how {
-                end::FIRST_TOKEN => BodyEnd::Timeout(Phase::FirstToken),
-                end::IDLE => BodyEnd::Timeout(Phase::Idle),
+                end::TIMEOUT => BodyEnd::Timeout(waiting),
                 end::NETWORK => BodyEnd::Network,
                 _ if b.finish() == StreamEnd::Complete => BodyEnd::Complete,
                 _ => BodyEnd::EndedEarly,
@@ -509,7 +506,7 @@ impl Chat {
         };
         let o = Outcome {
             failure,
-            delivered_bytes: self.body.sink.delivered,
+            delivered_bytes: timer.delivered(),
             hints,
             resume_after: None,
         };
@@ -592,24 +589,51 @@ mod tests {
         let think = Chat::new(&mut e, 0.0, 10, 0, 2).call.timeouts();
         assert_eq!(plain.first_token.as_millis(), 45_000);
         assert_eq!(think.first_token.as_millis(), 300_000);
-        // `feed` reports how much later the deadline is (ms, from bit GROWTH_SHIFT on).
+        // `sent` and `wait` give the attempt timer's deadlines (ms): head, first token, idle,
+        // all capped by the total deadline, which grows with the answer.
+        let mut n = [input::UNSET; input::cfg::LEN];
+        for (i, ms) in [(0, 2_000), (1, 10_000), (2, 4_000), (3, 12_000)] {
+            n[input::cfg::FIRST_BYTE + i] = ms;
+        }
+        let mut e = Engine::create(&n, 1, 0, 1, 2).expect("valid");
         let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
         let (k, _) = step(&mut chat, &mut e, 0.0);
         assert_eq!(k, kind::ATTEMPT);
+        assert_eq!(chat.sent(1_000.0), 3_000.0, "first byte");
         chat.head(200, b"content-type: text/event-stream\n");
-        let word = "x".repeat(600);
+        assert_eq!(chat.wait(1_500.0), 11_000.0, "first token");
+        let reasoning = format!(
+            "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"reasoning_content\":\"{}\"}}}}]}}\n\n",
+            "r".repeat(100)
+        );
+        let f = chat.feed(reasoning.as_bytes());
+        assert_eq!(f & flag::CONTENT, 0, "reasoning is not content");
+        assert_eq!(chat.wait(5_000.0), 11_000.0, "still the first token");
+        let word = "x".repeat(300);
         let event = format!(
             "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}}}}]}}\n\n"
         );
         let f = chat.feed(event.as_bytes());
-        assert_eq!(f >> flag::GROWTH_SHIFT, 0, "under 1 KiB: no growth yet");
-        let f = chat.feed(event.as_bytes());
-        assert_eq!(
-            f >> flag::GROWTH_SHIFT,
-            30_000,
-            "1 KiB delivered: 30 s later"
-        );
         assert_ne!(f & flag::CONTENT, 0);
+        assert_eq!(chat.wait(6_000.0), 10_000.0, "idle from the read's start");
+        assert_eq!(
+            chat.wait(9_000.0),
+            12_000.0,
+            "the total (400 bytes: not grown) caps idle"
+        );
+        // 1,300 bytes (1 KiB): the total is 30 s later (the default growth), idle bounds again.
+        for _ in 0..3 {
+            chat.feed(event.as_bytes());
+        }
+        assert_eq!(chat.wait(9_000.0), 13_000.0);
+        let t = chat.body.sink.timer.expect("an attempt");
+        assert_eq!(t.delivered(), 1_300);
+        // A whole JSON answer is bounded by idle from the start.
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
+        step(&mut chat, &mut e, 0.0);
+        chat.sent(1_000.0);
+        chat.head(200, b"Content-Type: application/JSON\n");
+        assert_eq!(chat.wait(1_500.0), 5_500.0);
     }
 
     #[test]
@@ -710,10 +734,15 @@ mod tests {
     #[test]
     fn timeouts_and_faults_end_as_their_failure() {
         // (how the attempt ended, what the body held, failure code of the done record)
-        let cases: [(u32, &[u8], u32); 6] = [
+        let cases: [(u32, &[u8], u32); 7] = [
             (end::CONNECT, b"", 1),
-            (end::FIRST_BYTE, b"", 2),
-            (end::FIRST_TOKEN, b": keep-alive\n\n", 3),
+            (end::TIMEOUT, b"", 2),
+            (end::TIMEOUT, b": keep-alive\n\n", 3),
+            (
+                end::TIMEOUT,
+                b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n",
+                4,
+            ),
             (end::NETWORK, b"", 6),
             (end::BODY, b"data: {\"choices\":[]}\n\n", 7),
             (end::BODY, b"data: {not json\n\n", 8),
@@ -722,7 +751,7 @@ mod tests {
             let mut e = engine(1);
             let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
             step(&mut chat, &mut e, 0.0);
-            if how != end::CONNECT && how != end::FIRST_BYTE {
+            if how != end::CONNECT && !(how == end::TIMEOUT && body.is_empty()) {
                 chat.head(200, b"");
                 chat.feed(body);
             }

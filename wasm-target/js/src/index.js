@@ -48,6 +48,14 @@ class Chat {
   feed(bytes) {
     return x.chat_feed(this.p, this.put(bytes));
   }
+  // The attempt timer's deadlines (performance.now() ms): as the request goes out, and before
+  // each read of the body.
+  sent(now) {
+    return x.chat_sent(this.p, now);
+  }
+  wait(now) {
+    return x.chat_wait(this.p, now);
+  }
   end(engine, now, how) {
     x.chat_end(this.p, engine.p, now, how);
   }
@@ -837,34 +845,31 @@ function errorObject(body) {
 
 const END_BODY = 0,
   END_CONNECT = 1,
-  END_FIRST_BYTE = 2,
-  END_FIRST_TOKEN = 3,
-  END_IDLE = 4,
+  END_TIMEOUT = 2,
   END_NETWORK = 6,
   END_QUOTA = 16;
 const F_RECORDS = 1,
-  F_CONTENT = 2,
   F_OVER = 4,
   F_MALFORMED = 8,
   F_SERVER_ERROR = 16;
 
 // One attempt: fetch, then the body chunk by chunk through the module. Yields what it
-// decodes; returns true when the call was aborted.
-async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
+// decodes; returns true when the call was aborted. Each wait lasts until the deadline the
+// module's attempt timer gives; the module names a timeout by its phase.
+async function* attempt(engine, chat, ep, body, s, signal, st) {
   const ctl = new AbortController();
-  let deadline = t0 + s.deadline;
   let reader;
   try {
     const headers = new Headers(ep.headers);
     headers.append("x-steadyllm-retry-count", String(s.retry));
     // In a browser, connecting is part of waiting for the response head: fetch tells nothing
     // in between, so the first-byte timeout covers both (the connect timeout is unused).
-    const sent = now();
+    const by = chat.sent(now());
     const req = fetch(ep.url, { method: "POST", headers, body, signal: ctl.signal });
-    let [k, v] = await wait(req, Math.min(sent + s.firstByte, deadline), signal);
+    let [k, v] = await wait(req, by, signal);
     if (k) {
       if (k === 2) return true;
-      chat.end(engine, now(), k === 1 ? END_FIRST_BYTE : END_CONNECT);
+      chat.end(engine, now(), k === 1 ? END_TIMEOUT : END_CONNECT);
       return false;
     }
     let lines = "";
@@ -879,16 +884,12 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
     const text = ok && !whole ? null : new TextDecoder();
     let error = "";
     reader = v.body?.getReader();
-    const firstTokenBy = Math.min(sent + s.firstToken, deadline);
-    let content = false;
     let how = END_BODY;
     while (reader) {
-      // Before the first content (reasoning is not) only the first-token deadline applies.
-      const first = !content;
-      [k, v] = await wait(reader.read(), first ? firstTokenBy : Math.min(now() + s.idle, deadline), signal);
+      [k, v] = await wait(reader.read(), chat.wait(now()), signal);
       if (k) {
         if (k === 2) return true;
-        how = k === 3 ? END_NETWORK : first ? END_FIRST_TOKEN : END_IDLE;
+        how = k === 3 ? END_NETWORK : END_TIMEOUT;
         break;
       }
       if (v.done) break;
@@ -898,9 +899,6 @@ async function* attempt(engine, chat, ep, body, s, t0, signal, st) {
         continue;
       }
       const f = chat.feed(v.value);
-      content = (f & F_CONTENT) !== 0;
-      // The deadline grows with the answer delivered (ms past the planned one).
-      deadline = t0 + s.deadline + (f >>> 5);
       if (f & F_RECORDS) yield* deliver(chat, st);
       if (f & F_OVER) break;
     }
@@ -982,7 +980,7 @@ async function* runCall(client, request, options) {
       } else if (s.attempt !== undefined) {
         st.attempts = s.attempt;
         const ep = endpoints[s.endpoint];
-        stopped = yield* attempt(engine, chat, ep, sent[s.endpoint], s, t0, ctl.signal, st);
+        stopped = yield* attempt(engine, chat, ep, sent[s.endpoint], s, ctl.signal, st);
       } else if (s.reason === "ok") {
         return { attempts: s.attempts, endpoint: s.endpoint };
       } else {
