@@ -457,7 +457,7 @@ impl StreamDecoder {
         self.resp.created = true;
     }
 
-    // Kept out of line: inlined into an adapter's async state machine it costs flash.
+    // Out of line: flash (crate docs).
     #[inline(never)]
     pub(crate) fn decode_responses<'a>(
         &mut self,
