@@ -12,7 +12,7 @@ use steadyllm_embassy::steadyllm_core::http::Endpoint;
 use steadyllm_embassy::steadyllm_core::request::{ChatRequest, Message};
 use steadyllm_embassy::steadyllm_core::time::Duration;
 use steadyllm_embassy::{Buffers, ChatError, Client, Event, SharedState};
-use steadyllm_tests::mock::{Fault, RecordedRequest, Script};
+use steadyllm_tests::mock::{Fault, RecordedRequest};
 
 /// What a case must end in.
 #[derive(Clone, Debug)]
