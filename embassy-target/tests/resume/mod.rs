@@ -66,6 +66,11 @@ pub fn cases() -> Vec<Case> {
             answer(1, &[5]),
         ),
         case(
+            "a clean end before response.completed",
+            vec![Fault::TruncateAfter { events: 6 }, Fault::Ok],
+            answer(1, &[5]),
+        ),
+        case(
             "stall caught by the idle timeout",
             vec![
                 Fault::StallAfter {
