@@ -346,8 +346,6 @@ pub(crate) struct BodyRead {
 /// it through the SSE parser and decoder to the sink, until the end marker. Each read is
 /// bounded by the deadline the sink's timer gives (the core's rule: first token, idle, total);
 /// after each read the task yields, so a pulling `ChatStream` takes what the read produced.
-// Without `responses`, how the decoder saw the end is only needed for `Truncated`.
-#[cfg_attr(not(feature = "responses"), allow(unused_assignments))]
 pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
     conn: &mut Conn<'_, C>,
     buf: &mut [u8],
@@ -362,6 +360,7 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
     // connection.
     let mut drain_by: Option<Instant> = None;
     // How the decoder saw the stream end (Responses' `failed`/`incomplete` are final).
+    #[cfg(feature = "responses")]
     let mut stream_end = StreamEnd::Complete;
     let mut end = loop {
         let mut failure = None;
@@ -397,7 +396,11 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
                         }
                         if decoder.is_done() {
                             sse.finish();
-                            stream_end = decoder.finish();
+                            let _end = decoder.finish();
+                            #[cfg(feature = "responses")]
+                            {
+                                stream_end = _end;
+                            }
                             drain_by = Some(Instant::now() + DRAIN);
                             break;
                         }
@@ -448,12 +451,17 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
     } else if !collect && end.is_ok() {
         // The body ended before the end marker.
         sse.finish();
-        stream_end = decoder.finish();
-        // Responses' `failed`/`incomplete` also end the stream by themselves; their items
-        // (an error, a finish reason) say how, and `stream_end` that they are final.
-        if stream_end == StreamEnd::Truncated {
-            end = Err(AttemptFailure::Truncated);
+        let _end = decoder.finish();
+        #[cfg(feature = "responses")]
+        {
+            stream_end = _end;
         }
+        end = match _end {
+            // Responses' `failed`/`incomplete` also end the stream by themselves; their items
+            // (an error, a finish reason) say how, and `stream_end` that they are final.
+            StreamEnd::Complete | StreamEnd::Failed | StreamEnd::Incomplete => Ok(()),
+            StreamEnd::Truncated => Err(AttemptFailure::Truncated),
+        };
     }
     BodyRead {
         kept,
