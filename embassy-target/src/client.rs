@@ -818,3 +818,23 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         (outcome, reusable)
     }
 }
+
+#[cfg(all(test, feature = "responses"))]
+mod tests {
+    use steadyllm_core::json::JsonStr;
+
+    use super::{RESPONSE_ID_CAPACITY, ResponseId};
+
+    #[test]
+    fn a_response_id_that_does_not_fit_is_forgotten_not_cut() {
+        let mut id = ResponseId::NONE;
+        let fits = "r".repeat(RESPONSE_ID_CAPACITY);
+        id.set(JsonStr::plain(&fits));
+        assert_eq!(id.as_str(), fits);
+        let long = "r".repeat(RESPONSE_ID_CAPACITY + 1);
+        id.set(JsonStr::plain(&long));
+        assert_eq!((id.len, id.as_str()), (0, ""));
+        id.set(JsonStr::plain("resp_1"));
+        assert_eq!(id.as_str(), "resp_1");
+    }
+}
