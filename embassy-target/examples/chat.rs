@@ -11,12 +11,17 @@
 //! `--chaos` makes the mock stall, answer 429 and reset a stream before it answers, so the
 //! recovery is visible. `--base-url` is repeatable (primary, then fallbacks). `--api chat` (the
 //! default) speaks OpenAI's chat completions, `--api anthropic` Anthropic's Messages API
-//! (`…/v1/messages`, its version header, `max_tokens` 1024 unless `--max-tokens` says). The key
-//! comes from `--api-key`, `STEADYLLM_API_KEY` or `OPENAI_API_KEY` (`ANTHROPIC_API_KEY` with
-//! `--api anthropic`). `--no-stream` asks for the whole answer as one JSON body and prints the
+//! (`…/v1/messages`, its version header, `max_tokens` 1024 unless `--max-tokens` says),
+//! `--api responses` OpenAI's Responses API (`…/v1/responses`): a streamed answer is created in
+//! background mode, so a broken stream is resumed after the last event shown (a
+//! `GET …/v1/responses/{id}?stream=true&starting_after=N`, nothing shown twice) instead of
+//! posted again; `--no-background` turns that off (a drop then keeps the partial text, or
+//! restarts with `--restart-on-partial`). The key comes from `--api-key`, `STEADYLLM_API_KEY`
+//! or `OPENAI_API_KEY` (`ANTHROPIC_API_KEY` with `--api anthropic`). `--no-stream` asks for the whole answer as one JSON body and prints the
 //! same items. `--json` prints the decoded items as JSON lines (the `conformance decode`
 //! format), one `{"kind":"tool_call_done",...}` line per whole tool call (before the finish
-//! reason), `attempt`/`backoff` lines and a final `{"kind":"outcome",...}`. The exit status is
+//! reason), `attempt`/`backoff` lines, a `{"kind":"resume","after":N}` line when a resume
+//! starts, and a final `{"kind":"outcome",...}` (with the number of `resumes`). The exit status is
 //! 0 only for a complete answer.
 //!
 //! Request fields: `--reasoning-effort minimal|low|medium|high`, `--json-schema FILE` (structured
@@ -50,8 +55,8 @@ use steadyllm_embassy::{
 use steadyllm_tests::conformance::{error_line, item_line, tool_call_done_line};
 use steadyllm_tests::mock::{MockServer, Script};
 
-const USAGE: &str = "usage: chat [--base-url URL]... [--api chat|anthropic] [--api-key KEY] [--model M] \
-[--max-tokens N] [--no-stream] \
+const USAGE: &str = "usage: chat [--base-url URL]... [--api chat|anthropic|responses] [--api-key KEY] \
+[--model M] [--max-tokens N] [--no-stream] [--no-background] \
 [--connect-timeout-ms N] [--first-byte-timeout-ms N] [--idle-timeout-ms N] [--deadline-ms N] \
 [--max-retries N] [--restart-on-partial] [--ca ROOTS.pem|ROOTS.der] [--insecure-skip-tls-verify] \
 [--chaos] [--json] PROMPT";
@@ -90,6 +95,8 @@ struct Args {
     dialect: Dialect,
     /// `--no-stream`: one JSON body instead of a stream.
     no_stream: bool,
+    /// `--no-background`: a Responses stream is not created in background mode (not resumable).
+    no_background: bool,
     prompt: String,
 }
 
@@ -168,10 +175,12 @@ fn parse_args() -> Result<Args, String> {
                 a.dialect = match it.next().as_deref() {
                     Some("chat") => Dialect::OpenAi,
                     Some("anthropic") => Dialect::Anthropic,
-                    _ => return Err(format!("--api needs chat or anthropic\n{USAGE}")),
+                    Some("responses") => Dialect::Responses,
+                    _ => return Err(format!("--api needs chat, anthropic or responses\n{USAGE}")),
                 }
             }
             "--no-stream" => a.no_stream = true,
+            "--no-background" => a.no_background = true,
             "-h" | "--help" => return Err(format!("{USAGE}\n{USAGE_FIELDS}")),
             s if s.starts_with("--") => {
                 return Err(format!("unknown option {s}\n{USAGE}\n{USAGE_FIELDS}"));
@@ -301,6 +310,7 @@ fn main() -> ExitCode {
     let mut request = ChatRequest::new(&model, &messages);
     request.max_tokens = args.max_tokens;
     request.stream = !args.no_stream;
+    request.background = !args.no_background;
     let fields = match request_fields(&args) {
         Ok(f) => f,
         Err(e) => {
@@ -401,6 +411,7 @@ fn main() -> ExitCode {
     let mut out = std::io::stdout();
     let mut mid_line = false;
     let mut started = 0u32;
+    let mut resumes = 0u32;
     // Whole tool calls, joined by the core from their fragments.
     let mut tools = ToolCallAssembler::with_storage(CallBuffer::<_, 64>::new(vec![0u8; 64 * 1024]));
     let print_call = |out: &mut std::io::Stdout, mid_line: &mut bool, c: AssembledCall<'_>| {
@@ -415,8 +426,10 @@ fn main() -> ExitCode {
         }
     };
     let result = async_io::block_on(client.chat(&request, &mut bufs, |event| {
-        if let Event::Engine(CallEvent::AttemptStarted { number, .. }) = event {
-            started = number;
+        match event {
+            Event::Engine(CallEvent::AttemptStarted { number, .. }) => started = number,
+            Event::Engine(CallEvent::Resuming { .. }) => resumes += 1,
+            _ => {}
         }
         match event {
         Event::Item(item) => {
@@ -445,6 +458,10 @@ fn main() -> ExitCode {
                 let line = serde_json::json!({"kind": "attempt", "n": number, "endpoint": url,
                     "first_byte_ms": t.first_byte.as_millis(),
                     "first_token_ms": t.first_token.as_millis()});
+                let _ = writeln!(out, "{line}");
+            }
+            CallEvent::Resuming { after } => {
+                let line = serde_json::json!({"kind": "resume", "after": after});
                 let _ = writeln!(out, "{line}");
             }
             CallEvent::DiscardDelivered { bytes } => {
@@ -515,8 +532,8 @@ fn main() -> ExitCode {
             Ok(o) => (o.attempts, serde_json::Value::Null),
             Err(e) => (started, serde_json::json!(e.to_string())),
         };
-        let line =
-            serde_json::json!({"kind": "outcome", "ok": ok, "attempts": attempts, "error": error});
+        let line = serde_json::json!({"kind": "outcome", "ok": ok, "attempts": attempts,
+            "resumes": resumes, "error": error});
         let _ = writeln!(out, "{line}");
     } else {
         println!();

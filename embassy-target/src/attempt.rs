@@ -331,6 +331,13 @@ pub(crate) struct BodyRead {
     pub end: Result<(), AttemptFailure>,
     /// The connection is at the end of the body and the server allows another request on it.
     pub reusable: bool,
+    /// How the decoder saw the stream end: Responses' `Failed`/`Incomplete` are the server's
+    /// final verdict.
+    #[cfg(feature = "responses")]
+    pub stream_end: StreamEnd,
+    /// Responses: the `sequence_number` of the last event delivered (a resume starts after it).
+    #[cfg(feature = "responses")]
+    pub last_event: Option<u64>,
 }
 
 /// Reads the body that follows `head` (its first `head.buffered` bytes already at the start of
@@ -352,6 +359,9 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
     // After the end marker: read on (until then) to the end of the body, to reuse the
     // connection.
     let mut drain_by: Option<Instant> = None;
+    // How the decoder saw the stream end (Responses' `failed`/`incomplete` are final).
+    #[cfg(feature = "responses")]
+    let mut stream_end = StreamEnd::Complete;
     let mut end = loop {
         let mut failure = None;
         while pos < filled && !body.is_done() && failure.is_none() {
@@ -386,7 +396,11 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
                         }
                         if decoder.is_done() {
                             sse.finish();
-                            decoder.finish();
+                            let _end = decoder.finish();
+                            #[cfg(feature = "responses")]
+                            {
+                                stream_end = _end;
+                            }
                             drain_by = Some(Instant::now() + DRAIN);
                             break;
                         }
@@ -428,15 +442,23 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
         }
     };
     let reusable = end.is_ok() && body.is_done() && head.keep_alive;
+    // The last event delivered, before `finish` forgets it (a resume starts after it).
+    #[cfg(feature = "responses")]
+    let last_event = decoder.sequence_number();
     if drain_by.is_some() {
         // The stream is complete, however its body ended.
         end = Ok(());
     } else if !collect && end.is_ok() {
         // The body ended before the end marker.
         sse.finish();
-        end = match decoder.finish() {
+        let _end = decoder.finish();
+        #[cfg(feature = "responses")]
+        {
+            stream_end = _end;
+        }
+        end = match _end {
             // Responses' `failed`/`incomplete` also end the stream by themselves; their items
-            // (an error, a finish reason) say how.
+            // (an error, a finish reason) say how, and `stream_end` that they are final.
             StreamEnd::Complete | StreamEnd::Failed | StreamEnd::Incomplete => Ok(()),
             StreamEnd::Truncated => Err(AttemptFailure::Truncated),
         };
@@ -445,6 +467,10 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
         kept,
         end,
         reusable,
+        #[cfg(feature = "responses")]
+        stream_end,
+        #[cfg(feature = "responses")]
+        last_event,
     }
 }
 

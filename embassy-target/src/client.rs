@@ -184,6 +184,54 @@ pub struct Client<
     tls: Option<crate::tls::TlsSettings<'a>>,
     /// Model name prefixes that mark a reasoning model ([`Client::with_reasoning_models`]).
     reasoning_models: &'a [&'a str],
+    /// The current call's Responses id, kept to resume its stream.
+    #[cfg(feature = "responses")]
+    response_id: ResponseId,
+}
+
+/// Longest response id kept; a longer one makes the answer not resumable (OpenAI's are about
+/// 55 bytes).
+#[cfg(feature = "responses")]
+const RESPONSE_ID_CAPACITY: usize = 96;
+
+/// A Responses answer's id (`resp_…`), from its `response.created` event. Empty: none (or
+/// one too long to keep), so the answer cannot be resumed.
+#[cfg(feature = "responses")]
+struct ResponseId {
+    buf: [u8; RESPONSE_ID_CAPACITY],
+    len: usize,
+}
+
+#[cfg(feature = "responses")]
+impl ResponseId {
+    const NONE: ResponseId = ResponseId {
+        buf: [0; RESPONSE_ID_CAPACITY],
+        len: 0,
+    };
+
+    /// Keeps `id` (decoded); one that does not fit is forgotten.
+    #[inline(never)]
+    fn set(&mut self, id: steadyllm_core::json::JsonStr<'_>) {
+        self.len = 0;
+        let mut at = 0;
+        let mut pieces = id.pieces();
+        while let Some(p) = pieces.next_piece() {
+            let end = at + p.len();
+            let Some(dst) = self.buf.get_mut(at..end) else {
+                return;
+            };
+            dst.copy_from_slice(p.as_bytes());
+            at = end;
+        }
+        self.len = at;
+    }
+
+    fn as_str(&self) -> &str {
+        self.buf
+            .get(..self.len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
 }
 
 fn to_embassy(t: time::Instant) -> Instant {
@@ -195,6 +243,9 @@ struct Sink<'f, F> {
     /// The attempt's timer: what was delivered, whether content came, the next deadline.
     timer: AttemptTimer,
     server_error: bool,
+    /// Where a Responses answer's id goes.
+    #[cfg(feature = "responses")]
+    id: &'f mut ResponseId,
 }
 
 impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
@@ -202,6 +253,10 @@ impl<F: FnMut(Event<'_>)> StreamSink for Sink<'_, F> {
         self.timer.on_item(&item);
         if let StreamItem::Error(_) = item {
             self.server_error = true;
+        }
+        #[cfg(feature = "responses")]
+        if let StreamItem::Created { id } = item {
+            self.id.set(id);
         }
         (self.on_event)(Event::Item(item));
     }
@@ -217,6 +272,55 @@ struct Wire<'w> {
     body: &'w [u8],
     /// Streamed (SSE) answer, or one JSON body.
     stream: bool,
+    /// A streamed Responses answer in background mode: the server keeps it, so a broken
+    /// stream can be resumed.
+    #[cfg(feature = "responses")]
+    resumable: bool,
+    /// This attempt resumes the answer after this event (a `GET`, events up to it skipped).
+    #[cfg(feature = "responses")]
+    resume: Option<u32>,
+}
+
+/// Writes the head of a resume (`GET …/v1/responses/{id}?stream=true&starting_after=N`, no
+/// body); returns its length.
+#[cfg(feature = "responses")]
+#[inline(never)]
+fn prepare_resume(
+    ep: &Endpoint<'_>,
+    id: &ResponseId,
+    after: u32,
+    retry_count: u32,
+    head: &mut [u8],
+) -> Result<usize, ChatError> {
+    let mut h = RequestHead::new(ep, 0, true);
+    h.retry_count = retry_count;
+    steadyllm_core::dialect::responses::write_resume_head(&h, id.as_str(), u64::from(after), head)
+        .map_err(ChatError::Head)
+}
+
+/// Responses: the server's final verdicts (`response.failed`, `response.incomplete`) as
+/// failures the engine does not retry, and the event a broken resumable stream can be resumed
+/// after (`id_known`: its id arrived in this call).
+#[cfg(feature = "responses")]
+#[inline(never)]
+fn responses_verdict(
+    failure: Option<Failure>,
+    read: &attempt::BodyRead,
+    resumable: bool,
+    id_known: bool,
+) -> (Option<Failure>, Option<u32>) {
+    use steadyllm_core::decode::StreamEnd;
+    let failure = match read.stream_end {
+        StreamEnd::Failed => Some(Failure::AnswerFailed),
+        StreamEnd::Incomplete => Some(Failure::AnswerIncomplete),
+        _ => failure,
+    };
+    let after = match failure {
+        Some(Failure::AnswerFailed | Failure::AnswerIncomplete) | None => None,
+        Some(_) if resumable && id_known => read.last_event.and_then(|n| u32::try_from(n).ok()),
+        Some(_) => None,
+    };
+    (failure, after)
 }
 
 /// Writes one attempt's body and head into the caller's buffers (the endpoint's model, the
@@ -381,6 +485,8 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             #[cfg(feature = "tls")]
             tls: None,
             reasoning_models: &[],
+            #[cfg(feature = "responses")]
+            response_id: ResponseId::NONE,
         }
     }
 
@@ -475,6 +581,10 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             self.reasoning_models,
             self.endpoints,
         );
+        #[cfg(feature = "responses")]
+        {
+            self.response_id.len = 0;
+        }
         loop {
             let step = self.shared.with(|s| call.next(s, now()));
             let mut any = false;
@@ -517,6 +627,18 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         let Some(ep) = self.endpoints.get(plan.endpoint).copied() else {
             return Ok(Outcome::failed(Failure::Connect, 0, none));
         };
+        // A resume (the engine planned one, and the id is known) sends a `GET` without a body.
+        #[cfg(feature = "responses")]
+        let resume = plan.resume_after.filter(|_| self.response_id.len > 0);
+        #[cfg(feature = "responses")]
+        let (body_len, head_len) = match resume {
+            Some(after) => (
+                0,
+                prepare_resume(&ep, &self.response_id, after, plan.retry_count, bufs.head)?,
+            ),
+            None => prepare(&ep, request, plan.retry_count, bufs.body, bufs.head)?,
+        };
+        #[cfg(not(feature = "responses"))]
         let (body_len, head_len) = prepare(&ep, request, plan.retry_count, bufs.body, bufs.head)?;
         let total = to_embassy(plan.deadline);
         let connect_by = to_embassy(plan.connect_by);
@@ -531,6 +653,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             head: head_buf.get(..head_len).unwrap_or_default(),
             body: body_buf.get(..body_len).unwrap_or_default(),
             stream: request.stream,
+            #[cfg(feature = "responses")]
+            resumable: request.stream
+                && request.background
+                && ep.dialect == steadyllm_core::decode::Dialect::Responses,
+            #[cfg(feature = "responses")]
+            resume,
         };
 
         if ep.base_url.is_tls() {
@@ -611,6 +739,9 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         // The request goes out now.
         let mut timer = AttemptTimer::new(plan, now());
         let mut hints = RetryHints::default();
+        // Responses: the event to resume after, when the stream broke.
+        #[cfg(feature = "responses")]
+        let mut resume_after = None;
         // Every way out gives (failure, bytes delivered, reusable), made into the outcome in
         // one place: each outcome built is code.
         let (failure, delivered, reusable) = 'attempt: {
@@ -635,10 +766,17 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             timer.on_head(!collect);
             self.sse.finish();
             self.decoder = StreamDecoder::new(dialect);
+            #[cfg(feature = "responses")]
+            if let Some(after) = wire.resume {
+                // What was delivered before is not delivered again, whatever the server sends.
+                self.decoder.resume_after(u64::from(after));
+            }
             let mut sink = Sink {
                 on_event,
                 timer,
                 server_error: false,
+                #[cfg(feature = "responses")]
+                id: &mut self.response_id,
             };
             let stream = attempt::Stream {
                 sse: &mut self.sse,
@@ -655,6 +793,13 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 &mut sink,
                 &mut hints,
             );
+            #[cfg(feature = "responses")]
+            let failure = {
+                let (failure, after) =
+                    responses_verdict(failure, &read, wire.resumable, sink.id.len > 0);
+                resume_after = after;
+                failure
+            };
             match failure {
                 Some(Failure::Status(s)) => (Some(Failure::Status(s)), 0, false),
                 Some(f) => (Some(f), sink.timer.delivered(), false),
@@ -665,8 +810,31 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             failure,
             delivered_bytes: delivered,
             hints,
+            #[cfg(feature = "responses")]
+            resume_after,
+            #[cfg(not(feature = "responses"))]
             resume_after: None,
         };
         (outcome, reusable)
+    }
+}
+
+#[cfg(all(test, feature = "responses"))]
+mod tests {
+    use steadyllm_core::json::JsonStr;
+
+    use super::{RESPONSE_ID_CAPACITY, ResponseId};
+
+    #[test]
+    fn a_response_id_that_does_not_fit_is_forgotten_not_cut() {
+        let mut id = ResponseId::NONE;
+        let fits = "r".repeat(RESPONSE_ID_CAPACITY);
+        id.set(JsonStr::plain(&fits));
+        assert_eq!(id.as_str(), fits);
+        let long = "r".repeat(RESPONSE_ID_CAPACITY + 1);
+        id.set(JsonStr::plain(&long));
+        assert_eq!((id.len, id.as_str()), (0, ""));
+        id.set(JsonStr::plain("resp_1"));
+        assert_eq!(id.as_str(), "resp_1");
     }
 }

@@ -12,6 +12,12 @@
 //! breakers, rate-limit pauses and retry budget; several [`Client`]s (one per task) can share it,
 //! so concurrent calls see the same endpoint health.
 //!
+//! With the `responses` feature (default), an endpoint of OpenAI's Responses API
+//! (`Dialect::Responses`) streams in background mode, and a broken stream is resumed exactly:
+//! the client keeps the response id and the last event it delivered, the callback gets
+//! `Event::Engine(CallEvent::Resuming { after })`, and the next attempt asks for the events after
+//! it (`GET …/v1/responses/{id}?stream=true&starting_after=N`) — nothing is delivered twice.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use steadyllm_embassy::{Buffers, Client, Event, SharedState};

@@ -3,9 +3,12 @@
 //! the kernel side of the TAP in the same namespace. Every fault of the matrix gets its asserted
 //! outcome, every TLS chain shape of the matrix streams (or is refused with its reason), and
 //! every dialect and form of answer (streamed, whole, whole in answer to a streamed request)
-//! completes in one attempt with its tool calls whole, over embassy-net. Needs root; prints
+//! completes in one attempt with its tool calls whole, over embassy-net; and every exact-resume
+//! case (`resume/mod.rs`: Responses streams broken and resumed). Needs root; prints
 //! `SKIPPED: <reason>` otherwise.
 #![cfg(target_os = "linux")]
+
+mod resume;
 
 use std::net::SocketAddr;
 use std::time::Duration as StdDuration;
@@ -365,6 +368,54 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
     );
     eprintln!(
         "netns e2e: {passed} fault cases passed on embassy-net in namespace {name} (deleted)"
+    );
+}
+
+/// Exact resume over the Responses API on embassy-net: every case of `resume/mod.rs` (one
+/// POST per call, two when nothing identifying arrived; the whole answer exactly once).
+#[test]
+fn every_resume_case_on_embassy_net_in_a_namespace() {
+    if let Err(why) = NetNs::available() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let ns = NetNs::new().expect("namespace");
+    let name = ns.name().to_string();
+    let host = ns.host_addr();
+    let server = ns
+        .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
+        .expect("thread in namespace")
+        .join()
+        .expect("join")
+        .expect("mock server in the namespace");
+    let url = server.base_url();
+    let answer = server.answer();
+    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
+    let mut passed = 0;
+    for case in resume::cases() {
+        server.reset();
+        server.set_script(case.script.clone());
+        let (url, c) = (url.clone(), case.clone());
+        let run = net
+            .run(StdDuration::from_secs(30), move |stack| async move {
+                stack.wait_config_up().await;
+                let state: TcpClientState<2, 4096, 4096> = TcpClientState::new();
+                let tcp = TcpClient::new(stack, &state);
+                resume::call(&tcp, &LiteralDns, &url, &c).await
+            })
+            .unwrap_or_else(|e| panic!("{}: embassy job: {e:?}", case.name));
+        resume::check(&case, &run, &server.requests(), &answer);
+        passed += 1;
+    }
+    drop(net);
+    drop(server);
+    drop(ns);
+    assert!(
+        !NetNs::exists(&name).expect("ip netns list"),
+        "namespace deleted"
+    );
+    eprintln!(
+        "netns e2e: {passed} resume cases passed on embassy-net in namespace {name} (deleted)"
     );
 }
 

@@ -94,6 +94,7 @@
 //! | `{"fault":"status","code":429,"retry_after":"2","retry_after_ms":1500,"should_retry":false,"body":"…"}` | that status, optional `retry-after`, `retry-after-ms`, `x-should-retry` headers, and `body` or an OpenAI-shaped `{"error":{"message","type","param","code"}}` (Anthropic-shaped on `/messages`) |
 //! | `{"fault":"malformed_after","events":3}` | send 3 events, then `data: {not json`, then end the body |
 //! | `{"fault":"error_event_after","events":3,"message":"…","code":"…"}` | send 3 events, then an error event (`{"error":{…,"type":"server_error"}}`, Anthropic: `event: error`), then end |
+//! | `{"fault":"response_failed","events":3}` | Responses stream: send 3 events, then a `response.failed` event (the next `sequence_number`, `error.code` `server_error`), then end the body; other APIs: their error event, as `error_event_after`; a whole answer: normal |
 //! | `{"fault":"rate_limit","remaining_requests":0,"remaining_tokens":10,"reset_requests":"1s","reset_tokens":"6m0s"}` | normal answer with `x-ratelimit-*` headers (also `limit_requests`, `limit_tokens`) |
 //! | `{"fault":"keepalive_every","ms":100}` | normal answer with `keepalive_every_ms` = `ms` |
 //! | `{"fault":"page","code":200,"content_type":"text/html","body":"…"}` | that status, type and body whatever was asked (a captive portal's page; a redirect or a gzipped body with `headers` such as `[["location","…"]]`, `[["content-encoding","gzip"]]`) |
@@ -233,6 +234,12 @@ pub enum Fault {
         /// The error code (OpenAI `code`, Anthropic error `type`); defaults per API.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
+    },
+    /// Responses stream: send `events` events, then `response.failed`, then end the body
+    /// (other APIs: their error event).
+    ResponseFailed {
+        /// Events sent before `response.failed`.
+        events: usize,
     },
     /// A normal answer carrying `x-ratelimit-*` headers.
     RateLimit(RateLimit),
@@ -411,6 +418,7 @@ impl Step {
             Fault::Status { .. } => "status",
             Fault::MalformedAfter { .. } => "malformed_after",
             Fault::ErrorEventAfter { .. } => "error_event_after",
+            Fault::ResponseFailed { .. } => "response_failed",
             Fault::RateLimit(_) => "rate_limit",
             Fault::KeepaliveEvery { .. } => "keepalive_every",
             Fault::Page { .. } => "page",
@@ -2374,9 +2382,12 @@ async fn produce_stream(
         | Fault::ResetAfter { events }
         | Fault::TruncateAfter { events }
         | Fault::MalformedAfter { events }
-        | Fault::ErrorEventAfter { events, .. } => Some(*events),
+        | Fault::ErrorEventAfter { events, .. }
+        | Fault::ResponseFailed { events } => Some(*events),
         _ => None,
     };
+    // The `sequence_number` of the last event sent (Responses; `response_failed` follows it).
+    let mut last_seq: Option<u64> = None;
     let drip = match fault {
         Fault::Drip { ms_per_byte } => Some(Duration::from_millis(ms_per_byte)),
         _ => None,
@@ -2411,6 +2422,14 @@ async fn produce_stream(
                         .await;
                     return;
                 }
+                Fault::ResponseFailed { .. } => {
+                    let ev = match api {
+                        Api::Responses => response_failed_event(last_seq.map_or(0, |s| s + 1)),
+                        _ => error_event(api, None, None),
+                    };
+                    let _ = tx.send(ev).await;
+                    return;
+                }
                 _ => {}
             }
         }
@@ -2420,10 +2439,31 @@ async fn produce_stream(
         if i > 0 && pacing.delay.is_some() && !wait(&tx, pacing.delay, pacing.keepalive).await {
             return;
         }
+        if api == Api::Responses {
+            last_seq = sequence_number(&ev).or(last_seq);
+        }
         if !send_bytes(&tx, ev, drip).await {
             return;
         }
     }
+}
+
+/// The `sequence_number` in a Responses event's bytes.
+fn sequence_number(ev: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"sequence_number\":";
+    let at = ev.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits = ev[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&ev[at..at + digits]).ok()?.parse().ok()
+}
+
+/// A Responses `response.failed` event numbered `seq`.
+fn response_failed_event(seq: u64) -> Bytes {
+    sse(
+        "response.failed",
+        &format!(
+            "{{\"type\":\"response.failed\",\"sequence_number\":{seq},\"response\":{{\"object\":\"response\",\"status\":\"failed\",\"error\":{{\"code\":\"server_error\",\"message\":\"The model failed to generate a response.\"}},\"output\":[]}}}}"
+        ),
+    )
 }
 
 async fn produce_single(body: Bytes, fault: Fault, tx: mpsc::Sender<Bytes>, ctl: Arc<ConnCtl>) {
