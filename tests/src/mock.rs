@@ -94,6 +94,7 @@
 //! | `{"fault":"status","code":429,"retry_after":"2","retry_after_ms":1500,"should_retry":false,"body":"…"}` | that status, optional `retry-after`, `retry-after-ms`, `x-should-retry` headers, and `body` or an OpenAI-shaped `{"error":{"message","type","param","code"}}` (Anthropic-shaped on `/messages`) |
 //! | `{"fault":"malformed_after","events":3}` | send 3 events, then `data: {not json`, then end the body |
 //! | `{"fault":"error_event_after","events":3,"message":"…","code":"…"}` | send 3 events, then an error event (`{"error":{…,"type":"server_error"}}`, Anthropic: `event: error`), then end |
+//! | `{"fault":"response_failed","events":3}` | Responses: send 3 events, then a `response.failed` event (numbered after the last one sent, its `error` `server_error`), then end the body; other APIs: like `error_event_after` |
 //! | `{"fault":"rate_limit","remaining_requests":0,"remaining_tokens":10,"reset_requests":"1s","reset_tokens":"6m0s"}` | normal answer with `x-ratelimit-*` headers (also `limit_requests`, `limit_tokens`) |
 //! | `{"fault":"keepalive_every","ms":100}` | normal answer with `keepalive_every_ms` = `ms` |
 //! | `{"fault":"page","code":200,"content_type":"text/html","body":"…"}` | that status, type and body whatever was asked (a captive portal's page; a redirect or a gzipped body with `headers` such as `[["location","…"]]`, `[["content-encoding","gzip"]]`) |
@@ -233,6 +234,12 @@ pub enum Fault {
         /// The error code (OpenAI `code`, Anthropic error `type`); defaults per API.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
+    },
+    /// Responses: send `events` events, then `response.failed` (the server's verdict: the
+    /// answer failed, not to be resumed), then end the body. Other APIs: an error event.
+    ResponseFailed {
+        /// Events sent before `response.failed`.
+        events: usize,
     },
     /// A normal answer carrying `x-ratelimit-*` headers.
     RateLimit(RateLimit),
@@ -411,6 +418,7 @@ impl Step {
             Fault::Status { .. } => "status",
             Fault::MalformedAfter { .. } => "malformed_after",
             Fault::ErrorEventAfter { .. } => "error_event_after",
+            Fault::ResponseFailed { .. } => "response_failed",
             Fault::RateLimit(_) => "rate_limit",
             Fault::KeepaliveEvery { .. } => "keepalive_every",
             Fault::Page { .. } => "page",
@@ -2169,6 +2177,40 @@ fn error_event(api: Api, message: Option<&str>, code: Option<&str>) -> Bytes {
     }
 }
 
+/// `response.failed` after the first `sent` of `events` (a Responses stream, or the part of it
+/// a resume replays): numbered after the last event sent, for the response they name.
+fn response_failed_event(events: &[Bytes], sent: usize) -> Bytes {
+    let find = |ev: &Bytes, key: &str| -> Option<String> {
+        let s = std::str::from_utf8(ev).ok()?;
+        let at = s.find(key)? + key.len();
+        let rest = &s[at..];
+        let end = rest.find(|c: char| c == '"' || c == ',' || c == '}')?;
+        Some(rest[..end].to_string())
+    };
+    let seq = match sent.checked_sub(1).and_then(|i| events.get(i)) {
+        Some(ev) => find(ev, "\"sequence_number\":")
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or(0, |n| n + 1),
+        // Nothing sent yet: the first event's number.
+        None => events
+            .first()
+            .and_then(|ev| find(ev, "\"sequence_number\":"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0),
+    };
+    let id = events
+        .iter()
+        .find_map(|ev| find(ev, "\"response\":{\"id\":\""))
+        .unwrap_or_default();
+    sse(
+        "response.failed",
+        &format!(
+            "{{\"type\":\"response.failed\",\"sequence_number\":{seq},\"response\":{{\"id\":{},\"object\":\"response\",\"status\":\"failed\",\"error\":{{\"code\":\"server_error\",\"message\":\"The model failed to generate a response.\"}},\"output\":[]}}}}",
+            js(&id)
+        ),
+    )
+}
+
 fn malformed_event(api: Api) -> Bytes {
     match api {
         Api::OpenAi => Bytes::from_static(b"data: {not json\n\n"),
@@ -2374,7 +2416,8 @@ async fn produce_stream(
         | Fault::ResetAfter { events }
         | Fault::TruncateAfter { events }
         | Fault::MalformedAfter { events }
-        | Fault::ErrorEventAfter { events, .. } => Some(*events),
+        | Fault::ErrorEventAfter { events, .. }
+        | Fault::ResponseFailed { events } => Some(*events),
         _ => None,
     };
     let drip = match fault {
@@ -2385,6 +2428,13 @@ async fn produce_stream(
         return;
     }
     let n = events.len();
+    // `response.failed` for the `response_failed` fault, made while the events are at hand.
+    let mut failed = match (&fault, api) {
+        (Fault::ResponseFailed { events: k }, Api::Responses) => {
+            Some(response_failed_event(&events, (*k).min(n)))
+        }
+        _ => None,
+    };
     for (i, ev) in events
         .into_iter()
         .chain(std::iter::once(Bytes::new()))
@@ -2409,6 +2459,13 @@ async fn produce_stream(
                     let _ = tx
                         .send(error_event(api, message.as_deref(), code.as_deref()))
                         .await;
+                    return;
+                }
+                Fault::ResponseFailed { .. } => {
+                    let ev = failed
+                        .take()
+                        .unwrap_or_else(|| error_event(api, None, None));
+                    let _ = tx.send(ev).await;
                     return;
                 }
                 _ => {}

@@ -33,7 +33,8 @@ const KEY_PLACEHOLDER = "<api-key>";
 const INTERNALS = ["checkOptions", "checkRequest", "bodies", "errorObject", "decodeBatch", "NONE", "REASONS", "FAILURES", "RETRY_REASONS"];
 
 // index.js's own functions (not exported by the package), built as the package's Anthropic
-// entry is, with an export line added: no wasm module is loaded.
+// and Responses entries are (both dialects on), with an export line added: no wasm module is
+// loaded.
 async function internals() {
   const src = readFileSync(join(PKG, "src", "index.js"), "utf8");
   const out = await build({
@@ -41,7 +42,7 @@ async function internals() {
     bundle: true,
     format: "esm",
     write: false,
-    define: { __ANTHROPIC__: "true" },
+    define: { __ANTHROPIC__: "true", __RESPONSES__: "true" },
     logLevel: "error",
   });
   const dir = mkdtempSync(join(tmpdir(), "steadyllm-parity-"));
