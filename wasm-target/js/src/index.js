@@ -796,7 +796,7 @@ function anthropicBody(r, model) {
 // message, function_call and function_call_output items; streamed in background mode (the
 // answer kept by the server, so a broken stream resumes) unless `background: false`.
 function responsesBody(r, model) {
-  if (r.stop?.length) throw invalid("stop: the Responses API has no stop sequences");
+  if (r.stop?.length) throw invalid("stop: the Responses API has none");
   const parts = (c, mine) =>
     c == null
       ? ""
@@ -893,6 +893,9 @@ function wait(p, until, signal) {
   });
 }
 
+// The URL that resumes response `r.id` after event `r.after` (as the core's write_resume_head).
+const resumeUrl = (ep, r) => `${ep.at}/${pct(r.id)}?stream=true&starting_after=${r.after}${ep.query && "&" + ep.query}`;
+
 // How an attempt ended (lib.rs, mod end) and the flags of Chat.feed (mod flag).
 // An error body's error object: OpenAI's {"error":{…}} or {"error":"text"}, Anthropic's
 // {"type":"error","error":{…}}, or the bare {"message":…} of vLLM and others.
@@ -944,7 +947,7 @@ async function* attempt(engine, chat, ep, body, s, signal, st) {
       // the response the module names — GET, no body, as the core's write_resume_head.
       st.resume = undefined;
       headers.delete("content-type");
-      url = `${ep.at}/${pct(r.id)}?stream=true&starting_after=${r.after}${ep.query && "&" + ep.query}`;
+      url = resumeUrl(ep, r);
       init = { headers, signal: ctl.signal };
     }
     // In a browser, connecting is part of waiting for the response head: fetch tells nothing
