@@ -2184,7 +2184,7 @@ fn response_failed_event(events: &[Bytes], sent: usize) -> Bytes {
         let s = std::str::from_utf8(ev).ok()?;
         let at = s.find(key)? + key.len();
         let rest = &s[at..];
-        let end = rest.find(|c: char| c == '"' || c == ',' || c == '}')?;
+        let end = rest.find(['"', ',', '}'])?;
         Some(rest[..end].to_string())
     };
     let seq = match sent.checked_sub(1).and_then(|i| events.get(i)) {
