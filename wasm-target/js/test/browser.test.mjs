@@ -863,6 +863,18 @@ describe("exact resume over the Responses API (steadyllm/responses)", () => {
     assert.equal(r.error.partial, r.text);
   });
 
+  test("response.incomplete ends the call without a resume (answer_incomplete), its text kept", async () => {
+    const r = await ask([{ fault: "ok" }], {}, { maxTokens: 3 });
+    assert.deepEqual(r.methods, ["POST"]);
+    assert.equal(JSON.parse(r.requests[0].body).max_output_tokens, 3);
+    assert.deepEqual(r.resumes, []);
+    assert.equal(r.error.isSteady, true);
+    assert.match(r.error.message, /the server ended the answer incomplete/);
+    assert.equal(r.text, "The sky looks");
+    assert.equal(r.error.partial, "The sky looks");
+    assert.ok(r.deltas.some((d) => d.type === "finish" && d.reason === "max_output_tokens"));
+  });
+
   test("background: false — no background in the body, and a drop keeps the partial text", async () => {
     const r = await ask([{ fault: "reset_after", events: 20 }, { fault: "ok" }], {}, { background: false });
     assert.deepEqual(r.methods, ["POST"]);
