@@ -22,6 +22,15 @@
 //!   before each read of the body; the module names a timeout by the timer's phase. An error body (non-2xx) is the wrapper's to read and
 //!   parse (`JSON.parse`); it reports a spent quota with [`end::QUOTA`].
 //!
+//! OpenAI's Responses API (feature `responses`, the `steadyllm/responses` entry; endpoint `i`
+//! by bit `4 + i` of [`Engine::create`]'s mask): the chat keeps the response's id
+//! (`response.created`) and, when an attempt fails after it in background mode, reports the
+//! last event delivered as the resume point; the engine then plans a resume, which the batch
+//! announces with a resume record (the id and the point) before the attempt record, and the
+//! wrapper fetches `GET …/responses/{id}?stream=true&starting_after=N` instead of posting. The
+//! resumed stream's decoder skips every event at or below the point. `response.failed` and
+//! `response.incomplete` end the call as answer failed / incomplete, never resumed.
+//!
 //! The JS `StreamDecoder` (the parser and decoder alone, over bytes the caller supplies) is a
 //! `Chat` held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
 //!
