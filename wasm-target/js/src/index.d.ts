@@ -299,8 +299,8 @@ export interface DiscardDelta { type: "discard"; message: string }
 /**
  * `api: "responses"`: the stream broke and the next attempt resumes the answer on the same
  * endpoint after event `after` (`GET …/responses/{id}?stream=true&starting_after={after}`):
- * keep the text shown, nothing comes twice and nothing is regenerated. Comes after the
- * {@link RetryDelta} of its wait, as the resume starts. `response.failed` or
+ * keep the text shown, nothing comes twice and nothing is regenerated. Comes as the resume
+ * starts (after the wait a {@link RetryDelta} announced, if any). `response.failed` or
  * `response.incomplete` are the server's verdict and are never resumed: the call rejects with
  * a {@link SteadyLlmError} ("the server ended the answer as failed" / "… incomplete").
  */
