@@ -25,6 +25,7 @@
 use std::fmt::Write as _;
 
 use steadyllm_core::decode::{ApiError, Dialect, StreamDecoder, StreamEnd, StreamItem};
+use steadyllm_core::dialect::responses::write_resume_head;
 use steadyllm_core::http::{Endpoint, EndpointError, HeadError, RequestHead};
 use steadyllm_core::json::JsonStr;
 use steadyllm_core::request::{
@@ -439,6 +440,12 @@ fn request_line(
         Some("anthropic") => Dialect::Anthropic,
         Some(_) => return Err(Unrepresentable("type")),
     };
+    // `api` (the endpoint's, else the client's): `"responses"` is OpenAI's Responses API.
+    let dialect = match e.get("api").or_else(|| o.get("api")).map(|a| a.as_str()) {
+        None | Some(Some("chat")) => dialect,
+        Some(Some("responses")) if dialect == Dialect::OpenAi => Dialect::Responses,
+        Some(_) => return Err(Unrepresentable("type")),
+    };
     let headers = string_map(e.get("headers"), "header")?;
     let mut query = string_map(e.get("query"), "type")?;
     // serde_json's map sorts its keys: the parameters go in the order written.
@@ -547,6 +554,11 @@ fn request_line(
                     "reasoning_effort".into(),
                     serde_json::Value::from(other).to_string(),
                 ));
+            } else if dialect == Dialect::Responses {
+                extra.push((
+                    "reasoning".into(),
+                    serde_json::json!({ "effort": other }).to_string(),
+                ));
             }
             None
         }
@@ -653,6 +665,7 @@ fn request_line(
         Ok(name) => ToolChoice::Function(name),
     });
     req.include_obfuscation = opt_bool(r.get("includeObfuscation"), "type")?.unwrap_or(true);
+    req.background = opt_bool(r.get("background"), "type")?.unwrap_or(true);
     req.response_format = match &format {
         None => None,
         Some((0, ..)) => Some(ResponseFormat::Text),
@@ -706,7 +719,21 @@ fn request_line(
                 .map(|(k, v)| k.len() + v.len() + 4)
                 .sum::<usize>()
     ];
-    let n = match head.write(&mut buf) {
+    // `"resume":{"id","after"}`: the head that resumes the response instead (no body).
+    let resume = match obj(desc.get("resume"), "type")? {
+        None => None,
+        Some(r) => Some((
+            opt_string(r.get("id"), "type")?.ok_or(Unrepresentable("type"))?,
+            r.get("after")
+                .and_then(|a| a.as_u64())
+                .ok_or(Unrepresentable("type"))?,
+        )),
+    };
+    let written = match &resume {
+        Some((id, after)) => write_resume_head(&head, id, *after, &mut buf),
+        None => head.write(&mut buf),
+    };
+    let n = match written {
         Ok(n) => n,
         Err(HeadError::Header(_)) => return Ok(Err("header")),
         Err(HeadError::BufferTooSmall(_)) => return Ok(Err("buffer")),
@@ -728,6 +755,7 @@ fn request_line(
         head_lines.push(serde_json::json!([name.to_ascii_lowercase(), value]));
     }
     let body: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(_) if resume.is_some() => serde_json::Value::Null,
         Ok(v) => v,
         Err(_) => return Ok(Err("body_not_json")),
     };
@@ -741,7 +769,9 @@ fn request_line(
 }
 
 /// Runs the `request` mode over one line: a JSON description of a request in the browser
-/// wrapper's shapes (`{"options":{"model","endpoints":[one endpoint]},"request":{…}}`), out
+/// wrapper's shapes (`{"options":{"model","endpoints":[one endpoint]},"request":{…}}`, and
+/// with `"resume":{"id","after"}` the head of the GET that resumes that Responses answer
+/// instead, its body `null`), out
 /// `{"ok":true,"method","path","headers":[[name,value]…],"body"}` (names lowercase, the API
 /// key replaced by [`KEY_PLACEHOLDER`]) or `{"ok":false,"error":CLASS}`: the class of the
 /// core's typed error (`base_url`, `api_key`, `header`, `sampling`, `max_tokens`,

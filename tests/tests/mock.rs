@@ -1391,6 +1391,39 @@ async fn responses_resume_replays_after_n_and_can_be_refused_once() {
 }
 
 #[tokio::test]
+async fn response_failed_ends_the_stream_numbered_after_the_last_event() {
+    let server = server().await;
+    server.set_script(Script::from(vec![
+        Fault::ResponseFailed { events: 6 },
+        Fault::Ok,
+        Fault::ResponseFailed { events: 2 },
+    ]));
+    let (resp, _) = send(&server, "POST", "/v1/responses", RESPONSES_STREAM).await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.complete, "the body ends cleanly");
+    let evs = responses_events(&resp);
+    assert_eq!(sequence(&evs), (0..7).collect::<Vec<_>>());
+    let last = &evs[6];
+    assert_eq!(last["type"], "response.failed");
+    assert_eq!(last["response"]["id"], "resp_mock0");
+    assert_eq!(last["response"]["status"], "failed");
+    assert_eq!(last["response"]["error"]["code"], "server_error");
+    // On a resume: after the events it replays (11 and 12), numbered 13.
+    send(&server, "POST", "/v1/responses", RESPONSES_STREAM).await;
+    let (rest, _) = send(
+        &server,
+        "GET",
+        "/v1/responses/resp_mock1?stream=true&starting_after=10",
+        "",
+    )
+    .await;
+    let evs = responses_events(&rest);
+    assert_eq!(sequence(&evs), [11, 12, 13]);
+    assert_eq!(evs[2]["type"], "response.failed");
+    assert_eq!(evs[2]["response"]["id"], "resp_mock1");
+}
+
+#[tokio::test]
 async fn responses_without_background_are_not_kept() {
     let server = server().await;
     let body = r#"{"model":"m","input":[{"role":"user","content":"hi"}],"stream":true}"#;

@@ -30,7 +30,8 @@ unsafe fn object<'a, T>(p: *mut T) -> Option<&'a mut T> {
 }
 
 /// A new engine from the client's settings (`n0`…`n11`: [`input::cfg`]), `endpoints` (1–4),
-/// the Anthropic mask and the seed; 0 when a value is out of range.
+/// the dialect mask (bit `i`: endpoint `i` is Anthropic; bit `4 + i`: OpenAI's Responses API)
+/// and the seed; 0 when a value is out of range.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn engine_create(
@@ -47,12 +48,12 @@ pub extern "C" fn engine_create(
     n10: u32,
     n11: u32,
     endpoints: u32,
-    anthropic: u32,
+    dialects: u32,
     seed_lo: u32,
     seed_hi: u32,
 ) -> *mut Engine {
     let numbers: [u32; input::cfg::LEN] = [n0, n1, n2, n3, n4, n5, n6, n7, n8, n9, n10, n11];
-    Engine::create(&numbers, endpoints, anthropic, seed_lo, seed_hi)
+    Engine::create(&numbers, endpoints, dialects, seed_lo, seed_hi)
         .map_or(core::ptr::null_mut(), |e| Box::into_raw(Box::new(e)))
 }
 

@@ -15,6 +15,7 @@
 //! | 12 done | 1 ok / 0 failed, attempts, endpoint, reason (see [`reason`]), failure code, HTTP status (0 if none), requested Retry-After ms |
 //! | 13 attempt | number, endpoint, retry count, first byte ms, first token ms, idle ms, deadline ms (times from the `now` given) |
 //! | 14 sleep | ms |
+//! | 16 resume | after (the sequence number of the last event delivered), response id start, end |
 //!
 //! Kinds 12–14 are the engine's steps (one per [`crate::Chat::next`], after its notices): the
 //! JS side runs the attempt, sleeps, or ends the call.
@@ -74,6 +75,8 @@ pub mod kind {
     pub const SLEEP: u32 = 14;
     /// A whole tool call (its fragments joined by the core's assembler).
     pub const TOOL_CALL_DONE: u32 = 15;
+    /// The next attempt resumes a Responses answer (before its attempt record).
+    pub const RESUME: u32 = 16;
 }
 
 /// Why a call ended (the `reason` word of a done record).
@@ -200,6 +203,13 @@ impl Batch {
             ms(p.idle),
             ms(p.deadline.saturating_since(now)),
         ]);
+    }
+
+    /// Adds the notice "the next attempt resumes response `id` after event `after`": the
+    /// wrapper sends `GET …/responses/{id}?stream=true&starting_after={after}` for it.
+    pub fn resume(&mut self, after: u32, id: &str) {
+        let (a, b) = self.push_str(id);
+        self.words.extend_from_slice(&[kind::RESUME, after, a, b]);
     }
 
     /// Adds the step "wait this long".
@@ -658,6 +668,13 @@ mod tests {
         check(&l, "failover", &b, &[("from", Word(0)), ("to", Word(1))]);
         let b = one(&|b| b.engine(&CallEvent::DiscardDelivered { bytes: 12 }, 2));
         check(&l, "discard", &b, &[("bytes", Word(12))]);
+        let b = one(&|b| b.resume(41, "resp_\u{e9}😀"));
+        check(
+            &l,
+            "resume",
+            &b,
+            &[("after", Word(41)), ("id", Text("resp_\u{e9}😀"))],
+        );
         let e = ApiError {
             message: s("m\u{e9}"),
             kind: Some(s("t")),
@@ -782,7 +799,7 @@ mod tests {
         check(&l, "sleep", &b, &[("ms", Word(750))]);
         assert_eq!(
             l["kinds"].as_object().map(|k| k.len()),
-            Some(15),
+            Some(16),
             "every kind checked"
         );
     }

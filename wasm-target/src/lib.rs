@@ -22,6 +22,15 @@
 //!   before each read of the body; the module names a timeout by the timer's phase. An error body (non-2xx) is the wrapper's to read and
 //!   parse (`JSON.parse`); it reports a spent quota with [`end::QUOTA`].
 //!
+//! OpenAI's Responses API (feature `responses`, the `steadyllm/responses` entry; endpoint `i`
+//! by bit `4 + i` of [`Engine::create`]'s mask): the chat keeps the response's id
+//! (`response.created`) and, when an attempt fails after it in background mode, reports the
+//! last event delivered as the resume point; the engine then plans a resume, which the batch
+//! announces with a resume record (the id and the point) before the attempt record, and the
+//! wrapper fetches `GET …/responses/{id}?stream=true&starting_after=N` instead of posting. The
+//! resumed stream's decoder skips every event at or below the point. `response.failed` and
+//! `response.incomplete` end the call as answer failed / incomplete, never resumed.
+//!
 //! The JS `StreamDecoder` (the parser and decoder alone, over bytes the caller supplies) is a
 //! `Chat` held at its first attempt with a 200 head: `feed` decodes, `head` starts over.
 //!
@@ -109,8 +118,15 @@ fn instant(ms: f64) -> Instant {
     Instant::from_millis(ms as u64)
 }
 
-fn dialect(anthropic: bool) -> Dialect {
-    if anthropic {
+/// The dialect of endpoint `i` by an engine's mask: bit `i` Anthropic, bit `4 + i` OpenAI's
+/// Responses API (each needs its feature), else OpenAI chat completions.
+fn dialect(mask: u32, i: usize) -> Dialect {
+    let bit = |at: usize| mask.checked_shr(at as u32).unwrap_or(0) & 1 == 1;
+    #[cfg(feature = "responses")]
+    if bit(4 + i) {
+        return Dialect::Responses;
+    }
+    if bit(i) {
         Dialect::Anthropic
     } else {
         Dialect::OpenAi
@@ -173,6 +189,9 @@ struct Sink {
     server_error: bool,
     /// The core's assembler.
     tools: Tools,
+    /// Responses: the id of the response this call created (kept to resume it).
+    #[cfg(feature = "responses")]
+    id: Option<String>,
 }
 
 impl Sink {
@@ -183,6 +202,11 @@ impl Sink {
         if let StreamItem::Error(e) = item {
             self.server_error = true;
             self.out.server_error(200, &e);
+        }
+        #[cfg(feature = "responses")]
+        if let StreamItem::Created { id } = item {
+            use alloc::string::ToString;
+            self.id = Some(id.to_string());
         }
         // The heap storage refuses nothing.
         let _ = self.tools.handle_item(&item);
@@ -207,24 +231,26 @@ struct Body {
 }
 
 impl Body {
-    fn new(anthropic: bool) -> Body {
+    fn new(dialect: Dialect) -> Body {
         Body {
             sse: Box::new(SseParser::new()),
-            decoder: StreamDecoder::new(dialect(anthropic)),
+            decoder: StreamDecoder::new(dialect),
             sink: Sink {
                 out: Batch::default(),
                 timer: None,
                 server_error: false,
                 tools: Tools::with_storage(Calls(Vec::new())),
+                #[cfg(feature = "responses")]
+                id: None,
             },
             malformed: false,
         }
     }
 
     /// Ready for another stream (keeps the allocations).
-    fn reset(&mut self, anthropic: bool) {
+    fn reset(&mut self, dialect: Dialect) {
         self.sse.reset();
-        self.decoder = StreamDecoder::new(dialect(anthropic));
+        self.decoder = StreamDecoder::new(dialect);
         self.sink.server_error = false;
         self.sink.tools.clear();
         self.malformed = false;
@@ -267,25 +293,28 @@ pub struct Engine {
     config: CallConfig,
     state: ClientState,
     seed: u64,
-    /// Bit `i` set: endpoint `i` speaks Anthropic's API.
-    anthropic: u32,
+    /// Bit `i` set: endpoint `i` speaks Anthropic's API; bit `4 + i`: OpenAI's Responses API.
+    dialects: u32,
 }
 
 impl Engine {
-    /// An engine for `endpoints` endpoints (1–4; bit `i` of `anthropic` marks endpoint `i` as
-    /// Anthropic, which needs the `anthropic` feature) with the settings in `numbers` (see [`input::cfg`]; [`input::UNSET`] keeps
+    /// An engine for `endpoints` endpoints (1–4; bit `i` of `dialects` marks endpoint `i` as
+    /// Anthropic, which needs the `anthropic` feature, bit `4 + i` as OpenAI's Responses API,
+    /// which needs the `responses` feature) with the settings in `numbers` (see [`input::cfg`]; [`input::UNSET`] keeps
     /// a default); the seed words come from `crypto.getRandomValues`. `None` when a number
     /// is out of range (the wrapper checks them first, with messages).
     pub fn create(
         numbers: &[u32],
         endpoints: u32,
-        anthropic: u32,
+        dialects: u32,
         seed_lo: u32,
         seed_hi: u32,
     ) -> Option<Engine> {
         let config = input::config(numbers)?;
         let n = endpoints as usize;
-        if !(1..=input::ENDPOINTS).contains(&n) || (anthropic != 0 && !cfg!(feature = "anthropic"))
+        if !(1..=input::ENDPOINTS).contains(&n)
+            || (dialects & 0xf != 0 && !cfg!(feature = "anthropic"))
+            || (dialects & !0xf != 0 && !cfg!(feature = "responses"))
         {
             return None;
         }
@@ -293,7 +322,7 @@ impl Engine {
             state: ClientState::new(n, &config),
             config,
             seed: u64::from(seed_hi) << 32 | u64::from(seed_lo),
-            anthropic,
+            dialects,
         })
     }
 
@@ -318,7 +347,14 @@ impl Engine {
 pub struct Chat {
     call: Call,
     body: Body,
-    anthropic: bool,
+    /// The dialect of the attempt's endpoint.
+    dialect: Dialect,
+    /// Responses: background mode is on (the answer can be resumed).
+    #[cfg(feature = "responses")]
+    background: bool,
+    /// Responses: this attempt resumes the answer after this event.
+    #[cfg(feature = "responses")]
+    resume: Option<u32>,
     /// Status of this attempt's response head (0: none yet).
     status: u16,
     /// Status of the last response head of the call.
@@ -330,8 +366,9 @@ pub struct Chat {
 
 impl Chat {
     /// Starts a call at `now` for a request of `prompt_bytes` bytes of prompt text, a token
-    /// limit (0: none) and `kind` (bit 0: it carries images; bit 1: a reasoning request);
-    /// these pick the timeouts.
+    /// limit (0: none) and `kind` (bit 0: it carries images; bit 1: a reasoning request;
+    /// bit 2: a Responses request not in background mode, which cannot be resumed); these
+    /// pick the timeouts.
     pub fn new(
         engine: &mut Engine,
         now: f64,
@@ -355,8 +392,12 @@ impl Chat {
                 instant(now),
                 engine.seed,
             ),
-            body: Body::new(false),
-            anthropic: false,
+            body: Body::new(Dialect::OpenAi),
+            dialect: Dialect::OpenAi,
+            #[cfg(feature = "responses")]
+            background: kind & 4 == 0,
+            #[cfg(feature = "responses")]
+            resume: None,
             status: 0,
             last_status: 0,
             hints: RetryHints::default(),
@@ -378,9 +419,18 @@ impl Chat {
             Step::Attempt(p) => {
                 // Until `sent` says when the request went out: from now.
                 self.body.sink.timer = Some(AttemptTimer::new(&p, now));
-                self.anthropic = engine.anthropic >> (p.endpoint & 31) & 1 == 1;
+                self.dialect = dialect(engine.dialects, p.endpoint);
                 self.status = 0;
                 self.hints = RetryHints::default();
+                // A resume: the wrapper asks for the events after `after` of the response it
+                // names instead of posting the request again.
+                #[cfg(feature = "responses")]
+                {
+                    self.resume = p.resume_after;
+                    if let (Some(after), Some(id)) = (p.resume_after, &self.body.sink.id) {
+                        out.resume(after, id);
+                    }
+                }
                 out.attempt(&p, now);
             }
             Step::Sleep(until) => out.sleep(until.saturating_since(now)),
@@ -434,7 +484,12 @@ impl Chat {
         if let Some(t) = &mut self.body.sink.timer {
             t.on_head(stream);
         }
-        self.body.reset(self.anthropic);
+        self.body.reset(self.dialect);
+        // A resumed stream: the events up to the point are skipped, whatever the server sends.
+        #[cfg(feature = "responses")]
+        if let Some(n) = self.resume {
+            self.body.decoder.resume_after(u64::from(n));
+        }
         self.body.sink.out.clear();
     }
 
@@ -483,6 +538,9 @@ impl Chat {
         let status = self.status;
         // What the attempt waited for when its deadline passed.
         let waiting = timer.waiting();
+        // Responses: the last event delivered (before `finish` forgets it).
+        #[cfg(feature = "responses")]
+        let last = self.body.decoder.sequence_number();
         let failure = if status == 0 {
             Some(if how == end::TIMEOUT {
                 Failure::Timeout(waiting)
@@ -495,20 +553,54 @@ impl Chat {
             // The core's mapping, as on every adapter (an error event fails the stream even
             // after the end marker).
             let b = &mut self.body;
+            // The server's own verdict on the answer (Responses): final, never resumed.
+            #[cfg_attr(not(feature = "responses"), allow(unused_mut))]
+            let mut verdict = None;
             let end = match how {
                 end::TIMEOUT => BodyEnd::Timeout(waiting),
                 end::NETWORK => BodyEnd::Network,
-                _ if b.finish() == StreamEnd::Complete => BodyEnd::Complete,
-                _ => BodyEnd::EndedEarly,
+                _ => match b.finish() {
+                    StreamEnd::Complete => BodyEnd::Complete,
+                    #[cfg(feature = "responses")]
+                    StreamEnd::Failed => {
+                        verdict = Some(Failure::AnswerFailed);
+                        BodyEnd::EndedEarly
+                    }
+                    #[cfg(feature = "responses")]
+                    StreamEnd::Incomplete => {
+                        verdict = Some(Failure::AnswerIncomplete);
+                        BodyEnd::EndedEarly
+                    }
+                    _ => BodyEnd::EndedEarly,
+                },
             };
             // (Complete means the end marker came, which finished every tool call.)
-            transport::body_failure(end, b.malformed, b.sink.server_error)
+            verdict.or(transport::body_failure(
+                end,
+                b.malformed,
+                b.sink.server_error,
+            ))
         };
+        // Responses in background mode, once the response's id came: a failed attempt is
+        // resumed after the last event delivered. (Nothing identifying yet: posted again.)
+        #[cfg(feature = "responses")]
+        let resume_after = match (&self.body.sink.id, failure) {
+            (Some(_), Some(f))
+                if self.background
+                    && self.dialect == Dialect::Responses
+                    && !matches!(f, Failure::AnswerFailed | Failure::AnswerIncomplete) =>
+            {
+                last.and_then(|n| u32::try_from(n).ok())
+            }
+            _ => None,
+        };
+        #[cfg(not(feature = "responses"))]
+        let resume_after = None;
         let o = Outcome {
             failure,
             delivered_bytes: timer.delivered(),
             hints,
-            resume_after: None,
+            resume_after,
         };
         self.call.finish_attempt(&mut engine.state, o, instant(now));
     }
@@ -563,6 +655,7 @@ mod tests {
                 kind::SERVER_ERROR => 9,
                 kind::DONE | kind::ATTEMPT => 7,
                 kind::SLEEP => 1,
+                kind::RESUME => 3,
                 k => panic!("unknown kind {k}"),
             };
             out.push((w[i], w[i + 1..i + 1 + n].to_vec()));
@@ -1015,6 +1108,112 @@ mod tests {
             ]]
         );
         assert!(got.iter().any(|g| g.0 == kind::CONTENT && g.2 == ["Hi."]));
+    }
+
+    /// A Responses event numbered `n`: `created`, `completed`, `failed`, or else an output-text
+    /// delta of that text.
+    #[cfg(feature = "responses")]
+    fn responses_event(n: u32, kind: &str) -> String {
+        match kind {
+            "created" => format!(
+                "data: {{\"type\":\"response.created\",\"sequence_number\":{n},\"response\":{{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"queued\",\"output\":[]}}}}\n\n"
+            ),
+            "completed" => format!(
+                "data: {{\"type\":\"response.completed\",\"sequence_number\":{n},\"response\":{{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"output\":[]}}}}\n\n"
+            ),
+            "failed" => format!(
+                "data: {{\"type\":\"response.failed\",\"sequence_number\":{n},\"response\":{{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"failed\",\"error\":{{\"code\":\"server_error\",\"message\":\"boom\"}},\"output\":[]}}}}\n\n"
+            ),
+            text => format!(
+                "data: {{\"type\":\"response.output_text.delta\",\"sequence_number\":{n},\"item_id\":\"m\",\"output_index\":0,\"content_index\":0,\"delta\":\"{text}\"}}\n\n"
+            ),
+        }
+    }
+
+    #[test]
+    #[cfg(feature = "responses")]
+    fn a_responses_answer_resumes_after_the_last_event_and_skips_the_replay() {
+        let ev = |n, k| responses_event(n, k);
+        // Endpoint 0 speaks the Responses API (bit 4).
+        let mut n = [input::UNSET; input::cfg::LEN];
+        n[input::cfg::MAX_ATTEMPTS] = 4;
+        let mut e = Engine::create(&n, 1, 1 << 4, 1, 2).expect("valid");
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
+        let mut got = String::new();
+        let mut take = |chat: &Chat| {
+            let b = &chat.body.sink.out;
+            for (k, w) in records(b) {
+                if k == kind::CONTENT {
+                    got.push_str(&text(b, w[1], w[2]));
+                }
+            }
+        };
+        let (k, _) = step(&mut chat, &mut e, 0.0);
+        assert_eq!(k, kind::ATTEMPT);
+        assert!(
+            records(&chat.body.sink.out)
+                .iter()
+                .all(|r| r.0 != kind::RESUME)
+        );
+        chat.head(200, b"content-type: text/event-stream\n");
+        chat.feed(format!("{}{}{}", ev(0, "created"), ev(1, "Hel"), ev(2, "lo")).as_bytes());
+        take(&chat);
+        chat.end(&mut e, 10.0, end::NETWORK);
+        // The next step: a resume after event 2 of resp_1, then its attempt.
+        let mut t = 10.0;
+        let recs = loop {
+            chat.next(&mut e, t);
+            let recs = records(&chat.body.sink.out);
+            match recs.last() {
+                Some((kind::SLEEP, w)) => t += f64::from(w[0]),
+                _ => break recs,
+            }
+        };
+        let at = recs
+            .iter()
+            .position(|r| r.0 == kind::RESUME)
+            .expect("a resume record");
+        assert_eq!(recs[at].1[0], 2);
+        assert_eq!(
+            text(&chat.body.sink.out, recs[at].1[1], recs[at].1[2]),
+            "resp_1"
+        );
+        assert_eq!(recs.last().map(|r| r.0), Some(kind::ATTEMPT));
+        // The server replays from the start: nothing is delivered twice.
+        chat.head(200, b"content-type: text/event-stream\n");
+        let replay = format!(
+            "{}{}{}{}{}",
+            ev(0, "created"),
+            ev(1, "Hel"),
+            ev(2, "lo"),
+            ev(3, " there"),
+            ev(4, "completed")
+        );
+        let f = chat.feed(replay.as_bytes());
+        take(&chat);
+        assert_ne!(f & flag::OVER, 0);
+        chat.end(&mut e, t, end::BODY);
+        let (k, d) = step(&mut chat, &mut e, t);
+        assert_eq!((k, d[0], d[1]), (kind::DONE, 1, 2), "ok after two attempts");
+        assert_eq!(got, "Hello there");
+
+        // `response.failed` ends the call (answer failed, code 10): no resume.
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
+        step(&mut chat, &mut e, t);
+        chat.head(200, b"");
+        chat.feed(format!("{}{}{}", ev(0, "created"), ev(1, "a"), ev(2, "failed")).as_bytes());
+        chat.end(&mut e, t, end::BODY);
+        let (k, d) = step(&mut chat, &mut e, t);
+        assert_eq!((k, d[0], d[1], d[4]), (kind::DONE, 0, 1, 10));
+
+        // Background mode off (kind bit 2): a drop after text is partial output (reason 5).
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 4);
+        step(&mut chat, &mut e, t);
+        chat.head(200, b"");
+        chat.feed(format!("{}{}", ev(0, "created"), ev(1, "a")).as_bytes());
+        chat.end(&mut e, t, end::NETWORK);
+        let (k, d) = step(&mut chat, &mut e, t);
+        assert_eq!((k, d[0], d[3]), (kind::DONE, 0, reason::PARTIAL_OUTPUT));
     }
 
     #[test]

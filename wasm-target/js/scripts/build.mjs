@@ -1,6 +1,7 @@
-// Builds the package into dist/ — two entries, `steadyllm` (dist/) and `steadyllm/anthropic`
-// (dist/anthropic/), each the wasm module (cargo, profile wasm-release; the second with the
-// crate's `anthropic` feature) through wasm-opt (npm binaryen; Debian's is too old), and the
+// Builds the package into dist/ — three entries, `steadyllm` (dist/), `steadyllm/anthropic`
+// (dist/anthropic/) and `steadyllm/responses` (dist/responses/), each the wasm module (cargo,
+// profile wasm-release; the second with the crate's `anthropic` feature, the third with its
+// `responses` feature) through wasm-opt (npm binaryen; Debian's is too old), and the
 // hand-written wrapper (which calls the module's C ABI itself: no generated glue), plus types.
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -34,13 +35,15 @@ console.log(`build: ${nightly ? "nightly, core rebuilt with immediate-abort pani
 const target = process.env.CARGO_TARGET_DIR || join(root, "target");
 rmSync(dist, { recursive: true, force: true });
 
-// Two entries, one per module: `steadyllm` (dist/index.js: OpenAI-compatible APIs) and
+// Three entries, one per module: `steadyllm` (dist/index.js: OpenAI-compatible APIs),
 // `steadyllm/anthropic` (dist/anthropic/index.js: the same API, plus Anthropic's Messages API,
-// built with the crate's `anthropic` feature). A page loads one of them.
-function variant(name, anthropic) {
-  const targetDir = anthropic ? join(target, "anthropic") : target;
+// built with the crate's `anthropic` feature) and `steadyllm/responses` (dist/responses/:
+// the same, plus OpenAI's Responses API with exact resume, the crate's `responses` feature).
+// A page loads one of them.
+function variant(name, feature) {
+  const targetDir = feature ? join(target, feature) : target;
   const args = ["build", "-p", "steadyllm-wasm", "--target", "wasm32-unknown-unknown", "--profile", "wasm-release", "--target-dir", targetDir];
-  if (anthropic) args.push("--features", "anthropic");
+  if (feature) args.push("--features", feature);
   if (nightly) args.unshift("+nightly"), args.push("-Zbuild-std=core,alloc");
   run("cargo", args, { cwd: root, env: { ...process.env, RUSTFLAGS: rustflags } });
   const wasm = join(targetDir, "wasm32-unknown-unknown", "wasm-release", "steadyllm_wasm.wasm");
@@ -60,13 +63,15 @@ function variant(name, anthropic) {
     "--minify",
     "--target=es2022",
     "--legal-comments=none",
-    `--define:__ANTHROPIC__=${anthropic}`,
+    `--define:__ANTHROPIC__=${feature === "anthropic"}`,
+    `--define:__RESPONSES__=${feature === "responses"}`,
     `--outfile=${join(d, "index.js")}`,
     "--log-level=error",
   ]);
   copyFileSync(join(pkg, "src", "index.d.ts"), join(d, "index.d.ts"));
   console.log(`build: ${join("dist", name, "index.js")} ready (wasm ${statSync(out).size} bytes)`);
 }
-variant("", false);
-variant("anthropic", true);
+variant("", null);
+variant("anthropic", "anthropic");
+variant("responses", "responses");
 

@@ -1,7 +1,8 @@
 // What a page downloads, per entry of the packed package: the entry's ES module and the wasm
 // it loads (not the .d.ts, README or package.json), gzip level 9 each, summed.
 // `steadyllm` (OpenAI-compatible APIs) is the package's payload; `steadyllm/anthropic` (the same
-// plus Anthropic's Messages API) is printed too. The last line is `package gzip bytes: N`,
+// plus Anthropic's Messages API) and `steadyllm/responses` (plus OpenAI's Responses API with
+// exact resume) are printed too. The last line is `package gzip bytes: N`,
 // N for `steadyllm`. Goal: N ≤ 30 KB (30 000 bytes); with `--enforce` (the test command) a
 // package over it fails.
 import { execFileSync } from "node:child_process";
@@ -16,6 +17,7 @@ const shipped = new Set(pack.files.map((f) => f.path));
 const entries = [
   ["steadyllm", "dist"],
   ["steadyllm/anthropic", "dist/anthropic"],
+  ["steadyllm/responses", "dist/responses"],
 ];
 const totals = {};
 for (const [entry, dir] of entries) {
@@ -34,7 +36,7 @@ for (const [entry, dir] of entries) {
   totals[entry] = gz;
 }
 const gz = totals.steadyllm;
-console.log(`npm tarball ${pack.filename}: ${pack.size} B (both entries, types, README)`);
+console.log(`npm tarball ${pack.filename}: ${pack.size} B (every entry, types, README)`);
 console.log(`goal: ${GOAL} B gzip — ${gz <= GOAL ? "met" : `missed by ${gz - GOAL} B`}`);
 console.log(`package gzip bytes: ${gz}`);
 if (process.argv.includes("--enforce") && gz > GOAL) process.exit(1);

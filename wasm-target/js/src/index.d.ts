@@ -9,6 +9,9 @@
 /** Which API an endpoint speaks. */
 export type Dialect = "openai" | "anthropic";
 
+/** Which of OpenAI's APIs an `"openai"` endpoint is called with. */
+export type Api = "chat" | "responses";
+
 /** One server to send requests to. The first endpoint is the primary; the others are fallbacks. */
 export interface EndpointConfig {
   /** Base URL up to the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8080/v1`. */
@@ -25,6 +28,14 @@ export interface EndpointConfig {
    * `steadyllm/anthropic` entry; the default entry refuses it with an InvalidRequestError.
    */
   dialect?: Dialect;
+  /**
+   * Which OpenAI API (default: the client's `api`, else `"chat"`, `/chat/completions`).
+   * `"responses"`: OpenAI's Responses API (`/v1/responses`, or `/responses` after a base URL
+   * ending in `/v1`), streamed in background mode so that a broken answer is resumed exactly
+   * where it broke (see {@link ResumeDelta}); it needs the `steadyllm/responses` entry (the
+   * other entries refuse it with an {@link InvalidRequestError}) and the `"openai"` dialect.
+   */
+  api?: Api;
   /**
    * Extra request headers, e.g. Azure OpenAI's `{ "api-key": KEY }` (values are never logged
    * or quoted in errors). Validated: token names, no CR/LF/NUL in values; values are sent as
@@ -91,6 +102,8 @@ export interface ClientOptions {
   breaker?: BreakerOptions;
   /** Default model when an endpoint names none. */
   model?: string;
+  /** The endpoints' `api` when they name none (default `"chat"`). */
+  api?: Api;
   /**
    * Model name prefixes that mark a reasoning model (`["o3", "gpt-5", "deepseek-reasoner"]`):
    * its calls get the reasoning timeouts (minutes before the first token) even when the
@@ -209,6 +222,14 @@ export interface ChatRequest {
    * `stream`, or a field that is set) is refused with an {@link InvalidRequestError}.
    */
   extraBody?: Record<string, unknown>;
+  /**
+   * `api: "responses"` only: `false` creates the response without background mode (no
+   * `"background": true, "store": true`): the server keeps nothing, so a stream that breaks
+   * after content fails with the partial text (or restarts with `restartOnPartial`) as on
+   * `/chat/completions`. Default: background mode, resumed exactly after a drop. (`stop` has
+   * no Responses equivalent and is refused there.)
+   */
+  background?: boolean;
 }
 
 export interface CallOptions {
@@ -275,6 +296,23 @@ export interface RetryDelta {
 export interface FailoverDelta { type: "failover"; from: number; to: number; message: string }
 /** Only with `restartOnPartial`: the answer restarts; drop the text shown so far. */
 export interface DiscardDelta { type: "discard"; message: string }
+/**
+ * `api: "responses"`: the stream broke and the next attempt resumes the answer on the same
+ * endpoint after event `after` (`GET …/responses/{id}?stream=true&starting_after={after}`):
+ * keep the text shown, nothing comes twice and nothing is regenerated. Comes as the resume
+ * starts (after the wait a {@link RetryDelta} announced, if any). `response.failed` or
+ * `response.incomplete` are the server's verdict and are never resumed: the call rejects with
+ * a {@link SteadyLlmError} ("the server ended the answer as failed" / "… incomplete").
+ */
+export interface ResumeDelta {
+  type: "resume";
+  /** The `sequence_number` of the last event delivered. */
+  after: number;
+  /** The response's id. */
+  id: string;
+  /** A readable line for a UI ("resuming the answer after event 41"). */
+  message: string;
+}
 
 export type Delta =
   | ContentDelta
@@ -286,7 +324,8 @@ export type Delta =
   | UsageDelta
   | RetryDelta
   | FailoverDelta
-  | DiscardDelta;
+  | DiscardDelta
+  | ResumeDelta;
 
 export interface Usage { promptTokens: number; completionTokens: number; totalTokens: number }
 

@@ -1,6 +1,7 @@
-// steadyllm — the JavaScript face of the WebAssembly core (steadyllm-wasm). Built twice
-// (scripts/build.mjs): `__ANTHROPIC__` is false for the default entry, true for
-// `steadyllm/anthropic`, whose module decodes Anthropic's events too.
+// steadyllm — the JavaScript face of the WebAssembly core (steadyllm-wasm). Built three times
+// (scripts/build.mjs): `__ANTHROPIC__` is true for `steadyllm/anthropic`, whose module decodes
+// Anthropic's events too, `__RESPONSES__` for `steadyllm/responses`, whose module speaks
+// OpenAI's Responses API and resumes a broken answer exactly; both false for the default entry.
 // Types: index.d.ts. The module is sans-IO: it decides (attempt, sleep, give up) and decodes;
 // this file does the IO — fetch, timers, abort — and builds the request bodies. What crosses
 // is numbers and bytes; results come back as batches of records (see decodeBatch).
@@ -17,8 +18,9 @@ const engines = new FinalizationRegistry((p) => x.engine_free(p));
 
 class Engine {
   // Undefined when the module refuses the settings (the wrapper checked them first).
-  static create(numbers, endpoints, anthropic, seedLo, seedHi) {
-    const p = x.engine_create(...numbers, endpoints, anthropic, seedLo, seedHi);
+  // dialects: bit i, endpoint i is Anthropic; bit 4 + i, OpenAI's Responses API.
+  static create(numbers, endpoints, dialects, seedLo, seedHi) {
+    const p = x.engine_create(...numbers, endpoints, dialects, seedLo, seedHi);
     if (!p) return;
     const e = new Engine();
     e.p = p;
@@ -321,6 +323,13 @@ function decodeBatch(w, t, out, st) {
       case 14:
         return { sleep: w[i + 1] };
       default:
+        // 16: the next attempt resumes the answer (Responses; only that entry's module
+        // writes it).
+        if (__RESPONSES__ && w[i] === 16) {
+          out.push({ type: "resume", after: w[i + 1], id: t.slice(w[i + 2], w[i + 3]), message: `resuming the answer after event ${w[i + 1]}` });
+          i += 4;
+          break;
+        }
         // Unknown record: the two sides disagree; stop rather than misread.
         return;
     }
@@ -451,6 +460,9 @@ function bytes(v) {
   return s;
 }
 
+// Percent-encoding as the core does it: all but A-Z a-z 0-9 - . _ ~.
+const pct = (v) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+
 // Checks the options; returns what the engine is made from.
 function checkOptions(o) {
   if (!isObj(o)) throw invalid("new Client(options): options must be an object");
@@ -487,6 +499,13 @@ function checkOptions(o) {
       throw invalid(`endpoints[${i}]: the Anthropic dialect is in "steadyllm/anthropic"`);
     }
     const anthropic = e.dialect === "anthropic";
+    // OpenAI's Responses API (the endpoint's, else the client's api): its own entry.
+    const api = e.api ?? o.api ?? "chat";
+    if (api !== "chat" && api !== "responses") throw invalid('api must be "chat" or "responses"');
+    const responses = api === "responses";
+    if (responses && (!__RESPONSES__ || anthropic)) {
+      throw invalid(`endpoints[${i}]: api "responses" is OpenAI's, in "steadyllm/responses"`);
+    }
     // The request headers, fixed per endpoint (the retry count is added per attempt).
     const headers = [
       ["content-type", "application/json"],
@@ -525,9 +544,7 @@ function checkOptions(o) {
         headers.push([n, bytes(v)]);
       }
     }
-    // Query parameters (Azure's api-version), percent-encoded as the core does: all but
-    // A-Z a-z 0-9 - . _ ~.
-    const pct = (v) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+    // Query parameters (Azure's api-version), percent-encoded as the core does (pct).
     let query = "";
     try {
       if (e.query !== undefined && !isObj(e.query)) throw 0;
@@ -550,8 +567,10 @@ function checkOptions(o) {
       throw invalid(`endpoints[${i}] has no model: set options.model or the endpoint's model`);
     }
     const prefix = url.pathname.replace(/\/+$/, "");
-    const path = !anthropic ? "/chat/completions" : prefix.endsWith("/v1") ? "/messages" : "/v1/messages";
-    return { baseUrl: e.baseUrl, url: url.origin + prefix + path + (query && "?" + query), model: m, anthropic, headers };
+    const v1 = prefix.endsWith("/v1") ? "" : "/v1";
+    const path = responses ? v1 + "/responses" : !anthropic ? "/chat/completions" : v1 + "/messages";
+    const at = url.origin + prefix + path;
+    return { baseUrl: e.baseUrl, url: at + (query && "?" + query), at, query, model: m, anthropic, responses, headers };
   });
   for (const g of ["timeouts", "retries", "breaker"]) {
     if (o[g] !== undefined && !isObj(o[g])) throw invalid(`options.${g} must be an object`);
@@ -618,6 +637,7 @@ function checkRequest(r) {
   if (r.stop !== undefined && (!Array.isArray(r.stop) || !r.stop.every(isStr))) throw invalid("stop must be an array of strings");
   if (r.seed !== undefined && !Number.isSafeInteger(r.seed)) throw invalid("seed must be a safe integer");
   if (r.user !== undefined && !isStr(r.user)) throw invalid("user must be a string");
+  if (r.background !== undefined && typeof r.background !== "boolean") throw invalid("background must be a boolean");
   // The budget's range depends on the dialect (anthropicBody); its type does not.
   const b = r.thinking === undefined ? 0 : r.thinking?.budgetTokens;
   if (!(Number.isInteger(b) && b >= 0 && b <= 0xffffffff)) throw invalid("thinking.budgetTokens must be an integer ≥ 1024 and below maxTokens");
@@ -771,12 +791,66 @@ function anthropicBody(r, model) {
   };
 }
 
+// OpenAI's Responses API, as the core writes it (core/src/dialect/responses.rs): a leading
+// system or developer text as `instructions`, a lone user text as the `input` string, else
+// message, function_call and function_call_output items; streamed in background mode (the
+// answer kept by the server, so a broken stream resumes) unless `background: false`.
+function responsesBody(r, model) {
+  if (r.stop?.length) throw invalid("stop: the Responses API has none");
+  const parts = (c, mine) =>
+    c == null
+      ? ""
+      : isStr(c)
+        ? c
+        : c.flatMap((p) =>
+            p.type === "text"
+              ? [{ type: mine ? "output_text" : "input_text", text: p.text }]
+              : mine
+                ? []
+                : [{ type: "input_image", image_url: p.imageUrl, detail: p.detail ?? "auto" }],
+          );
+  let ms = r.messages;
+  const b = { model };
+  if (/^(system|developer)$/.test(ms[0].role) && isStr(ms[0].content)) {
+    b.instructions = ms[0].content;
+    ms = ms.slice(1);
+  }
+  const [one] = ms;
+  b.input =
+    ms.length === 1 && one.role === "user" && !one.toolCalls?.length && isStr(one.content)
+      ? one.content
+      : ms.flatMap((m) => {
+          if (m.role === "tool") return [{ type: "function_call_output", call_id: m.toolCallId, output: parts(m.content) }];
+          const out = m.content != null || !m.toolCalls?.length ? [{ role: m.role, content: parts(m.content, m.role === "assistant") }] : [];
+          for (const t of m.toolCalls ?? []) out.push({ type: "function_call", call_id: t.id, name: t.name, arguments: t.arguments });
+          return out;
+        });
+  b.max_output_tokens = r.maxTokens ?? r.maxCompletionTokens;
+  b.temperature = r.temperature;
+  b.top_p = r.topP;
+  b.user = r.user;
+  if (r.tools?.length) {
+    b.tools = r.tools.map((t) => ({ type: "function", name: t.name, description: t.description, parameters: t.parameters ?? { type: "object", properties: {} }, strict: !!t.strict }));
+    b.parallel_tool_calls = r.parallelToolCalls;
+  }
+  const c = r.toolChoice;
+  if (c !== undefined) b.tool_choice = isStr(c) ? c : { type: "function", name: c.name };
+  const f = r.responseFormat;
+  const s = f?.json_schema;
+  if (f) b.text = { format: f.type === "json_schema" ? { type: f.type, name: s.name, schema: s.schema, strict: s.strict ? true : undefined } : { type: f.type } };
+  if (r.reasoningEffort !== undefined) b.reasoning = { effort: r.reasoningEffort };
+  b.stream = true;
+  if (r.includeObfuscation === false) b.stream_options = { include_obfuscation: false };
+  if (r.background !== false) b.background = b.store = true;
+  return b;
+}
+
 // The body for each endpoint (its dialect and model), made before anything is sent.
 function bodies(r, eps, model) {
   return eps.map((ep) => {
     const m = ep.model ?? (r.model || model);
     try {
-      const b = __ANTHROPIC__ && ep.anthropic ? anthropicBody(r, m) : openAiBody(r, m);
+      const b = __RESPONSES__ && ep.responses ? responsesBody(r, m) : __ANTHROPIC__ && ep.anthropic ? anthropicBody(r, m) : openAiBody(r, m);
       // extraBody: members the builder has no field for; one it writes itself is refused.
       for (const k in r.extraBody) {
         if (b[k] !== undefined) throw invalid(`extraBody.${k} is set by the request`);
@@ -818,6 +892,9 @@ function wait(p, until, signal) {
     );
   });
 }
+
+// The URL that resumes response `r.id` after event `r.after` (as the core's write_resume_head).
+const resumeUrl = (ep, r) => `${ep.at}/${pct(r.id)}?stream=true&starting_after=${r.after}${ep.query && "&" + ep.query}`;
 
 // How an attempt ended (lib.rs, mod end) and the flags of Chat.feed (mod flag).
 // An error body's error object: OpenAI's {"error":{…}} or {"error":"text"}, Anthropic's
@@ -862,10 +939,21 @@ async function* attempt(engine, chat, ep, body, s, signal, st) {
   try {
     const headers = new Headers(ep.headers);
     headers.append("x-steadyllm-retry-count", String(s.retry));
+    let url = ep.url;
+    let init = { method: "POST", headers, body, signal: ctl.signal };
+    if (__RESPONSES__ && st.resume) {
+      const r = st.resume;
+      // A resume (Responses, background mode): the events after the last one delivered, of
+      // the response the module names — GET, no body, as the core's write_resume_head.
+      st.resume = undefined;
+      headers.delete("content-type");
+      url = resumeUrl(ep, r);
+      init = { headers, signal: ctl.signal };
+    }
     // In a browser, connecting is part of waiting for the response head: fetch tells nothing
     // in between, so the first-byte timeout covers both (the connect timeout is unused).
     const by = chat.sent(now());
-    const req = fetch(ep.url, { method: "POST", headers, body, signal: ctl.signal });
+    const req = fetch(url, init);
     let [k, v] = await wait(req, by, signal);
     if (k) {
       if (k === 2) return true;
@@ -933,6 +1021,7 @@ function* deliver(o, st) {
     if (st.signal?.aborted) throw abortError(st.signal.reason, st.partial, st.attempts);
     if (d.type === "content") st.partial += d.text;
     else if (d.type === "discard") st.partial = "";
+    else if (__RESPONSES__ && d.type === "resume") st.resume = d;
     yield d;
   }
   return step;
@@ -966,7 +1055,8 @@ async function* runCall(client, request, options) {
   // options.reasoningModels marks), which gets minutes before its first token.
   const marked = (m) => m && reasoning.some((p) => m.startsWith(p));
   const think = request.reasoningEffort !== undefined || request.thinking !== undefined || marked(request.model) || endpoints.some((e) => marked(e.model));
-  const kind = images | (think ? 2 : 0);
+  // Bit 2: not in background mode (a Responses answer that cannot be resumed).
+  const kind = images | (think ? 2 : 0) | (__RESPONSES__ && request.background === false ? 4 : 0);
   const chat = new Chat(engine, now(), Math.min(prompt, 0xffffffff), request.maxTokens ?? request.maxCompletionTokens ?? 0, kind);
   try {
     for (;;) {
@@ -1092,7 +1182,7 @@ export class Client {
       const s = new Uint32Array(2);
       globalThis.crypto.getRandomValues(s);
       const o = this.#options;
-      const mask = o.endpoints.reduce((m, e, i) => (e.anthropic ? m | (1 << i) : m), 0);
+      const mask = o.endpoints.reduce((m, e, i) => m | (e.anthropic ? 1 << i : 0) | (e.responses ? 16 << i : 0), 0);
       const engine = Engine.create(o.numbers, o.endpoints.length, mask, s[0], s[1]);
       // The options were checked; the module checks them again.
       if (!engine) throw invalid("options out of range");

@@ -17,6 +17,7 @@ before(async () => {
     ([key]) => {
       const s = window.steadyllm;
       const a = window.steadyllmAnthropic;
+      const rs = window.steadyllmResponses;
       // Clients with an Anthropic endpoint come from the `steadyllm/anthropic` entry.
       window.client = (endpoints, extra = {}) =>
         new (endpoints.some((e) => e.dialect === "anthropic") ? a : s).Client({
@@ -44,8 +45,8 @@ before(async () => {
         name: e.name,
         message: e.message,
         isError: e instanceof Error,
-        isSteady: e instanceof s.SteadyLlmError || e instanceof a.SteadyLlmError,
-        isTimeout: e instanceof s.TimeoutError || e instanceof a.TimeoutError,
+        isSteady: e instanceof s.SteadyLlmError || e instanceof a.SteadyLlmError || e instanceof rs.SteadyLlmError,
+        isTimeout: e instanceof s.TimeoutError || e instanceof a.TimeoutError || e instanceof rs.TimeoutError,
         ctor: e.constructor.name,
         partial: e.partial,
         attempts: e.attempts,
@@ -747,6 +748,156 @@ describe("concurrency", () => {
       return all.map((x) => x.text);
     }, mock.base);
     for (const t of r) assert.equal(t, ANSWER);
+  });
+});
+
+describe("exact resume over the Responses API (steadyllm/responses)", () => {
+  // A Responses client from the `steadyllm/responses` entry; runs one stream and returns its
+  // deltas, its text and its error, with the requests the mock recorded.
+  const ask = async (script, extra = {}, request = {}) => {
+    await mock.script(script);
+    const r = await run(
+      async ([base, key, extra, request]) => {
+        const c = new window.steadyllmResponses.Client({
+          endpoints: [{ baseUrl: base, apiKey: key }],
+          model: "gpt-4o",
+          api: "responses",
+          retries: { baseDelayMs: 50, maxDelayMs: 200 },
+          ...extra,
+        });
+        return window.collect(c, { ...window.ask, ...request });
+      },
+      [mock.base, KEY, extra, request],
+    );
+    const requests = await mock.requests();
+    return { ...r, requests, methods: requests.map((q) => q.method), resumes: r.deltas.filter((d) => d.type === "resume") };
+  };
+  const posts = (r) => r.methods.filter((m) => m === "POST").length;
+
+  test("the POST: a Responses body in background mode, at /v1/responses", async () => {
+    const r = await ask([{ fault: "ok" }]);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.deepEqual(r.methods, ["POST"]);
+    const [q] = r.requests;
+    assert.equal(q.path, "/v1/responses");
+    assert.deepEqual(JSON.parse(q.body), { model: "gpt-4o", input: "Why is the sky blue?", stream: true, background: true, store: true });
+    assert.deepEqual(r.resumes, []);
+  });
+
+  test("a reset mid-answer: one POST, the GET resume after the last event, the answer exactly once", async () => {
+    const r = await ask([{ fault: "reset_after", events: 20 }, { fault: "ok" }]);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.deepEqual(r.methods, ["POST", "GET"]);
+    assert.equal(r.requests[1].path, "/v1/responses/resp_mock0?stream=true&starting_after=19");
+    assert.equal(r.requests[1].body, "");
+    const [post, get] = r.requests.map((q) => Object.fromEntries(q.headers));
+    assert.equal(get.authorization, post.authorization);
+    assert.equal(get["content-type"], undefined);
+    assert.equal(get["x-steadyllm-retry-count"], "1");
+    assert.deepEqual(
+      r.resumes.map(({ after, id }) => ({ after, id })),
+      [{ after: 19, id: "resp_mock0" }],
+    );
+    // The resume delta comes before the resumed text.
+    const at = r.deltas.findIndex((d) => d.type === "resume");
+    const before = r.deltas.slice(0, at).filter((d) => d.type === "content").map((d) => d.text).join("");
+    assert.ok(before.length > 0 && ANSWER.startsWith(before) && before.length < ANSWER.length);
+  });
+
+  test("a stall caught by the idle timeout resumes", async () => {
+    const r = await ask([{ fault: "stall_after", events: 20 }, { fault: "ok" }], { timeouts: { idleMs: 300 } });
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.equal(posts(r), 1);
+    assert.deepEqual(r.methods, ["POST", "GET"]);
+    assert.deepEqual(r.resumes.map((d) => d.after), [19]);
+  });
+
+  test("two drops in one answer: two resumes, one POST", async () => {
+    const r = await ask([{ fault: "reset_after", events: 15 }, { fault: "reset_after", events: 10 }, { fault: "ok" }]);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.deepEqual(r.methods, ["POST", "GET", "GET"]);
+    // The second resume's stream started after 14: its 10 events are 15–24.
+    assert.deepEqual(r.resumes.map((d) => d.after), [14, 24]);
+    assert.equal(r.requests[2].path, "/v1/responses/resp_mock0?stream=true&starting_after=24");
+  });
+
+  test("a resume refused once with a 503 is tried again from the same point", async () => {
+    const r = await ask([{ fault: "reset_after", events: 20 }, { fault: "status", code: 503 }, { fault: "ok" }]);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.deepEqual(r.methods, ["POST", "GET", "GET"]);
+    assert.deepEqual(r.resumes.map((d) => d.after), [19, 19]);
+    assert.ok(r.deltas.some((d) => d.type === "retry" && d.status === 503));
+  });
+
+  test("a drop after response.created but before any text resumes after it", async () => {
+    const r = await ask([{ fault: "reset_after", events: 1 }, { fault: "ok" }]);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.deepEqual(r.methods, ["POST", "GET"]);
+    assert.deepEqual(r.resumes.map((d) => d.after), [0]);
+  });
+
+  test("a drop before any event posts again: two POSTs, the answer once", async () => {
+    const r = await ask([{ fault: "reset_after", events: 0 }, { fault: "ok" }]);
+    assert.equal(r.error, undefined);
+    assert.equal(r.text, ANSWER);
+    assert.deepEqual(r.methods, ["POST", "POST"]);
+    assert.deepEqual(r.resumes, []);
+  });
+
+  test("response.failed ends the call without a resume (answer_failed)", async () => {
+    const r = await ask([{ fault: "response_failed", events: 10 }, { fault: "ok" }]);
+    assert.deepEqual(r.methods, ["POST"]);
+    assert.deepEqual(r.resumes, []);
+    assert.ok(r.error, "the call failed");
+    assert.equal(r.error.isSteady, true);
+    assert.match(r.error.message, /the server ended the answer as failed/);
+    assert.equal(r.error.serverError.code, "server_error");
+    // What came before the verdict is kept, and is the answer's start.
+    assert.ok(r.text.length > 0 && ANSWER.startsWith(r.text));
+    assert.equal(r.error.partial, r.text);
+  });
+
+  test("response.incomplete ends the call without a resume (answer_incomplete), its text kept", async () => {
+    const r = await ask([{ fault: "ok" }], {}, { maxTokens: 3 });
+    assert.deepEqual(r.methods, ["POST"]);
+    assert.equal(JSON.parse(r.requests[0].body).max_output_tokens, 3);
+    assert.deepEqual(r.resumes, []);
+    assert.equal(r.error.isSteady, true);
+    assert.match(r.error.message, /the server ended the answer incomplete/);
+    assert.equal(r.text, "The sky looks");
+    assert.equal(r.error.partial, "The sky looks");
+    assert.ok(r.deltas.some((d) => d.type === "finish" && d.reason === "max_output_tokens"));
+  });
+
+  test("background: false — no background in the body, and a drop keeps the partial text", async () => {
+    const r = await ask([{ fault: "reset_after", events: 20 }, { fault: "ok" }], {}, { background: false });
+    assert.deepEqual(r.methods, ["POST"]);
+    const body = JSON.parse(r.requests[0].body);
+    assert.equal(body.background, undefined);
+    assert.equal(body.store, undefined);
+    assert.equal(r.error.reason, "partial_output");
+    assert.equal(r.error.kind, "network");
+    assert.ok(r.text.length > 0 && ANSWER.startsWith(r.text) && r.text.length < ANSWER.length);
+    assert.deepEqual(r.resumes, []);
+  });
+
+  test("the default entry points to steadyllm/responses", async () => {
+    const r = await run((base) => {
+      try {
+        new window.steadyllm.Client({ endpoints: [{ baseUrl: base }], model: "m", api: "responses" });
+        return null;
+      } catch (e) {
+        return window.describe(e);
+      }
+    }, mock.base);
+    assert.equal(r.name, "InvalidRequestError");
+    assert.match(r.message, /steadyllm\/responses/);
   });
 });
 

@@ -38,7 +38,8 @@ test("the tarball holds the built package and nothing else of the repo", () => {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   assert.equal(pkg.exports["."].default, "./dist/index.js");
   assert.equal(pkg.exports["./anthropic"].default, "./dist/anthropic/index.js");
-  for (const d of ["dist", "dist/anthropic"]) for (const f of ["index.js", "index.d.ts", "steadyllm_wasm_bg.wasm"]) {
+  assert.equal(pkg.exports["./responses"].default, "./dist/responses/index.js");
+  for (const d of ["dist", "dist/anthropic", "dist/responses"]) for (const f of ["index.js", "index.d.ts", "steadyllm_wasm_bg.wasm"]) {
     const f2 = `${d}/${f}`;
     assert.ok(existsSync(join(root, f2)), f2);
   }

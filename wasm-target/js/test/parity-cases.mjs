@@ -15,7 +15,9 @@ const F32_STEP = 65536; // the spacing of f32 values there
 const endpoint = (dialect) =>
   dialect === "anthropic"
     ? { baseUrl: "https://api.anthropic.com", apiKey: KEY, dialect: "anthropic" }
-    : { baseUrl: "https://api.openai.com/v1", apiKey: KEY };
+    : dialect === "responses"
+      ? { baseUrl: "https://api.openai.com/v1", apiKey: KEY, api: "responses" }
+      : { baseUrl: "https://api.openai.com/v1", apiKey: KEY };
 
 const user = (content) => ({ role: "user", content });
 const hi = [user("Why is the sky blue?")];
@@ -258,7 +260,7 @@ function endpoints() {
 /** The request cases, deterministic. */
 export function requestCases() {
   const cases = [];
-  const dialects = ["openai", "anthropic"];
+  const dialects = ["openai", "anthropic", "responses"];
   for (const dialect of dialects) {
     const options = () => ({ model: dialect === "anthropic" ? "claude-sonnet-4-5" : "gpt-4o", endpoints: [endpoint(dialect)] });
     for (const [name, request] of [...requests(), ...limits()]) {
@@ -281,6 +283,32 @@ export function requestCases() {
         why: "a JavaScript number beyond 2^53 - 1 is not the integer it prints as",
       });
     }
+  }
+  // OpenAI's Responses API: background mode off, `api` given by the client, a value neither
+  // knows, the dialect it does not go with; and the GET that resumes an answer, on endpoints
+  // with and without a `/v1`, query parameters and headers, and ids to percent-encode.
+  const rs = () => ({ model: "gpt-4o", endpoints: [endpoint("responses")] });
+  cases.push(
+    { name: "responses: background false", options: rs(), request: { messages: hi, background: false } },
+    { name: "responses: background not a boolean", options: rs(), request: { messages: hi, background: "no" } },
+    { name: "responses: api from the client", options: { model: "gpt-4o", api: "responses", endpoints: [endpoint("openai")] }, request: { messages: hi } },
+    { name: "responses: the endpoint's api chat over the client's", options: { model: "gpt-4o", api: "responses", endpoints: [{ ...endpoint("openai"), api: "chat" }] }, request: { messages: hi } },
+    { name: "responses: api unknown", options: { model: "gpt-4o", endpoints: [{ ...endpoint("openai"), api: "completions" }] }, request: { messages: hi } },
+    { name: "responses: api responses on an Anthropic endpoint", options: { model: "claude", endpoints: [{ ...endpoint("anthropic"), api: "responses" }] }, request: { messages: hi } },
+  );
+  for (const [ep, id, after] of [
+    [{}, "resp_abc123", 0],
+    [{}, "resp_abc123", 41],
+    [{ baseUrl: "https://h/proxy" }, "resp_1", 7],
+    [{ baseUrl: "http://127.0.0.1:8080/v1/" }, "resp 1/ä?&#", 4294967295],
+    [{ query: { "api-version": "2025-04-01-preview", "a b": "c&d" } }, "resp_q", 3],
+    [{ headers: { "x-team": "blue", "OpenAI-Organization": "org-1" } }, "resp_h", 12],
+    [{ apiKey: undefined }, "resp_nokey", 1],
+  ]) {
+    const o = rs();
+    o.endpoints[0] = { ...o.endpoints[0], ...ep };
+    if ("apiKey" in ep && ep.apiKey === undefined) delete o.endpoints[0].apiKey;
+    cases.push({ name: `responses: resume ${JSON.stringify(ep)} ${id} after ${after}`, options: o, request: { messages: hi }, resume: { id, after } });
   }
   // The header only a browser needs, which the wrapper sets itself for Anthropic.
   cases.push({

@@ -30,10 +30,11 @@ import { PKG, ROOT } from "./harness.mjs";
 import { errorBodies, requestCases } from "./parity-cases.mjs";
 
 const KEY_PLACEHOLDER = "<api-key>";
-const INTERNALS = ["checkOptions", "checkRequest", "bodies", "errorObject", "decodeBatch", "NONE", "REASONS", "FAILURES", "RETRY_REASONS"];
+const INTERNALS = ["checkOptions", "checkRequest", "bodies", "resumeUrl", "errorObject", "decodeBatch", "NONE", "REASONS", "FAILURES", "RETRY_REASONS"];
 
 // index.js's own functions (not exported by the package), built as the package's Anthropic
-// entry is, with an export line added: no wasm module is loaded.
+// and Responses entries are (both dialects on), with an export line added: no wasm module is
+// loaded.
 async function internals() {
   const src = readFileSync(join(PKG, "src", "index.js"), "utf8");
   const out = await build({
@@ -41,7 +42,7 @@ async function internals() {
     bundle: true,
     format: "esm",
     write: false,
-    define: { __ANTHROPIC__: "true" },
+    define: { __ANTHROPIC__: "true", __RESPONSES__: "true" },
     logLevel: "error",
   });
   const dir = mkdtempSync(join(tmpdir(), "steadyllm-parity-"));
@@ -77,7 +78,7 @@ const CLASSES = [
   [/^tools\[\d+\]\.name must be/, "tool_name"],
   [/json_schema\.name/, "schema_name"],
   [/^thinking\./, "thinking"],
-  [/json_object has no Anthropic/, "json_object"],
+  [/json_object has no Anthropic|^stop: the Responses API has none/, "json_object"],
   [/^extraBody\.\S+ is set by the request/, "extra_body"],
 ];
 function classOf(e) {
@@ -99,11 +100,14 @@ function wrapper(w, c) {
     const ep = o.endpoints[0];
     const headers = new Headers(ep.headers);
     headers.append("x-steadyllm-retry-count", "0");
+    // A resume (Responses): `attempt`'s GET — the same headers but the body's type, no body.
+    if (c.resume) headers.delete("content-type");
+    const url = c.resume ? w.resumeUrl(ep, c.resume) : ep.url;
     const seen = [];
     // (fetch sends each character as a byte: the bytes read as UTF-8, as the core's head)
     const utf8 = (v) => new TextDecoder().decode(Uint8Array.from(v, (ch) => ch.charCodeAt(0)));
     headers.forEach((v, n) => seen.push([n, redact(utf8(v), c.options.endpoints[0].apiKey)]));
-    return { ok: true, method: "POST", path: ep.url.slice(new URL(ep.url).origin.length), headers: seen, body: JSON.parse(body) };
+    return { ok: true, method: c.resume ? "GET" : "POST", path: url.slice(new URL(url).origin.length), headers: seen, body: c.resume ? null : JSON.parse(body) };
   } catch (e) {
     return { ok: false, error: classOf(e) };
   }
@@ -177,7 +181,7 @@ const results = [];
 
 test("requests: the wrapper builds what the core builds, and refuses what it refuses", () => {
   const cases = requestCases();
-  const core = conformance("request", cases.map((c) => JSON.stringify({ options: c.options, request: c.request })));
+  const core = conformance("request", cases.map((c) => JSON.stringify({ options: c.options, request: c.request, resume: c.resume })));
   const differences = [];
   cases.forEach((c, i) => {
     const d = compareRequest(c, wrapper(w, c), core[i]);
@@ -186,7 +190,7 @@ test("requests: the wrapper builds what the core builds, and refuses what it ref
   results.push([cases.length, differences]);
   assert.deepEqual(differences, []);
   // Both sides sent some and refused some, for both dialects (the comparison is not vacuous).
-  for (const d of ["openai", "anthropic"]) {
+  for (const d of ["openai", "anthropic", "responses"]) {
     const mine = core.filter((_, i) => cases[i].name.startsWith(d));
     assert.ok(mine.filter((a) => a.ok).length > 50 && mine.filter((a) => !a.ok).length > 30, d);
   }

@@ -20,6 +20,7 @@ import {
   init,
 } from "../src/index.js";
 import type {
+  Api,
   BatchOptions,
   BatchResult,
   CallOptions,
@@ -36,6 +37,7 @@ import type {
   FailoverDelta,
   Message,
   ResponseFormat,
+  ResumeDelta,
   RetryDelta,
   Role,
   ServerError,
@@ -96,6 +98,13 @@ new Client({ endpoints: { baseUrl: "http://x/v1" } });
 new Client({ endpoints: [{ apiKey: "k" }] });
 // @ts-expect-error unknown dialect
 new Client({ endpoints: [{ baseUrl: "http://x/v1", dialect: "gemini" }] });
+// OpenAI's Responses API, per client or per endpoint; background mode per request.
+const api: Api = "responses";
+new Client({ endpoints: [{ baseUrl: "http://x/v1", api: "chat" }], api, model: "m" });
+const noBackground: ChatRequest = { messages: [{ role: "user", content: "hi" }], background: false };
+void noBackground;
+// @ts-expect-error unknown api
+new Client({ endpoints: [{ baseUrl: "http://x/v1", api: "completions" }] });
 // @ts-expect-error timeouts are milliseconds as numbers
 new Client({ endpoints: [{ baseUrl: "http://x/v1" }], timeouts: { firstByteMs: "2s" } });
 // @ts-expect-error misspelt timeout
@@ -250,6 +259,12 @@ async function streaming(): Promise<string> {
       case "discard":
         text = delta.message ? "" : text;
         break;
+      case "resume": {
+        assertType<Equal<typeof delta, ResumeDelta>>();
+        const line: string = `${delta.message}: ${delta.id} after ${delta.after}`;
+        void line;
+        break;
+      }
       default: {
         // Every delta type is handled above.
         const none: never = delta;
