@@ -2396,6 +2396,18 @@ async fn produce_stream(
         return;
     }
     let n = events.len();
+    // The response's id, for `response_failed` (the created event or, on a resume, the
+    // completed one carries it).
+    let resp_id = match (&fault, api) {
+        (Fault::ResponseFailed { .. }, Api::Responses) => events.iter().find_map(|ev| {
+            let s = std::str::from_utf8(ev).ok()?;
+            let key = "\"response\":{\"id\":\"";
+            let at = s.find(key)? + key.len();
+            let rest = s.get(at..)?;
+            Some(rest.get(..rest.find('"')?)?.to_string())
+        }),
+        _ => None,
+    };
     for (i, ev) in events
         .into_iter()
         .chain(std::iter::once(Bytes::new()))
@@ -2424,7 +2436,10 @@ async fn produce_stream(
                 }
                 Fault::ResponseFailed { .. } => {
                     let ev = match api {
-                        Api::Responses => response_failed_event(last_seq.map_or(0, |s| s + 1)),
+                        Api::Responses => response_failed_event(
+                            last_seq.map_or(0, |s| s + 1),
+                            resp_id.as_deref().unwrap_or_default(),
+                        ),
                         _ => error_event(api, None, None),
                     };
                     let _ = tx.send(ev).await;
@@ -2457,11 +2472,12 @@ fn sequence_number(ev: &[u8]) -> Option<u64> {
 }
 
 /// A Responses `response.failed` event numbered `seq`.
-fn response_failed_event(seq: u64) -> Bytes {
+fn response_failed_event(seq: u64, id: &str) -> Bytes {
     sse(
         "response.failed",
         &format!(
-            "{{\"type\":\"response.failed\",\"sequence_number\":{seq},\"response\":{{\"object\":\"response\",\"status\":\"failed\",\"error\":{{\"code\":\"server_error\",\"message\":\"The model failed to generate a response.\"}},\"output\":[]}}}}"
+            "{{\"type\":\"response.failed\",\"sequence_number\":{seq},\"response\":{{\"id\":{},\"object\":\"response\",\"status\":\"failed\",\"error\":{{\"code\":\"server_error\",\"message\":\"The model failed to generate a response.\"}},\"output\":[]}}}}",
+            js(id)
         ),
     )
 }
