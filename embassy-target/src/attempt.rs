@@ -185,19 +185,14 @@ pub(crate) async fn yield_now() {
     .await
 }
 
-/// Runs `fut` until `deadline`; on timeout says which kind.
+/// Runs `fut` until `deadline` (one the engine chose: the plan's `connect_by`, never past the
+/// call's total deadline); on timeout says which kind.
 pub(crate) async fn within<F: core::future::Future>(
     deadline: Instant,
     kind: TimeoutKind,
-    total: Instant,
     fut: F,
 ) -> Result<F::Output, AttemptFailure> {
-    let (at, kind) = if total < deadline {
-        (total, TimeoutKind::Total)
-    } else {
-        (deadline, kind)
-    };
-    with_deadline(at, fut)
+    with_deadline(deadline, fut)
         .await
         .map_err(|_| AttemptFailure::Timeout(kind))
 }

@@ -640,7 +640,6 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         };
         #[cfg(not(feature = "responses"))]
         let (body_len, head_len) = prepare(&ep, request, plan.retry_count, bufs.body, bufs.head)?;
-        let total = to_embassy(plan.deadline);
         let connect_by = to_embassy(plan.connect_by);
         let Buffers {
             head: head_buf,
@@ -667,19 +666,23 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 if self.tls.is_none() || tls_read.is_empty() || tls_write.is_empty() {
                     return Err(ChatError::TlsNotConfigured);
                 }
-                let socket =
-                    match connect::connect_tcp(self.tcp, self.dns, &ep.base_url, connect_by, total)
-                        .await
-                    {
-                        Ok(c) => c,
-                        Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
-                    };
+                let socket = match connect::connect_tcp(
+                    self.tcp,
+                    self.dns,
+                    &ep.base_url,
+                    connect_by,
+                )
+                .await
+                {
+                    Ok(c) => c,
+                    Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
+                };
                 let host = ep.base_url.host_unbracketed();
                 let Some(settings) = self.tls.as_mut() else {
                     return Err(ChatError::TlsNotConfigured);
                 };
                 let tls = match crate::tls::handshake(
-                    socket, host, settings, tls_read, tls_write, connect_by, total,
+                    socket, host, settings, tls_read, tls_write, connect_by,
                 )
                 .await
                 {
@@ -702,9 +705,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         // A kept-alive connection to the same endpoint, or a new one.
         let socket = match self.idle_conn.take() {
             Some((i, c)) if i == plan.endpoint => c,
-            _ => match connect::connect_tcp(self.tcp, self.dns, &ep.base_url, connect_by, total)
-                .await
-            {
+            _ => match connect::connect_tcp(self.tcp, self.dns, &ep.base_url, connect_by).await {
                 Ok(c) => c,
                 Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
             },

@@ -13,7 +13,6 @@ pub(crate) async fn connect_tcp<'a, T: TcpConnect, D: Dns>(
     dns: &D,
     url: &BaseUrl<'_>,
     connect_deadline: Instant,
-    total: Instant,
 ) -> Result<T::Connection<'a>, AttemptFailure> {
     let host = url.host_unbracketed();
     let ip = match ipv4_literal(host) {
@@ -29,7 +28,6 @@ pub(crate) async fn connect_tcp<'a, T: TcpConnect, D: Dns>(
             within(
                 connect_deadline,
                 TimeoutKind::Connect,
-                total,
                 dns.get_host_by_name(host, kind),
             )
             .await?
@@ -37,14 +35,9 @@ pub(crate) async fn connect_tcp<'a, T: TcpConnect, D: Dns>(
         }
     };
     let addr = core::net::SocketAddr::new(ip, url.port());
-    within(
-        connect_deadline,
-        TimeoutKind::Connect,
-        total,
-        tcp.connect(addr),
-    )
-    .await?
-    .map_err(|e| AttemptFailure::Network(embedded_io::Error::kind(&e)))
+    within(connect_deadline, TimeoutKind::Connect, tcp.connect(addr))
+        .await?
+        .map_err(|e| AttemptFailure::Network(embedded_io::Error::kind(&e)))
 }
 
 /// A dotted IPv4 host (four numbers 0–255 of 1–3 digits), parsed by hand in one pass over
@@ -146,8 +139,7 @@ mod tests {
             "https://api.example.com/v1",
         ] {
             let url = BaseUrl::parse(url).expect("valid");
-            embassy_futures::block_on(connect_tcp(&stack, &stack, &url, far, far))
-                .expect("connects");
+            embassy_futures::block_on(connect_tcp(&stack, &stack, &url, far)).expect("connects");
         }
         assert_eq!(
             *stack.lookups.borrow(),

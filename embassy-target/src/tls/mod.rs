@@ -124,7 +124,6 @@ pub(crate) async fn handshake<'b, S>(
     read_buf: &'b mut [u8],
     write_buf: &'b mut [u8],
     connect_by: Instant,
-    total: Instant,
 ) -> Result<Tls<'b, S>, AttemptFailure>
 where
     S: embedded_io_async::Read + embedded_io_async::Write + 'b,
@@ -146,7 +145,6 @@ where
     let opened = within(
         connect_by,
         TimeoutKind::Connect,
-        total,
         conn.open(TlsContext::new(&config, provider)),
     )
     .await?;
