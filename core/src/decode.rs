@@ -460,7 +460,7 @@ impl fmt::Display for ApiError<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::prelude::rust_2024::*;
     use std::{format, vec};
@@ -476,7 +476,8 @@ mod tests {
         (out, dec.finish())
     }
 
-    fn render(item: &StreamItem<'_>) -> String {
+    /// One line per item (the dialects' tests share it).
+    pub(crate) fn render(item: &StreamItem<'_>) -> String {
         let o = |s: &Option<JsonStr<'_>>| s.map_or("-".to_string(), |s| s.to_string());
         match item {
             StreamItem::Role { choice, role } => format!("role {choice} {role}"),
@@ -498,7 +499,13 @@ mod tests {
                     u.prompt_tokens, u.completion_tokens, u.total_tokens
                 )
             }
-            StreamItem::Error(e) => format!("error {} {} {}", e.message, o(&e.kind), o(&e.code)),
+            StreamItem::Error(e) => format!(
+                "error {} {} {} {}",
+                e.message,
+                o(&e.kind),
+                o(&e.code),
+                o(&e.param)
+            ),
             StreamItem::Done => "done".into(),
             #[cfg(feature = "responses")]
             StreamItem::Created { id } => format!("created {id}"),
@@ -589,9 +596,9 @@ mod tests {
         assert_eq!(
             got,
             [
-                "error Rate limited rate_limit 429",
-                "error Bad - bad_thing",
-                "error vllm says no BadRequestError 400"
+                "error Rate limited rate_limit 429 -",
+                "error Bad - bad_thing -",
+                "error vllm says no BadRequestError 400 -"
             ]
         );
     }
@@ -656,7 +663,7 @@ mod tests {
             Dialect::Anthropic,
             &[r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#],
         );
-        assert_eq!(got, ["error Overloaded overloaded_error -"]);
+        assert_eq!(got, ["error Overloaded overloaded_error - -"]);
         assert_eq!(end, StreamEnd::Truncated);
     }
 

@@ -794,44 +794,13 @@ fn read_usage(r: &mut Reader<'_>) -> Result<Usage, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::tests::render;
     use crate::http::Endpoint;
     use crate::request::{Message, RawJson, ReasoningEffort, Tool, ToolCall};
     use crate::sse::{SseItem, SseParser};
     use serde_json::{Value, json};
     use std::prelude::rust_2024::*;
     use std::{format, vec};
-
-    fn render(item: &StreamItem<'_>) -> String {
-        let o = |s: &Option<JsonStr<'_>>| s.map_or("-".to_string(), |s| s.to_string());
-        match item {
-            StreamItem::Role { choice, role } => format!("role {choice} {role}"),
-            StreamItem::Content { choice, text } => format!("content {choice} {text}"),
-            StreamItem::Reasoning { choice, text } => format!("reasoning {choice} {text}"),
-            StreamItem::Refusal { choice, text } => format!("refusal {choice} {text}"),
-            StreamItem::ToolCall(t) => format!(
-                "tool {} {} {} {} {}",
-                t.choice,
-                t.index,
-                o(&t.id),
-                o(&t.name),
-                t.arguments
-            ),
-            StreamItem::Finish { choice, reason } => format!("finish {choice} {reason}"),
-            StreamItem::Usage(u) => format!(
-                "usage {} {} {}",
-                u.prompt_tokens, u.completion_tokens, u.total_tokens
-            ),
-            StreamItem::Error(e) => format!(
-                "error {} {} {} {}",
-                e.message,
-                o(&e.kind),
-                o(&e.code),
-                o(&e.param)
-            ),
-            StreamItem::Done => "done".into(),
-            StreamItem::Created { id } => format!("created {id}"),
-        }
-    }
 
     /// Decodes `events` (their `data`) with `dec`: the rendered items, and the sequence number
     /// after each event.
