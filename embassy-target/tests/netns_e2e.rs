@@ -284,25 +284,35 @@ async fn call(
     }
 }
 
-#[test]
-fn fault_matrix_on_embassy_net_in_a_namespace() {
+/// A network namespace with the mock server bound inside it (threads inherit the namespace)
+/// and embassy-net on its TAP device; `None`, after a SKIPPED line, where namespaces cannot be
+/// made (not root).
+fn namespace_with_mock() -> Option<(NetNs, MockServer, EmbassyNet)> {
     if let Err(why) = NetNs::available() {
         eprintln!("SKIPPED: {why}");
-        return;
+        return None;
     }
     let ns = NetNs::new().expect("namespace");
-    let name = ns.name().to_string();
     let host = ns.host_addr();
-    // The mock server, bound inside the namespace (threads inherit the namespace).
     let server = ns
         .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
         .expect("thread in namespace")
         .join()
         .expect("join")
         .expect("mock server in the namespace");
+    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
+    Some((ns, server, net))
+}
+
+#[test]
+fn fault_matrix_on_embassy_net_in_a_namespace() {
+    let Some((ns, server, net)) = namespace_with_mock() else {
+        return;
+    };
+    let name = ns.name().to_string();
+    let host = ns.host_addr();
     let url = server.base_url();
     let answer = server.answer();
-    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
     let mut passed = 0;
     for (name, script, expect) in cases() {
         server.set_script(script);
@@ -375,22 +385,12 @@ fn fault_matrix_on_embassy_net_in_a_namespace() {
 /// POST per call, two when nothing identifying arrived; the whole answer exactly once).
 #[test]
 fn every_resume_case_on_embassy_net_in_a_namespace() {
-    if let Err(why) = NetNs::available() {
-        eprintln!("SKIPPED: {why}");
+    let Some((ns, server, net)) = namespace_with_mock() else {
         return;
-    }
-    let ns = NetNs::new().expect("namespace");
+    };
     let name = ns.name().to_string();
-    let host = ns.host_addr();
-    let server = ns
-        .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
-        .expect("thread in namespace")
-        .join()
-        .expect("join")
-        .expect("mock server in the namespace");
     let url = server.base_url();
     let answer = server.answer();
-    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
     let mut passed = 0;
     for case in resume::cases() {
         server.reset();
@@ -444,21 +444,12 @@ fn tls_in_namespace(
 
 #[test]
 fn tls_chains_on_embassy_net_in_a_namespace() {
-    if let Err(why) = NetNs::available() {
-        eprintln!("SKIPPED: {why}");
+    let Some((ns, server, net)) = namespace_with_mock() else {
         return;
-    }
-    let ns = NetNs::new().expect("namespace");
+    };
     let name = ns.name().to_string();
     let host = ns.host_addr();
-    let server = ns
-        .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
-        .expect("thread in namespace")
-        .join()
-        .expect("join")
-        .expect("mock server in the namespace");
     let answer = server.answer();
-    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
     let ip = host.to_string();
     let mut cases: Vec<(String, TestPki, Result<(), CertificateFault>)> = ChainShape::ALL
         .iter()
@@ -526,22 +517,12 @@ fn tls_chains_on_embassy_net_in_a_namespace() {
 
 #[test]
 fn every_dialect_and_form_of_answer_on_embassy_net_with_tool_calls_whole() {
-    if let Err(why) = NetNs::available() {
-        eprintln!("SKIPPED: {why}");
+    let Some((ns, server, net)) = namespace_with_mock() else {
         return;
-    }
-    let ns = NetNs::new().expect("namespace");
+    };
     let name = ns.name().to_string();
-    let host = ns.host_addr();
-    let server = ns
-        .spawn(move || MockServer::start_background(SocketAddr::from((host, 0))))
-        .expect("thread in namespace")
-        .join()
-        .expect("join")
-        .expect("mock server in the namespace");
     let url = server.base_url();
     let answer = server.answer();
-    let net = EmbassyNet::start(&ns).expect("embassy-net on the TAP");
     let calls = [
         (
             "get_weather",
