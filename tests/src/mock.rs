@@ -1556,27 +1556,38 @@ struct ChatRequest {
     prompt_tokens: u64,
 }
 
+/// A request body that must be a JSON object, or the error message an API would give.
+fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, String> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(obj)) => Ok(obj),
+        Ok(_) => Err("The request body must be a JSON object.".into()),
+        Err(e) => Err(format!(
+            "We could not parse the JSON body of your request: {e}"
+        )),
+    }
+}
+
+/// Words of a message's content: a string, or the `text` of its parts.
+fn prompt_words(v: &Value) -> u64 {
+    let words = |t: &str| t.split_whitespace().count() as u64;
+    match v {
+        Value::String(s) => words(s),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .map(words)
+            .sum(),
+        _ => 0,
+    }
+}
+
 fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, String> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("We could not parse the JSON body of your request: {e}"))?;
-    let Some(obj) = v.as_object() else {
-        return Err("The request body must be a JSON object.".into());
-    };
+    let obj = json_object(body)?;
     let Some(messages) = obj.get("messages").and_then(Value::as_array) else {
         return Err("Missing required parameter: 'messages'.".into());
     };
     let mut words = 0u64;
-    let mut count = |v: &Value| match v {
-        Value::String(s) => words += s.split_whitespace().count() as u64,
-        Value::Array(parts) => {
-            for p in parts {
-                if let Some(t) = p.get("text").and_then(Value::as_str) {
-                    words += t.split_whitespace().count() as u64;
-                }
-            }
-        }
-        _ => {}
-    };
+    let mut count = |v: &Value| words += prompt_words(v);
     for m in messages {
         if let Some(c) = m.get("content") {
             count(c);
@@ -1613,26 +1624,12 @@ fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, String> {
 /// A Responses request (`input` as a string or items, `instructions`, `max_output_tokens`,
 /// `stream`) as the chat request the answer is planned from, and its `background` flag.
 fn parse_responses_request(body: &[u8]) -> Result<(ChatRequest, bool), String> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("We could not parse the JSON body of your request: {e}"))?;
-    let Some(obj) = v.as_object() else {
-        return Err("The request body must be a JSON object.".into());
-    };
+    let obj = json_object(body)?;
     let Some(input) = obj.get("input") else {
         return Err("Missing required parameter: 'input'.".into());
     };
     let mut words = 0u64;
-    let mut count = |v: &Value| match v {
-        Value::String(s) => words += s.split_whitespace().count() as u64,
-        Value::Array(parts) => {
-            for p in parts {
-                if let Some(t) = p.get("text").and_then(Value::as_str) {
-                    words += t.split_whitespace().count() as u64;
-                }
-            }
-        }
-        _ => {}
-    };
+    let mut count = |v: &Value| words += prompt_words(v);
     match input {
         Value::Array(items) => {
             for item in items {
