@@ -1332,13 +1332,7 @@ async fn responses_resume_replays_after_n_and_can_be_refused_once() {
     let server = server().await;
     server.set_script(Script::from(vec![
         Fault::ResetAfter { events: 7 },
-        Fault::Status {
-            code: 503,
-            retry_after: None,
-            retry_after_ms: None,
-            should_retry: None,
-            body: None,
-        },
+        Fault::status(503),
         Fault::StallAfter {
             events: 2,
             ms: Some(50),

@@ -79,13 +79,7 @@ async fn a_broken_stream_resumes_exactly_once_with_one_post() {
     server.set_script(Script::from(vec![
         Fault::ResetAfter { events: 6 },
         Fault::ResetAfter { events: 5 },
-        Fault::Status {
-            code: 503,
-            retry_after: None,
-            retry_after_ms: None,
-            should_retry: None,
-            body: None,
-        },
+        Fault::status(503),
         Fault::Ok,
     ]));
     let base = format!("http://{}/v1", server.addr());
