@@ -153,11 +153,6 @@ fn item_line(out: &mut Uart, item: &StreamItem<'_>) {
         StreamItem::Done => {
             let _ = out.write_str("{\"kind\":\"done\"}\n");
         }
-        StreamItem::Created { id } => {
-            let _ = out.write_str("{\"kind\":\"created\",\"id\":");
-            quoted(out, id);
-            let _ = out.write_str("}\n");
-        }
     }
 }
 
