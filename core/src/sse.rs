@@ -594,6 +594,9 @@ impl<const N: usize> SseParser<N> {
         let tail_end = self.data_end();
         let raw = crate::span(&self.buf, tail_end..tail_end + vlen);
         let new_len = lossy_len(raw);
+        // (An invalid sequence can decode to a U+FFFD of its own length: a length that did
+        // not change does not mean valid bytes.)
+        let decode = new_len != vlen || !is_utf8(raw);
         let total = tail_end - old + new_len;
         if total > N {
             return Err(self.overflow(total));
@@ -603,7 +606,7 @@ impl<const N: usize> SseParser<N> {
             s.rotate_right(vlen);
         }
         self.buf.copy_within(start + old..tail_end + vlen, start);
-        if new_len != vlen {
+        if decode {
             // Make room, park the raw bytes at the end of the new slot, decode forward.
             let tail_from = start + vlen;
             let tail_to = tail_end - old + vlen;
@@ -947,6 +950,30 @@ mod tests {
             whole(b"data:test\n\ndata: test\n\n"),
             [ev("message", "test", ""), ev("message", "test", "")]
         );
+    }
+
+    #[test]
+    fn an_invalid_sequence_as_long_as_its_replacement_is_still_replaced() {
+        // F3 9E A3: a truncated four-byte sequence, one maximal subpart: one U+FFFD, also three
+        // bytes. (Found by the fuzzer: the type and ID regions kept the raw bytes.)
+        for input in [
+            &b"event: \xF3\x9E\xA3\ndata: x\n\n"[..],
+            &b"id: \xF3\x9E\xA3\ndata: x\n\n"[..],
+        ] {
+            let mut p = SseParser::<64>::new();
+            let mut rest = input;
+            match p.feed(&mut rest) {
+                Ok(Some(SseItem::Event(e))) => {
+                    let got = if input.starts_with(b"id") {
+                        e.last_event_id
+                    } else {
+                        e.event_type()
+                    };
+                    assert_eq!(got, "\u{FFFD}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
