@@ -971,7 +971,7 @@ mod tests {
                     };
                     assert_eq!(got, "\u{FFFD}");
                 }
-                other => panic!("{other:?}"),
+                other => std::panic!("{other:?}"),
             }
         }
     }
