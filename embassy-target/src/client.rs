@@ -391,7 +391,7 @@ fn settle<F: FnMut(Event<'_>)>(
         }
         return Some(Failure::Status(status));
     }
-    let (end, mut malformed) = body_end(end);
+    let (end, mut malformed) = body_end(end, sink.timer.waiting());
     if end == BodyEnd::Complete && kind == BodyKind::WholeJson {
         // One JSON document, decoded like a chunk ("message" reads like "delta").
         let decoded = core::str::from_utf8(collected)
@@ -419,20 +419,23 @@ fn start<M: RawMutex, const E: usize>(
     shared.with(|s| Call::new(config, profile, s, now(), *seed))
 }
 
-fn phase(k: TimeoutKind) -> Phase {
+/// The phase a timeout of kind `k` failed the attempt in; when the total deadline cut the wait
+/// short, the phase the attempt was `waiting` in (the attempt timer's, as in the browser).
+fn phase(k: TimeoutKind, waiting: Phase) -> Phase {
     match k {
         TimeoutKind::Connect => Phase::Connect,
         TimeoutKind::FirstByte => Phase::FirstByte,
         TimeoutKind::FirstToken => Phase::FirstToken,
-        TimeoutKind::Idle | TimeoutKind::Total => Phase::Idle,
+        TimeoutKind::Idle => Phase::Idle,
+        TimeoutKind::Total => waiting,
     }
 }
 
 /// The failure of an attempt that ended before its body: connecting, the handshake, sending,
-/// the head.
-fn failure_of(f: AttemptFailure) -> Failure {
+/// the head; `waiting` is the phase the attempt was in.
+fn failure_of(f: AttemptFailure, waiting: Phase) -> Failure {
     match f {
-        AttemptFailure::Timeout(k) => Failure::Timeout(phase(k)),
+        AttemptFailure::Timeout(k) => Failure::Timeout(phase(k, waiting)),
         AttemptFailure::NameNotResolved => Failure::NameNotResolved,
         AttemptFailure::Response(r) => Failure::Response(r),
         AttemptFailure::Certificate(c) => Failure::Certificate(c),
@@ -448,10 +451,10 @@ fn failure_of(f: AttemptFailure) -> Failure {
 
 /// How a 2xx body's read ended, for [`transport::body_failure`]: the end, and whether an
 /// event was malformed or too large.
-fn body_end(end: Result<(), AttemptFailure>) -> (BodyEnd, bool) {
+fn body_end(end: Result<(), AttemptFailure>, waiting: Phase) -> (BodyEnd, bool) {
     match end {
         Ok(()) => (BodyEnd::Complete, false),
-        Err(AttemptFailure::Timeout(k)) => (BodyEnd::Timeout(phase(k)), false),
+        Err(AttemptFailure::Timeout(k)) => (BodyEnd::Timeout(phase(k, waiting)), false),
         Err(AttemptFailure::Network(_)) => (BodyEnd::Network, false),
         Err(AttemptFailure::Truncated) => (BodyEnd::EndedEarly, false),
         Err(_) => (BodyEnd::EndedEarly, true),
@@ -675,7 +678,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 .await
                 {
                     Ok(c) => c,
-                    Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
+                    Err(f) => return Ok(Outcome::failed(failure_of(f, Phase::Connect), 0, none)),
                 };
                 let host = ep.base_url.host_unbracketed();
                 let Some(settings) = self.tls.as_mut() else {
@@ -687,7 +690,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
                 .await
                 {
                     Ok(t) => t,
-                    Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
+                    Err(f) => return Ok(Outcome::failed(failure_of(f, Phase::Connect), 0, none)),
                 };
                 let mut conn = Conn::Tls(tls);
                 let (outcome, _) = self
@@ -707,7 +710,7 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
             Some((i, c)) if i == plan.endpoint => c,
             _ => match connect::connect_tcp(self.tcp, self.dns, &ep.base_url, connect_by).await {
                 Ok(c) => c,
-                Err(f) => return Ok(Outcome::failed(failure_of(f), 0, none)),
+                Err(f) => return Ok(Outcome::failed(failure_of(f, Phase::Connect), 0, none)),
             },
         };
         let mut conn = Conn::Plain(socket, core::marker::PhantomData);
@@ -747,12 +750,12 @@ impl<'a, T: TcpConnect, D: Dns, M: RawMutex, const E: usize, const N: usize>
         // one place: each outcome built is code.
         let (failure, delivered, reusable) = 'attempt: {
             if let Err(f) = attempt::send(conn, wire.head, wire.body, &mut timer).await {
-                break 'attempt (Some(failure_of(f)), 0, false);
+                break 'attempt (Some(failure_of(f, timer.waiting())), 0, false);
             }
             let head =
                 match attempt::read_head(conn, buf, &mut timer, &mut hints, wire.stream).await {
                     Ok(h) => h,
-                    Err(f) => break 'attempt (Some(failure_of(f)), 0, false),
+                    Err(f) => break 'attempt (Some(failure_of(f, timer.waiting())), 0, false),
                 };
             let kind = match head.kind {
                 Ok(k) => k,

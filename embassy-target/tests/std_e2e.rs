@@ -341,6 +341,51 @@ fn a_stall_cut_by_the_total_deadline_is_the_deadline() {
 }
 
 #[test]
+fn a_wait_cut_by_the_total_deadline_fails_in_the_phase_it_waited_in() {
+    // Every per-phase timeout is longer than the whole call, so the total deadline cuts the
+    // wait: the failure names what the attempt waited for (as the browser adapter does), not
+    // "stalled" for every wait.
+    let mut cfg = config();
+    cfg.timeouts = cfg.timeouts.map(|t| Timeouts {
+        first_byte: Duration::from_secs(5),
+        first_token: Duration::from_secs(5),
+        idle: Duration::from_secs(5),
+        total: Duration::from_millis(800),
+        ..t
+    });
+    for (fault, want) in [
+        (Fault::StallBeforeHeaders { ms: None }, Phase::FirstByte),
+        (
+            Fault::StallAfter {
+                events: 0,
+                ms: None,
+            },
+            Phase::FirstToken,
+        ),
+        (
+            Fault::StallAfter {
+                events: 3,
+                ms: None,
+            },
+            Phase::Idle,
+        ),
+    ] {
+        let s = server();
+        s.set_script(vec![fault.clone()]);
+        let r = chat(&[s.base_url()], cfg);
+        match &r.result {
+            Err(ChatError::Call(
+                CallError::DeadlineExceeded {
+                    last: Some(last), ..
+                }
+                | CallError::PartialOutput { last, .. },
+            )) => assert_eq!(*last, Failure::Timeout(want), "{fault:?}"),
+            other => panic!("{fault:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn reset_truncate_malformed_and_error_event_keep_the_partial_text() {
     for (fault, want) in [
         (
