@@ -319,6 +319,31 @@ impl StreamDecoder {
         }
     }
 
+    /// An event the SSE parser had to drop, larger than its buffer, known by the type its
+    /// `event` line gave ([`crate::sse::SseParser::dropped_event_type`]). `true` when the
+    /// stream goes on without it: the Responses API repeats the whole answer in its `.done`
+    /// events and in the response object of its first and last events, so on a small buffer
+    /// a long answer's are too large; the deltas carried it all already. A dropped
+    /// `response.completed`, `.incomplete` or `.failed` still ends the stream as its type says
+    /// (without its usage, error details or reason); a dropped `response.created` loses the id
+    /// (the call cannot be resumed). `false` for anything else: the stream lost content.
+    pub fn dropped<'a, F>(&mut self, event_type: &str, mut emit: F) -> bool
+    where
+        F: FnMut(StreamItem<'a>),
+    {
+        if self.done {
+            return true;
+        }
+        match self.dialect {
+            #[cfg(feature = "responses")]
+            Dialect::Responses => self.dropped_responses(event_type, &mut emit),
+            _ => {
+                let _ = (event_type, &mut emit);
+                false
+            }
+        }
+    }
+
     /// Ends the stream and says whether the end marker came. Resets the decoder for reuse.
     pub fn finish(&mut self) -> StreamEnd {
         let end = if self.done {

@@ -219,6 +219,17 @@ impl<const N: usize> SseParser<N> {
         N
     }
 
+    /// After an [`SseError`], until the blank line that ends the dropped event: its type, when
+    /// an `event` line named it before the overflow. A caller can then tell an event it may
+    /// go on without (a summary that repeats what came before) from one it cannot.
+    pub fn dropped_event_type(&self) -> Option<&str> {
+        if !self.discard_event || self.type_len == 0 {
+            return None;
+        }
+        let start = self.id_len;
+        core::str::from_utf8(crate::span(&self.buf, start..start + self.type_len)).ok()
+    }
+
     /// The last event ID buffer (persists across events and across [`SseParser::finish`]).
     pub fn last_event_id(&self) -> &str {
         core::str::from_utf8(crate::span(&self.buf, ..self.id_len)).unwrap_or_default()
@@ -441,8 +452,9 @@ impl<const N: usize> SseParser<N> {
 
     /// Drops the event being built after an overflow; `data`/`event` lines are ignored up to
     /// the next blank line.
+    /// Drops the event being built (its type stays known until its blank line:
+    /// [`SseParser::dropped_event_type`]).
     fn overflow(&mut self, required: usize) -> SseError {
-        self.type_len = 0;
         self.data_len = 0;
         self.line_len = 0;
         self.discard_event = true;
@@ -524,7 +536,13 @@ impl<const N: usize> SseParser<N> {
         let end = at + bytes.len();
         match self.buf.get_mut(at..end) {
             Some(dst) if end + reserve <= N => dst.copy_from_slice(bytes),
-            _ => return Err(self.overflow(end + reserve)),
+            _ => {
+                if f == Field::Event {
+                    // The type being set is unknown.
+                    self.type_len = 0;
+                }
+                return Err(self.overflow(end + reserve));
+            }
         }
         match f {
             Field::Data => self.data_len += bytes.len(),
@@ -580,9 +598,14 @@ impl<const N: usize> SseParser<N> {
                     self.id_len = self.set_region(0, self.id_len, vlen)?;
                 }
             }
-            Field::Event => {
-                self.type_len = self.set_region(self.id_len, self.type_len, vlen)?;
-            }
+            Field::Event => match self.set_region(self.id_len, self.type_len, vlen) {
+                Ok(len) => self.type_len = len,
+                Err(e) => {
+                    // The type being set is unknown.
+                    self.type_len = 0;
+                    return Err(e);
+                }
+            },
         }
         Ok(LineOutcome::Nothing)
     }
@@ -1041,6 +1064,43 @@ mod tests {
         let mut p = SseParser::<256>::new();
         let out = run(&mut p, &[b"data: a\r", b"\n\r", b"\ndata: b\r", b"\r"]);
         assert_eq!(out, [ev("message", "a", ""), ev("message", "b", "")]);
+    }
+
+    #[test]
+    fn a_dropped_event_keeps_its_type_until_its_blank_line() {
+        // The type named before the overflow, whole or byte by byte; none when the `event`
+        // line itself overflowed, came after the overflow, or was never sent.
+        let long = "x".repeat(100);
+        for (input, want) in [
+            (format!("event: big\ndata: {long}\n\n"), Some("big")),
+            (
+                format!("id: 7\nevent: big\ndata: {long}\nid: 8\n\n"),
+                Some("big"),
+            ),
+            (format!("event: a\nevent: {long}\ndata: x\n\n"), None),
+            (format!("data: {long}\nevent: late\n\n"), None),
+            (format!("data: {long}\n\n"), None),
+        ] {
+            for piece in [input.len(), 1] {
+                let mut p = SseParser::<48>::new();
+                let mut seen = Vec::new();
+                for chunk in input.as_bytes().chunks(piece) {
+                    let mut rest = chunk;
+                    loop {
+                        match p.feed(&mut rest) {
+                            Ok(Some(_)) => std::panic!("{input:?}: an item"),
+                            Ok(None) => break,
+                            Err(_) => seen.push(p.dropped_event_type().map(String::from)),
+                        }
+                    }
+                }
+                assert_eq!(seen, [want.map(String::from)], "{input:?}");
+                // Gone with the blank line; the next event is whole, its type its own.
+                assert_eq!(p.dropped_event_type(), None);
+                let out = run(&mut p, &[b"data: ok\n\n"]);
+                assert_eq!(out, [ev("message", "ok", p.last_event_id())]);
+            }
+        }
     }
 
     #[test]

@@ -311,6 +311,41 @@ pub(crate) fn decode_into<S: StreamSink>(
     decoder.decode(data, |item| sink.on_item(item))
 }
 
+/// Feeds `input` through the parser and decoder into `sink`: `Ok(Some(end))` at the end
+/// marker (the parser and decoder are then reset), `Ok(None)` when the input is used up. An
+/// event too large for the parser is dropped when the stream can go on without it
+/// ([`StreamDecoder::dropped`]: the Responses API's summaries of a long answer). Out of the
+/// async state machine (no await inside): flash.
+#[inline(never)]
+fn feed_events<S: StreamSink, const N: usize>(
+    sse: &mut SseParser<N>,
+    decoder: &mut StreamDecoder,
+    sink: &mut S,
+    mut input: &[u8],
+) -> Result<Option<StreamEnd>, AttemptFailure> {
+    loop {
+        match sse.feed(&mut input) {
+            Ok(Some(SseItem::Event(ev))) => {
+                if decode_into(decoder, ev.data, sink).is_err() {
+                    return Err(AttemptFailure::Malformed);
+                }
+            }
+            Ok(Some(SseItem::Retry(_))) => continue,
+            Ok(None) => return Ok(None),
+            Err(_) => {
+                let t = sse.dropped_event_type().unwrap_or_default();
+                if !decoder.dropped(t, |item| sink.on_item(item)) {
+                    return Err(AttemptFailure::EventTooLarge);
+                }
+            }
+        }
+        if decoder.is_done() {
+            sse.finish();
+            return Ok(Some(decoder.finish()));
+        }
+    }
+}
+
 /// The parts a streamed body goes through.
 pub(crate) struct Stream<'s, S, const N: usize> {
     pub sse: &'s mut SseParser<N>,
@@ -381,32 +416,16 @@ pub(crate) async fn read_body<C: Read + Write, S: StreamSink, const N: usize>(
             if drain_by.is_some() {
                 continue;
             }
-            let mut rest = buf.get(at..pos).unwrap_or_default();
-            loop {
-                match sse.feed(&mut rest) {
-                    Ok(Some(SseItem::Event(ev))) => {
-                        if decode_into(decoder, ev.data, sink).is_err() {
-                            failure = Some(AttemptFailure::Malformed);
-                            break;
-                        }
-                        if decoder.is_done() {
-                            sse.finish();
-                            let _end = decoder.finish();
-                            #[cfg(feature = "responses")]
-                            {
-                                stream_end = _end;
-                            }
-                            drain_by = Some(Instant::now() + DRAIN);
-                            break;
-                        }
+            match feed_events(sse, decoder, sink, buf.get(at..pos).unwrap_or_default()) {
+                Ok(None) => {}
+                Ok(Some(_end)) => {
+                    #[cfg(feature = "responses")]
+                    {
+                        stream_end = _end;
                     }
-                    Ok(Some(SseItem::Retry(_))) => {}
-                    Ok(None) => break,
-                    Err(_) => {
-                        failure = Some(AttemptFailure::EventTooLarge);
-                        break;
-                    }
+                    drain_by = Some(Instant::now() + DRAIN);
                 }
+                Err(f) => failure = Some(f),
             }
         }
         if !collect {

@@ -262,7 +262,8 @@ impl Body {
     }
 
     /// Feeds bytes through the parser and decoder into `out`. Stops at the end marker or at
-    /// the first malformed or oversized event (items before it stay in `out`).
+    /// the first malformed event, or oversized one the stream cannot go on without (items
+    /// before it stay in `out`).
     fn feed(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         while !self.over() {
@@ -276,7 +277,13 @@ impl Body {
                 }
                 Ok(Some(SseItem::Retry(_))) => {}
                 Ok(None) => return,
-                Err(_) => self.malformed = true,
+                // Larger than the parser's buffer: an event the stream can go on without (the
+                // Responses API's summaries of a long answer), or the end; else malformed.
+                Err(_) => {
+                    let t = self.sse.dropped_event_type().unwrap_or_default();
+                    let sink = &mut self.sink;
+                    self.malformed = !self.decoder.dropped(t, |item| sink.item(item));
+                }
             }
         }
     }
@@ -1214,6 +1221,57 @@ mod tests {
         chat.end(&mut e, t, end::NETWORK);
         let (k, d) = step(&mut chat, &mut e, t);
         assert_eq!((k, d[0], d[3]), (kind::DONE, 0, reason::PARTIAL_OUTPUT));
+    }
+
+    #[test]
+    #[cfg(feature = "responses")]
+    fn a_long_responses_answer_goes_on_past_summaries_larger_than_the_buffer() {
+        // `.done` events and the final response object repeat the whole answer: past the
+        // parser's buffer they are dropped and the stream goes on; `response.completed` still
+        // ends it. An oversized delta is still malformed.
+        let big = "x".repeat(EVENT_CAPACITY);
+        let summary = |t: &str, n: u32| {
+            format!(
+                "event: {t}\ndata: {{\"type\":\"{t}\",\"sequence_number\":{n},\"text\":\"{big}\"}}\n\n"
+            )
+        };
+        let mut e =
+            Engine::create(&[input::UNSET; input::cfg::LEN], 1, 1 << 4, 1, 2).expect("valid");
+        let mut chat = Chat::new(&mut e, 0.0, 10, 0, 0);
+        step(&mut chat, &mut e, 0.0);
+        chat.head(200, b"content-type: text/event-stream\n");
+        let stream = [
+            responses_event(0, "created"),
+            responses_event(1, "Hel"),
+            responses_event(2, "lo"),
+            summary("response.output_text.done", 3),
+            summary("response.output_item.done", 4),
+        ]
+        .concat();
+        let f = chat.feed(stream.as_bytes());
+        assert_eq!(f & (flag::OVER | flag::MALFORMED), 0, "the stream goes on");
+        let b = &chat.body.sink.out;
+        let got: String = records(b)
+            .iter()
+            .filter(|(k, _)| *k == kind::CONTENT)
+            .map(|(_, w)| text(b, w[1], w[2]))
+            .collect();
+        assert_eq!(got, "Hello");
+        let f = chat.feed(summary("response.completed", 5).as_bytes());
+        assert_eq!(
+            f & (flag::OVER | flag::MALFORMED),
+            flag::OVER,
+            "and ends complete"
+        );
+        chat.end(&mut e, 10.0, end::BODY);
+        let (k, d) = step(&mut chat, &mut e, 10.0);
+        assert_eq!((k, d[0], d[1]), (kind::DONE, 1, 1), "ok, one attempt");
+
+        let mut chat = Chat::new(&mut e, 20.0, 10, 0, 0);
+        step(&mut chat, &mut e, 20.0);
+        chat.head(200, b"content-type: text/event-stream\n");
+        let f = chat.feed(summary("response.output_text.delta", 0).as_bytes());
+        assert_eq!(f & flag::MALFORMED, flag::MALFORMED, "content lost");
     }
 
     #[test]

@@ -561,6 +561,29 @@ impl StreamDecoder {
         Ok(())
     }
 
+    /// [`StreamDecoder::dropped`] for the Responses API.
+    // Out of line: flash (crate docs).
+    #[inline(never)]
+    pub(crate) fn dropped_responses<'a>(
+        &mut self,
+        event_type: &str,
+        emit: &mut dyn FnMut(StreamItem<'a>),
+    ) -> bool {
+        let status = match event_type {
+            "response.completed" => "completed",
+            "response.incomplete" => "incomplete",
+            "response.failed" => "failed",
+            "response.created" | "response.queued" | "response.in_progress" => return true,
+            t => return t.starts_with("response.") && t.ends_with(".done"),
+        };
+        let s = Summary {
+            status: Some(JsonStr::plain(status)),
+            ..Summary::default()
+        };
+        self.end_with(s, emit);
+        true
+    }
+
     /// Passes the id on, once per stream.
     fn created<'a>(&mut self, id: JsonStr<'a>, emit: &mut dyn FnMut(StreamItem<'a>)) {
         if !self.resp.created {
@@ -916,6 +939,94 @@ mod tests {
             }
         }
         (out, dec.finish())
+    }
+
+    /// [`items_of_sse`] through a parser of `N` bytes, with the adapters' handling of events
+    /// too large for it ([`StreamDecoder::dropped`]): `None` when one could not be dropped.
+    fn items_of_small_sse<const N: usize>(text: &str) -> Option<(Vec<String>, StreamEnd)> {
+        let mut parser = SseParser::<N>::new();
+        let mut dec = StreamDecoder::new(Dialect::Responses);
+        let mut out = Vec::new();
+        let mut rest = text.as_bytes();
+        loop {
+            match parser.feed(&mut rest) {
+                Ok(Some(SseItem::Event(ev))) => dec
+                    .decode(ev.data, |i| out.push(render(&i)))
+                    .expect("valid"),
+                Ok(Some(SseItem::Retry(_))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    let t = parser.dropped_event_type().unwrap_or_default();
+                    if !dec.dropped(t, |i| out.push(render(&i))) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some((out, dec.finish()))
+    }
+
+    #[test]
+    fn events_too_large_for_the_parser_are_dropped_when_they_only_repeat() {
+        // At 560 bytes the response objects of `created`, `queued`, `in_progress` and
+        // `completed` do not fit: the id and the usage are lost, everything else comes, and
+        // the stream ends complete.
+        let text = sse_text(&full_stream());
+        let (items, end) = items_of_small_sse::<560>(&text).expect("goes on");
+        let want: Vec<&str> = FULL_ITEMS
+            .into_iter()
+            .filter(|i| !i.starts_with("created") && !i.starts_with("usage"))
+            .collect();
+        assert_eq!(
+            (items, end),
+            (
+                want.iter().map(|s| s.to_string()).collect(),
+                StreamEnd::Complete
+            )
+        );
+        // At 300 bytes the `.done` summaries go too; a delta that does not fit is lost content.
+        let (items, _) = items_of_small_sse::<300>(&text).expect("goes on");
+        assert!(items.contains(&"content 0 \né".to_string()), "{items:?}");
+        let long = format!(
+            "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"delta\":\"{}\"}}\n\n",
+            "x".repeat(400)
+        );
+        assert_eq!(items_of_small_sse::<300>(&long), None);
+        // The ends, dropped, still end the stream as their type says.
+        for (t, want, end) in [
+            (
+                "response.completed",
+                "finish 0 completed",
+                StreamEnd::Complete,
+            ),
+            (
+                "response.incomplete",
+                "finish 0 incomplete",
+                StreamEnd::Incomplete,
+            ),
+            ("response.failed", "error", StreamEnd::Failed),
+        ] {
+            let mut dec = StreamDecoder::new(Dialect::Responses);
+            let mut out = Vec::new();
+            assert!(dec.dropped(t, |i| out.push(render(&i))), "{t}");
+            assert!(dec.is_done() && out[0].starts_with(want), "{t}: {out:?}");
+            assert_eq!(dec.finish(), end, "{t}");
+        }
+        // Content, a tool call's start, an error, an unknown or no type: never.
+        for t in [
+            "response.output_text.delta",
+            "response.function_call_arguments.delta",
+            "response.output_item.added",
+            "error",
+            "message",
+            "",
+        ] {
+            let mut dec = StreamDecoder::new(Dialect::Responses);
+            assert!(!dec.dropped(t, |_| {}), "{t}");
+        }
+        // Nor in another dialect.
+        let mut dec = StreamDecoder::new(Dialect::OpenAi);
+        assert!(!dec.dropped("response.output_text.done", |_| {}));
     }
 
     #[test]
