@@ -1113,9 +1113,12 @@ impl Call {
             }));
             return;
         }
+        // A resume cannot go elsewhere (the response lives on its endpoint), nor past a
+        // malformed event (or one too large for the adapter): the replay sends the same bytes.
+        let resume_cannot_help = !matches!(class.action, Action::Retry)
+            || failure == Failure::Stream(StreamFault::Malformed);
         match class.action {
-            // A resume cannot go elsewhere: the response lives on its endpoint.
-            Action::Fail | Action::FailOver if self.resume.is_some() => {
+            _ if self.resume.is_some() && resume_cannot_help => {
                 self.conclude(Err(match self.delivered_total {
                     0 => CallError::NotRetryable { last: failure },
                     delivered_bytes => CallError::PartialOutput {
@@ -1752,6 +1755,44 @@ mod tests {
         });
         assert!(r.is_ok());
         assert_eq!(plans.last().and_then(|p| p.resume_after), Some(0));
+    }
+
+    #[test]
+    fn a_malformed_event_is_not_resumed_the_replay_would_repeat_it() {
+        // An event the adapter could not take (malformed, or too large for it) after the id:
+        // a resume replays the same bytes, so the call ends with what it delivered.
+        let (r, plans, events) = run_resumable(2, |_| {
+            Outcome::failed(
+                Failure::Stream(StreamFault::Malformed),
+                80,
+                RetryHints::default(),
+            )
+            .resumable_after(Some(9))
+        });
+        assert_eq!(plans.len(), 1);
+        assert_eq!(
+            r,
+            Err(CallError::PartialOutput {
+                delivered_bytes: 80,
+                last: Failure::Stream(StreamFault::Malformed),
+            })
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, CallEvent::Resuming { .. }))
+        );
+        // Without a resume point it is a new answer: retried as before.
+        let (r, plans, _) = run_resumable(1, |p| match p.number {
+            1 => Outcome::failed(
+                Failure::Stream(StreamFault::Malformed),
+                0,
+                RetryHints::default(),
+            ),
+            _ => Outcome::completed(30, RetryHints::default()),
+        });
+        assert!(r.is_ok());
+        assert_eq!(plans.len(), 2);
     }
 
     #[test]
