@@ -1,6 +1,7 @@
 //! SSE parser: arbitrary bytes, split into pieces of a fuzzer-chosen size, through a small
 //! parser (so capacity errors happen). Checks the split-independence property too: feeding
-//! the same bytes whole (through a second parser) must give the same items.
+//! the same bytes whole (through a second parser) must give the same items, errors and the
+//! dropped events' types included.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,7 +11,8 @@ use steadyllm_core::sse::{SseItem, SseParser};
 enum Out {
     Event(String, String, String),
     Retry(u64),
-    Overflow,
+    /// An event dropped, with its type when an `event` line named it before.
+    Overflow(Option<String>),
 }
 
 fn run(data: &[u8], piece: usize) -> Vec<Out> {
@@ -27,7 +29,7 @@ fn run(data: &[u8], piece: usize) -> Vec<Out> {
                 )),
                 Ok(Some(SseItem::Retry(ms))) => out.push(Out::Retry(ms)),
                 Ok(None) => break,
-                Err(_) => out.push(Out::Overflow),
+                Err(_) => out.push(Out::Overflow(p.dropped_event_type().map(String::from))),
             }
         }
     }
