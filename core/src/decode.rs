@@ -225,6 +225,10 @@ pub struct StreamDecoder {
     pub(crate) done: bool,
     /// Anthropic: prompt tokens from `message_start`, reported with `message_delta`'s usage.
     pub(crate) input_tokens: u64,
+    /// Anthropic: the index of the open block when it is a client `tool_use` (whose
+    /// `input_json_delta`s are the caller's tool call; a server tool's are not).
+    #[cfg(feature = "anthropic")]
+    pub(crate) tool_block: Option<u32>,
     pub(crate) template: Template,
     pub(crate) fast: bool,
     /// Responses: sequence numbers and how the stream ended.
@@ -255,6 +259,8 @@ impl StreamDecoder {
             dialect,
             done: false,
             input_tokens: 0,
+            #[cfg(feature = "anthropic")]
+            tool_block: None,
             template: Template::EMPTY,
             fast: true,
             #[cfg(feature = "responses")]
@@ -355,7 +361,11 @@ impl StreamDecoder {
         let end = self.resp.finish(end);
         self.done = false;
         self.input_tokens = 0;
-        self.template.holes_len = 0;
+        #[cfg(feature = "anthropic")]
+        {
+            self.tool_block = None;
+        }
+        self.template.forget();
         end
     }
 }
@@ -693,6 +703,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[cfg(feature = "anthropic")]
+    fn anthropic_server_tools_are_not_the_callers_tool_calls() {
+        // Web search as Anthropic streams it: the server's tool use (its query as
+        // `input_json_delta`s), the results block, cited text, then a tool of the caller's. Only
+        // the caller's is a tool call, in templates on and off alike.
+        let events = [
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"usage":{"input_tokens":9,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"query\": "}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"\"weather\"}"}}"#,
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[{"type":"web_search_result","title":"W","url":"https://w.example","encrypted_content":"Eqg","page_age":null}]}}"#,
+            r#"{"type":"content_block_stop","index":1}"#,
+            r#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Sunny."}}"#,
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"citations_delta","citation":{"type":"web_search_result_location","cited_text":"Sunny","url":"https://w.example","title":"W","encrypted_index":"Eo8"}}}"#,
+            r#"{"type":"content_block_stop","index":2}"#,
+            r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+            r#"{"type":"content_block_delta","index":3,"delta":{"type":"input_json_delta","partial_json":"1}"}}"#,
+            r#"{"type":"content_block_stop","index":3}"#,
+            r#"{"type":"content_block_start","index":4,"content_block":{"type":"mcp_tool_use","id":"mcptoolu_1","name":"g","server_name":"s","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":4,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+            r#"{"type":"message_stop"}"#,
+        ];
+        let dec = sequence_agrees(Dialect::Anthropic, &events);
+        assert!(dec.is_done());
+        let (got, _) = items(Dialect::Anthropic, &events);
+        assert_eq!(
+            got,
+            [
+                "role 0 assistant",
+                "content 0 Sunny.",
+                "tool 0 3 toolu_1 f ",
+                "tool 0 3 - - {\"a\":",
+                "tool 0 3 - - 1}",
+                "finish 0 tool_use",
+                "usage 9 15 24",
+                "done"
+            ]
+        );
+    }
+
+    #[test]
     #[cfg(not(feature = "anthropic"))]
     fn anthropic_is_refused_without_its_feature() {
         let mut dec = StreamDecoder::new(Dialect::Anthropic);
@@ -802,7 +857,15 @@ pub(crate) mod tests {
     /// and off; items and state must agree. Returns whether the template learned from `first`
     /// replays `second`.
     fn templates_agree_in(dialect: Dialect, first: &str, second: &str) -> bool {
+        // Anthropic's tool arguments are the caller's inside a `tool_use` block only.
+        let start = r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#;
+        let in_block = |d: &mut StreamDecoder| {
+            if first.contains("input_json_delta") {
+                d.decode(start, |_| {}).expect("a block start");
+            }
+        };
         let mut warm = StreamDecoder::new(dialect);
+        in_block(&mut warm);
         let _ = warm.decode(first, |_| {});
         if warm.is_done() {
             // After the end marker nothing more is decoded, by design.
@@ -813,6 +876,7 @@ pub(crate) mod tests {
         let ra = warm.decode(second, |i| a.push(render(&i))).is_ok();
         let mut b = Vec::new();
         let mut cold = StreamDecoder::new(dialect).with_memo(false);
+        in_block(&mut cold);
         let _ = cold.decode(first, |_| {});
         let rb = cold.decode(second, |i| b.push(render(&i))).is_ok();
         assert_eq!((ra, &a), (rb, &b), "{first} then {second}");

@@ -167,6 +167,11 @@ impl Template {
 
     /// Learns `data` when its full parse emitted something and all of it can be replayed;
     /// otherwise keeps what it had.
+    /// Forgets the learned event (the next one gets the full parse and is learned).
+    pub(crate) fn forget(&mut self) {
+        self.holes_len = 0;
+    }
+
     pub(crate) fn learn(&mut self, data: &str, seen: &Seen<'_>) {
         if let (Some(dst), true, true) = (
             self.bytes.get_mut(..data.len()),

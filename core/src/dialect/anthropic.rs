@@ -103,9 +103,24 @@ impl StreamDecoder {
             }
         }
         r.end()?;
+        let index = index.unwrap_or(0);
+        if is("content_block_start") {
+            // Arguments that follow are the caller's tool call only after a `tool_use` start:
+            // a server tool's (`server_tool_use`, `mcp_tool_use`: web search, code execution)
+            // are run by the server and are not the caller's to answer.
+            self.tool_block = match pending {
+                Some(StreamItem::ToolCall(_)) => Some(index),
+                _ => None,
+            };
+            // A template learned in another block does not know which block this is.
+            self.template.forget();
+        } else if matches!(pending, Some(StreamItem::ToolCall(_))) && self.tool_block != Some(index)
+        {
+            pending = None;
+        }
         if let Some(mut item) = pending {
             if let StreamItem::ToolCall(tc) = &mut item {
-                tc.index = index.unwrap_or(0);
+                tc.index = index;
             }
             emit(item);
         }
