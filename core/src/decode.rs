@@ -860,8 +860,9 @@ pub(crate) mod tests {
         // Anthropic's tool arguments are the caller's inside a `tool_use` block only.
         let start = r#"{"type":"content_block_start","index":3,"content_block":{"type":"tool_use","id":"toolu_1","name":"f","input":{}}}"#;
         let in_block = |d: &mut StreamDecoder| {
-            if first.contains("input_json_delta") {
-                d.decode(start, |_| {}).expect("a block start");
+            if dialect == Dialect::Anthropic && first.contains("input_json_delta") {
+                // (Refused alike by both decoders without the `anthropic` feature.)
+                let _ = d.decode(start, |_| {});
             }
         };
         let mut warm = StreamDecoder::new(dialect);
