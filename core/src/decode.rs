@@ -332,7 +332,9 @@ impl StreamDecoder {
     /// a long answer's are too large; the deltas carried it all already. A dropped
     /// `response.completed`, `.incomplete` or `.failed` still ends the stream as its type says
     /// (without its usage, error details or reason); a dropped `response.created` loses the id
-    /// (the call cannot be resumed). `false` for anything else: the stream lost content.
+    /// (the call cannot be resumed). Anthropic: a `content_block_start` that large is a server
+    /// tool's results (web search, code execution; a text or `tool_use` block starts small),
+    /// dropped with the block. `false` for anything else: the stream lost content.
     pub fn dropped<'a, F>(&mut self, event_type: &str, mut emit: F) -> bool
     where
         F: FnMut(StreamItem<'a>),
@@ -343,6 +345,8 @@ impl StreamDecoder {
         match self.dialect {
             #[cfg(feature = "responses")]
             Dialect::Responses => self.dropped_responses(event_type, &mut emit),
+            #[cfg(feature = "anthropic")]
+            Dialect::Anthropic => self.dropped_anthropic(event_type),
             _ => {
                 let _ = (event_type, &mut emit);
                 false
@@ -732,19 +736,58 @@ pub(crate) mod tests {
         let dec = sequence_agrees(Dialect::Anthropic, &events);
         assert!(dec.is_done());
         let (got, _) = items(Dialect::Anthropic, &events);
+        let want = [
+            "role 0 assistant",
+            "content 0 Sunny.",
+            "tool 0 3 toolu_1 f ",
+            "tool 0 3 - - {\"a\":",
+            "tool 0 3 - - 1}",
+            "finish 0 tool_use",
+            "usage 9 15 24",
+            "done",
+        ];
+        assert_eq!(got, want);
+        // The results block past a small parser's buffer (real ones run to many KB): dropped
+        // with its block (`StreamDecoder::dropped`), the same items.
+        let long = "E".repeat(600);
+        let mut text = String::new();
+        for e in events {
+            let v: serde_json::Value = serde_json::from_str(e).expect("json");
+            let data = e.replace(
+                r#""encrypted_content":"Eqg""#,
+                &format!(r#""encrypted_content":"{long}""#),
+            );
+            text.push_str(&format!(
+                "event: {}\ndata: {data}\n\n",
+                v["type"].as_str().expect("type")
+            ));
+        }
+        let mut parser = crate::sse::SseParser::<512>::new();
+        let mut dec = StreamDecoder::new(Dialect::Anthropic);
+        let (mut got, mut dropped) = (Vec::new(), 0);
+        let mut rest = text.as_bytes();
+        loop {
+            match parser.feed(&mut rest) {
+                Ok(Some(crate::sse::SseItem::Event(ev))) => dec
+                    .decode(ev.data, |i| got.push(render(&i)))
+                    .expect("valid"),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    dropped += 1;
+                    let t = parser.dropped_event_type().unwrap_or_default();
+                    assert!(dec.dropped(t, |i| got.push(render(&i))), "{t}");
+                }
+            }
+        }
         assert_eq!(
-            got,
-            [
-                "role 0 assistant",
-                "content 0 Sunny.",
-                "tool 0 3 toolu_1 f ",
-                "tool 0 3 - - {\"a\":",
-                "tool 0 3 - - 1}",
-                "finish 0 tool_use",
-                "usage 9 15 24",
-                "done"
-            ]
+            (got, dropped, dec.finish()),
+            (want.map(String::from).to_vec(), 1, StreamEnd::Complete)
         );
+        // Content that large is lost content.
+        let mut dec = StreamDecoder::new(Dialect::Anthropic);
+        assert!(!dec.dropped("content_block_delta", |_| {}));
+        assert!(!dec.dropped("message_delta", |_| {}));
     }
 
     #[test]

@@ -9,6 +9,20 @@ use crate::json::{JsonStr, Reader, Writer};
 use crate::request::*;
 
 impl StreamDecoder {
+    /// [`StreamDecoder::dropped`] for Anthropic: a block start too large to read (a server
+    /// tool's results) goes with its block, and no arguments that follow are the caller's.
+    pub(crate) fn dropped_anthropic(&mut self, event_type: &str) -> bool {
+        match event_type {
+            "content_block_start" => {
+                self.tool_block = None;
+                self.template.forget();
+                true
+            }
+            "content_block_stop" | "ping" => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn decode_anthropic<'a>(
         &mut self,
         data: &'a str,
