@@ -326,7 +326,7 @@ impl StreamDecoder {
     }
 
     /// An event the SSE parser had to drop, larger than its buffer, known by the type its
-    /// `event` line gave ([`crate::sse::SseParser::dropped_event_type`]). `true` when the
+    /// `event` line gave, if any ([`crate::sse::SseParser::dropped_event_type`]). `true` when the
     /// stream goes on without it: the Responses API repeats the whole answer in its `.done`
     /// events and in the response object of its first and last events, so on a small buffer
     /// a long answer's are too large; the deltas carried it all already. A dropped
@@ -335,13 +335,17 @@ impl StreamDecoder {
     /// (the call cannot be resumed). Anthropic: a `content_block_start` that large is a server
     /// tool's results (web search, code execution; a text or `tool_use` block starts small),
     /// dropped with the block. `false` for anything else: the stream lost content.
-    pub fn dropped<'a, F>(&mut self, event_type: &str, mut emit: F) -> bool
+    pub fn dropped<'a, F>(&mut self, event_type: Option<&str>, mut emit: F) -> bool
     where
         F: FnMut(StreamItem<'a>),
     {
         if self.done {
             return true;
         }
+        let Some(event_type) = event_type else {
+            // Nothing says what was lost.
+            return false;
+        };
         match self.dialect {
             #[cfg(feature = "responses")]
             Dialect::Responses => self.dropped_responses(event_type, &mut emit),
@@ -516,6 +520,37 @@ pub(crate) mod tests {
     }
 
     /// One line per item (the dialects' tests share it).
+    /// The items of the SSE `text` through a parser of `N` bytes, handling events too large for
+    /// it as the adapters do ([`StreamDecoder::dropped`]): the items, the end, and how many
+    /// events were dropped; `None` when one could not be.
+    #[cfg(any(feature = "anthropic", feature = "responses"))]
+    pub(crate) fn items_through<const N: usize>(
+        dialect: Dialect,
+        text: &str,
+    ) -> Option<(Vec<String>, StreamEnd, usize)> {
+        let mut parser = crate::sse::SseParser::<N>::new();
+        let mut dec = StreamDecoder::new(dialect);
+        let (mut out, mut dropped) = (Vec::new(), 0);
+        let mut rest = text.as_bytes();
+        loop {
+            match parser.feed(&mut rest) {
+                Ok(Some(crate::sse::SseItem::Event(ev))) => dec
+                    .decode(ev.data, |i| out.push(render(&i)))
+                    .expect("valid"),
+                Ok(Some(crate::sse::SseItem::Retry(_))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    dropped += 1;
+                    let t = parser.dropped_event_type();
+                    if !dec.dropped(t, |i| out.push(render(&i))) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some((out, dec.finish(), dropped))
+    }
+
     pub(crate) fn render(item: &StreamItem<'_>) -> String {
         let o = |s: &Option<JsonStr<'_>>| s.map_or("-".to_string(), |s| s.to_string());
         match item {
@@ -762,32 +797,15 @@ pub(crate) mod tests {
                 v["type"].as_str().expect("type")
             ));
         }
-        let mut parser = crate::sse::SseParser::<512>::new();
-        let mut dec = StreamDecoder::new(Dialect::Anthropic);
-        let (mut got, mut dropped) = (Vec::new(), 0);
-        let mut rest = text.as_bytes();
-        loop {
-            match parser.feed(&mut rest) {
-                Ok(Some(crate::sse::SseItem::Event(ev))) => dec
-                    .decode(ev.data, |i| got.push(render(&i)))
-                    .expect("valid"),
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(_) => {
-                    dropped += 1;
-                    let t = parser.dropped_event_type().unwrap_or_default();
-                    assert!(dec.dropped(t, |i| got.push(render(&i))), "{t}");
-                }
-            }
-        }
+        let (got, end, dropped) = items_through::<512>(Dialect::Anthropic, &text).expect("goes on");
         assert_eq!(
-            (got, dropped, dec.finish()),
+            (got, dropped, end),
             (want.map(String::from).to_vec(), 1, StreamEnd::Complete)
         );
         // Content that large is lost content.
         let mut dec = StreamDecoder::new(Dialect::Anthropic);
-        assert!(!dec.dropped("content_block_delta", |_| {}));
-        assert!(!dec.dropped("message_delta", |_| {}));
+        assert!(!dec.dropped(Some("content_block_delta"), |_| {}));
+        assert!(!dec.dropped(Some("message_delta"), |_| {}));
     }
 
     #[test]

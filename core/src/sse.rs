@@ -451,9 +451,8 @@ impl<const N: usize> SseParser<N> {
     }
 
     /// Drops the event being built after an overflow; `data`/`event` lines are ignored up to
-    /// the next blank line.
-    /// Drops the event being built (its type stays known until its blank line:
-    /// [`SseParser::dropped_event_type`]).
+    /// the next blank line, and its type stays known until then
+    /// ([`SseParser::dropped_event_type`]).
     fn overflow(&mut self, required: usize) -> SseError {
         self.data_len = 0;
         self.line_len = 0;

@@ -333,8 +333,7 @@ fn feed_events<S: StreamSink, const N: usize>(
             Ok(Some(SseItem::Retry(_))) => continue,
             Ok(None) => return Ok(None),
             Err(_) => {
-                let t = sse.dropped_event_type().unwrap_or_default();
-                if !decoder.dropped(t, |item| sink.on_item(item)) {
+                if !decoder.dropped(sse.dropped_event_type(), |item| sink.on_item(item)) {
                     return Err(AttemptFailure::EventTooLarge);
                 }
             }

@@ -280,8 +280,7 @@ impl Body {
                 // Larger than the parser's buffer: an event the stream can go on without (the
                 // Responses API's summaries of a long answer), or the end; else malformed.
                 Err(_) => {
-                    let t = self.sse.dropped_event_type().unwrap_or_default();
-                    let sink = &mut self.sink;
+                    let (t, sink) = (self.sse.dropped_event_type(), &mut self.sink);
                     self.malformed = !self.decoder.dropped(t, |item| sink.item(item));
                 }
             }

@@ -817,7 +817,7 @@ fn read_usage(r: &mut Reader<'_>) -> Result<Usage, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::tests::render;
+    use crate::decode::tests::{items_through, render};
     use crate::http::Endpoint;
     use crate::request::{Message, RawJson, ReasoningEffort, Tool, ToolCall};
     use crate::sse::{SseItem, SseParser};
@@ -941,29 +941,10 @@ mod tests {
         (out, dec.finish())
     }
 
-    /// [`items_of_sse`] through a parser of `N` bytes, with the adapters' handling of events
-    /// too large for it ([`StreamDecoder::dropped`]): `None` when one could not be dropped.
+    /// The items and end of `text` through a parser of `N` bytes, dropping what the adapters
+    /// drop ([`crate::decode::tests::items_through`]).
     fn items_of_small_sse<const N: usize>(text: &str) -> Option<(Vec<String>, StreamEnd)> {
-        let mut parser = SseParser::<N>::new();
-        let mut dec = StreamDecoder::new(Dialect::Responses);
-        let mut out = Vec::new();
-        let mut rest = text.as_bytes();
-        loop {
-            match parser.feed(&mut rest) {
-                Ok(Some(SseItem::Event(ev))) => dec
-                    .decode(ev.data, |i| out.push(render(&i)))
-                    .expect("valid"),
-                Ok(Some(SseItem::Retry(_))) => {}
-                Ok(None) => break,
-                Err(_) => {
-                    let t = parser.dropped_event_type().unwrap_or_default();
-                    if !dec.dropped(t, |i| out.push(render(&i))) {
-                        return None;
-                    }
-                }
-            }
-        }
-        Some((out, dec.finish()))
+        items_through::<N>(Dialect::Responses, text).map(|(items, end, _)| (items, end))
     }
 
     #[test]
@@ -1008,25 +989,26 @@ mod tests {
         ] {
             let mut dec = StreamDecoder::new(Dialect::Responses);
             let mut out = Vec::new();
-            assert!(dec.dropped(t, |i| out.push(render(&i))), "{t}");
+            assert!(dec.dropped(Some(t), |i| out.push(render(&i))), "{t}");
             assert!(dec.is_done() && out[0].starts_with(want), "{t}: {out:?}");
             assert_eq!(dec.finish(), end, "{t}");
         }
-        // Content, a tool call's start, an error, an unknown or no type: never.
+        // Content, a tool call's start, an error, an unknown type or none: never.
         for t in [
             "response.output_text.delta",
             "response.function_call_arguments.delta",
             "response.output_item.added",
             "error",
             "message",
-            "",
         ] {
             let mut dec = StreamDecoder::new(Dialect::Responses);
-            assert!(!dec.dropped(t, |_| {}), "{t}");
+            assert!(!dec.dropped(Some(t), |_| {}), "{t}");
         }
+        let mut dec = StreamDecoder::new(Dialect::Responses);
+        assert!(!dec.dropped(None, |_| {}), "no type");
         // Nor in another dialect.
         let mut dec = StreamDecoder::new(Dialect::OpenAi);
-        assert!(!dec.dropped("response.output_text.done", |_| {}));
+        assert!(!dec.dropped(Some("response.output_text.done"), |_| {}));
     }
 
     #[test]
